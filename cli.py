@@ -1,0 +1,243 @@
+"""The `vidcolor` command line: collects arguments, shows progress, turns errors into one line.
+
+The work itself lives in the `vidcolor` library; nothing there knows about this file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from vidcolor import __version__
+
+# Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 130 interrupted.
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+
+stderr = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> None:
+    """One line on stderr and a non-zero exit: how every user-caused error ends."""
+    click.echo(f"vidcolor: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map the library's user-facing errors to `fail`, so no traceback reaches the terminal."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vidcolor.extract import ExtractError
+        from vidcolor.video import VideoError
+
+        try:
+            return fn(*args, **kwargs)
+        except (VideoError, ExtractError) as e:
+            fail(str(e))
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            fail(f"{where}{e.strerror or e}")
+
+    return wrapper
+
+
+class RateColumn(ProgressColumn):
+    """Frames per second, from rich's own moving estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
+
+
+def progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidcolor")
+def main() -> None:
+    """Colorize black-and-white video with a conditional GAN.
+
+    \b
+    Example:
+      vidcolor extract episode.mp4 -o frames/
+    """
+
+
+@main.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@user_errors
+def probe(video: Path, as_json: bool) -> None:
+    """Show what VIDEO holds: size, frame rate, frame count, codec, rotation, audio.
+
+    \b
+    Example:
+      vidcolor probe episode.mp4 --json
+    """
+    from vidcolor.video import probe as probe_video
+
+    info = probe_video(video)
+    row = asdict(info)
+    row["path"] = str(info.path)
+    for key in ("frame_rate", "time_base", "start_time"):
+        row[key] = str(row[key])
+    if as_json:
+        click.echo(json.dumps(row, indent=2))
+        return
+    for key, value in row.items():
+        if key in ("audio", "subtitles"):
+            value = ", ".join(f"#{s['index']} {s['codec']} ({s['language'] or '-'})" for s in value)
+        if key == "frame_count" and not info.frame_count_exact:
+            value = f"~{value} (estimate)"
+        if key != "frame_count_exact":
+            click.echo(f"{key:>12}  {value if value not in ('', None) else '-'}")
+
+
+@main.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the frames and manifest.jsonl.",
+)
+@click.option(
+    "--format",
+    "image_format",
+    type=click.Choice(["png", "jpg"]),
+    default="png",
+    show_default=True,
+    help="Image file format.",
+)
+@click.option(
+    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality."
+)
+@click.option(
+    "--every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Keep every Nth frame.",
+)
+@click.option(
+    "--fps",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Keep at most this many frames per second (instead of --every).",
+)
+@click.option("--start", type=click.FloatRange(min=0), help="Start time in seconds.")
+@click.option("--end", type=click.FloatRange(min=0), help="End time in seconds (exclusive).")
+@click.option(
+    "--size",
+    type=click.IntRange(min=8),
+    help="Scale frames so their short side has this many pixels.",
+)
+@click.option("--gray", is_flag=True, help="Store single-channel gray frames.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier extraction in the folder.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted extraction.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Threads that encode image files.",
+)
+@user_errors
+def extract(
+    video: Path,
+    out_dir: Path,
+    image_format: str,
+    quality: int,
+    every: int,
+    fps: float | None,
+    start: float | None,
+    end: float | None,
+    size: int | None,
+    gray: bool,
+    overwrite: bool,
+    resume: bool,
+    workers: int,
+) -> None:
+    """Write the frames of VIDEO to a folder as images, with a manifest.jsonl row per frame
+    (file, source, frame index, pts, seconds).
+
+    \b
+    Examples:
+      vidcolor extract episode.mp4 -o frames/
+      vidcolor extract episode.mp4 -o frames/ --fps 2 --size 256 --format jpg
+      vidcolor extract episode.mp4 -o frames/ --resume
+    """
+    from vidcolor.extract import ExtractOptions, FrameExtractor
+
+    if fps is not None and every != 1:
+        raise click.UsageError("use --every or --fps, not both")
+    if start is not None and end is not None and end <= start:
+        raise click.UsageError("--end must be after --start")
+    if overwrite and resume:
+        raise click.UsageError("use --overwrite or --resume, not both")
+    options = ExtractOptions(image_format, quality, every, fps, start, end, size, gray)
+    with (
+        FrameExtractor(
+            video, out_dir, options, overwrite=overwrite, resume=resume, workers=workers
+        ) as job,
+        progress_bar() as bar,
+    ):
+        task = bar.add_task(f"extract {video.name}", total=job.expected)
+        try:
+            count = 0
+            for count, _row in enumerate(job, 1):
+                bar.update(task, completed=count, total=max(count, job.expected))
+            bar.update(task, total=count)
+        except KeyboardInterrupt:
+            bar.stop()
+            fail(
+                f"interrupted: {len(job.done) + job.written} frames in {out_dir}; "
+                "continue with --resume",
+                EXIT_INTERRUPTED,
+            )
+        except Exception:
+            bar.stop()
+            if job.written:
+                click.echo(f"vidcolor: kept {job.written} frames written to {out_dir}", err=True)
+            raise
+    for note in job.reader.notes:
+        click.echo(f"vidcolor: warning: {note}", err=True)
+    click.echo(
+        f"{count} frames in {out_dir} ({job.written} new), manifest: {out_dir / 'manifest.jsonl'}",
+        err=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Tiny real videos built with PyAV for the tests: moving coloured shapes, a hard cut, a tone."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
+# Backgrounds of the two shots either side of the hard cut (RGB).
+SHOT_COLOURS = [(200, 60, 40), (40, 90, 200)]
+
+
+def shapes_frame(i: int, width: int, height: int, cut_at: int | None = None) -> np.ndarray:
+    """Frame ``i``: a flat background per shot, a yellow square moving right, a green bar."""
+    shot = 0 if cut_at is None or i < cut_at else 1
+    img = np.empty((height, width, 3), np.uint8)
+    img[:] = SHOT_COLOURS[shot]
+    s = max(4, min(width, height) // 4)
+    x = (3 * i) % max(1, width - s)
+    img[height // 4 : height // 4 + s, x : x + s] = (240, 220, 30)
+    img[-max(2, height // 8) :, : width // 3] = (30, 180, 60)
+    return img
+
+
+def make_video(
+    path: Path,
+    *,
+    frames: int = 24,
+    width: int = 64,
+    height: int = 48,
+    fps: int = 24,
+    pts: list[int] | None = None,
+    time_base: Fraction | None = None,
+    codec: str = "libx264",
+    audio: bool = False,
+    rotation: int = 0,
+    cut_at: int | None = None,
+    faststart: bool = False,
+) -> list[np.ndarray]:
+    """Write a test video and return the RGB frames that went in.
+
+    ``pts`` (ticks of ``time_base``) makes it variable-rate. ``audio`` adds a 440 Hz tone for
+    the video's whole length: AAC in MP4/MOV, PCM in Matroska.
+    """
+    tb = time_base or Fraction(1, fps)
+    ticks = pts or list(range(frames))
+    opts = {"movflags": "faststart"} if faststart else {}
+    images = []
+    with av.open(str(path), "w", options=opts) as out:
+        v = out.add_stream(codec, rate=fps)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.codec_context.time_base = tb
+        if codec == "libx264":
+            v.options = {"crf": "12", "preset": "ultrafast"}
+        if rotation:
+            v.set_display_rotation(rotation)
+        a = None
+        if audio:
+            a_codec = "pcm_s16le" if path.suffix == ".mkv" else "aac"
+            a = out.add_stream(a_codec, rate=48000, layout="mono")
+        for i, t in enumerate(ticks):
+            img = shapes_frame(i, width, height, cut_at)
+            images.append(img)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = t, tb
+            f.duration = (ticks[i + 1] - t) if i + 1 < len(ticks) else round(1 / (fps * tb))
+            out.mux(v.encode(f))
+        out.mux(v.encode(None))
+        if a is not None:
+            seconds = float((ticks[-1] * tb) + Fraction(1, fps))
+            n = round(48000 * seconds)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000) * 32767).astype(np.int16)
+            for k in range(0, n, 1024):
+                chunk = tone[k : k + 1024].reshape(1, -1)
+                af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
+                af.sample_rate, af.pts, af.time_base = 48000, k, Fraction(1, 48000)
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return images
+
+
+def make_audio_only(path: Path) -> None:
+    with av.open(str(path), "w") as out:
+        a = out.add_stream("aac", rate=48000, layout="mono")
+        for k in range(0, 48000, 1024):
+            af = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.int16), format="s16", layout="mono"
+            )
+            af.sample_rate, af.pts = 48000, k
+            out.mux(a.encode(af))
+        out.mux(a.encode(None))
+
+
+def packets(path: Path, kind: str) -> list[tuple[Fraction, Fraction, bytes]]:
+    """(pts seconds, duration seconds, payload) of every packet of the first ``kind`` stream."""
+    with av.open(str(path)) as c:
+        s = getattr(c.streams, kind)[0]
+        return [
+            (p.pts * p.time_base, p.duration * p.time_base, bytes(p)) for p in c.demux(s) if p.size
+        ]
+
+
+def frame_times(path: Path) -> list[Fraction]:
+    """Exact presentation times of every decoded video frame."""
+    with av.open(str(path)) as c:
+        return [f.pts * f.time_base for f in c.decode(video=0)]
+
+
+@pytest.fixture
+def shared_clip() -> Path:
+    if not SHARED_CLIP.exists():
+        pytest.skip(f"shared clip not found at {SHARED_CLIP} (../shared is absent)")
+    return SHARED_CLIP

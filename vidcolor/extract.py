@@ -1,0 +1,228 @@
+"""`vidcolor extract`: frames of a video as image files plus a manifest row per frame."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vidcolor.atomic import atomic_path
+from vidcolor.video import Frame, NoFramesError, VideoReader
+
+MANIFEST = "manifest.jsonl"
+SETTINGS = "extract.json"
+
+
+class ExtractError(Exception):
+    """The output folder cannot take this extraction as asked."""
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """What to pull out of the video and how to store it. Times in seconds."""
+
+    image_format: str = "png"  # png | jpg
+    jpeg_quality: int = 95
+    every: int = 1
+    fps: float | None = None
+    start: float | None = None
+    end: float | None = None
+    size: int | None = None  # short side in pixels
+    gray: bool = False
+
+    def __post_init__(self) -> None:
+        if self.image_format not in ("png", "jpg"):
+            raise ValueError(f"image format must be png or jpg, not {self.image_format}")
+
+
+def encode_image(image: np.ndarray, options: ExtractOptions) -> bytes:
+    """PNG (lossless, zlib level 1: big files are cheaper than slow ones) or JPEG bytes."""
+    bgr = image if image.ndim == 2 else image[..., ::-1]  # OpenCV wants BGR
+    if options.image_format == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    else:
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
+    if not ok:
+        raise ExtractError(f"OpenCV could not encode a {image.shape} frame")
+    return buf.tobytes()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+class FrameExtractor:
+    """Stream ``video``'s frames into ``out_dir``; iterate it to do the work.
+
+    Each image lands whole (temporary file, then rename) before its manifest row is appended,
+    so a killed run leaves only complete files and rows, and ``resume`` picks up after them.
+    Images are encoded on ``workers`` threads (OpenCV releases the GIL) with a bounded queue.
+    """
+
+    def __init__(
+        self,
+        video: str | Path,
+        out_dir: str | Path,
+        options: ExtractOptions,
+        *,
+        overwrite: bool = False,
+        resume: bool = False,
+        workers: int = 2,
+    ) -> None:
+        self.video, self.out_dir, self.options = Path(video), Path(out_dir), options
+        self.workers = max(1, workers)
+        self.reader = VideoReader(
+            self.video,
+            gray=options.gray,
+            start=options.start,
+            end=options.end,
+            every=options.every,
+            fps=options.fps,
+            size=options.size,
+            autorotate=True,  # image files carry no rotation flag: store them upright
+        )
+        try:
+            self.done = self._prepare(overwrite, resume)
+        except BaseException:
+            self.reader.close()
+            raise
+        self.written = 0
+
+    def __enter__(self) -> FrameExtractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader.close()
+
+    @property
+    def expected(self) -> int:
+        """Frames this run will yield, estimated from the stream (for progress bars)."""
+        info, o = self.reader.info, self.options
+        t0 = max(o.start or 0.0, 0.0)
+        t1 = info.duration if info.duration is not None else info.frame_count / info.frame_rate
+        t1 = min(t1, o.end) if o.end is not None else t1
+        seconds = max(0.0, t1 - t0)
+        if o.fps is not None:
+            return max(1, round(seconds * min(o.fps, float(info.frame_rate))))
+        return max(1, -(-round(seconds * float(info.frame_rate)) // o.every))
+
+    def _settings(self) -> dict:
+        return {
+            "source": str(self.video.resolve()),
+            "source_bytes": self.video.stat().st_size,
+            "options": asdict(self.options),
+        }
+
+    def _prepare(self, overwrite: bool, resume: bool) -> dict[int, dict]:
+        """Check the folder and return the manifest rows already done (when resuming)."""
+        out = self.out_dir
+        if out.exists() and not out.is_dir():
+            raise ExtractError(f"{out}: exists and is not a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ExtractError(f"{out}: cannot create the folder ({e.strerror})") from None
+        if not os.access(out, os.W_OK):
+            raise ExtractError(f"{out}: the folder is not writable")
+        manifest, settings = out / MANIFEST, out / SETTINGS
+        if not any(out.iterdir()):
+            return {}
+        if resume and settings.exists():
+            before = json.loads(settings.read_text())
+            now = self._settings()
+            if {k: before.get(k) for k in now} != now:
+                old = before.get("options", {})
+                changed = [k for k, v in now["options"].items() if old.get(k) != v]
+                what = f"options differ: {', '.join(changed)}" if changed else "another source"
+                raise ExtractError(f"{out}: cannot resume, it holds another extraction ({what})")
+            rows = read_manifest(manifest)
+            done = {r["frame"]: r for r in rows if (out / r["file"]).exists()}
+            _rewrite_manifest(manifest, done.values())  # drop rows whose file went missing
+            return done
+        if resume:
+            raise ExtractError(f"{out}: nothing to resume here (no {SETTINGS})")
+        if not overwrite:
+            raise ExtractError(f"{out}: not empty; use --resume to continue or --overwrite")
+        for row in read_manifest(manifest):
+            (out / row["file"]).unlink(missing_ok=True)
+        manifest.unlink(missing_ok=True)
+        settings.unlink(missing_ok=True)
+        return {}
+
+    def _row(self, frame: Frame) -> dict:
+        name = f"{self.video.stem}_{frame.index:06d}.{self.options.image_format}"
+        return {
+            "file": name,
+            "source": str(self.video.resolve()),
+            "frame": frame.index,
+            "pts": frame.pts,
+            "time": round(frame.time, 6),
+        }
+
+    def __iter__(self) -> Iterator[dict]:
+        """Yield one manifest row per frame of the range, already on disk when yielded."""
+        out = self.out_dir
+        _write_file(out / SETTINGS, json.dumps(self._settings(), indent=2).encode())
+        pending: deque[tuple[dict, Future]] = deque()
+        with open(out / MANIFEST, "a") as manifest, ThreadPoolExecutor(self.workers) as pool:
+
+            def finish_oldest() -> dict:
+                row, future = pending.popleft()
+                future.result()
+                manifest.write(json.dumps(row) + "\n")
+                manifest.flush()
+                self.written += 1
+                return row
+
+            try:
+                for frame in self.reader:
+                    if frame.index in self.done:
+                        yield self.done[frame.index]
+                        continue
+                    row = self._row(frame)
+                    data_job = pool.submit(self._encode_and_write, frame.image, out / row["file"])
+                    pending.append((row, data_job))
+                    if len(pending) > 2 * self.workers:
+                        yield finish_oldest()
+                while pending:
+                    yield finish_oldest()
+            finally:
+                # Interrupted or failed: land the frames already in flight, then stop.
+                while pending:
+                    try:
+                        finish_oldest()
+                    except Exception:
+                        break
+        if self.written == 0 and not self.done:
+            (out / MANIFEST).unlink(missing_ok=True)
+            (out / SETTINGS).unlink(missing_ok=True)
+            raise NoFramesError(self.video, "in the requested range")
+
+    def _encode_and_write(self, image: np.ndarray, path: Path) -> None:
+        _write_file(path, encode_image(image, self.options))
+
+
+def read_manifest(path: Path) -> list[dict]:
+    """Rows of a manifest.jsonl; a last line cut short by a killed run is ignored."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def _rewrite_manifest(path: Path, rows: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,0 +1,153 @@
+"""What a video file holds, read from its container and first frame (no full decode)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vidcolor.video.errors import CorruptVideoError, NotAVideoError, NoVideoStreamError
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """An audio or subtitle stream beside the video."""
+
+    index: int
+    kind: str  # "audio" | "subtitle"
+    codec: str
+    language: str | None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """The first video stream of a file, as stored (``width``/``height`` before rotation)."""
+
+    path: Path
+    container: str
+    width: int
+    height: int
+    frame_rate: Fraction  # average rate: exact for constant-rate video
+    time_base: Fraction
+    start_time: Fraction  # seconds of the stream's first timestamp
+    duration: float | None  # seconds, None when neither stream nor container knows
+    frame_count: int
+    frame_count_exact: bool  # False: estimated from duration x frame rate
+    codec: str
+    pix_fmt: str
+    rotation: int  # degrees counter-clockwise to display upright: 0, 90, 180 or -90
+    audio: tuple[StreamInfo, ...]
+    subtitles: tuple[StreamInfo, ...]
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as shown on screen, after rotation."""
+        if self.rotation in (90, -90):
+            return self.height, self.width
+        return self.width, self.height
+
+
+def open_container(path: str | Path, threads: int = 0) -> av.container.InputContainer:
+    """Open ``path`` for reading, turning every way it can fail into a one-line VideoError.
+    The video decoder gets frame+slice threads (``threads``: 0 = one per core), which must be
+    set before the first decode."""
+    path = Path(path)
+    if not path.exists():
+        raise NotAVideoError(path, "no such file")
+    if path.is_dir():
+        raise NotAVideoError(path, "it is a folder")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise NotAVideoError(path, e.strerror or type(e).__name__) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NotAVideoError(path, str(e)) from None
+    if not container.streams.video:
+        container.close()
+        raise NoVideoStreamError(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = threads
+    return container
+
+
+def read_rotation(container: av.container.InputContainer, path: Path) -> int:
+    """Display rotation, read off the first decoded frame's display matrix (FFmpeg attaches the
+    stream's matrix to frames; PyAV exposes it there). Leaves the container rewound."""
+    stream = container.streams.video[0]
+    rotation = 0
+    try:
+        for frame in container.decode(stream):
+            rotation = round(frame.rotation / 90.0) * 90
+            break
+    except av.error.FFmpegError as e:
+        raise CorruptVideoError(
+            path, 0, 0.0, f"cannot decode the first frame ({e.strerror})"
+        ) from None
+    finally:
+        container.seek(0)
+    return -90 if rotation == 270 else (90 if rotation == -270 else rotation)
+
+
+def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo:
+    """Describe the first video stream of an open container."""
+    v = container.streams.video[0]
+    cc = v.codec_context
+    rate = v.average_rate or v.guessed_rate or v.base_rate
+    if not rate:
+        raise NotAVideoError(path, "the video stream has no frame rate")
+    rate = Fraction(rate)
+    tb = Fraction(v.time_base)
+    start = Fraction(v.start_time or 0) * tb
+    if v.duration:
+        duration: float | None = float(v.duration * tb)
+    elif container.duration:
+        duration = container.duration / av.time_base - float(start)
+    else:
+        duration = None
+    exact = bool(v.frames)
+    if exact:
+        count = v.frames
+    elif duration is not None:
+        count = round(duration * rate)
+    else:
+        count = 0
+    others: list[StreamInfo] = []
+    for s in container.streams:
+        if s.type not in ("audio", "subtitle"):
+            continue
+        lang = s.metadata.get("language")
+        if s.type == "audio":
+            c = s.codec_context
+            others.append(StreamInfo(s.index, "audio", c.name, lang, c.sample_rate, c.channels))
+        else:
+            others.append(StreamInfo(s.index, "subtitle", s.codec_context.name, lang))
+    return VideoInfo(
+        path=path,
+        container=container.format.name,
+        width=cc.width,
+        height=cc.height,
+        frame_rate=rate,
+        time_base=tb,
+        start_time=start,
+        duration=duration,
+        frame_count=count,
+        frame_count_exact=exact,
+        codec=cc.name,
+        pix_fmt=cc.format.name if cc.format else "unknown",
+        rotation=read_rotation(container, path),
+        audio=tuple(s for s in others if s.kind == "audio"),
+        subtitles=tuple(s for s in others if s.kind == "subtitle"),
+    )
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Size, exact frame rate, time base, duration, frame count, codec, pixel format, display
+    rotation and the audio and subtitle streams of ``path``'s first video stream."""
+    path = Path(path)
+    with open_container(path) as container:
+        return stream_info(container, path)

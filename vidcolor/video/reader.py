@@ -1,0 +1,195 @@
+"""Streaming decode: one frame in memory at a time, whatever the length of the video."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidcolor.video.errors import CorruptVideoError
+from vidcolor.video.probe import VideoInfo, open_container, stream_info
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame and where it sits in the source.
+
+    ``image`` is uint8, HxW (gray) or HxWx3 (RGB). ``index`` counts frames in presentation order
+    from the start of the stream (0-based), whatever sampling or start time picked this one.
+    ``pts`` and ``duration`` are in ticks of ``time_base``.
+    """
+
+    image: np.ndarray
+    index: int
+    pts: int
+    time_base: Fraction
+    duration: int | None
+
+    @property
+    def time(self) -> float:
+        """Presentation time in seconds."""
+        return float(self.pts * self.time_base)
+
+
+def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the short side set to ``short_side``, aspect ratio kept."""
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+class VideoReader:
+    """Iterate the frames of a video's first video stream.
+
+    >>> with VideoReader("episode.mp4", gray=True, every=5) as reader:
+    ...     for frame in reader:
+    ...         frame.image  # (H, W) uint8
+
+    Sampling: ``start``/``end`` (seconds, end exclusive) bound the range; ``every`` keeps every
+    Nth frame of it, ``fps`` keeps the first frame of each 1/fps slot (one or the other). ``size``
+    scales the short side. Frames come as stored; ``autorotate`` turns them upright by the
+    display rotation. Raises ``CorruptVideoError`` when decoding fails or the stream ends before
+    the frame count its container states: no frame is lost without a word.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        gray: bool = False,
+        start: float | None = None,
+        end: float | None = None,
+        every: int = 1,
+        fps: float | None = None,
+        size: int | None = None,
+        autorotate: bool = False,
+        threads: int = 0,
+    ) -> None:
+        if every < 1:
+            raise ValueError("every must be at least 1")
+        if fps is not None and fps <= 0:
+            raise ValueError("fps must be positive")
+        if fps is not None and every != 1:
+            raise ValueError("choose either every or fps, not both")
+        if start is not None and end is not None and end <= start:
+            raise ValueError("end must come after start")
+        if size is not None and size < 1:
+            raise ValueError("size must be positive")
+        self.path = Path(path)
+        self.gray, self.start, self.end = gray, start, end
+        self.every, self.fps, self.size, self.autorotate = every, fps, size, autorotate
+        self._container = open_container(self.path, threads)
+        try:
+            self.info: VideoInfo = stream_info(self._container, self.path)
+        except BaseException:
+            self._container.close()
+            raise
+        self.frames_decoded = 0  # frames of the range decoded so far, kept or not
+        self.last_time = 0.0
+        self.notes: list[str] = []  # things a user should hear about, e.g. a suspect ending
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _frames_before(self, seconds: float) -> int:
+        """How many frames present before ``seconds``: counted from packets alone (demux, no
+        decode), so a seek keeps frame indices exact even for variable-rate video."""
+        tb = self.info.time_base
+        count = 0
+        with open_container(self.path) as c:
+            for packet in c.demux(c.streams.video[0]):
+                if packet.dts is None and packet.pts is None:
+                    continue  # the demuxer's end-of-stream flush packet
+                # pts >= dts, so once dts passes the mark no later packet can land before it
+                if packet.dts is not None and packet.dts * tb >= seconds:
+                    break
+                ts = packet.pts if packet.pts is not None else packet.dts
+                if ts * tb < seconds:
+                    count += 1
+        return count
+
+    def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        fmt = "gray" if self.gray else "rgb24"
+        if self.size is None:
+            image = frame.to_ndarray(format=fmt)
+        else:
+            w, h = scaled_size(frame.width, frame.height, self.size)
+            shrink = w < frame.width
+            image = frame.to_ndarray(
+                format=fmt, width=w, height=h, interpolation="AREA" if shrink else "BICUBIC"
+            )
+        if self.autorotate and self.info.rotation:
+            image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
+        return image
+
+    def _decoded(self) -> Iterator[av.VideoFrame]:
+        """Decoded frames with errors turned into CorruptVideoError naming how far we got."""
+        stream = self._container.streams.video[0]
+        try:
+            yield from self._container.decode(stream)
+        except av.error.FFmpegError as e:
+            reason = f"decoding failed ({e.strerror or type(e).__name__})"
+            got, t = self.frames_decoded, self.last_time
+            raise CorruptVideoError(self.path, got, t, reason) from None
+
+    def __iter__(self) -> Iterator[Frame]:
+        info, tb = self.info, self.info.time_base
+        stream = self._container.streams.video[0]
+        start = self.start if self.start and self.start > info.start_time else None
+        index = 0
+        if start is not None:
+            index = self._frames_before(start)
+            self._container.seek(int(start / tb), stream=stream, backward=True)
+        first_index, first_time, last_slot = index, None, -1
+        reached_end = False
+        prev_pts: int | None = None
+        for av_frame in self._decoded():
+            pts = av_frame.pts
+            if pts is None:  # rare (raw streams): continue from the previous frame
+                pts = 0 if prev_pts is None else prev_pts + (av_frame.duration or 1)
+            prev_pts = pts
+            t = float(pts * tb)
+            if start is not None and t < start:
+                continue  # between the keyframe we seeked to and the start
+            if self.end is not None and t >= self.end:
+                reached_end = True
+                break
+            self.frames_decoded += 1
+            self.last_time = t
+            this, index = index, index + 1
+            if self.fps is not None:
+                first_time = t if first_time is None else first_time
+                slot = math.floor((t - first_time) * self.fps + 1e-9)
+                if slot <= last_slot:
+                    continue
+                last_slot = slot
+            elif (this - first_index) % self.every:
+                continue
+            yield Frame(self._to_array(av_frame), this, pts, tb, av_frame.duration or None)
+        if reached_end:
+            return
+        if info.frame_count_exact and index < info.frame_count:
+            raise CorruptVideoError(
+                self.path,
+                self.frames_decoded,
+                self.last_time,
+                f"the stream ended after frame {index} of {info.frame_count} (truncated file?)",
+            )
+        # Without an exact count (Matroska, WebM) only the stated duration can tell. Audio may
+        # legitimately outlast the video a little, so this is a note, not an error.
+        stated = float(info.start_time) + (info.duration or 0.0)
+        if not info.frame_count_exact and self.last_time < stated - 1.0:
+            self.notes.append(
+                f"{self.path}: video ends at {self.last_time:.2f} s but the file states "
+                f"{stated:.2f} s (truncated file?)"
+            )

@@ -1,0 +1,335 @@
+"""Streaming encode with the source's timestamps, rotation, audio and subtitles carried over."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidcolor.atomic import temp_beside
+from vidcolor.video.errors import CorruptVideoError, NoFramesError, VideoError
+from vidcolor.video.probe import VideoInfo, open_container
+
+# Short names users type -> FFmpeg encoders in PyAV's wheel. Any other encoder name passes as is.
+ENCODERS = {
+    "h264": "libx264",
+    "h265": "libx265",
+    "hevc": "libx265",
+    "av1": "libsvtav1",
+    "vp9": "libvpx-vp9",
+    "h264_nvenc": "h264_nvenc",
+}
+# Quality defaults: visually near-lossless, since the picture is what users came for.
+DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 30, "libvpx-vp9": 31}
+PRESET_OPTION = {
+    "libx264": "preset",
+    "libx265": "preset",
+    "libsvtav1": "preset",
+    "libvpx-vp9": "cpu-used",
+    "h264_nvenc": "preset",
+}
+# 4:2:0 in H.264/H.265 cannot code an odd width or height (crop units are 2 pixels); VP9 and
+# AV1 can. For the former we pad one edge row/column (replicated), never rescale.
+EVEN_ONLY = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
+
+# Which streams each output container takes unchanged; a None entry means "all".
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+_MP4_AUDIO = {"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"}
+COPYABLE: dict[str, dict[str, set[str] | None]] = {
+    "mp4": {"audio": _MP4_AUDIO, "subtitle": {"mov_text"}},
+    "mov": {"audio": _MP4_AUDIO | {"pcm_s16le", "pcm_s24le"}, "subtitle": {"mov_text"}},
+    "matroska": {
+        "audio": None,
+        "subtitle": {"subrip", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle"},
+    },
+    "webm": {"audio": {"opus", "vorbis"}, "subtitle": {"webvtt"}},
+}
+STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
+AUDIO_FALLBACK = {"mp4": "aac", "mov": "aac", "matroska": "aac", "webm": "libopus"}
+
+
+class OutputError(VideoError):
+    """The output cannot be written where or how it was asked."""
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """``codec``: h264 (default), h265, av1, vp9 or an FFmpeg encoder name. ``crf``/``preset``:
+    the encoder's own scales (None: our default per codec)."""
+
+    codec: str = "h264"
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str = "yuv420p"
+    threads: int = 0
+
+    @property
+    def encoder(self) -> str:
+        return ENCODERS.get(self.codec, self.codec)
+
+    def codec_options(self) -> dict[str, str]:
+        enc, opts = self.encoder, {}
+        crf = self.crf if self.crf is not None else DEFAULT_CRF.get(enc)
+        if crf is not None:
+            opts["crf"] = str(crf)
+            if enc == "libvpx-vp9":
+                opts.update({"b": "0", "row-mt": "1"})  # constant-quality mode needs b=0
+        if self.preset is not None and enc in PRESET_OPTION:
+            opts[PRESET_OPTION[enc]] = str(self.preset)
+        return opts
+
+
+class _Passenger:
+    """An audio or subtitle stream of the source, copied packet for packet or re-encoded."""
+
+    def __init__(self, src: av.stream.Stream, out: av.container.OutputContainer, fmt: str):
+        self.src = src
+        allowed = COPYABLE[fmt][src.type]
+        self.copy = allowed is None or src.codec_context.name in allowed
+        if self.copy:
+            self.dst = out.add_stream_from_template(src)
+        else:  # only audio reaches here; subtitles that cannot be copied are left out earlier
+            cc = src.codec_context
+            # The standard layout for the channel count: encoders refuse "unordered" ones.
+            layout = STANDARD_LAYOUTS.get(cc.channels, cc.layout)
+            self.dst = out.add_stream(AUDIO_FALLBACK[fmt], rate=cc.sample_rate, layout=layout)
+        if "language" in src.metadata:
+            self.dst.metadata["language"] = src.metadata["language"]
+
+    def handle(self, packet: av.Packet | None, out: av.container.OutputContainer) -> None:
+        """Mux one source packet (None: flush the re-encoder)."""
+        if self.copy:
+            if packet is not None:
+                packet.stream = self.dst
+                out.mux(packet)
+            return
+        frames = self.src.codec_context.decode(packet)
+        for frame in frames:
+            frame.pts = None  # the encoder's resampler re-times the samples it regroups
+            out.mux(self.dst.encode(frame))
+        if packet is None:
+            out.mux(self.dst.encode(None))
+
+
+class VideoWriter:
+    """Encode frames into ``path`` through a temporary file renamed on success.
+
+    >>> with VideoWriter.like(reader.info, "out.mp4") as writer:
+    ...     for frame in reader:
+    ...         writer.write(frame.image, frame.pts, frame.duration)
+
+    ``pts``/``duration`` are ticks of ``time_base`` (default 1/frame_rate, with frames numbered
+    0, 1, 2 ... when ``pts`` is None). Audio and subtitle streams of ``copy_streams_from`` are
+    copied packet for packet where the container takes them, audio re-encoded where it does not;
+    ``notes`` lists what was re-encoded or left out. An exception inside the ``with`` block
+    deletes the temporary file and leaves ``path`` as it was.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        frame_rate: Fraction | int,
+        time_base: Fraction | None = None,
+        encode: EncodeOptions | None = None,
+        rotation: int = 0,
+        copy_streams_from: str | Path | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.fmt = CONTAINERS.get(self.path.suffix.lower())
+        if self.fmt is None:
+            known = ", ".join(sorted(CONTAINERS))
+            raise OutputError(f"{self.path}: unknown video container (use one of {known})")
+        self.frame_rate = Fraction(frame_rate)
+        self.time_base = time_base or 1 / self.frame_rate
+        self.encode = encode or EncodeOptions()
+        try:
+            av.codec.Codec(self.encode.encoder, "w")
+        except (ValueError, av.error.FFmpegError):  # UnknownCodecError is a ValueError
+            raise OutputError(f"unknown video encoder '{self.encode.codec}'") from None
+        self.rotation = rotation
+        self.notes: list[str] = []
+        self.frames_written = 0
+        self._tmp = temp_beside(self.path)
+        try:
+            self._tmp.touch()  # PyAV opens lazily: find an unwritable place now, not frames later
+            self._out = av.open(str(self._tmp), mode="w", format=self.fmt)
+        except (OSError, av.error.FFmpegError) as e:
+            msg = getattr(e, "strerror", None) or str(e)
+            raise OutputError(f"{self.path}: cannot write here ({msg})") from None
+        self._src = open_container(copy_streams_from) if copy_streams_from else None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._size: tuple[int, int] | None = None
+        self._passengers: dict[int, _Passenger] = {}
+        self._pending: Iterator[av.Packet] | None = None
+        self._next: av.Packet | None = None
+        self._last_pts: int | None = None
+        self._durations: dict[Fraction, Fraction] = {}  # frame time -> duration, seconds
+
+    @classmethod
+    def like(
+        cls, info: VideoInfo, path: str | Path, encode: EncodeOptions | None = None
+    ) -> VideoWriter:
+        """A writer with the source's frame rate, time base, rotation, audio and subtitles."""
+        return cls(
+            path,
+            frame_rate=info.frame_rate,
+            time_base=info.time_base,
+            encode=encode,
+            rotation=info.rotation,
+            copy_streams_from=info.path,
+        )
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def _open_streams(self, height: int, width: int) -> None:
+        enc = self.encode.encoder
+        pad_h, pad_w = (height % 2, width % 2) if enc in EVEN_ONLY else (0, 0)
+        if pad_h or pad_w:
+            self.notes.append(
+                f"{enc} codes only even sizes: {width}x{height} padded to "
+                f"{width + pad_w}x{height + pad_h} with a copied edge row/column"
+            )
+        s = self._out.add_stream(enc, rate=self.frame_rate, options=self.encode.codec_options())
+        s.width, s.height = width + pad_w, height + pad_h
+        s.pix_fmt = self.encode.pix_fmt
+        s.codec_context.time_base = self.time_base
+        s.time_base = self.time_base
+        s.thread_type = "AUTO"
+        s.codec_context.thread_count = self.encode.threads
+        if self.rotation:
+            s.set_display_rotation(self.rotation)
+        self._stream, self._size, self._pad = s, (height, width), (pad_h, pad_w)
+        if self._src is not None:
+            self._add_passengers()
+
+    def _add_passengers(self) -> None:
+        src = self._src
+        for s in src.streams:
+            if s.type not in ("audio", "subtitle"):
+                continue
+            allowed = COPYABLE[self.fmt][s.type]
+            name = s.codec_context.name
+            if s.type == "subtitle" and allowed is not None and name not in allowed:
+                self.notes.append(
+                    f"subtitle stream {s.index} ({name}) cannot go in {self.path.suffix}: left out"
+                )
+                continue
+            p = _Passenger(s, self._out, self.fmt)
+            self._passengers[s.index] = p
+            if not p.copy:
+                self.notes.append(
+                    f"audio stream {s.index} ({name}) cannot go in {self.path.suffix} "
+                    f"unchanged: re-encoded as {p.dst.codec_context.name}"
+                )
+        if self._passengers:
+            streams = [p.src for p in self._passengers.values()]
+            self._pending = src.demux(*streams)
+            self._next = self._advance()
+
+    def _advance(self) -> av.Packet | None:
+        try:
+            for packet in self._pending:
+                if packet.dts is not None or packet.pts is not None:
+                    return packet
+        except av.error.FFmpegError as e:
+            raise CorruptVideoError(
+                self._src_path, 0, 0.0, f"cannot read audio ({e.strerror})"
+            ) from None
+        return None
+
+    @property
+    def _src_path(self) -> Path:
+        return Path(self._src.name) if self._src is not None else self.path
+
+    def _pump(self, until: float) -> None:
+        """Mux the source's audio/subtitle packets up to ``until`` seconds, so streams stay
+        interleaved and memory stays flat however long the video."""
+        while self._next is not None:
+            packet = self._next
+            ts = packet.dts if packet.dts is not None else packet.pts
+            if float(ts * packet.time_base) > until:
+                return
+            self._passengers[packet.stream.index].handle(packet, self._out)
+            self._next = self._advance()
+
+    def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Encode one uint8 frame, HxWx3 RGB or HxW gray, at ``pts`` ticks of ``time_base``."""
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"frames must be uint8 HxW or HxWx3, got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        if self._stream is None:
+            self._open_streams(h, w)
+        elif (h, w) != self._size:
+            raise ValueError(f"frame size changed from {self._size} to {(h, w)}")
+        tick = round(1 / (self.frame_rate * self.time_base))
+        if pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + tick
+        elif self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"timestamps must increase: {pts} after {self._last_pts}")
+        pad_h, pad_w = self._pad
+        if pad_h or pad_w:
+            widths = ((0, pad_h), (0, pad_w)) + (((0, 0),) if image.ndim == 3 else ())
+            image = np.pad(image, widths, mode="edge")
+        frame = av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(image), format="rgb24" if image.ndim == 3 else "gray"
+        )
+        frame.pts, frame.time_base = pts, self.time_base
+        frame.duration = duration or tick
+        self._durations[pts * self.time_base] = frame.duration * self.time_base
+        self._mux_video(self._stream.encode(frame))
+        self._last_pts = pts
+        self.frames_written += 1
+        # Audio runs a little ahead of video; the muxer interleaves within its own window.
+        self._pump(float(pts * self.time_base) + 1.0)
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        """Mux encoder output, each packet carrying its own frame's duration: x264 drops frame
+        durations, and the muxer would then give the last frame 1/average-rate, so the output
+        would not end where the input did (variable frame rate)."""
+        for packet in packets:
+            if packet.pts is not None:
+                seconds = self._durations.pop(packet.pts * packet.time_base, None)
+                if seconds is not None:
+                    packet.duration = round(seconds / packet.time_base)
+            self._out.mux(packet)
+
+    def close(self) -> None:
+        """Flush the encoder and the remaining audio, then move the file into place."""
+        if self._stream is None:
+            self.abort()
+            raise NoFramesError(self.path, "were written")
+        try:
+            self._mux_video(self._stream.encode(None))
+            self._pump(float("inf"))
+            for p in self._passengers.values():
+                if not p.copy:
+                    p.handle(None, self._out)
+            self._out.close()
+            if self._src is not None:
+                self._src.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Drop everything written: the target keeps whatever it held before."""
+        for c in (self._out, self._src):
+            if c is not None:
+                with contextlib.suppress(av.error.FFmpegError, OSError):
+                    c.close()
+        self._tmp.unlink(missing_ok=True)
