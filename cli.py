@@ -78,7 +78,7 @@ def progress_bar() -> Progress:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=stderr,
-        transient=False,
+        disable=not stderr.is_terminal,  # logs and pipes get the summary line only
     )
 
 
@@ -199,6 +199,7 @@ def extract(
       vidcolor extract episode.mp4 -o frames/ --resume
     """
     from vidcolor.extract import ExtractOptions, FrameExtractor
+    from vidcolor.video import VideoError
 
     if fps is not None and every != 1:
         raise click.UsageError("use --every or --fps, not both")
@@ -214,23 +215,20 @@ def extract(
         progress_bar() as bar,
     ):
         task = bar.add_task(f"extract {video.name}", total=job.expected)
+        count = 0
         try:
-            count = 0
             for count, _row in enumerate(job, 1):
                 bar.update(task, completed=count, total=max(count, job.expected))
             bar.update(task, total=count)
         except KeyboardInterrupt:
             bar.stop()
+            kept = len(job.done) + job.written
             fail(
-                f"interrupted: {len(job.done) + job.written} frames in {out_dir}; "
-                "continue with --resume",
-                EXIT_INTERRUPTED,
+                f"interrupted: {kept} frames in {out_dir}; continue with --resume", EXIT_INTERRUPTED
             )
-        except Exception:
+        except VideoError as e:
             bar.stop()
-            if job.written:
-                click.echo(f"vidcolor: kept {job.written} frames written to {out_dir}", err=True)
-            raise
+            fail(f"{e}; {len(job.done) + job.written} frames kept in {out_dir}")
     for note in job.reader.notes:
         click.echo(f"vidcolor: warning: {note}", err=True)
     click.echo(
