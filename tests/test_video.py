@@ -245,3 +245,14 @@ def test_shared_clip_decodes_every_frame(shared_clip: Path) -> None:
     with VideoReader(shared_clip, gray=True, size=90) as r:
         indices = [f.index for f in r]
     assert indices == list(range(1440))
+
+
+def test_fast_luma_matches_swscale_gray(tmp_path: Path) -> None:
+    from vidcolor.video.reader import luma
+
+    path = tmp_path / "a.mp4"
+    make_video(path, frames=5, width=66, height=50)  # line size wider than the picture
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            assert np.array_equal(luma(frame), frame.to_ndarray(format="gray"))
+            assert luma(frame.reformat(format="rgb24")) is None
