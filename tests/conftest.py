@@ -83,6 +83,23 @@ def make_video(
     return images
 
 
+def add_subtitles(video: Path, out: Path, tmp: Path) -> list[tuple[Fraction, bytes]]:
+    """Remux ``video`` into Matroska ``out`` with a two-line SubRip track; return its cues.
+    (PyAV cannot encode subtitles, but it can copy packets demuxed from an .srt file.)"""
+    srt = tmp / "subs.srt"
+    srt.write_text("1\n00:00:00,200 --> 00:00:00,700\nhello\n\n"
+                   "2\n00:00:01,000 --> 00:00:01,500\nworld\n")  # fmt: skip
+    with av.open(str(video)) as v, av.open(str(srt)) as s, av.open(str(out), "w") as o:
+        pairs = [(v, o.add_stream_from_template(v.streams.video[0])),
+                 (s, o.add_stream_from_template(s.streams[0]))]  # fmt: skip
+        for src, dst in pairs:
+            for p in src.demux(src.streams[0]):
+                if p.dts is not None:
+                    p.stream = dst
+                    o.mux(p)
+    return [(Fraction(1, 5), b"hello"), (Fraction(1), b"world")]
+
+
 def make_audio_only(path: Path) -> None:
     with av.open(str(path), "w") as out:
         a = out.add_stream("aac", rate=48000, layout="mono")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import (
     SHOT_COLOURS,
+    add_subtitles,
     frame_times,
     make_audio_only,
     make_video,
@@ -147,6 +148,19 @@ def test_audio_reencoded_where_the_container_refuses_it(tmp_path: Path) -> None:
     audio = packets(dst, "audio")
     heard = float(audio[-1][0] + audio[-1][1])
     assert heard == pytest.approx(1.0, abs=0.05)
+
+
+def test_subtitles_copied_where_the_container_takes_them(tmp_path: Path) -> None:
+    plain, src = tmp_path / "v.mkv", tmp_path / "subs.mkv"
+    make_video(plain, frames=48)
+    cues = add_subtitles(plain, src, tmp_path)
+    assert [s.codec for s in probe(src).subtitles] == ["srt"]
+    copy_video(src, tmp_path / "out.mkv", preset="ultrafast")
+    got = [(t, data) for t, _, data in packets(tmp_path / "out.mkv", "subtitles")]
+    assert got == cues
+    w = copy_video(src, tmp_path / "out.mp4", preset="ultrafast")  # MP4 takes only mov_text
+    assert probe(tmp_path / "out.mp4").subtitles == ()
+    assert w.notes == ["subtitle stream 1 (srt) cannot go in .mp4: left out"]
 
 
 @pytest.mark.parametrize(

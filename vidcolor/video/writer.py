@@ -46,7 +46,8 @@ COPYABLE: dict[str, dict[str, set[str] | None]] = {
     "mov": {"audio": _MP4_AUDIO | {"pcm_s16le", "pcm_s24le"}, "subtitle": {"mov_text"}},
     "matroska": {
         "audio": None,
-        "subtitle": {"subrip", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle"},
+        # SubRip is "srt" or "subrip" depending on how it was demuxed
+        "subtitle": {"srt", "subrip", "ass", "ssa", "webvtt", "dvd_subtitle", "hdmv_pgs_subtitle"},
     },
     "webm": {"audio": {"opus", "vorbis"}, "subtitle": {"webvtt"}},
 }
