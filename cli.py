@@ -6,6 +6,7 @@ The work itself lives in the `vidcolor` library; nothing there knows about this 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -33,6 +34,14 @@ from vidcolor import __version__
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 
 stderr = Console(stderr=True)
+SECONDS = click.FloatRange(min=0, max=1e7)  # finite: about 115 days of video
+
+
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Reject NaN, which passes every range check."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("must be a number of seconds")
+    return value
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -156,8 +165,8 @@ def probe(video: Path, as_json: bool) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Keep at most this many frames per second (instead of --every).",
 )
-@click.option("--start", type=click.FloatRange(min=0), help="Start time in seconds.")
-@click.option("--end", type=click.FloatRange(min=0), help="End time in seconds (exclusive).")
+@click.option("--start", type=SECONDS, callback=finite, help="Start time in seconds.")
+@click.option("--end", type=SECONDS, callback=finite, help="End time in seconds (exclusive).")
 @click.option(
     "--size",
     type=click.IntRange(min=8),

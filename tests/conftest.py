@@ -40,11 +40,15 @@ def make_video(
     rotation: int = 0,
     cut_at: int | None = None,
     faststart: bool = False,
+    x264: dict[str, str] | None = None,
+    audio_rate: int = 48000,
+    audio_delay: float = 0.0,
 ) -> list[np.ndarray]:
     """Write a test video and return the RGB frames that went in.
 
-    ``pts`` (ticks of ``time_base``) makes it variable-rate. ``audio`` adds a 440 Hz tone for
-    the video's whole length: AAC in MP4/MOV, PCM in Matroska.
+    ``pts`` (ticks of ``time_base``) makes it variable-rate. ``audio`` adds a 440 Hz tone from
+    ``audio_delay`` seconds to the video's end: AAC in MP4/MOV, PCM in Matroska. ``x264``:
+    encoder options (default: near-lossless, no B-frames).
     """
     tb = time_base or Fraction(1, fps)
     ticks = pts or list(range(frames))
@@ -55,13 +59,13 @@ def make_video(
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.codec_context.time_base = tb
         if codec == "libx264":
-            v.options = {"crf": "12", "preset": "ultrafast"}
+            v.options = x264 or {"crf": "12", "preset": "ultrafast"}
         if rotation:
             v.set_display_rotation(rotation)
         a = None
         if audio:
             a_codec = "pcm_s16le" if path.suffix == ".mkv" else "aac"
-            a = out.add_stream(a_codec, rate=48000, layout="mono")
+            a = out.add_stream(a_codec, rate=audio_rate, layout="mono")
         for i, t in enumerate(ticks):
             img = shapes_frame(i, width, height, cut_at)
             images.append(img)
@@ -71,13 +75,13 @@ def make_video(
             out.mux(v.encode(f))
         out.mux(v.encode(None))
         if a is not None:
-            seconds = float((ticks[-1] * tb) + Fraction(1, fps))
-            n = round(48000 * seconds)
-            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 48000) * 32767).astype(np.int16)
+            sr, skip = audio_rate, round(audio_delay * audio_rate)
+            n = round(sr * float((ticks[-1] * tb) + Fraction(1, fps))) - skip
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / sr) * 32767).astype(np.int16)
             for k in range(0, n, 1024):
                 chunk = tone[k : k + 1024].reshape(1, -1)
                 af = av.AudioFrame.from_ndarray(chunk, format="s16", layout="mono")
-                af.sample_rate, af.pts, af.time_base = 48000, k, Fraction(1, 48000)
+                af.sample_rate, af.pts, af.time_base = sr, skip + k, Fraction(1, sr)
                 out.mux(a.encode(af))
             out.mux(a.encode(None))
     return images

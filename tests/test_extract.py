@@ -124,6 +124,8 @@ def test_resume_finishes_an_interrupted_run(video: Path, tmp_path: Path) -> None
 
     result = run("extract", video, "-o", out, "--resume", "--every", "2")
     assert_one_error_line(result, "cannot resume", "options differ: every")
+    (out / "extract.json").write_text("{not json")
+    assert_one_error_line(run("extract", video, "-o", out, "--resume"), "unreadable")
 
 
 def test_ctrl_c_keeps_whole_frames_and_resume_completes(tmp_path: Path) -> None:
@@ -189,6 +191,8 @@ def test_usage_errors_exit_2(video: Path, tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--every or --fps" in result.output
     result = run("extract", video, "-o", tmp_path / "x", "--start", "2", "--end", "1")
     assert result.exit_code == 2
+    for huge in ("1e30", "inf", "nan"):
+        assert run("extract", video, "-o", tmp_path / "x", "--start", huge).exit_code == 2
 
 
 def test_help_version_and_probe(video: Path) -> None:

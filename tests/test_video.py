@@ -110,6 +110,64 @@ def test_seek_keeps_indices_and_pixels_exact(tmp_path: Path) -> None:
         assert np.array_equal(f.image, whole[f.index].image)
 
 
+@pytest.mark.parametrize(
+    ("name", "x264"),
+    [
+        ("open_gop.mp4", {"preset": "medium", "x264-params": "open-gop=1:keyint=24:bframes=3"}),
+        ("stream.ts", {"preset": "medium", "x264-params": "keyint=24"}),  # seeks by bytes
+    ],
+)
+def test_every_start_lands_on_the_exact_frame(tmp_path: Path, name: str, x264: dict) -> None:
+    path = tmp_path / name
+    make_video(path, frames=96, x264=x264)
+    with VideoReader(path) as r:
+        whole = [(f.index, f.pts, f.time) for f in r]
+    assert [i for i, _, _ in whole] == list(range(96))
+    for k in range(1, 95, 7):
+        start = whole[k][2] - 0.01  # just before frame k (MPEG-TS does not start at 0)
+        with VideoReader(path, start=start) as r:
+            got = [(f.index, f.pts) for f in r]
+        assert got == [(i, p) for i, p, _ in whole[k:]], start
+
+
+def test_edit_list_is_not_truncation(tmp_path: Path) -> None:
+    # A cut made without re-encoding: the first 12 frames stay in the file but an edit list
+    # hides them. The container counts 48 frames, 36 are shown.
+    src, cut = tmp_path / "a.mp4", tmp_path / "cut.mp4"
+    make_video(src, frames=48)
+    with av.open(str(src)) as i, av.open(str(cut), "w") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(video=0):
+            if p.dts is not None:
+                p.pts, p.dts = p.pts - 12 * 512, p.dts - 12 * 512  # 512 ticks a frame
+                p.stream = s
+                o.mux(p)
+    with VideoReader(cut) as r:
+        frames = list(r)
+    assert [f.index for f in frames] == list(range(36))
+    with VideoReader(cut, start=1.0) as r:
+        assert next(iter(r)).index == 24
+
+
+def test_raw_h264_without_timestamps(tmp_path: Path) -> None:
+    src, raw = tmp_path / "a.mp4", tmp_path / "a.h264"
+    make_video(src, frames=48)
+    with av.open(str(src)) as i, av.open(str(raw), "w", format="h264") as o:
+        s = o.add_stream_from_template(i.streams.video[0])
+        for p in i.demux(video=0):
+            if p.size:
+                p.stream = s
+                o.mux(p)
+    info = probe(raw)
+    tick = 1 / info.frame_rate
+    with VideoReader(raw) as r:
+        times = [f.pts * f.time_base for f in r]
+    assert times == [n * tick for n in range(48)]
+    with VideoReader(raw, start=1.0) as r:
+        first = next(iter(r))
+    assert first.index == round(info.frame_rate) and first.pts * first.time_base == 1
+
+
 def test_size_scales_the_short_side(tmp_path: Path) -> None:
     path = tmp_path / "a.mp4"
     make_video(path, frames=2, width=96, height=64)
@@ -117,13 +175,31 @@ def test_size_scales_the_short_side(tmp_path: Path) -> None:
         assert next(iter(r)).image.shape == (32, 48, 3)
 
 
-def test_variable_frame_rate_survives_a_round_trip(tmp_path: Path) -> None:
-    src, dst = tmp_path / "vfr.mp4", tmp_path / "out.mp4"
-    make_video(src, pts=VFR_PTS, time_base=Fraction(1, 1000), fps=25)
-    assert frame_times(src) == [Fraction(p, 1000) for p in VFR_PTS]
-    copy_video(src, dst, preset="ultrafast")
-    assert frame_times(dst) == [Fraction(p, 1000) for p in VFR_PTS]
-    assert probe(dst).duration == pytest.approx(probe(src).duration, abs=1e-3)
+B_FRAMES = {"crf": "12", "preset": "medium", "bf": "3"}  # decode order != display order
+
+
+@pytest.mark.parametrize(
+    ("preset", "suffix"), [("ultrafast", ".mp4"), ("medium", ".mp4"), ("medium", ".mkv")]
+)
+@pytest.mark.parametrize("vfr", [True, False])
+def test_timestamps_and_duration_survive_a_round_trip(
+    tmp_path: Path, preset: str, suffix: str, vfr: bool
+) -> None:
+    """Every pts kept and the output ending where the input does, with and without B-frames
+    (medium), for variable and constant frame rates."""
+    src, dst = tmp_path / f"src{suffix}", tmp_path / f"out{suffix}"
+    if vfr:
+        make_video(src, pts=VFR_PTS, time_base=Fraction(1, 1000), fps=25, x264=B_FRAMES)
+        expected = [Fraction(p, 1000) for p in VFR_PTS]
+    else:
+        make_video(src, frames=30, fps=24, x264=B_FRAMES)
+        expected = [Fraction(i, 24) for i in range(30)]
+    # Matroska keeps milliseconds: its times are the expected ones rounded, and kept exactly
+    assert frame_times(src) == pytest.approx(expected, abs=5e-4)
+    copy_video(src, dst, preset=preset)
+    assert frame_times(dst) == frame_times(src)
+    end = float(expected[-1]) + (0.04 if vfr else 1 / 24)
+    assert probe(dst).duration == pytest.approx(end, abs=1e-3)
 
 
 def test_audio_packets_copied_unchanged_and_duration_kept(tmp_path: Path) -> None:
@@ -136,6 +212,36 @@ def test_audio_packets_copied_unchanged_and_duration_kept(tmp_path: Path) -> Non
     with av.open(str(src)) as a, av.open(str(dst)) as b:
         assert b.duration == pytest.approx(a.duration, abs=2000)  # microseconds
         assert b.streams.video[0].duration * b.streams.video[0].time_base == 2
+
+
+def test_aac_into_matroska_moves_no_video_frame(tmp_path: Path) -> None:
+    # AAC starts with a negative timestamp (encoder priming); Matroska must not shift the
+    # whole file to make it zero.
+    src, dst = tmp_path / "a.mp4", tmp_path / "out.mkv"
+    make_video(src, frames=24, audio=True)
+    assert packets(src, "audio")[0][0] < 0
+    copy_video(src, dst, preset="ultrafast")
+    # Matroska keeps milliseconds; the bug this guards against moved every frame by 21 ms
+    assert frame_times(dst) == pytest.approx(frame_times(src), abs=5e-4)
+    assert [p[2] for p in packets(dst, "audio")] == [p[2] for p in packets(src, "audio")]
+
+
+def test_reencoded_audio_keeps_a_late_start(tmp_path: Path) -> None:
+    src, dst = tmp_path / "late.mkv", tmp_path / "out.mp4"
+    make_video(src, frames=48, audio=True, audio_delay=0.5)  # PCM from 0.5 s
+    copy_video(src, dst, preset="ultrafast")
+    audio = packets(dst, "audio")
+    # AAC adds its own 1024-sample priming before the first real sample
+    assert float(audio[0][0]) == pytest.approx(0.5 - 1024 / 48000, abs=1e-3)
+    assert float(audio[-1][0] + audio[-1][1]) == pytest.approx(2.0, abs=0.03)
+
+
+def test_44khz_audio_into_webm_becomes_48khz_opus(tmp_path: Path) -> None:
+    src, dst = tmp_path / "a.mp4", tmp_path / "out.webm"
+    make_video(src, frames=24, audio=True, audio_rate=44100)
+    w = copy_video(src, dst, codec="vp9")
+    assert w.notes == ["audio stream 1 (aac) cannot go in .webm unchanged: re-encoded as libopus"]
+    assert [(a.codec, a.sample_rate) for a in probe(dst).audio] == [("opus", 48000)]
 
 
 def test_audio_reencoded_where_the_container_refuses_it(tmp_path: Path) -> None:
@@ -182,6 +288,13 @@ def test_odd_sizes_survive_undistorted(
     for img, ref in zip(out, sent, strict=True):
         assert img.shape[:2] == stored
         assert np.abs(img[:61, :97].astype(int) - ref).mean() < 4  # same picture, not rescaled
+
+
+@pytest.mark.parametrize("degrees", [90, 180, -90])
+def test_probe_reads_each_rotation(tmp_path: Path, degrees: int) -> None:
+    path = tmp_path / "r.mp4"
+    make_video(path, frames=2, rotation=degrees)
+    assert probe(path).rotation == degrees
 
 
 def test_rotation_kept_and_autorotate_turns_upright(tmp_path: Path) -> None:
@@ -249,6 +362,11 @@ def test_writer_refuses_nothing_written_and_bad_places(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "file" / "out.mp4", frame_rate=24)
     with pytest.raises(OutputError, match="unknown video container"):
         VideoWriter(tmp_path / "out.xyz", frame_rate=24)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video")
+    with pytest.raises(NotAVideoError):
+        VideoWriter(tmp_path / "out.mp4", frame_rate=24, copy_streams_from=junk)
+    assert not list(tmp_path.glob(".*"))  # no temporary file left behind
     with pytest.raises(OutputError, match="unknown video encoder"):
         VideoWriter(tmp_path / "out.mp4", frame_rate=24, encode=EncodeOptions(codec="nope"))
 

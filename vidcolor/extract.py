@@ -136,7 +136,12 @@ class FrameExtractor:
         if not any(out.iterdir()):
             return {}
         if resume and settings.exists():
-            before = json.loads(settings.read_text())
+            try:
+                before = json.loads(settings.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise ExtractError(
+                    f"{settings}: unreadable; use --overwrite to start again"
+                ) from None
             now = self._settings()
             if {k: before.get(k) for k in now} != now:
                 old = before.get("options", {})
@@ -215,11 +220,14 @@ def read_manifest(path: Path) -> list[dict]:
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             break
+        if not isinstance(row, dict) or not {"file", "frame"} <= row.keys():
+            break
+        rows.append(row)
     return rows
 
 

@@ -75,22 +75,21 @@ def open_container(path: str | Path, threads: int = 0) -> av.container.InputCont
     return container
 
 
-def read_rotation(container: av.container.InputContainer, path: Path) -> int:
+def read_rotation(path: Path) -> int:
     """Display rotation, read off the first decoded frame's display matrix (FFmpeg attaches the
-    stream's matrix to frames; PyAV exposes it there). Leaves the container rewound."""
-    stream = container.streams.video[0]
-    rotation = 0
-    try:
-        for frame in container.decode(stream):
-            rotation = round(frame.rotation / 90.0) * 90
-            break
-    except av.error.FFmpegError as e:
-        raise CorruptVideoError(
-            path, 0, 0.0, f"cannot decode the first frame ({e.strerror})"
-        ) from None
-    finally:
-        container.seek(0)
-    return -90 if rotation == 270 else (90 if rotation == -270 else rotation)
+    stream's matrix to frames; PyAV exposes it there). Uses its own handle: raw streams cannot
+    seek back. Returns 0, 90, 180 or -90 (degrees counter-clockwise)."""
+    rotation = 0.0
+    with open_container(path) as container:
+        try:
+            for frame in container.decode(container.streams.video[0]):
+                rotation = frame.rotation
+                break
+        except av.error.FFmpegError as e:
+            reason = f"cannot decode the first frame ({e.strerror})"
+            raise CorruptVideoError(path, 0, 0.0, reason) from None
+    degrees = round(rotation / 90.0) * 90 % 360
+    return -90 if degrees == 270 else degrees
 
 
 def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo:
@@ -139,7 +138,7 @@ def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo
         frame_count_exact=exact,
         codec=cc.name,
         pix_fmt=cc.format.name if cc.format else "unknown",
-        rotation=read_rotation(container, path),
+        rotation=read_rotation(path),
         audio=tuple(s for s in others if s.kind == "audio"),
         subtitles=tuple(s for s in others if s.kind == "subtitle"),
     )

@@ -121,22 +121,82 @@ class VideoReader:
     def close(self) -> None:
         self._container.close()
 
-    def _frames_before(self, seconds: float) -> int:
-        """How many frames present before ``seconds``: counted from packets alone (demux, no
-        decode), so a seek keeps frame indices exact even for variable-rate video."""
+    def _locate(self, seconds: float) -> tuple[int, int | None]:
+        """(frames presented before ``seconds``, pts of the first frame at or after it), from
+        packets alone (demux, no decode), so a seek keeps indices exact for variable-rate video.
+        Packets an edit list marks as discarded are never presented and are not counted."""
         tb = self.info.time_base
-        count = 0
+        count, first = 0, None
         with open_container(self.path) as c:
-            for packet in c.demux(c.streams.video[0]):
-                if packet.dts is None and packet.pts is None:
-                    continue  # the demuxer's end-of-stream flush packet
-                # pts >= dts, so once dts passes the mark no later packet can land before it
-                if packet.dts is not None and packet.dts * tb >= seconds:
-                    break
+            for ordinal, packet in enumerate(c.demux(c.streams.video[0])):
+                if not packet.size or packet.is_discard:
+                    continue
                 ts = packet.pts if packet.pts is not None else packet.dts
+                if ts is None:  # raw streams: no timestamps at all, see _decoded
+                    ts = round(ordinal / (self.info.frame_rate * tb))
                 if ts * tb < seconds:
                     count += 1
-        return count
+                elif first is None or ts < first:
+                    first = ts
+                # pts >= dts: once dts reaches `first`, no later packet can present before it
+                if first is not None and packet.dts is not None and packet.dts >= first:
+                    break
+        return count, first
+
+    def _from(self, start: float, first_pts: int | None) -> Iterator[av.VideoFrame]:
+        """Decoded frames at or after ``start``, via a seek. Seeks can land late (MPEG-TS seeks
+        by byte, open GOPs have leading frames that cannot decode after a seek): when the first
+        frame is not the one the packets promised, decode again from the top. Slower, exact."""
+        tb = self.info.time_base
+        if first_pts is None:
+            return  # nothing at or after start
+        stream = self._container.streams.video[0]
+        try:
+            self._container.seek(int(start / tb), stream=stream, backward=True)
+            frames = self._decoded()
+            for frame in frames:
+                if frame.pts * tb < start:
+                    continue
+                if frame.pts == first_pts:
+                    yield frame
+                    yield from frames
+                    return
+                break
+        except av.error.FFmpegError:
+            pass  # not seekable (raw streams): decode from the top
+        self._container.close()
+        self._container = open_container(self.path)
+        for frame in self._decoded():
+            if frame.pts * tb >= start:
+                yield frame
+
+    def _check_complete(self, index: int) -> None:
+        """At end of stream: raise if fewer frames came out than the container holds."""
+        info = self.info
+        if info.frame_count_exact and index < info.frame_count:
+            # An edit list (a cut made without re-encoding) hides frames the count includes.
+            # Tell those apart from frames lost to truncation or decoding failures.
+            with open_container(self.path) as c:
+                stored = presented = 0
+                for p in c.demux(c.streams.video[0]):
+                    if p.size:
+                        stored += 1
+                        presented += not p.is_discard
+            if stored < info.frame_count or index < presented:
+                raise CorruptVideoError(
+                    self.path,
+                    self.frames_decoded,
+                    self.last_time,
+                    f"the stream ended after frame {index} of {presented} (truncated file?)",
+                )
+        # Without an exact count (Matroska, WebM) only the stated duration can tell. Audio may
+        # legitimately outlast the video a little, so this is a note, not an error.
+        stated = float(info.start_time) + (info.duration or 0.0)
+        if not info.frame_count_exact and self.last_time < stated - 1.0:
+            self.notes.append(
+                f"{self.path}: video ends at {self.last_time:.2f} s but the file states "
+                f"{stated:.2f} s (truncated file?)"
+            )
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
         fmt = "gray" if self.gray else "rgb24"
@@ -156,10 +216,15 @@ class VideoReader:
         return image
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
-        """Decoded frames with errors turned into CorruptVideoError naming how far we got."""
+        """Decoded frames with errors turned into CorruptVideoError naming how far we got.
+        Raw streams (a bare .h264) carry no timestamps: frames get them from the frame rate."""
         stream = self._container.streams.video[0]
+        tick = 1 / (self.info.frame_rate * self.info.time_base)
         try:
-            yield from self._container.decode(stream)
+            for n, frame in enumerate(self._container.decode(stream)):
+                if frame.pts is None:
+                    frame.pts = round(n * tick)
+                yield frame
         except av.error.FFmpegError as e:
             reason = f"decoding failed ({e.strerror or type(e).__name__})"
             got, t = self.frames_decoded, self.last_time
@@ -167,26 +232,17 @@ class VideoReader:
 
     def __iter__(self) -> Iterator[Frame]:
         info, tb = self.info, self.info.time_base
-        stream = self._container.streams.video[0]
         start = self.start if self.start and self.start > info.start_time else None
-        index = 0
+        index, frames = 0, self._decoded()
         if start is not None:
-            index = self._frames_before(start)
-            self._container.seek(int(start / tb), stream=stream, backward=True)
+            index, first_pts = self._locate(start)
+            frames = self._from(start, first_pts)
         first_index, first_time, last_slot = index, None, -1
-        reached_end = False
-        prev_pts: int | None = None
-        for av_frame in self._decoded():
+        for av_frame in frames:
             pts = av_frame.pts
-            if pts is None:  # rare (raw streams): continue from the previous frame
-                pts = 0 if prev_pts is None else prev_pts + (av_frame.duration or 1)
-            prev_pts = pts
             t = float(pts * tb)
-            if start is not None and t < start:
-                continue  # between the keyframe we seeked to and the start
             if self.end is not None and t >= self.end:
-                reached_end = True
-                break
+                return
             self.frames_decoded += 1
             self.last_time = t
             this, index = index, index + 1
@@ -199,20 +255,4 @@ class VideoReader:
             elif (this - first_index) % self.every:
                 continue
             yield Frame(self._to_array(av_frame), this, pts, tb, av_frame.duration or None)
-        if reached_end:
-            return
-        if info.frame_count_exact and index < info.frame_count:
-            raise CorruptVideoError(
-                self.path,
-                self.frames_decoded,
-                self.last_time,
-                f"the stream ended after frame {index} of {info.frame_count} (truncated file?)",
-            )
-        # Without an exact count (Matroska, WebM) only the stated duration can tell. Audio may
-        # legitimately outlast the video a little, so this is a note, not an error.
-        stated = float(info.start_time) + (info.duration or 0.0)
-        if not info.frame_count_exact and self.last_time < stated - 1.0:
-            self.notes.append(
-                f"{self.path}: video ends at {self.last_time:.2f} s but the file states "
-                f"{stated:.2f} s (truncated file?)"
-            )
+        self._check_complete(index)

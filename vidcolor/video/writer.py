@@ -99,7 +99,9 @@ class _Passenger:
             cc = src.codec_context
             # The standard layout for the channel count: encoders refuse "unordered" ones.
             layout = STANDARD_LAYOUTS.get(cc.channels, cc.layout)
-            self.dst = out.add_stream(AUDIO_FALLBACK[fmt], rate=cc.sample_rate, layout=layout)
+            codec = AUDIO_FALLBACK[fmt]
+            rate = 48000 if codec == "libopus" else cc.sample_rate  # Opus runs at 48 kHz only
+            self.dst = out.add_stream(codec, rate=rate, layout=layout)
         if "language" in src.metadata:
             self.dst.metadata["language"] = src.metadata["language"]
 
@@ -111,8 +113,13 @@ class _Passenger:
                 out.mux(packet)
             return
         frames = self.src.codec_context.decode(packet)
+        rate = self.dst.codec_context.sample_rate
         for frame in frames:
-            frame.pts = None  # the encoder's resampler re-times the samples it regroups
+            # Keep the source's timing (a late start stays late) in the encoder's 1/rate ticks;
+            # its resampler regroups samples from there.
+            if frame.pts is not None:
+                frame.pts = round(frame.pts * frame.time_base * rate)
+            frame.time_base = Fraction(1, rate)
             out.mux(self.dst.encode(frame))
         if packet is None:
             out.mux(self.dst.encode(None))
@@ -157,21 +164,31 @@ class VideoWriter:
         self.rotation = rotation
         self.notes: list[str] = []
         self.frames_written = 0
+        self._src = open_container(copy_streams_from) if copy_streams_from else None
         self._tmp = temp_beside(self.path)
+        # Matroska would shift every stream to make AAC's negative priming timestamp zero,
+        # moving all video frames late; keep timestamps as they are (MP4 uses an edit list).
+        options = {"avoid_negative_ts": "disabled"} if self.fmt in ("matroska", "webm") else {}
         try:
             self._tmp.touch()  # PyAV opens lazily: find an unwritable place now, not frames later
-            self._out = av.open(str(self._tmp), mode="w", format=self.fmt)
+            self._out = av.open(str(self._tmp), mode="w", format=self.fmt, options=options)
         except (OSError, av.error.FFmpegError) as e:
+            if self._src is not None:
+                self._src.close()
+            with contextlib.suppress(OSError):
+                self._tmp.unlink(missing_ok=True)
             msg = getattr(e, "strerror", None) or str(e)
             raise OutputError(f"{self.path}: cannot write here ({msg})") from None
-        self._src = open_container(copy_streams_from) if copy_streams_from else None
         self._stream: av.video.stream.VideoStream | None = None
         self._size: tuple[int, int] | None = None
         self._passengers: dict[int, _Passenger] = {}
         self._pending: Iterator[av.Packet] | None = None
         self._next: av.Packet | None = None
         self._last_pts: int | None = None
-        self._durations: dict[Fraction, Fraction] = {}  # frame time -> duration, seconds
+        self._durations: dict[Fraction, Fraction] = {}  # frame time -> its duration, seconds
+        self._held: av.Packet | None = None  # the latest video packet, muxed one behind
+        self._first_dts: Fraction | None = None  # seconds
+        self._first_pts = self._end = Fraction(0)  # seconds: first frame, end of the last
 
     @classmethod
     def like(
@@ -290,6 +307,9 @@ class VideoWriter:
         )
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration or tick
+        if self._last_pts is None:
+            self._first_pts = pts * self.time_base
+        self._end = max(self._end, (pts + frame.duration) * self.time_base)
         self._durations[pts * self.time_base] = frame.duration * self.time_base
         self._mux_video(self._stream.encode(frame))
         self._last_pts = pts
@@ -298,15 +318,33 @@ class VideoWriter:
         self._pump(float(pts * self.time_base) + 1.0)
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
-        """Mux encoder output, each packet carrying its own frame's duration: x264 drops frame
-        durations, and the muxer would then give the last frame 1/average-rate, so the output
-        would not end where the input did (variable frame rate)."""
+        """Mux encoder output with each packet carrying its own frame's duration (x264 drops
+        them, leaving 1/average-rate), one packet behind so that _mux_last can fix the last."""
         for packet in packets:
             if packet.pts is not None:
                 seconds = self._durations.pop(packet.pts * packet.time_base, None)
                 if seconds is not None:
                     packet.duration = round(seconds / packet.time_base)
-            self._out.mux(packet)
+            if self._first_dts is None and packet.dts is not None:
+                self._first_dts = packet.dts * packet.time_base
+            if self._held is not None:
+                self._out.mux(self._held)
+            self._held = packet
+
+    def _mux_last(self) -> None:
+        """Make the output end where the input did. Matroska ends at the latest pts plus its
+        duration, which the per-packet durations already give. MP4/MOV count in decode order,
+        from the first packet's dts to the last packet's dts plus its duration; with B-frames
+        the last packet decoded is not the last shown, so its duration must cover the rest."""
+        held = self._held
+        if held is None:
+            return
+        if self.fmt in ("mp4", "mov") and held.dts is not None and self._first_dts is not None:
+            span = self._end - self._first_pts
+            before = held.dts * held.time_base - self._first_dts
+            held.duration = max(1, round((span - before) / held.time_base))
+        self._out.mux(held)
+        self._held = None
 
     def close(self) -> None:
         """Flush the encoder and the remaining audio, then move the file into place."""
@@ -315,6 +353,7 @@ class VideoWriter:
             raise NoFramesError(self.path, "were written")
         try:
             self._mux_video(self._stream.encode(None))
+            self._mux_last()
             self._pump(float("inf"))
             for p in self._passengers.values():
                 if not p.copy:
