@@ -102,6 +102,7 @@ class VideoReader:
         self.path = Path(path)
         self.gray, self.start, self.end = gray, start, end
         self.every, self.fps, self.size, self.autorotate = every, fps, size, autorotate
+        self._threads = threads
         self._container = open_container(self.path, threads)
         try:
             self.info: VideoInfo = stream_info(self._container, self.path)
@@ -165,7 +166,7 @@ class VideoReader:
         except av.error.FFmpegError:
             pass  # not seekable (raw streams): decode from the top
         self._container.close()
-        self._container = open_container(self.path)
+        self._container = open_container(self.path, self._threads)
         for frame in self._decoded():
             if frame.pts * tb >= start:
                 yield frame

@@ -135,8 +135,9 @@ class VideoWriter:
     ``pts``/``duration`` are ticks of ``time_base`` (default 1/frame_rate, with frames numbered
     0, 1, 2 ... when ``pts`` is None). Audio and subtitle streams of ``copy_streams_from`` are
     copied packet for packet where the container takes them, audio re-encoded where it does not;
-    ``notes`` lists what was re-encoded or left out. An exception inside the ``with`` block
-    deletes the temporary file and leaves ``path`` as it was.
+    ``notes`` lists what was re-encoded or left out. Those streams are carried over whole, so
+    write the whole video (trimming audio to a written span is not done yet). An exception
+    inside the ``with`` block deletes the temporary file and leaves ``path`` as it was.
     """
 
     def __init__(
@@ -255,34 +256,39 @@ class VideoWriter:
                 )
         if self._passengers:
             streams = [p.src for p in self._passengers.values()]
-            self._pending = src.demux(*streams)
-            self._next = self._advance()
+            self._pending = src.demux(*streams)  # read lazily by _pump
 
     def _advance(self) -> av.Packet | None:
-        try:
-            for packet in self._pending:
-                if packet.dts is not None or packet.pts is not None:
-                    return packet
-        except av.error.FFmpegError as e:
-            raise CorruptVideoError(
-                self._src_path, 0, 0.0, f"cannot read audio ({e.strerror})"
-            ) from None
+        """The next source packet with a timestamp; None (and no more demuxing) at the end."""
+        for packet in self._pending:
+            if packet.dts is not None or packet.pts is not None:
+                return packet
+        self._pending = None
         return None
-
-    @property
-    def _src_path(self) -> Path:
-        return Path(self._src.name) if self._src is not None else self.path
 
     def _pump(self, until: float) -> None:
         """Mux the source's audio/subtitle packets up to ``until`` seconds, so streams stay
-        interleaved and memory stays flat however long the video."""
-        while self._next is not None:
-            packet = self._next
-            ts = packet.dts if packet.dts is not None else packet.pts
-            if float(ts * packet.time_base) > until:
-                return
-            self._passengers[packet.stream.index].handle(packet, self._out)
-            self._next = self._advance()
+        interleaved and memory stays flat however long the video. Past the end (``inf``),
+        flush the audio re-encoders too."""
+        try:
+            while self._next is not None or self._pending is not None:
+                if self._next is None:
+                    self._next = self._advance()
+                    continue
+                packet = self._next
+                ts = packet.dts if packet.dts is not None else packet.pts
+                if float(ts * packet.time_base) > until:
+                    return
+                self._passengers[packet.stream.index].handle(packet, self._out)
+                self._next = None
+            if until == float("inf"):
+                for p in self._passengers.values():
+                    if not p.copy:
+                        p.handle(None, self._out)
+        except av.error.FFmpegError as e:
+            where = Path(self._src.name) if self._src is not None else self.path
+            reason = f"cannot carry its audio/subtitles over ({e.strerror or type(e).__name__})"
+            raise CorruptVideoError(where, self.frames_written, 0.0, reason) from None
 
     def write(self, image: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
         """Encode one uint8 frame, HxWx3 RGB or HxW gray, at ``pts`` ticks of ``time_base``."""
@@ -355,9 +361,6 @@ class VideoWriter:
             self._mux_video(self._stream.encode(None))
             self._mux_last()
             self._pump(float("inf"))
-            for p in self._passengers.values():
-                if not p.copy:
-                    p.handle(None, self._out)
             self._out.close()
             if self._src is not None:
                 self._src.close()
