@@ -1,0 +1,96 @@
+"""sRGB <-> CIE Lab (D65, 2 degree observer) and the scaling the model sees.
+
+One implementation in torch, so batches convert on whatever device they are on; numpy arrays go
+through the same code on the CPU. Matches ``skimage.color.rgb2lab``/``lab2rgb`` (same constants).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# sRGB (linear) -> XYZ, and the D65 white point: the values scikit-image uses.
+_RGB_TO_XYZ = torch.tensor(
+    [
+        [0.412453, 0.357580, 0.180423],
+        [0.212671, 0.715160, 0.072169],
+        [0.019334, 0.119193, 0.950227],
+    ],
+    dtype=torch.float64,
+)
+_XYZ_TO_RGB = torch.linalg.inv(_RGB_TO_XYZ)
+_WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
+_EPS, _KAPPA = 0.008856, 7.787  # CIE's linear segment of f(t) near black
+
+L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0  # L in [0, 100] -> [-1, 1]; ab / 110
+
+
+def _matmul(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    return x @ m.to(device=x.device, dtype=x.dtype).T
+
+
+def rgb_to_lab(rgb: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """sRGB in [0, 1] -> Lab (L in [0, 100], a and b roughly [-110, 110]). Channels on ``dim``
+    (-1 for HxWx3 images, 1 for NCHW batches). Float tensors of any shape and device."""
+    x = rgb.movedim(dim, -1)
+    lin = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
+    xyz = _matmul(lin, _RGB_TO_XYZ) / _WHITE.to(x.device, x.dtype)
+    f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), _KAPPA * xyz + 16 / 116)
+    fx, fy, fz = f.unbind(-1)
+    lab = torch.stack([116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)], dim=-1)
+    return lab.movedim(-1, dim)
+
+
+def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Lab -> sRGB in [0, 1]. Colours outside the sRGB gamut are clipped, never NaN."""
+    x = lab.movedim(dim, -1)
+    L, a, b = x.unbind(-1)
+    fy = (L + 16) / 116
+    f = torch.stack([fy + a / 500, fy, (fy - b / 200).clamp(min=0)], dim=-1)
+    xyz = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / _KAPPA) * _WHITE.to(x.device, x.dtype)
+    lin = _matmul(xyz, _XYZ_TO_RGB).clamp(min=0)
+    rgb = torch.where(
+        lin > 0.0031308, 1.055 * lin.clamp(min=1e-12) ** (1 / 2.4) - 0.055, lin * 12.92
+    )
+    return rgb.clamp(0, 1).movedim(-1, dim)
+
+
+def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
+    """HxWx3 (or Nx3) RGB, uint8 or float in [0, 1] -> float32 Lab, same shape."""
+    x = rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
+    return rgb_to_lab(torch.from_numpy(x)).numpy()
+
+
+def lab_to_rgb_np(lab: np.ndarray) -> np.ndarray:
+    """HxWx3 Lab -> float32 RGB in [0, 1]."""
+    return lab_to_rgb(torch.from_numpy(np.asarray(lab, dtype=np.float32))).numpy()
+
+
+def l_to_model(L: torch.Tensor) -> torch.Tensor:
+    """L in [0, 100] -> the generator's input range [-1, 1]."""
+    return L / L_SCALE - L_SHIFT
+
+
+def l_from_model(x: torch.Tensor) -> torch.Tensor:
+    return (x + L_SHIFT) * L_SCALE
+
+
+def ab_to_model(ab: torch.Tensor) -> torch.Tensor:
+    """ab (about [-110, 110]) -> the generator's output range [-1, 1]."""
+    return ab / AB_SCALE
+
+
+def ab_from_model(x: torch.Tensor) -> torch.Tensor:
+    return x * AB_SCALE
+
+
+def rgb_to_model(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uint8 or [0, 1] NCHW RGB batch -> (L, ab) as the model sees them: (N,1,H,W), (N,2,H,W)."""
+    x = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
+    lab = rgb_to_lab(x, dim=1)
+    return l_to_model(lab[:, :1]), ab_to_model(lab[:, 1:])
+
+
+def model_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """(L, ab) in model scaling, NCHW -> RGB in [0, 1], (N,3,H,W)."""
+    return lab_to_rgb(torch.cat([l_from_model(L), ab_from_model(ab)], dim=1), dim=1)

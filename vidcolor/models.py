@@ -1,0 +1,158 @@
+"""The colorizer's networks: a U-Net generator (L -> ab) and two conditional discriminators.
+
+Shapes are NCHW. The generator takes L scaled to [-1, 1], (N,1,H,W), and returns ab scaled to
+[-1, 1], (N,2,H,W), for any H and W. Discriminators take L and ab together, (N,3,H,W).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the networks; stored in every checkpoint."""
+
+    base_width: int = 64  # channels of the first encoder block; doubles down to 8x
+    depth: int = 8  # down-sampling steps: inputs are padded to a multiple of 2**depth
+    disc: str = "patch"  # "patch" (70x70 PatchGAN) or "global" (conv + fully connected)
+    dropout: float = 0.5  # in the three innermost decoder blocks, as pix2pix
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _down(c_in: int, c_out: int, norm: bool) -> nn.Sequential:
+    """Conv 4x4 stride 2 -> BatchNorm -> LeakyReLU(0.2): halves H and W."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(c_out))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+def _up(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
+    """Transposed conv 4x4 stride 2 -> BatchNorm -> (Dropout) -> ReLU: doubles H and W."""
+    layers: list[nn.Module] = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                               nn.BatchNorm2d(c_out)]  # fmt: skip
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class UNetGenerator(nn.Module):
+    """pix2pix U-Net: ``depth`` down blocks, mirrored up blocks, skips between equal sizes.
+
+    Encoder widths: w, 2w, 4w, 8w, 8w, ... The innermost block has no norm (its map can be 1x1,
+    where batch statistics are degenerate); the outermost up block maps to 2 channels + tanh.
+    """
+
+    def __init__(self, base_width: int = 64, depth: int = 8, dropout: float = 0.5) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError("depth must be at least 2")
+        widths = [base_width * min(2**i, 8) for i in range(depth)]
+        self.depth = depth
+        self.downs = nn.ModuleList(
+            _down(1 if i == 0 else widths[i - 1], widths[i], norm=0 < i < depth - 1)
+            for i in range(depth)
+        )
+        # Up block j takes the innermost features (j = 0) or [previous up, skip] concatenated.
+        ups = []
+        for j in range(depth - 1):
+            i = depth - 1 - j  # encoder level this block climbs out of
+            c_in = widths[i] if j == 0 else widths[i] * 2
+            ups.append(_up(c_in, widths[i - 1], dropout if j < 3 and i > 3 else 0.0))
+        self.ups = nn.ModuleList(ups)
+        self.out = nn.ConvTranspose2d(widths[0] * 2, 2, 4, 2, 1)
+
+    def forward(self, L: torch.Tensor) -> torch.Tensor:
+        h, w = L.shape[-2:]
+        m = 2**self.depth
+        ph, pw = -h % m, -w % m
+        # Reflect where the image is large enough; replicate beyond (tiny inputs)
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(L, (0, pw, 0, ph), mode=mode) if ph or pw else L  # (N,1,H',W')
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        skips.pop()  # the innermost output is x itself
+        for up in self.ups:
+            x = torch.cat([up(x), skips.pop()], dim=1)
+        ab = torch.tanh(self.out(x))  # (N,2,H',W')
+        return ab[..., :h, :w]
+
+
+class PatchDiscriminator(nn.Module):
+    """pix2pix 70x70 PatchGAN: a logit for each overlapping 70x70 patch of (L, ab)."""
+
+    def __init__(self, base_width: int = 64) -> None:
+        super().__init__()
+        w = base_width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * w, 8 * w, 4, 1, 1, bias=False), nn.BatchNorm2d(8 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(8 * w, 1, 4, 1, 1),
+        )  # fmt: skip
+
+    def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([L, ab], dim=1))  # (N,1,H/8-2,W/8-2)
+
+
+class GlobalDiscriminator(nn.Module):
+    """A conv encoder and a fully connected head: one real/fake logit per image, any size."""
+
+    def __init__(self, base_width: int = 64, blocks: int = 4) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = 3
+        for i in range(blocks):
+            out = base_width * min(2**i, 8)
+            layers.append(_down(c, out, norm=i > 0))
+            c = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, 256),
+                                  nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, 1))  # fmt: skip
+
+    def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(torch.cat([L, ab], dim=1)))  # (N,1)
+
+
+def init_weights(module: nn.Module) -> None:
+    """pix2pix initialisation: conv weights N(0, 0.02), norm weights N(1, 0.02), biases 0."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build_generator(cfg: ModelConfig) -> UNetGenerator:
+    g = UNetGenerator(cfg.base_width, cfg.depth, cfg.dropout)
+    init_weights(g)
+    return g
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    if cfg.disc == "patch":
+        d: nn.Module = PatchDiscriminator(cfg.base_width)
+    elif cfg.disc == "global":
+        d = GlobalDiscriminator(cfg.base_width)
+    else:
+        raise ValueError(f"unknown discriminator '{cfg.disc}' (patch or global)")
+    init_weights(d)
+    return d
