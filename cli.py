@@ -9,10 +9,11 @@ import json
 import math
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -27,6 +28,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from vidcolor.train import Status
 
 from vidcolor import __version__
 
@@ -55,12 +59,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vidcolor.extract import ExtractError
-        from vidcolor.video import VideoError
+        from vidcolor.errors import UserError
 
         try:
             return fn(*args, **kwargs)
-        except (VideoError, ExtractError) as e:
+        except UserError as e:
             fail(str(e))
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
@@ -244,6 +247,179 @@ def extract(
         f"{count} frames in {out_dir} ({job.written} new), manifest: {out_dir / 'manifest.jsonl'}",
         err=True,
     )
+
+
+@main.command()
+@click.argument("data", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "run",
+    type=click.Path(path_type=Path),
+    help="Run folder for checkpoints, samples and metrics.",
+)
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(path_type=Path),
+    help="Continue the run in this folder from its last.pt.",
+)
+@click.option(
+    "--size",
+    type=click.IntRange(min=16),
+    default=224,
+    show_default=True,
+    help="Training crop size (224 cartoons, 480 game replays).",
+)
+@click.option(
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Adversarial epochs (after --pretrain-epochs).",
+)
+@click.option(
+    "--pretrain-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="L1-only generator epochs before the GAN starts.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Images per step (per process under torchrun).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2e-4,
+    show_default=True,
+    help="Adam learning rate (beta1 0.5).",
+)
+@click.option(
+    "--lambda-l1",
+    type=click.FloatRange(min=0),
+    default=100.0,
+    show_default=True,
+    help="Weight of the L1 loss against the adversarial loss.",
+)
+@click.option(
+    "--disc",
+    type=click.Choice(["patch", "global"]),
+    default="patch",
+    show_default=True,
+    help="70x70 PatchGAN or a global conv+FC discriminator.",
+)
+@click.option(
+    "--base-width",
+    type=click.IntRange(min=4),
+    default=64,
+    show_default=True,
+    help="Generator/discriminator width.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(2, 10),
+    default=8,
+    show_default=True,
+    help="U-Net down-sampling steps.",
+)
+@click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 0.9),
+    default=0.1,
+    show_default=True,
+    help="Share of scenes held out for validation (0: validate on training data).",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Steps between last.pt saves (also at every epoch end).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=2,
+    show_default=True,
+    help="Data-loading processes.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.pass_context
+@user_errors
+def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
+          size: int, epochs: int, pretrain_epochs: int, batch_size: int, lr: float,
+          lambda_l1: float, disc: str, base_width: int, depth: int, val_fraction: float,
+          checkpoint_every: int, device: str, workers: int, seed: int) -> None:  # fmt: skip
+    """Train a colorizer on DATA (a folder of colour images, searched recursively) into RUN.
+
+    \b
+    Examples:
+      vidcolor train frames/ -o runs/cartoon --pretrain-epochs 2 --epochs 20
+      vidcolor train --resume runs/cartoon
+      torchrun --nproc_per_node 4 -m cli train frames/ -o runs/cartoon
+    """
+    from click.core import ParameterSource
+
+    from vidcolor.models import ModelConfig
+    from vidcolor.train import TrainConfig, resume_run, setup_distributed, start_run
+
+    if (resume is None) == (data is None):
+        raise click.UsageError("give DATA -o RUN for a new run, or --resume RUN")
+    if data is not None and run is None:
+        raise click.UsageError("-o RUN is required with DATA")
+    dist_info = setup_distributed(device)
+    if resume is not None:
+        explicit = ctx.get_parameter_source("epochs") == ParameterSource.COMMANDLINE
+        trainer = resume_run(resume, dist_info, workers, epochs if explicit else None)
+        run = resume
+    else:
+        cfg = TrainConfig(
+            data=str(data), size=size, epochs=epochs, pretrain_epochs=pretrain_epochs,
+            batch_size=batch_size, lr=lr, lambda_l1=lambda_l1, val_fraction=val_fraction,
+            checkpoint_every=checkpoint_every, seed=seed,
+            model=ModelConfig(base_width=base_width, depth=depth, disc=disc),
+        )  # fmt: skip
+        trainer = start_run(cfg, run, dist_info, workers)
+    if dist_info.main:
+        for note in trainer.data.notes:
+            click.echo(f"vidcolor: note: {note}", err=True)
+        click.echo(f"training on {len(trainer.data.train)} images, validating on "
+                   f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
+                   f"{dist_info.device} x{dist_info.world}", err=True)  # fmt: skip
+    bar = progress_bar() if dist_info.main else None
+    with bar or nullcontext():
+        task = (
+            bar.add_task("train", total=trainer.total_steps, completed=trainer.step)
+            if bar
+            else None
+        )
+
+        def show(s: Status) -> None:
+            losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
+            bar.update(
+                task,
+                completed=s.step,
+                description=(
+                    f"epoch {s.epoch + 1}/{s.epochs} {s.phase} {losses} {s.images_per_s:.1f} img/s"
+                ),
+            )
+
+        try:
+            scores = trainer.fit(show if bar else None)
+        except KeyboardInterrupt:
+            if bar:
+                bar.stop()
+            fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
+                 f"continue with: vidcolor train --resume {run}", EXIT_INTERRUPTED)  # fmt: skip
+    if dist_info.main:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
 
 
 if __name__ == "__main__":

@@ -136,3 +136,24 @@ def shared_clip() -> Path:
     if not SHARED_CLIP.exists():
         pytest.skip(f"shared clip not found at {SHARED_CLIP} (../shared is absent)")
     return SHARED_CLIP
+
+
+PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
+          "hubble_deep_field", "colorwheel", "retina"]  # fmt: skip
+
+
+def write_photos(folder: Path, names: list[str] = PHOTOS, size: int = 96) -> list[Path]:
+    """Real colour photographs that ship inside scikit-image, scaled down, as PNG files."""
+    import cv2
+    from skimage import data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        rgb = getattr(data, name)()[..., :3]
+        h, w = rgb.shape[:2]
+        s = size / min(h, w)
+        rgb = cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+        paths.append(folder / f"{name}.png")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return paths

@@ -14,13 +14,14 @@ import cv2
 import numpy as np
 
 from vidcolor.atomic import atomic_path
+from vidcolor.errors import UserError
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "extract.json"
 
 
-class ExtractError(Exception):
+class ExtractError(UserError):
     """The output folder cannot take this extraction as asked."""
 
 

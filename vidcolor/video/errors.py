@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidcolor.errors import UserError
 
-class VideoError(Exception):
+
+class VideoError(UserError):
     """Base class: something is wrong with a video file the user gave us."""
 
 

@@ -1,0 +1,181 @@
+"""Training for real on tiny models: it learns, resumes exactly, runs data-parallel, and turns
+bad data and bad checkpoints into one clear line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from conftest import write_photos
+
+from cli import main
+from vidcolor.checkpoint import CheckpointError, load_checkpoint
+from vidcolor.models import ModelConfig
+from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor, resume_run, start_run
+
+TINY = ModelConfig(base_width=8, depth=4)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def tiny_config(data: Path, **kw: object) -> TrainConfig:
+    base = dict(data=str(data), size=32, epochs=2, batch_size=2, val_fraction=0.25,
+                checkpoint_every=1000, log_every=1, samples=2, model=TINY)  # fmt: skip
+    return TrainConfig(**{**base, **kw})
+
+
+def test_lr_decays_linearly_over_the_last_epochs() -> None:
+    f = [lr_factor(s, pretrain_steps=10, gan_steps=20, decay_steps=10) for s in range(31)]
+    assert f[:20] == [1.0] * 20  # warm-up and the first half of the GAN phase
+    assert f[20:] == pytest.approx([1 - k / 10 for k in range(11)])
+
+
+def test_tiny_gan_overfits_real_photos(tmp_path: Path) -> None:
+    """Validation L1 falls by at least half in a few hundred adversarial steps."""
+    write_photos(tmp_path / "photos", names=["astronaut", "coffee", "chelsea", "rocket"], size=40)
+    # 4 images, batch 4: one step an epoch, so 300 epochs keep the lr schedule alive throughout
+    cfg = tiny_config(tmp_path / "photos", val_fraction=0.0, batch_size=4, lr=2e-3, epochs=300)
+    torch.manual_seed(0)
+    trainer = Trainer(cfg, tmp_path / "run", Dist(), workers=0)
+    batch = torch.stack([trainer.val_set[i] for i in range(4)])  # the validation crops
+    before = trainer.validate()["val_L1"]
+    losses = [trainer.train_step(batch, adversarial=True) for _ in range(300)]
+    after = trainer.validate()["val_L1"]
+    assert after <= 0.5 * before, (before, after)
+    assert all(k in losses[-1] for k in ("G_GAN", "G_L1", "D_real", "D_fake", "D_acc"))
+
+
+def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos")
+    cv2.imwrite(str(tmp_path / "photos" / "grey.png"), np.full((40, 40), 128, np.uint8))
+    out = tmp_path / "run"
+    result = run("train", tmp_path / "photos", "-o", out, "--size", "32", "--epochs", "2",
+                 "--pretrain-epochs", "1", "--batch-size", "2", "--base-width", "8", "--depth",
+                 "4", "--val-fraction", "0.25", "--workers", "0")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "left out 1 greyscale image(s): grey.png" in result.stderr
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
+    for name in ("last.pt", "best.pt", "curves.png", "samples/epoch_000.png",
+                 "samples/epoch_002.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    grid = cv2.imread(str(out / "samples/epoch_002.png"))
+    assert grid.shape == (2 * 32, 3 * 32, 3)  # 2 rows of gray | truth | generated
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 9 and state["epoch"] == 3  # 6 train images / 2 = 3 steps x 3 epochs
+    assert {"G", "D", "opt_G", "opt_D", "scaler", "config", "vidcolor"} <= state.keys()
+    rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
+    assert {r["phase"] for r in rows} == {"pretrain", "gan"}
+    assert all(r["G_GAN"] == "" for r in rows if r["phase"] == "pretrain" and r["G_L1"])
+    assert sum(1 for r in rows if r["val_L1"]) == 3 and not any(p.name.startswith(".")
+                                                               for p in out.iterdir())  # fmt: skip
+
+
+def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos")
+    cfg = tiny_config(tmp_path / "photos", epochs=2)  # 6 train images, 3 steps an epoch
+
+    straight = start_run(cfg, tmp_path / "a", Dist(), workers=0)
+    straight.fit()
+
+    def stop_at_4(status: object) -> None:
+        if status.step == 4:
+            raise KeyboardInterrupt
+
+    broken = start_run(cfg, tmp_path / "b", Dist(), workers=0)
+    with pytest.raises(KeyboardInterrupt):
+        broken.fit(stop_at_4)  # Ctrl-C in the middle of epoch 2: last.pt saved at step 4
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 4
+    resumed = resume_run(tmp_path / "b", Dist(), workers=0)
+    assert resumed.step == 4 and resumed.epoch == 1
+    assert resumed.sched_G.last_epoch == 4
+    resumed.fit()
+
+    assert resumed.step == straight.step == 6
+    for a, b in zip(straight.G.state_dict().values(), resumed.G.state_dict().values(),
+                    strict=True):  # fmt: skip
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    opt_a, opt_b = straight.opt_G.state_dict()["state"], resumed.opt_G.state_dict()["state"]
+    assert opt_a.keys() == opt_b.keys()
+    for k in opt_a:
+        assert torch.allclose(opt_a[k]["exp_avg"], opt_b[k]["exp_avg"], atol=1e-6)
+        assert float(opt_a[k]["step"]) == float(opt_b[k]["step"]) == 6
+
+
+def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", "-m", "cli", "train", str(tmp_path / "photos"), "-o", str(out), "--size", "32",
+           "--epochs", "2", "--batch-size", "1", "--base-width", "8", "--depth", "4",
+           "--val-fraction", "0.25", "--workers", "0", "--device", "cpu"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "x2" in done.stderr  # both ranks in one process group
+    state = load_checkpoint(out / "last.pt")
+    assert state["step"] == 6  # 6 images / (1 per rank x 2 ranks) = 3 steps x 2 epochs
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".pt") == ["best.pt", "last.pt"]
+
+
+def test_bad_data_gives_one_clear_line(tmp_path: Path) -> None:
+    def error(result: Result) -> str:
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.output
+        return lines[0]
+
+    args = ("--size", "32", "--base-width", "8", "--depth", "4", "--workers", "0")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no images" in error(run("train", empty, "-o", tmp_path / "r1", *args))
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(grey / f"{i}.png"), np.full((40, 40), 60 * i, np.uint8))
+    assert "every image is greyscale" in error(run("train", grey, "-o", tmp_path / "r2", *args))
+    broken = tmp_path / "broken"
+    write_photos(broken, names=["coffee", "rocket"])
+    (broken / "cut.png").write_bytes((broken / "coffee.png").read_bytes()[:200])
+    assert "cut.png: not a readable image" in error(run("train", broken, "-o", tmp_path / "r3",
+                                                        *args))  # fmt: skip
+    assert "not a folder" in error(run("train", tmp_path / "nope", "-o", tmp_path / "r4", *args))
+    assert "no last.pt" in error(run("train", "--resume", tmp_path / "r5"))
+
+
+def test_foreign_and_unsafe_checkpoints_are_refused(tmp_path: Path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no 'vidcolor-training-checkpoint' tag"):
+        load_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": "vidcolor-training-checkpoint", "x": os.system}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a vidcolor checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")  # weights_only: the function is never loaded
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="not a vidcolor checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.pt").write_bytes(b"junk")
+    result = run("train", "--resume", run_dir)
+    assert result.exit_code == 1 and "not a vidcolor checkpoint" in result.stderr
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos", names=["coffee", "rocket"])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    result = run("train", tmp_path / "photos", "-o", tmp_path / "run")
+    assert result.exit_code == 1 and "--resume" in result.stderr
+    assert (tmp_path / "run" / "config.json").read_text() == "{}"

@@ -1,0 +1,147 @@
+"""Reading training data: what `vidcolor train DATA` accepts, behind one small interface.
+
+``open_training_data(path)`` returns the train/val image lists; ``ColorCrops`` turns a list into
+fixed-size uint8 RGB crops. DATA today is a folder of images (recursive), with an optional
+``manifest.jsonl`` from ``vidcolor extract`` (its ``scene`` field, when present, keeps whole
+scenes on one side of the split). Datasets from ``vidcolor dataset build`` plug in here.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from vidcolor.errors import UserError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+# An image is greyscale when 99% of its pixels have channels within this many levels.
+GREY_SPREAD = 6
+
+
+class TrainDataError(UserError):
+    """The training data cannot be used as given."""
+
+
+@dataclass
+class TrainingData:
+    train: list[Path]
+    val: list[Path]
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 RGB, or TrainDataError naming the file."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise TrainDataError(f"{path}: not a readable image (corrupt or unsupported)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def is_greyscale(rgb: np.ndarray) -> bool:
+    """True when the image carries no colour to learn from (channel spread tiny everywhere)."""
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (64, max(1, 64 * h // w)), interpolation=cv2.INTER_AREA)
+    spread = small.max(axis=2).astype(np.int16) - small.min(axis=2)
+    return float(np.percentile(spread, 99)) <= GREY_SPREAD
+
+
+def _groups(root: Path, files: list[Path]) -> list[list[Path]]:
+    """Files that must stay on one side of the split together: a scene where the manifest
+    names scenes, otherwise runs of consecutive files (neighbouring frames of a video look
+    alike, so a random per-frame split would leak)."""
+    scene_of: dict[Path, str] = {}
+    for manifest in root.rglob("manifest.jsonl"):
+        for line in manifest.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if isinstance(row, dict) and "scene" in row and "file" in row:
+                scene_of[manifest.parent / row["file"]] = f"{row.get('source')}#{row['scene']}"
+    if scene_of:
+        by_scene: dict[str, list[Path]] = {}
+        for f in files:
+            by_scene.setdefault(scene_of.get(f, f"file:{f}"), []).append(f)
+        return list(by_scene.values())
+    run = max(1, len(files) // 50)
+    return [files[i : i + run] for i in range(0, len(files), run)]
+
+
+def open_training_data(
+    path: str | Path, val_fraction: float = 0.1, seed: int = 0, workers: int = 4
+) -> TrainingData:
+    """Scan DATA, leave out greyscale images, split whole groups into train and val.
+
+    ``val_fraction`` 0 validates on the training images themselves (said in ``notes``).
+    Raises TrainDataError for a missing or empty folder, a corrupt image, or nothing in colour.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise TrainDataError(f"{root}: not a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
+    if not files:
+        raise TrainDataError(f"{root}: no images (png, jpg, webp) found")
+    with ThreadPoolExecutor(workers) as pool:
+        grey = list(pool.map(lambda p: is_greyscale(read_rgb(p)), files))
+    notes = []
+    if any(grey):
+        names = [p.name for p, g in zip(files, grey, strict=True) if g]
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        notes.append(f"left out {len(names)} greyscale image(s): {shown}")
+    files = [p for p, g in zip(files, grey, strict=True) if not g]
+    if not files:
+        raise TrainDataError(f"{root}: every image is greyscale; a colorizer needs colour")
+    groups = _groups(root, files)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    n_val = 0  # at least one group each side when there is a split at all
+    if val_fraction > 0 and len(groups) >= 2:
+        n_val = min(max(round(len(groups) * val_fraction), 1), len(groups) - 1)
+    val = sorted(p for i in order[:n_val] for p in groups[i])
+    train = sorted(p for i in order[n_val:] for p in groups[i])
+    if not val:
+        notes.append("no held-out images: validating on the training images")
+        val = train
+    return TrainingData(train, val, notes)
+
+
+class ColorCrops(Dataset):
+    """Square ``size`` crops as uint8 RGB tensors (3, size, size).
+
+    Training: the short side is scaled to ``size`` x U(1, 1.25), then a random crop and a coin
+    flip mirror it. Validation: short side to ``size``, centre crop. Augmentation is drawn from
+    (seed, epoch, index), so it does not depend on worker count or on resuming.
+    """
+
+    def __init__(self, files: list[Path], size: int, train: bool, seed: int = 0) -> None:
+        self.files, self.size, self.train, self.seed = files, size, train, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        rgb = read_rgb(self.files[index])
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        h, w = rgb.shape[:2]
+        short = self.size * (rng.uniform(1.0, 1.25) if self.train else 1.0)
+        scale = short / min(h, w)
+        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        if self.train:
+            y = int(rng.integers(0, nh - self.size + 1))
+            x = int(rng.integers(0, nw - self.size + 1))
+        else:
+            y, x = (nh - self.size) // 2, (nw - self.size) // 2
+        crop = rgb[y : y + self.size, x : x + self.size]
+        if self.train and rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)  # (3,S,S) uint8

@@ -1,0 +1,385 @@
+"""The GAN loop: pix2pix in Lab, resumable, one process or data-parallel under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from vidcolor.checkpoint import load_checkpoint, save_checkpoint
+from vidcolor.color import model_to_rgb, rgb_to_model
+from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
+from vidcolor.errors import UserError
+from vidcolor.metrics import psnr, ssim
+from vidcolor.models import ModelConfig, build_discriminator, build_generator
+from vidcolor.report import plot_curves, sample_grid, save_png
+
+METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
+                 "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
+
+
+class RunError(UserError):
+    """The run folder cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    size: int = 224
+    epochs: int = 20  # adversarial epochs, after the L1-only warm-up
+    pretrain_epochs: int = 0  # L1-only generator epochs first
+    decay_epochs: int | None = None  # linear lr decay over the last N epochs (None: half)
+    batch_size: int = 16  # per process
+    lr: float = 2e-4
+    beta1: float = 0.5
+    lambda_l1: float = 100.0
+    val_fraction: float = 0.1
+    val_max: int = 256  # validation images scored per epoch
+    samples: int = 6  # rows in each epoch's sample grid
+    checkpoint_every: int = 500  # steps between last.pt saves (and at every epoch end)
+    log_every: int = 20  # steps between metrics.csv rows
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**{**d, "model": ModelConfig(**d["model"])})
+
+
+@dataclass
+class Status:
+    """What a progress display needs after each step."""
+
+    epoch: int
+    epochs: int
+    step: int
+    total_steps: int
+    phase: str
+    losses: dict[str, float]
+    images_per_s: float
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RunError(f"--device {name}: no CUDA device here (use cpu or auto)")
+    return torch.device(name)
+
+
+def setup_distributed(device: str) -> Dist:
+    """One process, or a rank of a torchrun launch (NCCL on GPUs, gloo on the CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist(device=pick_device(device))
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return Dist(rank, world, dev)
+
+
+def lr_factor(step: int, pretrain_steps: int, gan_steps: int, decay_steps: int) -> float:
+    """1 through warm-up and the first adversarial epochs, then linearly down towards 0."""
+    into = step - pretrain_steps - (gan_steps - decay_steps)
+    return 1.0 if into < 0 else max(0.0, 1.0 - into / max(1, decay_steps))
+
+
+class Trainer:
+    """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
+
+    def __init__(self, cfg: TrainConfig, run: Path, dist_info: Dist, workers: int = 2,
+                 data: TrainingData | None = None) -> None:  # fmt: skip
+        self.cfg, self.run, self.dist, self.workers = cfg, run, dist_info, workers
+        dev = dist_info.device
+        torch.manual_seed(cfg.seed)
+        self.data = data or open_training_data(cfg.data, cfg.val_fraction, cfg.seed)
+        self.train_set = ColorCrops(self.data.train, cfg.size, train=True, seed=cfg.seed)
+        self.val_set = ColorCrops(self.data.val[: cfg.val_max], cfg.size, train=False)
+        self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
+        if self.steps_per_epoch == 0:
+            n = len(self.train_set)
+            raise RunError(f"{n} training images make no full batch of {cfg.batch_size} "
+                           f"x {dist_info.world} process(es): lower --batch-size")  # fmt: skip
+        self.G = build_generator(cfg.model).to(dev)
+        self.D = build_discriminator(cfg.model).to(dev)
+        if dev.type == "cuda":
+            self.G = self.G.to(memory_format=torch.channels_last)
+            self.D = self.D.to(memory_format=torch.channels_last)
+            if dist_info.world > 1:
+                self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
+                self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        betas = (cfg.beta1, 0.999)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        total = cfg.pretrain_epochs + cfg.epochs
+        decay = cfg.epochs // 2 if cfg.decay_epochs is None else min(cfg.decay_epochs, cfg.epochs)
+        spe = self.steps_per_epoch
+        self.total_steps = total * spe
+
+        def schedule(step: int) -> float:
+            return lr_factor(step, cfg.pretrain_epochs * spe, cfg.epochs * spe, decay * spe)
+
+        # D trains only in the adversarial phase, so its scheduler counts from there.
+        pre = cfg.pretrain_epochs * spe
+        self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
+        self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lambda s: schedule(s + pre))
+        # Mixed precision on CUDA only: bf16 where supported (no scaler needed), else fp16.
+        self.amp_dtype = None
+        if dev.type == "cuda":
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.step, self.epoch, self.best_val = 0, 0, float("inf")
+        if dist_info.world > 1:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.G_ddp = DistributedDataParallel(self.G, device_ids=ids)
+            self.D_ddp = DistributedDataParallel(self.D, device_ids=ids)
+        else:
+            self.G_ddp, self.D_ddp = self.G, self.D
+
+    # -- run folder -------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "config": self.cfg.to_dict(), "step": self.step, "epoch": self.epoch,
+            "best_val_L1": self.best_val, "G": self.G.state_dict(), "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
+            "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
+        }  # fmt: skip
+
+    def save(self, name: str) -> None:
+        if self.dist.main:
+            save_checkpoint(self.run / name, self.state())
+
+    def load(self, path: Path) -> None:
+        s = load_checkpoint(path)
+        self.G.load_state_dict(s["G"])
+        self.D.load_state_dict(s["D"])
+        self.opt_G.load_state_dict(s["opt_G"])
+        self.opt_D.load_state_dict(s["opt_D"])
+        self.sched_G.load_state_dict(s["sched_G"])
+        self.sched_D.load_state_dict(s["sched_D"])
+        self.scaler.load_state_dict(s["scaler"])
+        self.step, self.epoch, self.best_val = s["step"], s["epoch"], s["best_val_L1"]
+        torch.set_rng_state(s["rng"])
+
+    def _log(self, row: dict) -> None:
+        if not self.dist.main:
+            return
+        path = self.run / "metrics.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _loader(self, epoch: int) -> DataLoader:
+        """This epoch's batches, skipping those a resumed run already trained on."""
+        sampler = DistributedSampler(self.train_set, self.dist.world, self.dist.rank,
+                                     shuffle=True, seed=self.cfg.seed, drop_last=True)  # fmt: skip
+        sampler.set_epoch(epoch)
+        done = self.step - epoch * self.steps_per_epoch
+        indices = list(sampler)[done * self.cfg.batch_size :]
+        self.train_set.epoch = epoch
+        pin = self.dist.device.type == "cuda"
+        # Its own generator: a loader otherwise draws its seed from the global RNG, and a
+        # resumed run would then see different dropout noise than an uninterrupted one.
+        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return DataLoader(self.train_set, self.cfg.batch_size, sampler=indices, drop_last=True,
+                          num_workers=self.workers, pin_memory=pin, generator=gen)  # fmt: skip
+
+    def _autocast(self) -> torch.autocast | nullcontext:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def train_step(self, rgb: torch.Tensor, adversarial: bool) -> dict[str, float]:
+        """One D step (adversarial phase only) and one G step on a uint8 RGB batch."""
+        dev = self.dist.device
+        rgb = rgb.to(dev, non_blocking=True)
+        L, ab = rgb_to_model(rgb)  # (N,1,H,W), (N,2,H,W), float32
+        if dev.type == "cuda":
+            L, ab = (
+                L.contiguous(memory_format=torch.channels_last),
+                ab.contiguous(memory_format=torch.channels_last),
+            )
+        with self._autocast():
+            fake = self.G_ddp(L)
+        out: dict[str, float] = {}
+        # 1. Discriminator: real (L, ab) towards 1, (L, G(L)) towards 0.
+        if adversarial:
+            self.D.requires_grad_(True)
+            with self._autocast():
+                real_logit = self.D_ddp(L, ab)
+                fake_logit = self.D_ddp(L, fake.detach())
+                d_real = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                d_fake = F.binary_cross_entropy_with_logits(
+                    fake_logit, torch.zeros_like(fake_logit)
+                )
+                loss_D = 0.5 * (d_real + d_fake)
+            self.opt_D.zero_grad(set_to_none=True)
+            self.scaler.scale(loss_D).backward()
+            self.scaler.step(self.opt_D)
+            acc = 0.5 * ((real_logit > 0).float().mean() + (fake_logit < 0).float().mean())
+            out.update(D_real=d_real.item(), D_fake=d_fake.item(), D_acc=acc.item())
+        # 2. Generator: fool D (non-saturating) and stay close to the truth (lambda x L1).
+        # D is frozen and called unwrapped, so DDP neither computes nor syncs its gradients.
+        self.D.requires_grad_(False)
+        with self._autocast():
+            l1 = (fake.float() - ab).abs().mean()
+            loss_G = self.cfg.lambda_l1 * l1
+            if adversarial:
+                logit = self.D(L, fake)
+                g_gan = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
+                loss_G = loss_G + g_gan
+                out["G_GAN"] = g_gan.item()
+        self.opt_G.zero_grad(set_to_none=True)
+        self.scaler.scale(loss_G).backward()
+        self.scaler.step(self.opt_G)
+        self.scaler.update()
+        self.sched_G.step()
+        if adversarial:
+            self.sched_D.step()
+        out["G_L1"] = l1.item()
+        return out
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """L1 on ab, PSNR and SSIM of the RGB result, over the held-out crops."""
+        self.G.eval()
+        l1s, psnrs, ssims = [], [], []
+        loader = DataLoader(self.val_set, self.cfg.batch_size, num_workers=0)
+        for rgb in loader:
+            truth = rgb.to(self.dist.device).float() / 255
+            L, ab = rgb_to_model(truth)
+            with self._autocast():
+                fake = self.G(L).float()
+            l1s.append((fake - ab).abs().flatten(1).mean(1))
+            pred = model_to_rgb(L, fake)
+            psnrs.append(psnr(pred, truth))
+            for p, t in zip(pred.permute(0, 2, 3, 1).cpu().numpy(),
+                            truth.permute(0, 2, 3, 1).cpu().numpy(), strict=True):  # fmt: skip
+                ssims.append(ssim(p, t))
+        self.G.train()
+        return {"val_L1": torch.cat(l1s).mean().item(), "val_PSNR": torch.cat(psnrs).mean().item(),
+                "val_SSIM": float(np.mean(ssims))}  # fmt: skip
+
+    @torch.inference_mode()
+    def write_samples(self, epoch: int) -> None:
+        """samples/epoch_NNN.png: gray | truth | generated on the same validation crops."""
+        self.G.eval()
+        truth = torch.stack([self.val_set[i] for i in range(min(self.cfg.samples,
+                                                               len(self.val_set)))])  # fmt: skip
+        truth = truth.to(self.dist.device).float() / 255
+        L, _ = rgb_to_model(truth)
+        fake = self.G(L).float()
+        gray = model_to_rgb(L, torch.zeros_like(fake))
+        (self.run / "samples").mkdir(exist_ok=True)
+        save_png(self.run / "samples" / f"epoch_{epoch:03d}.png",
+                 sample_grid(gray, truth, model_to_rgb(L, fake)))  # fmt: skip
+        self.G.train()
+
+    def fit(self, on_step: Callable[[Status], None] | None = None) -> dict[str, float]:
+        """Train to the configured number of epochs; returns the last validation scores.
+        Ctrl-C saves last.pt before the KeyboardInterrupt goes on up."""
+        cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
+        scores: dict[str, float] = {}
+        acc: dict[str, list[float]] = {}
+        t_log, n_log = time.perf_counter(), 0
+        self.G.train()
+        self.D.train()
+        try:
+            while self.epoch < epochs:
+                adversarial = self.epoch >= cfg.pretrain_epochs
+                phase = "gan" if adversarial else "pretrain"
+                for rgb in self._loader(self.epoch):
+                    losses = self.train_step(rgb, adversarial)
+                    self.step += 1
+                    n_log += rgb.shape[0] * self.dist.world
+                    for k, v in losses.items():
+                        acc.setdefault(k, []).append(v)
+                    rate = n_log / max(1e-9, time.perf_counter() - t_log)
+                    if on_step is not None:
+                        on_step(Status(self.epoch, epochs, self.step, self.total_steps, phase,
+                                       losses, rate))  # fmt: skip
+                    if self.step % cfg.log_every == 0:
+                        self._log({"step": self.step, "epoch": self.epoch, "phase": phase,
+                                   "lr": self.sched_G.get_last_lr()[0], "images_per_s": rate,
+                                   **{k: float(np.mean(v)) for k, v in acc.items()}})  # fmt: skip
+                        acc, t_log, n_log = {}, time.perf_counter(), 0
+                    if self.step % cfg.checkpoint_every == 0:
+                        self.save("last.pt")
+                self.epoch += 1
+                if self.dist.main:
+                    scores = self.validate()
+                    self._log({"step": self.step, "epoch": self.epoch - 1, "phase": phase,
+                               **scores})  # fmt: skip
+                    self.write_samples(self.epoch - 1)
+                    if scores["val_L1"] < self.best_val:
+                        self.best_val = scores["val_L1"]
+                        self.save("best.pt")
+                    plot_curves(self.run / "metrics.csv", self.run / "curves.png")
+                self.save("last.pt")
+                if self.dist.world > 1:
+                    dist.barrier()
+        except KeyboardInterrupt:
+            self.save("last.pt")
+            raise
+        return scores
+
+
+def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int) -> Trainer:
+    """A new run folder with config.json; refuses one that already holds a run."""
+    if (run / "config.json").exists() or (run / "last.pt").exists():
+        raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
+    trainer = Trainer(cfg, run, dist_info, workers)
+    if dist_info.main:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    return trainer
+
+
+def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None) -> Trainer:
+    """Continue ``run`` from last.pt: same step, optimizer state and schedule."""
+    if not (run / "last.pt").exists():
+        raise RunError(f"{run}: no last.pt to resume from")
+    cfg = TrainConfig.from_dict(load_checkpoint(run / "last.pt")["config"])
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    trainer = Trainer(cfg, run, dist_info, workers)
+    trainer.load(run / "last.pt")
+    return trainer
