@@ -179,3 +179,25 @@ def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     result = run("train", tmp_path / "photos", "-o", tmp_path / "run")
     assert result.exit_code == 1 and "--resume" in result.stderr
     assert (tmp_path / "run" / "config.json").read_text() == "{}"
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+
+    write_photos(tmp_path / "photos")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-c", "from cli import main; main()", "train", str(tmp_path / "photos"),
+           "-o", str(out), "--size", "32", "--epochs", "1000", "--batch-size", "2",
+           "--base-width", "8", "--depth", "4", "--workers", "0"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    said = re.search(r"interrupted at step (\d+)", err)
+    assert said and "vidcolor train --resume" in err and "Traceback" not in err
+    assert load_checkpoint(out / "last.pt")["step"] == int(said.group(1))
