@@ -54,8 +54,9 @@ def is_greyscale(rgb: np.ndarray) -> bool:
 
 def _groups(root: Path, files: list[Path]) -> list[list[Path]]:
     """Files that must stay on one side of the split together: a scene where the manifest
-    names scenes, otherwise runs of consecutive files (neighbouring frames of a video look
-    alike, so a random per-frame split would leak)."""
+    names scenes, otherwise 20 runs of consecutive files (neighbouring frames of a video look
+    alike, so a random per-frame split would leak; a run of 5% of an episode's frames is
+    longer than most shots, so only the shots at run borders can straddle the split)."""
     scene_of: dict[Path, str] = {}
     for manifest in root.rglob("manifest.jsonl"):
         for line in manifest.read_text(errors="replace").splitlines():
@@ -70,7 +71,7 @@ def _groups(root: Path, files: list[Path]) -> list[list[Path]]:
         for f in files:
             by_scene.setdefault(scene_of.get(f, f"file:{f}"), []).append(f)
         return list(by_scene.values())
-    run = max(1, len(files) // 50)
+    run = max(1, -(-len(files) // 20))
     return [files[i : i + run] for i in range(0, len(files), run)]
 
 

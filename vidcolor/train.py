@@ -302,8 +302,10 @@ class Trainer:
     def write_samples(self, epoch: int) -> None:
         """samples/epoch_NNN.png: gray | truth | generated on the same validation crops."""
         self.G.eval()
-        truth = torch.stack([self.val_set[i] for i in range(min(self.cfg.samples,
-                                                               len(self.val_set)))])  # fmt: skip
+        # Spread across the validation set: neighbouring frames of one shot say little new.
+        n = min(self.cfg.samples, len(self.val_set))
+        picks = np.linspace(0, len(self.val_set) - 1, n).round().astype(int)
+        truth = torch.stack([self.val_set[i] for i in picks.tolist()])
         truth = truth.to(self.dist.device).float() / 255
         L, _ = rgb_to_model(truth)
         fake = self.G(L).float()
