@@ -266,7 +266,7 @@ def extract(
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=32),
     default=224,
     show_default=True,
     help="Training crop size (224 cartoons, 480 game replays).",
@@ -367,16 +367,21 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     from click.core import ParameterSource
 
     from vidcolor.models import ModelConfig
-    from vidcolor.train import TrainConfig, resume_run, setup_distributed, start_run
+    from vidcolor.runtime import ForcedStop, setup_distributed
+    from vidcolor.train import TrainConfig, resume_run, start_run
 
     if (resume is None) == (data is None):
         raise click.UsageError("give DATA -o RUN for a new run, or --resume RUN")
     if data is not None and run is None:
         raise click.UsageError("-o RUN is required with DATA")
+    given = {k for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    if resume is not None and given - {"resume", "epochs", "device", "workers"}:
+        names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(given - {"resume"}))
+        raise click.UsageError(f"--resume continues with the run's own settings; only --epochs, "
+                               f"--device and --workers may change (got {names})")  # fmt: skip
     dist_info = setup_distributed(device)
     if resume is not None:
-        explicit = ctx.get_parameter_source("epochs") == ParameterSource.COMMANDLINE
-        trainer = resume_run(resume, dist_info, workers, epochs if explicit else None)
+        trainer = resume_run(resume, dist_info, workers, epochs if "epochs" in given else None)
         run = resume
     else:
         cfg = TrainConfig(
@@ -412,9 +417,14 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
 
         try:
             scores = trainer.fit(show if bar else None)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             if bar:
                 bar.stop()
+            if not dist_info.main:
+                sys.exit(EXIT_INTERRUPTED)  # rank 0 speaks for the run
+            if isinstance(e, ForcedStop):
+                fail(f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint",
+                     EXIT_INTERRUPTED)  # fmt: skip
             fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
                  f"continue with: vidcolor train --resume {run}", EXIT_INTERRUPTED)  # fmt: skip
     if dist_info.main:

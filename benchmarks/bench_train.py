@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 
 from vidcolor.extract import ExtractOptions, FrameExtractor
 from vidcolor.models import ModelConfig
-from vidcolor.train import TrainConfig, Trainer, setup_distributed
+from vidcolor.runtime import setup_distributed
+from vidcolor.train import TrainConfig, Trainer
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
 CONFIGS = {

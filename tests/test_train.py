@@ -175,10 +175,23 @@ def test_foreign_and_unsafe_checkpoints_are_refused(tmp_path: Path) -> None:
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     write_photos(tmp_path / "photos", names=["coffee", "rocket"])
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / "last.pt").write_bytes(b"a real run's checkpoint")
     result = run("train", tmp_path / "photos", "-o", tmp_path / "run")
     assert result.exit_code == 1 and "--resume" in result.stderr
-    assert (tmp_path / "run" / "config.json").read_text() == "{}"
+    assert (tmp_path / "run" / "last.pt").read_bytes() == b"a real run's checkpoint"
+
+
+def test_a_run_that_never_saved_can_start_again(tmp_path: Path) -> None:
+    write_photos(tmp_path / "photos", names=["coffee", "rocket", "chelsea", "astronaut"])
+    out = tmp_path / "run"
+    args = ("-o", out, "--epochs", "1", "--batch-size", "2", "--base-width", "8", "--depth", "4",
+            "--workers", "0", "--val-fraction", "0.25")  # fmt: skip
+    failed = run("train", tmp_path / "photos", *args, "--size", "32", "--batch-size", "64")
+    assert failed.exit_code == 1 and "no full batch" in failed.stderr
+    (out).mkdir(exist_ok=True)
+    (out / "config.json").write_text("{}")  # as a run that crashed before its first save
+    assert run("train", tmp_path / "photos", *args, "--size", "32").exit_code == 0
+    assert load_checkpoint(out / "last.pt")["step"] == 1
 
 
 def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
@@ -201,3 +214,51 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
     said = re.search(r"interrupted at step (\d+)", err)
     assert said and "vidcolor train --resume" in err and "Traceback" not in err
     assert load_checkpoint(out / "last.pt")["step"] == int(said.group(1))
+
+
+def test_odd_file_names_and_a_run_folder_inside_data(tmp_path: Path) -> None:
+    from vidcolor.dataset import open_training_data
+
+    photos = tmp_path / "photos"
+    write_photos(photos, names=["coffee", "rocket", "chelsea", "astronaut"])
+    odd = os.fsdecode(bytes(photos) + b"/bad\xffname \xe6\x97\xa5.png")  # not UTF-8, and CJK
+    os.rename(photos / "coffee.png", odd)
+    data = open_training_data(photos, val_fraction=0.25)
+    assert len(data.train) + len(data.val) == 4  # read, not a crash
+
+    args = ("--size", "32", "--batch-size", "1", "--base-width", "8", "--depth", "4",
+            "--workers", "0", "--val-fraction", "0.25")  # fmt: skip
+    out = photos / "run"  # inside DATA: its sample grids must not become training data
+    assert run("train", photos, "-o", out, "--epochs", "1", *args).exit_code == 0
+    result = run("train", "--resume", out, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(out / "last.pt")["step"] == 6  # 3 train images x 2 epochs
+
+
+def test_resume_refuses_changed_data_and_other_settings(tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos)
+    cfg = tiny_config(photos, epochs=2)
+    trainer = start_run(cfg, tmp_path / "run", Dist(), workers=0)
+    trainer.fit()
+    resumed = resume_run(tmp_path / "run", Dist(), workers=0, epochs=4)
+    # A longer schedule: the lr comes from it, not from the file (which holds the decayed 0)
+    factor = lr_factor(6, 0, 4 * 3, 2 * 3)
+    assert resumed.opt_G.param_groups[0]["lr"] == pytest.approx(cfg.lr * factor)
+    assert factor == 1.0
+    result = run("train", "--resume", tmp_path / "run", "--lr", "0.1")
+    assert result.exit_code == 2 and "only --epochs, --device and --workers" in result.output
+    (photos / "coffee.png").unlink()
+    result = run("train", "--resume", tmp_path / "run")
+    assert result.exit_code == 1 and "training images changed" in result.stderr
+
+
+@pytest.mark.parametrize(("device", "message"), [("gpu", "not a device"),
+                                                 ("cuda:7", "CUDA device"),
+                                                 ("meta", "only cpu and cuda")])  # fmt: skip
+def test_bad_device_names(tmp_path: Path, device: str, message: str) -> None:
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    write_photos(tmp_path / "photos", names=["coffee", "rocket"])
+    result = run("train", tmp_path / "photos", "-o", tmp_path / "run", "--device", device)
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output

@@ -33,7 +33,9 @@ def rgb_to_lab(rgb: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """sRGB in [0, 1] -> Lab (L in [0, 100], a and b roughly [-110, 110]). Channels on ``dim``
     (-1 for HxWx3 images, 1 for NCHW batches). Float tensors of any shape and device."""
     x = rgb.movedim(dim, -1)
-    lin = torch.where(x > 0.04045, ((x + 0.055) / 1.055) ** 2.4, x / 12.92)
+    # clamp: the branch torch.where discards still gets differentiated, and a negative base
+    # under ** 2.4 would make its gradient NaN
+    lin = torch.where(x > 0.04045, ((x.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, x / 12.92)
     xyz = _matmul(lin, _RGB_TO_XYZ) / _WHITE.to(x.device, x.dtype)
     f = torch.where(xyz > _EPS, xyz.clamp(min=_EPS) ** (1 / 3), _KAPPA * xyz + 16 / 116)
     fx, fy, fz = f.unbind(-1)

@@ -37,8 +37,13 @@ class TrainingData:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, or TrainDataError naming the file."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    """HxWx3 uint8 RGB, or TrainDataError naming the file. Decoded from bytes read in Python:
+    cv2.imread crashes the process on file names that are not valid UTF-8."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as e:
+        raise TrainDataError(f"{path}: cannot read ({e.strerror})") from None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         raise TrainDataError(f"{path}: not a readable image (corrupt or unsupported)")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
@@ -76,11 +81,16 @@ def _groups(root: Path, files: list[Path]) -> list[list[Path]]:
 
 
 def open_training_data(
-    path: str | Path, val_fraction: float = 0.1, seed: int = 0, workers: int = 4
+    path: str | Path,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    workers: int = 4,
+    exclude: Path | None = None,
 ) -> TrainingData:
     """Scan DATA, leave out greyscale images, split whole groups into train and val.
 
     ``val_fraction`` 0 validates on the training images themselves (said in ``notes``).
+    ``exclude``: a folder inside DATA to pass over (the run folder, with its sample grids).
     Raises TrainDataError for a missing or empty folder, a corrupt image, or nothing in colour.
     """
     root = Path(path)
@@ -88,6 +98,9 @@ def open_training_data(
         raise TrainDataError(f"{root}: not a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
+    if exclude is not None:
+        skip = exclude.resolve()
+        files = [p for p in files if not p.resolve().is_relative_to(skip)]
     if not files:
         raise TrainDataError(f"{root}: no images (png, jpg, webp) found")
     with ThreadPoolExecutor(workers) as pool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -22,17 +21,18 @@ from torch.utils.data import DataLoader, DistributedSampler
 from vidcolor.checkpoint import load_checkpoint, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
-from vidcolor.errors import UserError
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import ModelConfig, build_discriminator, build_generator
 from vidcolor.report import plot_curves, sample_grid, save_png
+from vidcolor.runtime import Dist, ForcedStop, RunError, StopOnSigint
+
+__all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_run", "start_run"]
 
 METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
                  "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
 
 
-class RunError(UserError):
-    """The run folder cannot be used as asked."""
+MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
 @dataclass(frozen=True)
@@ -75,38 +75,14 @@ class Status:
     images_per_s: float
 
 
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+def data_fingerprint(data: TrainingData) -> str:
+    """Which files train and validate, as a short hash: resuming needs the same data."""
+    import hashlib
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RunError(f"--device {name}: no CUDA device here (use cpu or auto)")
-    return torch.device(name)
-
-
-def setup_distributed(device: str) -> Dist:
-    """One process, or a rank of a torchrun launch (NCCL on GPUs, gloo on the CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist(device=pick_device(device))
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    dev = pick_device(device)
-    if dev.type == "cuda":
-        dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, dev)
+    h = hashlib.sha256()
+    for part in (data.train, data.val):
+        h.update("\n".join(str(p) for p in part).encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:16]
 
 
 def lr_factor(step: int, pretrain_steps: int, gan_steps: int, decay_steps: int) -> float:
@@ -122,10 +98,15 @@ class Trainer:
                  data: TrainingData | None = None) -> None:  # fmt: skip
         self.cfg, self.run, self.dist, self.workers = cfg, run, dist_info, workers
         dev = dist_info.device
+        if cfg.size < MIN_SIZE:
+            raise RunError(f"--size {cfg.size}: the discriminators need at least {MIN_SIZE}")
         torch.manual_seed(cfg.seed)
-        self.data = data or open_training_data(cfg.data, cfg.val_fraction, cfg.seed)
+        self.data = data or open_training_data(cfg.data, cfg.val_fraction, cfg.seed, exclude=run)
         self.train_set = ColorCrops(self.data.train, cfg.size, train=True, seed=cfg.seed)
-        self.val_set = ColorCrops(self.data.val[: cfg.val_max], cfg.size, train=False)
+        val = self.data.val
+        if len(val) > cfg.val_max:  # an even spread, not the first scenes alone
+            val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_max).astype(int)]
+        self.val_set = ColorCrops(val, cfg.size, train=False)
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
             n = len(self.train_set)
@@ -157,13 +138,17 @@ class Trainer:
         # Mixed precision on CUDA only: bf16 where supported (no scaler needed), else fp16.
         self.amp_dtype = None
         if dev.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            # Native bf16 only (Ampere on): emulated bf16 has no cuDNN convolutions (T4, V100)
+            with torch.cuda.device(dev):
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+            self.amp_dtype = torch.bfloat16 if native else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.epoch, self.best_val = 0, 0, float("inf")
         if dist_info.world > 1:
             ids = [dev.index] if dev.type == "cuda" else None
-            self.G_ddp = DistributedDataParallel(self.G, device_ids=ids)
+            self.G_ddp = DistributedDataParallel(self.G, device_ids=ids)  # broadcasts rank 0's
             self.D_ddp = DistributedDataParallel(self.D, device_ids=ids)
+            torch.manual_seed(cfg.seed * 1_000_003 + dist_info.rank)  # per-rank dropout noise
         else:
             self.G_ddp, self.D_ddp = self.G, self.D
 
@@ -176,6 +161,9 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.dist.device)
+            if self.dist.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
+            "data": data_fingerprint(self.data), "world": self.dist.world,
         }  # fmt: skip
 
     def save(self, name: str) -> None:
@@ -184,15 +172,31 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         s = load_checkpoint(path)
+        if s.get("data") != data_fingerprint(self.data):
+            raise RunError(f"{path}: the training images changed since this run started; "
+                           "resuming needs the same data (start a new run instead)")  # fmt: skip
+        if s.get("world") != self.dist.world:
+            raise RunError(f"{path}: saved by {s.get('world')} process(es), resumed by "
+                           f"{self.dist.world}: the batches per epoch would differ")  # fmt: skip
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])
         self.opt_G.load_state_dict(s["opt_G"])
         self.opt_D.load_state_dict(s["opt_D"])
         self.sched_G.load_state_dict(s["sched_G"])
         self.sched_D.load_state_dict(s["sched_D"])
-        self.scaler.load_state_dict(s["scaler"])
+        if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
+            self.scaler.load_state_dict(s["scaler"])
         self.step, self.epoch, self.best_val = s["step"], s["epoch"], s["best_val_L1"]
+        # A changed --epochs changes the schedule: take each lr from it, not from the file.
+        for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
+            for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas,
+                                       strict=True):  # fmt: skip
+                group["lr"] = base * fn(sched.last_epoch)
         torch.set_rng_state(s["rng"])
+        if self.dist.device.type == "cuda" and s["cuda_rng"].numel():
+            torch.cuda.set_rng_state(s["cuda_rng"], self.dist.device)
+        if self.dist.world > 1:  # each rank its own dropout noise, reproducibly
+            torch.manual_seed(self.cfg.seed * 1_000_003 + self.step * 101 + self.dist.rank)
 
     def _log(self, row: dict) -> None:
         if not self.dist.main:
@@ -317,57 +321,78 @@ class Trainer:
 
     def fit(self, on_step: Callable[[Status], None] | None = None) -> dict[str, float]:
         """Train to the configured number of epochs; returns the last validation scores.
-        Ctrl-C saves last.pt before the KeyboardInterrupt goes on up."""
+        Ctrl-C (SIGINT) finishes the step in progress, saves last.pt and raises
+        KeyboardInterrupt; a second Ctrl-C raises ForcedStop at once and saves nothing."""
         cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
         scores: dict[str, float] = {}
         acc: dict[str, list[float]] = {}
         t_log, n_log = time.perf_counter(), 0
         self.G.train()
         self.D.train()
-        try:
-            while self.epoch < epochs:
-                adversarial = self.epoch >= cfg.pretrain_epochs
-                phase = "gan" if adversarial else "pretrain"
-                for rgb in self._loader(self.epoch):
-                    losses = self.train_step(rgb, adversarial)
-                    self.step += 1
-                    n_log += rgb.shape[0] * self.dist.world
-                    for k, v in losses.items():
-                        acc.setdefault(k, []).append(v)
-                    rate = n_log / max(1e-9, time.perf_counter() - t_log)
-                    if on_step is not None:
-                        on_step(Status(self.epoch, epochs, self.step, self.total_steps, phase,
-                                       losses, rate))  # fmt: skip
-                    if self.step % cfg.log_every == 0:
-                        self._log({"step": self.step, "epoch": self.epoch, "phase": phase,
-                                   "lr": self.sched_G.get_last_lr()[0], "images_per_s": rate,
-                                   **{k: float(np.mean(v)) for k, v in acc.items()}})  # fmt: skip
-                        acc, t_log, n_log = {}, time.perf_counter(), 0
-                    if self.step % cfg.checkpoint_every == 0:
-                        self.save("last.pt")
-                self.epoch += 1
-                if self.dist.main:
-                    scores = self.validate()
-                    self._log({"step": self.step, "epoch": self.epoch - 1, "phase": phase,
-                               **scores})  # fmt: skip
-                    self.write_samples(self.epoch - 1)
-                    if scores["val_L1"] < self.best_val:
-                        self.best_val = scores["val_L1"]
-                        self.save("best.pt")
-                    plot_curves(self.run / "metrics.csv", self.run / "curves.png")
+        with StopOnSigint() as stop:
+            try:
+                while self.epoch < epochs:
+                    adversarial = self.epoch >= cfg.pretrain_epochs
+                    phase = "gan" if adversarial else "pretrain"
+                    for rgb in self._loader(self.epoch):
+                        losses = self.train_step(rgb, adversarial)
+                        self.step += 1
+                        n_log += rgb.shape[0] * self.dist.world
+                        for k, v in losses.items():
+                            acc.setdefault(k, []).append(v)
+                        rate = n_log / max(1e-9, time.perf_counter() - t_log)
+                        if on_step is not None:
+                            on_step(Status(self.epoch, epochs, self.step, self.total_steps,
+                                           phase, losses, rate))  # fmt: skip
+                        if self.step % cfg.log_every == 0:
+                            means = {k: float(np.mean(v)) for k, v in acc.items()}
+                            lr = self.sched_G.get_last_lr()[0]
+                            self._log({"step": self.step, "epoch": self.epoch, "phase": phase,
+                                       "lr": lr, "images_per_s": rate, **means})  # fmt: skip
+                            acc, t_log, n_log = {}, time.perf_counter(), 0
+                        if self.step % cfg.checkpoint_every == 0:
+                            self.save("last.pt")
+                        if stop.requested:
+                            raise KeyboardInterrupt
+                    self.epoch += 1
+                    scores = self._end_epoch(phase)
+            except ForcedStop:
+                raise
+            except KeyboardInterrupt:
+                self.save("last.pt")  # steps are whole: the interrupt came between them
+                raise
+            except Exception:
+                if not stop.requested:
+                    raise
+                # Ctrl-C reached the loader's worker processes too, and fetching the next
+                # batch failed: still between steps, so the state is whole.
                 self.save("last.pt")
-                if self.dist.world > 1:
-                    dist.barrier()
-        except KeyboardInterrupt:
-            self.save("last.pt")
-            raise
+                raise KeyboardInterrupt from None
+        return scores
+
+    def _end_epoch(self, phase: str) -> dict[str, float]:
+        """Validation, samples, best.pt and curves (rank 0), then last.pt and a barrier."""
+        scores: dict[str, float] = {}
+        if self.dist.main:
+            scores = self.validate()
+            self._log({"step": self.step, "epoch": self.epoch - 1, "phase": phase, **scores})
+            self.write_samples(self.epoch - 1)
+            if scores["val_L1"] < self.best_val:
+                self.best_val = scores["val_L1"]
+                self.save("best.pt")
+            plot_curves(self.run / "metrics.csv", self.run / "curves.png")
+        self.save("last.pt")
+        if self.dist.world > 1:
+            dist.barrier()
         return scores
 
 
 def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int) -> Trainer:
     """A new run folder with config.json; refuses one that already holds a run."""
-    if (run / "config.json").exists() or (run / "last.pt").exists():
+    if (run / "last.pt").exists():
         raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
+    # A config.json without last.pt is a run that stopped before its first checkpoint:
+    # nothing to resume, so starting again over it loses nothing.
     trainer = Trainer(cfg, run, dist_info, workers)
     if dist_info.main:
         run.mkdir(parents=True, exist_ok=True)
