@@ -385,7 +385,7 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         run = resume
     else:
         cfg = TrainConfig(
-            data=str(data), size=size, epochs=epochs, pretrain_epochs=pretrain_epochs,
+            data=str(data.resolve()), size=size, epochs=epochs, pretrain_epochs=pretrain_epochs,
             batch_size=batch_size, lr=lr, lambda_l1=lambda_l1, val_fraction=val_fraction,
             checkpoint_every=checkpoint_every, seed=seed,
             model=ModelConfig(base_width=base_width, depth=depth, disc=disc),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -75,13 +76,15 @@ class Status:
     images_per_s: float
 
 
-def data_fingerprint(data: TrainingData) -> str:
-    """Which files train and validate, as a short hash: resuming needs the same data."""
+def data_fingerprint(data: TrainingData, root: str | Path) -> str:
+    """Which files train and validate (relative to DATA), as a short hash: resuming needs the
+    same data, wherever the command runs from."""
     import hashlib
 
     h = hashlib.sha256()
     for part in (data.train, data.val):
-        h.update("\n".join(str(p) for p in part).encode("utf-8", "surrogateescape") + b"\0")
+        names = "\n".join(os.path.relpath(p, root) for p in part)
+        h.update(names.encode("utf-8", "surrogateescape") + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -163,7 +166,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.dist.device)
             if self.dist.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-            "data": data_fingerprint(self.data), "world": self.dist.world,
+            "data": data_fingerprint(self.data, self.cfg.data), "world": self.dist.world,
         }  # fmt: skip
 
     def save(self, name: str) -> None:
@@ -172,7 +175,7 @@ class Trainer:
 
     def load(self, path: Path) -> None:
         s = load_checkpoint(path)
-        if s.get("data") != data_fingerprint(self.data):
+        if s.get("data") != data_fingerprint(self.data, self.cfg.data):
             raise RunError(f"{path}: the training images changed since this run started; "
                            "resuming needs the same data (start a new run instead)")  # fmt: skip
         if s.get("world") != self.dist.world:
