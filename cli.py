@@ -432,5 +432,118 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
 
 
+@main.command()
+@click.argument("src", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    help="A model bundle or training checkpoint (default: the bundled model).",
+)
+@click.option(
+    "--render-size",
+    type=click.IntRange(min=32),
+    help="Short side the model works at (default: its training size).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Frames per model call (halved automatically on CUDA out-of-memory).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--codec",
+    default="h264",
+    show_default=True,
+    help="h264, h265, av1, vp9 or an FFmpeg encoder name.",
+)
+@click.option("--crf", type=click.IntRange(0, 63), help="Quality (encoder's scale; lower: better).")
+@click.option("--preset", help="Encoder speed preset (x264: ultrafast ... veryslow).")
+@click.option(
+    "--preview",
+    type=click.Choice(["sbs"]),
+    help="sbs: OUT shows gray | colorized (| original colour) side by side.",
+)
+@click.option(
+    "--preview-frames",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Also write OUT's name + _preview.png: a contact sheet of N frames.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@user_errors
+def render(src: Path, dst: Path, model: Path | None, render_size: int | None, batch_size: int,
+           device: str, codec: str, crf: int | None, preset: str | None, preview: str | None,
+           preview_frames: int, overwrite: bool) -> None:  # fmt: skip
+    """Colorize IN (a video, an image, or a folder of images) into OUT.
+
+    The output keeps the input's luma, frame count, timestamps, rotation and audio.
+
+    \b
+    Examples:
+      vidcolor render episode.mp4 episode_color.mp4
+      vidcolor render episode.mp4 check.mp4 --preview sbs --preview-frames 8
+      vidcolor render photo.jpg photo_color.png
+      vidcolor render frames/ colour_frames/ --model runs/cartoon/model.pt
+    """
+    import threading
+
+    from vidcolor.dataset import IMAGE_SUFFIXES
+    from vidcolor.render import Colorizer, image_files, render_image, render_video
+    from vidcolor.video import EncodeOptions, probe
+
+    if src.exists() and dst.exists() and src.resolve() == dst.resolve():
+        raise click.UsageError("IN and OUT are the same file")
+    if dst.exists() and not overwrite and not (src.is_dir() and dst.is_dir()):
+        fail(f"{dst}: exists; use --overwrite to replace it")
+    is_image = src.suffix.lower() in IMAGE_SUFFIXES
+    if src.is_file() and not is_image:
+        probe(src)  # a bad video fails here, before the model loads
+    colorizer = Colorizer(model, device, render_size, batch_size)
+    if src.is_dir():
+        images = image_files(src)
+        if not images:
+            fail(f"{src}: no images to render")
+        dst.mkdir(parents=True, exist_ok=True)
+        with progress_bar() as bar:
+            task = bar.add_task(f"render {src.name}", total=len(images))
+            for image in images:
+                if (dst / image.name).exists() and not overwrite:
+                    fail(f"{dst / image.name}: exists; use --overwrite to replace it")
+                render_image(image, dst / image.name, colorizer)
+                bar.advance(task)
+        click.echo(f"{len(images)} images in {dst}", err=True)
+        return
+    if is_image:
+        if not src.is_file():
+            fail(f"{src}: no such file")
+        render_image(src, dst, colorizer)
+        click.echo(f"wrote {dst}", err=True)
+        return
+    encode = EncodeOptions(codec=codec, crf=crf, preset=preset)
+    total = probe(src).frame_count
+    stop = threading.Event()
+    with progress_bar() as bar:
+        task = bar.add_task(f"render {src.name}", total=total)
+        try:
+            result = render_video(
+                src, dst, colorizer, encode, preview, preview_frames,
+                on_frame=lambda n: bar.update(task, completed=n), stop=stop,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            bar.stop()
+            fail(f"interrupted; {dst} was not written", EXIT_INTERRUPTED)
+        bar.update(task, total=result.frames, completed=result.frames)
+    for note in result.notes:
+        click.echo(f"vidcolor: note: {note}", err=True)
+    if result.batch_size < batch_size:
+        click.echo(f"vidcolor: note: out of GPU memory: batch size lowered to {result.batch_size}",
+                   err=True)  # fmt: skip
+    extra = f" and {dst.stem}_preview.png" if preview_frames else ""
+    click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -157,3 +157,19 @@ def write_photos(folder: Path, names: list[str] = PHOTOS, size: int = 96) -> lis
         paths.append(folder / f"{name}.png")
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real, tiny model bundle: trained a few steps on real photos with vidcolor's trainer."""
+    from vidcolor.checkpoint import save_bundle
+    from vidcolor.models import ModelConfig
+    from vidcolor.train import Dist, TrainConfig, start_run
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    write_photos(root / "photos", names=["astronaut", "coffee", "chelsea", "rocket"], size=48)
+    cfg = TrainConfig(data=str(root / "photos"), size=32, epochs=2, batch_size=2,
+                      val_fraction=0.0, model=ModelConfig(base_width=8, depth=4))  # fmt: skip
+    start_run(cfg, root / "run", Dist(), workers=0).fit()
+    save_bundle(root / "model.pt", root / "run" / "last.pt")
+    return root / "model.pt"

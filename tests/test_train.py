@@ -68,7 +68,7 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     assert "left out 1 greyscale image(s): grey.png" in result.stderr
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
-    for name in ("last.pt", "best.pt", "curves.png", "samples/epoch_000.png",
+    for name in ("last.pt", "best.pt", "model.pt", "curves.png", "samples/epoch_000.png",
                  "samples/epoch_002.png"):  # fmt: skip
         assert (out / name).is_file(), name
     grid = cv2.imread(str(out / "samples/epoch_002.png"))

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
-from vidcolor.checkpoint import load_checkpoint, save_checkpoint
+from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
 from vidcolor.metrics import psnr, ssim
@@ -383,6 +383,7 @@ class Trainer:
             if scores["val_L1"] < self.best_val:
                 self.best_val = scores["val_L1"]
                 self.save("best.pt")
+                save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
             plot_curves(self.run / "metrics.csv", self.run / "curves.png")
         self.save("last.pt")
         if self.dist.world > 1:

@@ -40,6 +40,8 @@ class VideoInfo:
     codec: str
     pix_fmt: str
     rotation: int  # degrees counter-clockwise to display upright: 0, 90, 180 or -90
+    full_range: bool  # luma 0-255 ("pc"/JPEG) rather than 16-235 ("tv"/MPEG)
+    matrix: str  # "bt709" or "bt601": how Y'CbCr maps to RGB (tag, else guessed by height)
     audio: tuple[StreamInfo, ...]
     subtitles: tuple[StreamInfo, ...]
 
@@ -92,6 +94,16 @@ def read_rotation(path: Path) -> int:
     return -90 if degrees == 270 else degrees
 
 
+def _matrix(colorspace: int, height: int) -> str:
+    """BT.709 (AVCOL_SPC_BT709 = 1) or BT.601 (5, 6); untagged video is BT.709 from 720 lines
+    up and BT.601 below, as players assume."""
+    if colorspace == 1:
+        return "bt709"
+    if colorspace in (5, 6):
+        return "bt601"
+    return "bt709" if height >= 720 else "bt601"
+
+
 def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo:
     """Describe the first video stream of an open container."""
     v = container.streams.video[0]
@@ -139,6 +151,9 @@ def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo
         codec=cc.name,
         pix_fmt=cc.format.name if cc.format else "unknown",
         rotation=read_rotation(path),
+        full_range=cc.color_range == 2
+        or (cc.format is not None and cc.format.name.startswith("yuvj")),
+        matrix=_matrix(cc.colorspace, cc.height),
         audio=tuple(s for s in others if s.kind == "audio"),
         subtitles=tuple(s for s in others if s.kind == "subtitle"),
     )

@@ -21,8 +21,10 @@ from vidcolor.video.probe import VideoInfo, open_container, stream_info
 class Frame:
     """A decoded frame and where it sits in the source.
 
-    ``image`` is uint8, HxW (gray) or HxWx3 (RGB). ``index`` counts frames in presentation order
-    from the start of the stream (0-based), whatever sampling or start time picked this one.
+    ``image`` is uint8, HxW (gray) or HxWx3 (RGB); in planes mode the Y plane as stored, with
+    ``chroma`` its U and V planes (ceil(H/2) x ceil(W/2)). ``index`` counts frames in
+    presentation order from the start of the stream (0-based), whatever sampling or start time
+    picked this one.
     ``pts`` and ``duration`` are in ticks of ``time_base``.
     """
 
@@ -31,6 +33,7 @@ class Frame:
     pts: int
     time_base: Fraction
     duration: int | None
+    chroma: tuple[np.ndarray, np.ndarray] | None = None  # (U, V) 4:2:0 planes in planes mode
 
     @property
     def time(self) -> float:
@@ -40,7 +43,7 @@ class Frame:
 
 # Limited-range ("TV", 16-235) luma to full-range gray: exactly what swscale's yuv -> gray does,
 # at a fraction of the cost when applied to the Y plane directly.
-_TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
+TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
 _PLANAR_8BIT_YUV = {"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuvj420p", "yuvj422p",
                     "yuvj444p", "yuvj440p", "nv12", "nv21"}  # fmt: skip
 
@@ -53,7 +56,18 @@ def luma(frame: av.VideoFrame) -> np.ndarray | None:
     plane = frame.planes[0]
     y = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
     full = frame.color_range == 2 or frame.format.name.startswith("yuvj")
-    return np.ascontiguousarray(y) if full else cv2.LUT(y, _TV_TO_FULL)
+    return np.ascontiguousarray(y) if full else cv2.LUT(y, TV_TO_FULL)
+
+
+def yuv420_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V of a frame as stored when it is 8-bit 4:2:0, else converted to it (same range)."""
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        frame = frame.reformat(format="yuv420p")
+    out = []
+    for plane in frame.planes:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        out.append(np.ascontiguousarray(rows[:, : plane.width]))
+    return out[0], out[1], out[2]
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -72,8 +86,10 @@ class VideoReader:
     Sampling: ``start``/``end`` (seconds, end exclusive) bound the range; ``every`` keeps every
     Nth frame of it, ``fps`` keeps the first frame of each 1/fps slot (one or the other). ``size``
     scales the short side. Frames come as stored; ``autorotate`` turns them upright by the
-    display rotation. Raises ``CorruptVideoError`` when decoding fails or the stream ends before
-    the frame count its container states: no frame is lost without a word.
+    display rotation. ``planes`` yields the stored Y plane with U and V (size and rotation
+    options do not apply), for work that must keep the luma bit for bit. Raises
+    ``CorruptVideoError`` when decoding fails or the stream ends before the frame count its
+    container states: no frame is lost without a word.
     """
 
     def __init__(
@@ -87,6 +103,7 @@ class VideoReader:
         fps: float | None = None,
         size: int | None = None,
         autorotate: bool = False,
+        planes: bool = False,
         threads: int = 0,
     ) -> None:
         if every < 1:
@@ -102,6 +119,7 @@ class VideoReader:
         self.path = Path(path)
         self.gray, self.start, self.end = gray, start, end
         self.every, self.fps, self.size, self.autorotate = every, fps, size, autorotate
+        self.planes = planes
         self._threads = threads
         self._container = open_container(self.path, threads)
         try:
@@ -255,5 +273,9 @@ class VideoReader:
                 last_slot = slot
             elif (this - first_index) % self.every:
                 continue
-            yield Frame(self._to_array(av_frame), this, pts, tb, av_frame.duration or None)
+            if self.planes:
+                y, u, v = yuv420_planes(av_frame)
+                yield Frame(y, this, pts, tb, av_frame.duration or None, (u, v))
+            else:
+                yield Frame(self._to_array(av_frame), this, pts, tb, av_frame.duration or None)
         self._check_complete(index)

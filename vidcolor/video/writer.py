@@ -149,8 +149,11 @@ class VideoWriter:
         encode: EncodeOptions | None = None,
         rotation: int = 0,
         copy_streams_from: str | Path | None = None,
+        full_range: bool = False,
+        matrix: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.full_range, self.matrix = full_range, matrix
         self.fmt = CONTAINERS.get(self.path.suffix.lower())
         if self.fmt is None:
             known = ", ".join(sorted(CONTAINERS))
@@ -231,6 +234,9 @@ class VideoWriter:
         s.codec_context.thread_count = self.encode.threads
         if self.rotation:
             s.set_display_rotation(self.rotation)
+        if self.matrix is not None:  # tag what write_planes frames hold, so players agree
+            s.codec_context.colorspace = 1 if self.matrix == "bt709" else 6
+            s.codec_context.color_range = 2 if self.full_range else 1
         self._stream, self._size, self._pad = s, (height, width), (pad_h, pad_w)
         if self._src is not None:
             self._add_passengers()
@@ -297,13 +303,6 @@ class VideoWriter:
         h, w = image.shape[:2]
         if self._stream is None:
             self._open_streams(h, w)
-        elif (h, w) != self._size:
-            raise ValueError(f"frame size changed from {self._size} to {(h, w)}")
-        tick = round(1 / (self.frame_rate * self.time_base))
-        if pts is None:
-            pts = 0 if self._last_pts is None else self._last_pts + tick
-        elif self._last_pts is not None and pts <= self._last_pts:
-            raise ValueError(f"timestamps must increase: {pts} after {self._last_pts}")
         pad_h, pad_w = self._pad
         if pad_h or pad_w:
             widths = ((0, pad_h), (0, pad_w)) + (((0, 0),) if image.ndim == 3 else ())
@@ -311,6 +310,20 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(
             np.ascontiguousarray(image), format="rgb24" if image.ndim == 3 else "gray"
         )
+        self._encode(frame, h, w, pts, duration)
+
+    def _encode(
+        self, frame: av.VideoFrame, h: int, w: int, pts: int | None, duration: int | None
+    ) -> None:
+        if self._stream is None:
+            self._open_streams(h, w)
+        elif (h, w) != self._size:
+            raise ValueError(f"frame size changed from {self._size} to {(h, w)}")
+        tick = round(1 / (self.frame_rate * self.time_base))
+        if pts is None:
+            pts = 0 if self._last_pts is None else self._last_pts + tick
+        elif self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"timestamps must increase: {pts} after {self._last_pts}")
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration or tick
         if self._last_pts is None:
@@ -322,6 +335,25 @@ class VideoWriter:
         self.frames_written += 1
         # Audio runs a little ahead of video; the muxer interleaves within its own window.
         self._pump(float(pts * self.time_base) + 1.0)
+
+    def write_planes(
+        self,
+        y: np.ndarray,
+        u: np.ndarray,
+        v: np.ndarray,
+        pts: int | None = None,
+        duration: int | None = None,
+    ) -> None:
+        """Encode one 4:2:0 frame from its planes as they are: Y (H, W) and U, V (H/2, W/2),
+        uint8, even H and W. No colour conversion touches Y, so the output's luma is this Y."""
+        h, w = y.shape
+        if h % 2 or w % 2 or u.shape != (h // 2, w // 2) or v.shape != u.shape:
+            raise ValueError(f"planes must be Y (H, W) even and U, V (H/2, W/2): "
+                             f"{y.shape}, {u.shape}, {v.shape}")  # fmt: skip
+        flat = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+        frame = av.VideoFrame.from_ndarray(flat, format="yuv420p")
+        frame.color_range = 2 if self.full_range else 1
+        self._encode(frame, h, w, pts, duration)
 
     def _mux_video(self, packets: list[av.Packet]) -> None:
         """Mux encoder output with each packet carrying its own frame's duration (x264 drops

@@ -1,0 +1,202 @@
+"""`vidcolor render` with a real tiny model on generated videos, images and folders."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from conftest import make_video, packets, write_photos
+
+from cli import main
+from vidcolor.checkpoint import BUNDLE_FORMAT, load_model
+from vidcolor.color import rgb_to_lab_np
+from vidcolor.render import Colorizer, default_model, render_image, render_video
+from vidcolor.video import EncodeOptions, probe
+
+LOSSLESS = EncodeOptions(
+    crf=0, preset="ultrafast"
+)  # x264 crf 0: lossless, so luma compares exactly
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def planes(path: Path) -> list[np.ndarray]:
+    """Each frame's Y, U and V planes as decoded, stacked as rows: (H + 2 * ceil(H/2), W)."""
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            rows = []
+            for p in f.planes:
+                a = np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+                rows.append(np.pad(a, ((0, 0), (0, f.width - p.width))))
+            out.append(np.concatenate(rows))
+    return out
+
+
+def frame_times(path: Path) -> list:
+    with av.open(str(path)) as c:
+        return [f.pts * f.time_base for f in c.decode(video=0)]
+
+
+def test_render_keeps_frames_timestamps_audio_and_luma(tiny_model: Path, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_video(src, frames=30, width=96, height=64, audio=True, cut_at=15)
+    result = render_video(src, dst, Colorizer(tiny_model, "cpu", batch_size=4), LOSSLESS)
+    assert result.frames == 30 and result.had_colour
+    assert frame_times(dst) == frame_times(src)
+    assert packets(dst, "audio") == packets(src, "audio")
+    assert probe(dst).duration == pytest.approx(probe(src).duration, abs=1e-3)
+    for a, b in zip(planes(src), planes(dst), strict=True):
+        assert np.array_equal(a[:64], b[:64])  # the luma, bit for bit
+        assert not np.array_equal(a[64:], b[64:])  # new chroma
+
+
+def test_batch_sizes_1_and_7_give_the_same_frames(tiny_model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=15, width=96, height=64)
+    outs = []
+    for batch in (1, 7):
+        dst = tmp_path / f"out{batch}.mp4"
+        render_video(src, dst, Colorizer(tiny_model, "cpu", batch_size=batch), LOSSLESS)
+        outs.append(planes(dst))
+    assert len(outs[0]) == len(outs[1]) == 15
+    for a, b in zip(*outs, strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1  # float summation order only
+
+
+def test_odd_size_and_rotation(tiny_model: Path, tmp_path: Path) -> None:
+    src, dst = tmp_path / "odd.webm", tmp_path / "out.mp4"
+    make_video(src, frames=6, width=97, height=61, codec="libvpx-vp9")
+    render_video(src, dst, Colorizer(tiny_model, "cpu"), LOSSLESS)
+    out, ref = planes(dst), planes(src)
+    assert out[0].shape == (62 + 2 * 31, 98)  # one copied edge row/column for 4:2:0 H.264
+    for a, b in zip(ref, out, strict=True):
+        assert np.array_equal(a[:61, :97], b[:61, :97])
+    rot, rot_out = tmp_path / "rot.mp4", tmp_path / "rot_out.mp4"
+    make_video(rot, frames=4, width=64, height=48, rotation=90)
+    render_video(rot, rot_out, Colorizer(tiny_model, "cpu"), LOSSLESS)
+    assert probe(rot_out).rotation == 90 and probe(rot_out).frame_count == 4
+
+
+def test_sbs_preview_and_contact_sheet(tiny_model: Path, tmp_path: Path) -> None:
+    colour, dst = tmp_path / "c.mp4", tmp_path / "sbs.mp4"
+    make_video(colour, frames=12, width=64, height=48)
+    render_video(colour, dst, Colorizer(tiny_model, "cpu"), LOSSLESS, preview="sbs",
+                 preview_frames=3)  # fmt: skip
+    info = probe(dst)
+    assert (info.width, info.height, info.frame_count) == (3 * 64, 48, 12)  # gray|new|original
+    sheet = cv2.imread(str(tmp_path / "sbs_preview.png"))
+    assert sheet.shape == (3 * 240, 3 * 320, 3)  # 3 frames, 3 panels of 320 px
+    # black-and-white input: two panels
+    bw, bw_out = tmp_path / "bw.mp4", tmp_path / "bw_sbs.mp4"
+    with av.open(str(colour)) as c, av.open(str(bw), "w") as o:
+        s = o.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for f in c.decode(video=0):
+            gray = f.to_ndarray(format="gray")
+            o.mux(s.encode(av.VideoFrame.from_ndarray(gray, format="gray")))
+        o.mux(s.encode(None))
+    result = render_video(bw, bw_out, Colorizer(tiny_model, "cpu"), LOSSLESS, preview="sbs")
+    assert not result.had_colour and probe(bw_out).width == 2 * 64
+
+
+def test_cuda_out_of_memory_halves_the_batch(tiny_model: Path) -> None:
+    """The model is wrapped to fail as a GPU would on batches over 2; no frame may be lost."""
+    colorizer = Colorizer(tiny_model, "cpu", batch_size=8)
+    real = colorizer.G
+
+    class SmallGPU(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real(x)
+
+    ys = [np.full((48, 64), 60 + 10 * i, np.uint8) for i in range(8)]
+    expected = colorizer.chroma(ys, False, "bt601")
+    colorizer.G = SmallGPU()
+    got = colorizer.chroma(ys, False, "bt601")
+    assert colorizer.batch_size == 2
+    assert len(got) == 8
+    for (u1, v1), (u2, v2) in zip(expected, got, strict=True):
+        assert np.abs(u1.astype(int) - u2).max() <= 1 and np.abs(v1.astype(int) - v2).max() <= 1
+
+
+def test_stop_leaves_no_file(tiny_model: Path, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_video(src, frames=48)
+    dst.write_bytes(b"an older render")
+    stop = threading.Event()
+    with pytest.raises(KeyboardInterrupt):
+        render_video(src, dst, Colorizer(tiny_model, "cpu", batch_size=2), LOSSLESS,
+                     on_frame=lambda n: stop.set() if n == 10 else None, stop=stop)  # fmt: skip
+    assert dst.read_bytes() == b"an older render"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+def test_still_image_and_folder_keep_their_lightness(tiny_model: Path, tmp_path: Path) -> None:
+    photos = write_photos(tmp_path / "in", names=["coffee", "rocket"], size=80)
+    render_image(photos[0], tmp_path / "one.png", Colorizer(tiny_model, "cpu"))
+    before = cv2.cvtColor(cv2.imread(str(photos[0])), cv2.COLOR_BGR2RGB)
+    after = cv2.cvtColor(cv2.imread(str(tmp_path / "one.png")), cv2.COLOR_BGR2RGB)
+    assert after.shape == before.shape
+    dL = np.abs(rgb_to_lab_np(after)[..., 0] - rgb_to_lab_np(before)[..., 0])
+    assert np.percentile(dL, 99) < 1.0  # L kept; only gamut clipping and 8-bit rounding move it
+    result = run("render", tmp_path / "in", tmp_path / "out", "--model", tiny_model)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.png", "rocket.png"]
+
+
+def test_bad_inputs_one_line_and_no_output(tiny_model: Path, tmp_path: Path) -> None:
+    def error(result: Result, needle: str) -> None:
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.output
+
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=6)
+    error(run("render", src, tmp_path / "a.mp4", "--model", tmp_path / "none.pt"), "no such model")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    error(run("render", src, tmp_path / "b.mp4", "--model", junk), "not a vidcolor model")
+    torch.save({"format": "something-else"}, tmp_path / "other.pt")
+    error(run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "other.pt"),
+          "not a vidcolor model")  # fmt: skip
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 5000)
+    error(run("render", bad, tmp_path / "d.mp4", "--model", tiny_model), "not a readable video")
+    (tmp_path / "file").write_text("x")
+    error(run("render", src, tmp_path / "file" / "e.mp4", "--model", tiny_model),
+          "cannot write here")  # fmt: skip
+    (tmp_path / "f.mp4").write_text("keep")
+    error(run("render", src, tmp_path / "f.mp4", "--model", tiny_model), "--overwrite")
+    assert (tmp_path / "f.mp4").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "bad.mp4", "f.mp4", "file", "in.mp4", "junk.pt", "other.pt"]  # fmt: skip
+
+
+def test_cli_render_video_with_a_training_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
+    src, dst = tmp_path / "in.mp4", tmp_path / "out.mp4"
+    make_video(src, frames=10, audio=True)
+    ckpt = tiny_model.parent / "run" / "last.pt"  # a training checkpoint works as --model too
+    result = run("render", src, dst, "--model", ckpt, "--batch-size", "3", "--preview-frames", "2")
+    assert result.exit_code == 0, result.output
+    assert probe(dst).frame_count == 10 and (tmp_path / "out_preview.png").is_file()
+
+
+def test_bundled_default_model() -> None:
+    path = default_model()
+    if not path.exists():
+        pytest.skip("no bundled model in this checkout")
+    assert path.stat().st_size <= 20 * 2**20
+    g, info = load_model(path)
+    assert info["format"] == BUNDLE_FORMAT and info["size"] >= 128
+    L = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)
+    assert g(L).shape == (1, 2, 64, 64)

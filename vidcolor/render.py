@@ -1,0 +1,353 @@
+"""`vidcolor render`: streaming, batched colorization of videos, still images and folders.
+
+Per frame: the stored luma plane (Y) goes to the encoder untouched; a copy, scaled to the
+working size, becomes L for the generator; the predicted ab, joined with that L, becomes RGB,
+then Cb/Cr, which are scaled to the 4:2:0 chroma size on the device. So the output's luma is the
+input's luma bit for bit, and no full-resolution colour conversion is ever done. Decoding,
+inference and encoding overlap on three threads with bounded queues.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vidcolor.atomic import atomic_path
+from vidcolor.checkpoint import load_model
+from vidcolor.color import ab_from_model, l_to_model, lab_to_rgb, rgb_to_lab
+from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
+from vidcolor.errors import UserError
+from vidcolor.report import save_png
+from vidcolor.runtime import pick_device
+from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
+from vidcolor.video.reader import TV_TO_FULL
+
+# Y'CbCr: (Kr, Kb) per matrix.
+KRB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
+# Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.
+_GRAY = torch.arange(256, dtype=torch.float64).repeat_interleave(3).reshape(256, 3) / 255
+L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
+
+
+class RenderError(UserError):
+    """Render cannot go ahead as asked."""
+
+
+def default_model() -> Path:
+    """The model bundled with vidcolor (see README: trained on Big Buck Bunny, CC-BY)."""
+    return Path(str(files("vidcolor") / "weights" / "default.pt"))
+
+
+def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tensor:
+    """(N,3,H,W) RGB in [0, 1] -> (N,2,H,W) Cb, Cr in 0-255 code values (not rounded)."""
+    kr, kb = KRB[matrix]
+    r, g, b = rgb.unbind(1)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    scale = 255.0 if full_range else 224.0
+    cb = 128 + scale * (b - y) / (2 * (1 - kb))
+    cr = 128 + scale * (r - y) / (2 * (1 - kr))
+    return torch.stack([cb, cr], dim=1)
+
+
+def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_range: bool
+               ) -> np.ndarray:  # fmt: skip
+    """4:2:0 planes -> HxWx3 uint8 RGB (for previews and contact sheets)."""
+    h, w = y.shape
+    kr, kb = KRB[matrix]
+    cb = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
+    cr = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
+    yy = (y.astype(np.float32) if full_range else (y.astype(np.float32) - 16) * 255 / 219) / 255
+    scale = 255.0 if full_range else 224.0
+    pb, pr = cb / scale, cr / scale
+    r = yy + 2 * (1 - kr) * pr
+    b = yy + 2 * (1 - kb) * pb
+    g = (yy - kr * r - kb * b) / (1 - kr - kb)
+    return (np.stack([r, g, b], -1).clip(0, 1) * 255).round().astype(np.uint8)
+
+
+class Colorizer:
+    """A generator on a device at a working size: luma planes in, chroma planes out."""
+
+    def __init__(self, model: str | Path | None = None, device: str = "auto",
+                 render_size: int | None = None, batch_size: int = 8) -> None:  # fmt: skip
+        path = Path(model) if model is not None else default_model()
+        self.G, self.info = load_model(path)
+        self.model_path = path
+        self.device = pick_device(device)
+        self.G.to(self.device)
+        self.amp = None
+        if self.device.type == "cuda":
+            self.G = self.G.to(memory_format=torch.channels_last)
+            with torch.cuda.device(self.device):
+                bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+            self.amp = torch.bfloat16 if bf16 else torch.float16
+        self.size = render_size or int(self.info["size"])
+        self.batch_size = batch_size
+        self._l_of_gray = L_OF_GRAY.to(self.device)
+
+    def _generate(self, L: torch.Tensor) -> torch.Tensor:
+        """ab (model scale) for a batch of L (model scale); on CUDA out-of-memory the batch is
+        halved, for this call and the rest of the run: slower, but no frame is lost."""
+        try:
+            if self.amp is None:
+                return self.G(L)
+            with torch.autocast("cuda", dtype=self.amp):
+                return self.G(L.contiguous(memory_format=torch.channels_last)).float()
+        except torch.cuda.OutOfMemoryError:
+            if L.shape[0] == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = L.shape[0] // 2
+            self.batch_size = max(1, min(self.batch_size, half))
+            return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
+
+    @torch.inference_mode()
+    def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str
+               ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W)."""
+        h, w = ys[0].shape
+        ws, hs = scaled_size(w, h, self.size)
+        grays = []
+        for y in ys:  # 1. stored luma -> full-range gray at the working size
+            g = y if full_range else cv2.LUT(y, TV_TO_FULL)
+            grays.append(cv2.resize(g, (ws, hs), interpolation=cv2.INTER_AREA))
+        idx = torch.from_numpy(np.stack(grays)).to(self.device).long()
+        L = self._l_of_gray[idx].unsqueeze(1)  # (N,1,hs,ws) in [0, 100]
+        ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
+        rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
+        cbcr = rgb_to_cbcr(rgb, matrix, full_range)
+        cbcr = F.interpolate(
+            cbcr,
+            size=((h + 1) // 2, (w + 1) // 2),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )  # 4. to the 4:2:0 grid
+        planes = cbcr.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+        return [(p[0], p[1]) for p in planes]
+
+    @torch.inference_mode()
+    def colorize_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """A still image: HxWx3 uint8 (its colour, if any, is ignored) -> colorized, same L."""
+        h, w = rgb.shape[:2]
+        lab = rgb_to_lab(torch.from_numpy(rgb).float().to(self.device) / 255)  # (H,W,3)
+        L = lab[..., 0][None, None]  # (1,1,H,W)
+        ws, hs = scaled_size(w, h, self.size)
+        small = F.interpolate(L, size=(hs, ws), mode="bilinear", antialias=True)
+        ab = ab_from_model(self._generate(l_to_model(small)).float())
+        ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+        out = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)[0].permute(1, 2, 0)
+        return (out * 255).round().byte().cpu().numpy()
+
+
+@dataclass
+class RenderResult:
+    frames: int
+    batch_size: int  # after any out-of-memory halving
+    had_colour: bool
+    notes: list[str]
+
+
+def _has_colour(u: np.ndarray, v: np.ndarray) -> bool:
+    """Chroma away from neutral: the input was in colour (black-and-white keeps it at 128)."""
+    spread = np.abs(u.astype(np.int16) - 128).mean() + np.abs(v.astype(np.int16) - 128).mean()
+    return float(spread) > 3
+
+
+def _even(plane: np.ndarray) -> np.ndarray:
+    """Pad an odd height/width by one copied edge row/column (4:2:0 encoders need even)."""
+    h, w = plane.shape
+    return np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge") if h % 2 or w % 2 else plane
+
+
+class _Worker(threading.Thread):
+    """A thread whose exception the main thread re-raises."""
+
+    def __init__(self, target: Callable[[], None]) -> None:
+        super().__init__(daemon=True)
+        self._target_fn, self.error = target, None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except BaseException as e:  # handed to the main thread
+            self.error = e
+
+
+_END = object()
+
+
+def render_video(
+    src: Path,
+    dst: Path,
+    colorizer: Colorizer,
+    encode: EncodeOptions | None = None,
+    preview: str | None = None,
+    preview_frames: int = 0,
+    on_frame: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> RenderResult:
+    """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
+    rate, rotation and audio. ``preview="sbs"`` writes gray | colorized (| original colour, for
+    colour input) side by side instead. ``preview_frames`` also writes a contact sheet
+    ``<dst stem>_preview.png``. ``stop`` (set from another thread) abandons the render."""
+    stop = stop or threading.Event()
+    with VideoReader(src, planes=True) as reader:
+        info = reader.info
+        writer = VideoWriter(dst, frame_rate=info.frame_rate, time_base=info.time_base,
+                             encode=encode, rotation=info.rotation, copy_streams_from=src,
+                             full_range=info.full_range, matrix=info.matrix)  # fmt: skip
+        decoded: queue.Queue = queue.Queue(maxsize=2 * colorizer.batch_size)
+        encoded: queue.Queue = queue.Queue(maxsize=2 * colorizer.batch_size)
+
+        def put(q: queue.Queue, item: object) -> None:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def decode() -> None:
+            try:
+                for frame in reader:
+                    put(decoded, frame)
+                    if stop.is_set():
+                        return
+            finally:
+                put(decoded, _END)
+
+        def write() -> None:
+            while not stop.is_set():
+                try:
+                    item = encoded.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _END:
+                    return
+                writer.write_planes(*item)
+
+        workers = [_Worker(decode), _Worker(write)]
+        sheet = _ContactSheet(preview_frames, info.frame_count, info)
+        done, had_colour = 0, None
+        try:
+            for w in workers:
+                w.start()
+            for batch in _batches(decoded, colorizer, stop, workers[0]):
+                ys = [f.image for f in batch]
+                chroma = colorizer.chroma(ys, info.full_range, info.matrix)
+                for f, (u, v) in zip(batch, chroma, strict=True):
+                    if had_colour is None:
+                        had_colour = _has_colour(*f.chroma)
+                    sheet.offer(f, u, v)
+                    y = _even(f.image)
+                    if preview == "sbs":
+                        gray = np.full_like(u, 128)
+                        panels = [(gray, gray), (u, v)] + ([f.chroma] if had_colour else [])
+                        y = np.concatenate([y] * len(panels), axis=1)
+                        u = np.concatenate([p[0] for p in panels], axis=1)
+                        v = np.concatenate([p[1] for p in panels], axis=1)
+                    put(encoded, (y, u, v, f.pts, f.duration))
+                    done += 1
+                    if on_frame is not None:
+                        on_frame(done)
+                for w in workers[1:]:
+                    if w.error is not None:
+                        raise w.error
+            put(encoded, _END)
+            workers[1].join()
+            for w in workers:
+                if w.error is not None:
+                    raise w.error
+            if stop.is_set():
+                raise KeyboardInterrupt
+            writer.close()
+        except BaseException:
+            stop.set()
+            for w in workers:
+                w.join(timeout=5)
+            writer.abort()
+            raise
+        notes = writer.notes + reader.notes
+        if preview_frames:
+            sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour))
+    return RenderResult(done, colorizer.batch_size, bool(had_colour), notes)
+
+
+def _batches(decoded: queue.Queue, colorizer: Colorizer, stop: threading.Event,
+             decoder: _Worker) -> Iterator[list[Frame]]:  # fmt: skip
+    """Frames from the decode thread in batches of the colorizer's (current) batch size."""
+    batch: list[Frame] = []
+    while not stop.is_set():
+        try:
+            item = decoded.get(timeout=0.1)
+        except queue.Empty:
+            if decoder.error is not None:
+                raise decoder.error from None
+            continue
+        if item is _END:
+            break
+        batch.append(item)
+        if len(batch) >= colorizer.batch_size:
+            yield batch
+            batch = []
+    if decoder.error is not None:
+        raise decoder.error
+    if batch and not stop.is_set():
+        yield batch
+
+
+class _ContactSheet:
+    """Thumbnails of ``count`` evenly spaced frames: gray | colorized (| original)."""
+
+    WIDTH = 320  # of each thumbnail
+
+    def __init__(self, count: int, total: int, info: VideoInfo) -> None:
+        picks = np.linspace(0, max(total - 1, 0), count).round().astype(int) if count else []
+        self.picks, self.info = set(picks), info
+        self.rows: list[list[np.ndarray]] = []
+
+    def offer(self, frame: Frame, u: np.ndarray, v: np.ndarray) -> None:
+        """Keep a row for ``frame`` if it is one of the picks; ``u``, ``v``: its new chroma."""
+        if frame.index not in self.picks:
+            return
+        y = _even(frame.image)
+        gray = np.full_like(u, 128)
+        panels = [(gray, gray), (u, v), frame.chroma]
+        size = (self.WIDTH, round(self.WIDTH * y.shape[0] / y.shape[1]))
+        self.rows.append([
+            cv2.resize(yuv_to_rgb(y, a, b, self.info.matrix, self.info.full_range), size,
+                       interpolation=cv2.INTER_AREA)
+            for a, b in panels
+        ])  # fmt: skip
+
+    def save(self, path: Path, had_colour: bool) -> None:
+        if not self.rows:
+            return
+        rows = [np.concatenate(r if had_colour else r[:2], axis=1) for r in self.rows]
+        save_png(path, np.concatenate(rows))
+
+
+def render_image(src: Path, dst: Path, colorizer: Colorizer) -> None:
+    """A still image to a colorized image file (format from ``dst``'s suffix)."""
+    rgb = read_rgb(src)
+    out = colorizer.colorize_rgb(rgb)
+    ok, buf = cv2.imencode(dst.suffix or ".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise RenderError(f"{dst}: cannot write images of type '{dst.suffix}'")
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(buf.tobytes())
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not p.name.startswith("."))  # fmt: skip
