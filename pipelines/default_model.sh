@@ -21,3 +21,16 @@ else
   vidcolor train "$work/train_frames" -o "$work/run" --size 224 --base-width 32 --depth 6 \
     --batch-size 16 --pretrain-epochs 5 --epochs 25 --workers 1 --seed 0
 fi
+
+# 3. The bundle (generator in fp16 + config + provenance) that ships in the package.
+python - "$work" <<'PY'
+import sys
+from vidcolor.checkpoint import save_bundle
+work = sys.argv[1]
+save_bundle("vidcolor/weights/default.pt", f"{work}/run/best.pt", about=(
+    "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0: the first 45 s of "
+    "bbb_360p_60s.mp4 at 8 frames/s, short side 256 (pipelines/default_model.sh)"))
+PY
+
+# 4. Scores on the held-out shots (45 s to 60 s), beside the gray input.
+python benchmarks/score_model.py "$work/heldout_frames"

@@ -48,9 +48,10 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
-def save_bundle(path: str | Path, training_checkpoint: str | Path) -> dict:
+def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = "") -> dict:
     """A shareable model from a training checkpoint: the generator alone (fp16 weights halve
-    the file; inference runs in float32 or autocast), its config, and where it came from."""
+    the file; inference runs in float32 or autocast), its config, and where it came from
+    (``about``: a sentence on the data, for people reading the provenance)."""
     s = load_checkpoint(training_checkpoint)
     cfg = s["config"]
     bundle = {
@@ -65,6 +66,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path) -> dict:
             "epoch": s["epoch"],
             "best_val_L1": s["best_val_L1"],
             "config": {k: v for k, v in cfg.items() if k != "model"},
+            "about": about,
         },
     }
     with atomic_path(path) as tmp:

@@ -1,0 +1,68 @@
+"""Score a model on colour frames it never saw: PSNR and SSIM of its colorization against the
+originals, beside the gray input itself (the floor any colorizer must beat), in one run.
+
+Usage: python benchmarks/score_model.py FRAMES_DIR [--model PATH] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.dataset import is_greyscale, read_rgb
+from vidcolor.metrics import psnr, ssim
+from vidcolor.render import Colorizer, image_files
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003): how colourful an image looks, 0 for gray."""
+    r, g, b = (rgb.astype(np.float64)[..., i] for i in range(3))
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("frames", type=Path)
+    parser.add_argument("--model", type=Path, help="default: the bundled model")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    colorizer = Colorizer(args.model, "auto")
+    rows = {"gray input": [], "model": []}
+    colour = {"original": [], "model": []}
+    for path in image_files(args.frames):
+        truth = read_rgb(path)
+        if is_greyscale(truth):
+            continue  # nothing to score against
+        lab = rgb_to_lab(torch.from_numpy(truth).float() / 255)
+        lab[..., 1:] = 0
+        gray = (lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
+        for name, out in (("gray input", gray), ("model", colorizer.colorize_rgb(truth))):
+            a = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
+            b = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255
+            rows[name].append((psnr(a, b).item(), ssim(out / 255, truth / 255)))
+        colour["original"].append(colourfulness(truth))
+        colour["model"].append(colourfulness(out))
+    n = len(rows["model"])
+    print(f"{n} held-out colour frames from {args.frames}\n")
+    print("| | PSNR dB | SSIM |")
+    print("|---|---:|---:|")
+    result = {}
+    for name, vals in rows.items():
+        p, s = np.mean([v[0] for v in vals]), np.mean([v[1] for v in vals])
+        result[name] = {"psnr": p, "ssim": s}
+        print(f"| {name} | {p:.2f} | {s:.4f} |")
+    ratio = np.mean(colour["model"]) / np.mean(colour["original"])
+    result["colourfulness_ratio"] = ratio
+    print(f"\ncolourfulness, model / original: {ratio:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"frames": n, **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
