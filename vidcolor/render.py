@@ -77,31 +77,38 @@ def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_ra
 class Colorizer:
     """A generator on a device at a working size: luma planes in, chroma planes out."""
 
-    def __init__(self, model: str | Path | None = None, device: str = "auto",
-                 render_size: int | None = None, batch_size: int = 8) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        render_size: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
         path = Path(model) if model is not None else default_model()
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)
-        self.G.to(self.device)
+        # channels_last: faster convolutions on GPUs and, measured, ~1.4x on this CPU (oneDNN)
+        self.G = self.G.to(self.device, memory_format=torch.channels_last)
         self.amp = None
         if self.device.type == "cuda":
-            self.G = self.G.to(memory_format=torch.channels_last)
             with torch.cuda.device(self.device):
                 bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
             self.amp = torch.bfloat16 if bf16 else torch.float16
         self.size = render_size or int(self.info["size"])
-        self.batch_size = batch_size
+        # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
+        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
         self._l_of_gray = L_OF_GRAY.to(self.device)
 
     def _generate(self, L: torch.Tensor) -> torch.Tensor:
         """ab (model scale) for a batch of L (model scale); on CUDA out-of-memory the batch is
         halved, for this call and the rest of the run: slower, but no frame is lost."""
+        L = L.contiguous(memory_format=torch.channels_last)
         try:
             if self.amp is None:
                 return self.G(L)
             with torch.autocast("cuda", dtype=self.amp):
-                return self.G(L.contiguous(memory_format=torch.channels_last)).float()
+                return self.G(L).float()
         except torch.cuda.OutOfMemoryError:
             if L.shape[0] == 1:
                 raise
