@@ -72,6 +72,19 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own log off the terminal: errors reach the user inside vidcolor's one-line
+    messages (VIDCOLOR_FFMPEG_LOG=1 shows the log). This sets FFmpeg's C-level threshold; PyAV's
+    Python log callback is never turned on, since FFmpeg threads logging through it need the
+    GIL and can deadlock against a thread that holds it while waiting on FFmpeg."""
+    import os
+
+    import av.logging
+
+    if not os.environ.get("VIDCOLOR_FFMPEG_LOG"):
+        av.logging.set_libav_level(av.logging.PANIC)
+
+
 class RateColumn(ProgressColumn):
     """Frames per second, from rich's own moving estimate."""
 
@@ -100,9 +113,11 @@ def main() -> None:
     """Colorize black-and-white video with a conditional GAN.
 
     \b
-    Example:
+    Examples:
+      vidcolor render episode.mp4 episode_color.mp4
       vidcolor extract episode.mp4 -o frames/
     """
+    quiet_ffmpeg()
 
 
 @main.command()
@@ -489,35 +504,44 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
     """
     import threading
 
-    from vidcolor.dataset import IMAGE_SUFFIXES
+    from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
     from vidcolor.render import Colorizer, image_files, render_image, render_video
     from vidcolor.video import EncodeOptions, probe
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
-    if dst.exists() and not overwrite and not (src.is_dir() and dst.is_dir()):
-        fail(f"{dst}: exists; use --overwrite to replace it")
+    # 1. Everything about the inputs and outputs is checked before the model loads.
     is_image = src.suffix.lower() in IMAGE_SUFFIXES
-    if src.is_file() and not is_image:
-        probe(src)  # a bad video fails here, before the model loads
-    colorizer = Colorizer(model, device, render_size, batch_size)
     if src.is_dir():
         images = image_files(src)
         if not images:
             fail(f"{src}: no images to render")
+        taken = [dst / p.name for p in images if (dst / p.name).exists()]
+        if taken and not overwrite:
+            fail(f"{taken[0]}: exists ({len(taken)} of the outputs do); use --overwrite")
+    else:
+        if dst.exists() and not overwrite:
+            fail(f"{dst}: exists; use --overwrite to replace it")
+        if not dst.parent.is_dir():
+            fail(f"{dst.parent}: {'not a folder' if dst.parent.exists() else 'no such folder'}")
+        if is_image:
+            read_rgb(src)  # missing or unreadable: one line now, not after the model loads
+            if dst.suffix.lower() not in IMAGE_SUFFIXES:
+                fail(f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        else:
+            probe(src)  # a bad video fails here
+    colorizer = Colorizer(model, device, render_size, batch_size)
+    # 2. The work.
+    if src.is_dir():
         dst.mkdir(parents=True, exist_ok=True)
         with progress_bar() as bar:
             task = bar.add_task(f"render {src.name}", total=len(images))
             for image in images:
-                if (dst / image.name).exists() and not overwrite:
-                    fail(f"{dst / image.name}: exists; use --overwrite to replace it")
                 render_image(image, dst / image.name, colorizer)
                 bar.advance(task)
         click.echo(f"{len(images)} images in {dst}", err=True)
         return
     if is_image:
-        if not src.is_file():
-            fail(f"{src}: no such file")
         render_image(src, dst, colorizer)
         click.echo(f"wrote {dst}", err=True)
         return

@@ -162,6 +162,7 @@ def test_bad_inputs_one_line_and_no_output(tiny_model: Path, tmp_path: Path) -> 
 
     src = tmp_path / "in.mp4"
     make_video(src, frames=6)
+    model = ("--model", tiny_model)
     error(run("render", src, tmp_path / "a.mp4", "--model", tmp_path / "none.pt"), "no such model")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
@@ -169,17 +170,24 @@ def test_bad_inputs_one_line_and_no_output(tiny_model: Path, tmp_path: Path) -> 
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
     error(run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "other.pt"),
           "not a vidcolor model")  # fmt: skip
+    torch.save({"format": BUNDLE_FORMAT, "model": 3}, tmp_path / "broken.pt")
+    error(run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "broken.pt"),
+          "weights do not fit")  # fmt: skip
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 5000)
-    error(run("render", bad, tmp_path / "d.mp4", "--model", tiny_model), "not a readable video")
+    error(run("render", bad, tmp_path / "d.mp4", *model), "not a readable video")
     (tmp_path / "file").write_text("x")
-    error(run("render", src, tmp_path / "file" / "e.mp4", "--model", tiny_model),
-          "cannot write here")  # fmt: skip
+    error(run("render", src, tmp_path / "file" / "e.mp4", *model), "not a folder")
+    error(run("render", src, tmp_path / "nope" / "e.mp4", *model), "no such folder")
+    error(run("render", src, tmp_path / "g.mp4", *model, "--preset", "bogus"),
+          "--preset bogus: libx264 takes ultrafast")  # fmt: skip
     (tmp_path / "f.mp4").write_text("keep")
-    error(run("render", src, tmp_path / "f.mp4", "--model", tiny_model), "--overwrite")
+    error(run("render", src, tmp_path / "f.mp4", *model), "--overwrite")
     assert (tmp_path / "f.mp4").read_text() == "keep"
+    photo = write_photos(tmp_path / "p", names=["coffee"])[0]
+    error(run("render", photo, tmp_path / "h.mp4", *model), "an image goes to an image file")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bad.mp4", "f.mp4", "file", "in.mp4", "junk.pt", "other.pt"]  # fmt: skip
+        "bad.mp4", "broken.pt", "f.mp4", "file", "in.mp4", "junk.pt", "other.pt", "p"]  # fmt: skip
 
 
 def test_cli_render_video_with_a_training_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
@@ -200,3 +208,32 @@ def test_bundled_default_model() -> None:
     assert info["format"] == BUNDLE_FORMAT and info["size"] >= 128
     L = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)
     assert g(L).shape == (1, 2, 64, 64)
+
+
+def test_failures_inside_threads_end_the_render_cleanly(tiny_model: Path, tmp_path: Path) -> None:
+    """Errors in the decode or encode thread: one line, no output, and no hang (subprocess
+    with a time limit, so a regression cannot stall the suite)."""
+    import subprocess
+    import sys
+
+    # Two MPEG-TS segments of different sizes, joined byte for byte: the size changes mid-way.
+    a, b, joined = tmp_path / "a.ts", tmp_path / "b.ts", tmp_path / "joined.ts"
+    make_video(a, frames=24, width=64, height=48)
+    make_video(b, frames=24, width=96, height=64)
+    joined.write_bytes(a.read_bytes() + b.read_bytes())
+    cut = tmp_path / "cut.mp4"  # decoding stops half-way
+    make_video(cut, frames=96, width=128, height=96, faststart=True)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 2 // 3])
+    root = Path(__file__).resolve().parents[1]
+    cases = [(joined, [], "size changes mid-stream"), (cut, [], "truncated")]
+    if not torch.cuda.is_available():  # NVENC cannot open here: fails inside the encode thread
+        cases.append((a, ["--codec", "h264_nvenc"], "refused these settings"))
+    for src, extra, needle in cases:
+        out = tmp_path / f"out_{src.stem}.mp4"
+        cmd = [sys.executable, "-c", "from cli import main; main()", "render", str(src), str(out),
+               "--model", str(tiny_model), "--batch-size", "2", *extra]  # fmt: skip
+        done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], done.stderr
+        assert not out.exists() and not list(tmp_path.glob(".*"))

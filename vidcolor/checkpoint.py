@@ -81,19 +81,20 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
     path = Path(path)
     state = _load(path, "model")
-    if state.get("format") == BUNDLE_FORMAT:
-        weights, info = state["generator"], state
-    elif state.get("format") == TRAINING_FORMAT:
-        cfg = state["config"]
-        weights = state["G"]
-        info = {"model": cfg["model"], "size": cfg["size"],
-                "provenance": {"step": state["step"], "data": cfg["data"]}}  # fmt: skip
-    else:
+    if state.get("format") not in (BUNDLE_FORMAT, TRAINING_FORMAT):
         raise CheckpointError(f"{path}: not a vidcolor model (neither a bundle nor a checkpoint)")
     try:
+        if state["format"] == BUNDLE_FORMAT:
+            weights, info = state["generator"], state
+        else:
+            cfg = state["config"]
+            weights = state["G"]
+            info = {"model": cfg["model"], "size": cfg["size"],
+                    "provenance": {"step": state["step"], "data": cfg["data"]}}  # fmt: skip
+        int(info["size"])
         g = build_generator(ModelConfig(**info["model"]))
         g.load_state_dict({k: v.float() for k, v in weights.items()})
-    except (TypeError, KeyError, RuntimeError) as e:
+    except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as e:
         reason = str(e).strip().splitlines()[0][:120]
         raise CheckpointError(
             f"{path}: weights do not fit the model it describes ({reason})"

@@ -29,7 +29,9 @@ from vidcolor.errors import UserError
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
+from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
+from vidcolor.video.writer import FrameError
 
 # Y'CbCr: (Kr, Kb) per matrix.
 KRB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
@@ -112,10 +114,12 @@ class Colorizer:
         except torch.cuda.OutOfMemoryError:
             if L.shape[0] == 1:
                 raise
-            torch.cuda.empty_cache()
-            half = L.shape[0] // 2
-            self.batch_size = max(1, min(self.batch_size, half))
-            return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
+        # Out of the except block: its traceback held the failed attempt's activations, which
+        # empty_cache could not have freed while it lived.
+        torch.cuda.empty_cache()
+        half = L.shape[0] // 2
+        self.batch_size = max(1, min(self.batch_size, half))
+        return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
 
     @torch.inference_mode()
     def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str
@@ -170,6 +174,31 @@ def _has_colour(u: np.ndarray, v: np.ndarray) -> bool:
     return float(spread) > 3
 
 
+def input_has_colour(src: Path, info: VideoInfo, samples: int = 5) -> bool:
+    """Whether any of ``samples`` frames spread over the video carries colour (a single frame
+    would judge a colour film by its fade from black)."""
+    length = info.duration or 0.0
+    for t in np.linspace(0, max(0.0, length * 0.9), samples):
+        with VideoReader(src, planes=True, start=float(info.start_time) + float(t)) as r:
+            frame = next(iter(r), None)
+        if frame is not None and _has_colour(*frame.chroma):
+            return True
+    return False
+
+
+def _side_by_side(y: np.ndarray, u: np.ndarray, v: np.ndarray,
+                  original: tuple[np.ndarray, np.ndarray], had_colour: bool, rotation: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Gray | colorized (| original) as one frame's planes, laid out so that the panels sit
+    left to right once the player applies the display rotation."""
+    gray = np.full_like(u, 128)
+    panels = [(y, gray, gray), (y, u, v)] + ([(y, *original)] if had_colour else [])
+    if rotation in (180, -90):  # stored left/top ends up on the right on screen
+        panels.reverse()
+    axis = 0 if rotation in (90, -90) else 1
+    return tuple(np.concatenate([p[i] for p in panels], axis=axis) for i in range(3))
+
+
 def _even(plane: np.ndarray) -> np.ndarray:
     """Pad an odd height/width by one copied edge row/column (4:2:0 encoders need even)."""
     h, w = plane.shape
@@ -177,17 +206,19 @@ def _even(plane: np.ndarray) -> np.ndarray:
 
 
 class _Worker(threading.Thread):
-    """A thread whose exception the main thread re-raises."""
+    """A thread whose exception the main thread re-raises. A failure sets ``stop`` so that no
+    other thread waits on a queue this one will never serve again."""
 
-    def __init__(self, target: Callable[[], None]) -> None:
+    def __init__(self, target: Callable[[], None], stop: threading.Event) -> None:
         super().__init__(daemon=True)
-        self._target_fn, self.error = target, None
+        self._target_fn, self._halt, self.error = target, stop, None
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as e:  # handed to the main thread
             self.error = e
+            self._halt.set()
 
 
 _END = object()
@@ -225,13 +256,11 @@ def render_video(
                     continue
 
         def decode() -> None:
-            try:
-                for frame in reader:
-                    put(decoded, frame)
-                    if stop.is_set():
-                        return
-            finally:
-                put(decoded, _END)
+            for frame in reader:
+                put(decoded, frame)
+                if stop.is_set():
+                    return
+            put(decoded, _END)  # only after a clean finish: a failure must never look like one
 
         def write() -> None:
             while not stop.is_set():
@@ -243,35 +272,38 @@ def render_video(
                     return
                 writer.write_planes(*item)
 
-        workers = [_Worker(decode), _Worker(write)]
-        sheet = _ContactSheet(preview_frames, info.frame_count, info)
-        done, had_colour = 0, None
+        workers = [_Worker(decode, stop), _Worker(write, stop)]
+        notes: list[str] = []
+        total = info.frame_count if info.frame_count_exact else count_frames(src)
+        sheet = _ContactSheet(preview_frames, total, info)
+        done = 0
+        had_colour = input_has_colour(src, info)
+        if info.width % 2 or info.height % 2:
+            notes.append(f"{info.width}x{info.height} is odd: one copied edge row/column added "
+                         "(4:2:0 video needs even sizes)")  # fmt: skip
         try:
             for w in workers:
                 w.start()
             for batch in _batches(decoded, colorizer, stop, workers[0]):
                 ys = [f.image for f in batch]
+                for y in ys:
+                    if y.shape != (info.height, info.width):
+                        raise FrameError(f"{src}: frame size changes mid-stream ({info.width}x"
+                                         f"{info.height} to {y.shape[1]}x{y.shape[0]}); "
+                                         "render each part on its own")  # fmt: skip
                 chroma = colorizer.chroma(ys, info.full_range, info.matrix)
                 for f, (u, v) in zip(batch, chroma, strict=True):
-                    if had_colour is None:
-                        had_colour = _has_colour(*f.chroma)
                     sheet.offer(f, u, v)
                     y = _even(f.image)
                     if preview == "sbs":
-                        gray = np.full_like(u, 128)
-                        panels = [(gray, gray), (u, v)] + ([f.chroma] if had_colour else [])
-                        y = np.concatenate([y] * len(panels), axis=1)
-                        u = np.concatenate([p[0] for p in panels], axis=1)
-                        v = np.concatenate([p[1] for p in panels], axis=1)
+                        y, u, v = _side_by_side(y, u, v, f.chroma, had_colour, info.rotation)
                     put(encoded, (y, u, v, f.pts, f.duration))
                     done += 1
                     if on_frame is not None:
                         on_frame(done)
-                for w in workers[1:]:
-                    if w.error is not None:
-                        raise w.error
             put(encoded, _END)
-            workers[1].join()
+            for w in workers:
+                w.join()
             for w in workers:
                 if w.error is not None:
                     raise w.error
@@ -284,7 +316,7 @@ def render_video(
                 w.join(timeout=5)
             writer.abort()
             raise
-        notes = writer.notes + reader.notes
+        notes += writer.notes + reader.notes
         if preview_frames:
             sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour))
     return RenderResult(done, colorizer.batch_size, bool(had_colour), notes)
@@ -330,12 +362,13 @@ class _ContactSheet:
         y = _even(frame.image)
         gray = np.full_like(u, 128)
         panels = [(gray, gray), (u, v), frame.chroma]
-        size = (self.WIDTH, round(self.WIDTH * y.shape[0] / y.shape[1]))
-        self.rows.append([
-            cv2.resize(yuv_to_rgb(y, a, b, self.info.matrix, self.info.full_range), size,
-                       interpolation=cv2.INTER_AREA)
-            for a, b in panels
-        ])  # fmt: skip
+        k = self.info.rotation // 90  # thumbnails upright, as players show the video
+        rgb = [np.rot90(yuv_to_rgb(y, a, b, self.info.matrix, self.info.full_range), k)
+               for a, b in panels]  # fmt: skip
+        h, w = rgb[0].shape[:2]
+        size = (self.WIDTH, round(self.WIDTH * h / w))
+        self.rows.append([cv2.resize(np.ascontiguousarray(p), size, interpolation=cv2.INTER_AREA)
+                          for p in rgb])  # fmt: skip
 
     def save(self, path: Path, had_colour: bool) -> None:
         if not self.rows:
@@ -346,11 +379,16 @@ class _ContactSheet:
 
 def render_image(src: Path, dst: Path, colorizer: Colorizer) -> None:
     """A still image to a colorized image file (format from ``dst``'s suffix)."""
+    if dst.suffix.lower() not in IMAGE_SUFFIXES:
+        raise RenderError(f"{dst}: not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
     rgb = read_rgb(src)
     out = colorizer.colorize_rgb(rgb)
-    ok, buf = cv2.imencode(dst.suffix or ".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    try:
+        ok, buf = cv2.imencode(dst.suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+    except cv2.error:
+        ok = False
     if not ok:
-        raise RenderError(f"{dst}: cannot write images of type '{dst.suffix}'")
+        raise RenderError(f"{dst}: OpenCV cannot write '{dst.suffix}' images here")
     with atomic_path(dst) as tmp:
         tmp.write_bytes(buf.tobytes())
 

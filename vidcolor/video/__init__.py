@@ -9,12 +9,13 @@ from vidcolor.video.errors import (
 )
 from vidcolor.video.probe import StreamInfo, VideoInfo, probe
 from vidcolor.video.reader import Frame, VideoReader, scaled_size
-from vidcolor.video.writer import EncodeOptions, OutputError, VideoWriter
+from vidcolor.video.writer import EncodeOptions, FrameError, OutputError, VideoWriter
 
 __all__ = [
     "CorruptVideoError",
     "EncodeOptions",
     "Frame",
+    "FrameError",
     "NoFramesError",
     "NoVideoStreamError",
     "NotAVideoError",

@@ -159,6 +159,13 @@ def stream_info(container: av.container.InputContainer, path: Path) -> VideoInfo
     )
 
 
+def count_frames(path: str | Path) -> int:
+    """Frames the first video stream presents, counted from packets (demux only, no decode):
+    exact where the container's own count is missing or only an estimate."""
+    with open_container(path) as c:
+        return sum(1 for p in c.demux(c.streams.video[0]) if p.size and not p.is_discard)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Size, exact frame rate, time base, duration, frame count, codec, pixel format, display
     rotation and the audio and subtitle streams of ``path``'s first video stream."""

@@ -59,10 +59,18 @@ def luma(frame: av.VideoFrame) -> np.ndarray | None:
     return np.ascontiguousarray(y) if full else cv2.LUT(y, TV_TO_FULL)
 
 
-def yuv420_planes(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Y, U, V of a frame as stored when it is 8-bit 4:2:0, else converted to it (same range)."""
+def yuv420_planes(
+    frame: av.VideoFrame, matrix: str = "bt601", full_range: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, U, V of a frame as stored when it is 8-bit 4:2:0, else converted to 4:2:0 with the
+    ``matrix`` and range the file is tagged (or guessed) with, so the planes mean what the
+    output will be tagged to mean."""
     if frame.format.name not in ("yuv420p", "yuvj420p"):
-        frame = frame.reformat(format="yuv420p")
+        frame = frame.reformat(
+            format="yuv420p",
+            dst_colorspace="ITU709" if matrix == "bt709" else "ITU601",
+            dst_color_range="JPEG" if full_range else "MPEG",
+        )
     out = []
     for plane in frame.planes:
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
@@ -206,7 +214,7 @@ class VideoReader:
                     self.path,
                     self.frames_decoded,
                     self.last_time,
-                    f"the stream ended after frame {index} of {presented} (truncated file?)",
+                    f"the stream ended after frame {index} of {info.frame_count} (truncated file?)",
                 )
         # Without an exact count (Matroska, WebM) only the stated duration can tell. Audio may
         # legitimately outlast the video a little, so this is a note, not an error.
@@ -274,7 +282,7 @@ class VideoReader:
             elif (this - first_index) % self.every:
                 continue
             if self.planes:
-                y, u, v = yuv420_planes(av_frame)
+                y, u, v = yuv420_planes(av_frame, info.matrix, info.full_range)
                 yield Frame(y, this, pts, tb, av_frame.duration or None, (u, v))
             else:
                 yield Frame(self._to_array(av_frame), this, pts, tb, av_frame.duration or None)

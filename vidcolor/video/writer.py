@@ -34,6 +34,8 @@ PRESET_OPTION = {
     "libvpx-vp9": "cpu-used",
     "h264_nvenc": "preset",
 }
+X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow", "placebo")  # fmt: skip
 # 4:2:0 in H.264/H.265 cannot code an odd width or height (crop units are 2 pixels); VP9 and
 # AV1 can. For the former we pad one edge row/column (replicated), never rescale.
 EVEN_ONLY = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
@@ -59,6 +61,10 @@ class OutputError(VideoError):
     """The output cannot be written where or how it was asked."""
 
 
+class FrameError(VideoError, ValueError):
+    """Frames that cannot go into one video stream: a size change, timestamps out of order."""
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """``codec``: h264 (default), h265, av1, vp9 or an FFmpeg encoder name. ``crf``/``preset``:
@@ -69,6 +75,15 @@ class EncodeOptions:
     preset: str | None = None
     pix_fmt: str = "yuv420p"
     threads: int = 0
+
+    def __post_init__(self) -> None:
+        enc, preset = self.encoder, self.preset
+        if preset is None:
+            return
+        if enc in ("libx264", "libx265") and preset not in X26X_PRESETS:
+            raise OutputError(f"--preset {preset}: {enc} takes {', '.join(X26X_PRESETS)}")
+        if enc == "libsvtav1" and not (preset.isdigit() and int(preset) <= 13):
+            raise OutputError(f"--preset {preset}: SVT-AV1 takes 0 (slowest) to 13 (fastest)")
 
     @property
     def encoder(self) -> str:
@@ -318,19 +333,30 @@ class VideoWriter:
         if self._stream is None:
             self._open_streams(h, w)
         elif (h, w) != self._size:
-            raise ValueError(f"frame size changed from {self._size} to {(h, w)}")
+            (h0, w0) = self._size
+            raise FrameError(f"{self.path}: frame size changes mid-stream ({w0}x{h0} to "
+                             f"{w}x{h}); one output stream needs one size")  # fmt: skip
         tick = round(1 / (self.frame_rate * self.time_base))
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + tick
         elif self._last_pts is not None and pts <= self._last_pts:
-            raise ValueError(f"timestamps must increase: {pts} after {self._last_pts}")
+            raise FrameError(f"{self.path}: timestamps out of order ({pts} after "
+                             f"{self._last_pts}); the source's are not increasing")  # fmt: skip
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration or tick
         if self._last_pts is None:
             self._first_pts = pts * self.time_base
         self._end = max(self._end, (pts + frame.duration) * self.time_base)
         self._durations[pts * self.time_base] = frame.duration * self.time_base
-        self._mux_video(self._stream.encode(frame))
+        try:
+            packets = self._stream.encode(frame)
+        except av.error.FFmpegError as e:
+            what = "refused these settings" if self.frames_written == 0 else "failed"
+            reason = e.strerror or type(e).__name__
+            opts = self.encode.codec_options()
+            raise OutputError(f"{self.path}: the {self.encode.encoder} encoder {what} "
+                              f"({reason}; options {opts})") from None  # fmt: skip
+        self._mux_video(packets)
         self._last_pts = pts
         self.frames_written += 1
         # Audio runs a little ahead of video; the muxer interleaves within its own window.
