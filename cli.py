@@ -191,6 +191,12 @@ def probe(video: Path, as_json: bool) -> None:
     help="Scale frames so their short side has this many pixels.",
 )
 @click.option("--gray", is_flag=True, help="Store single-channel gray frames.")
+@click.option(
+    "--scenes",
+    "with_scenes",
+    is_flag=True,
+    help="Detect shots in the same pass; write each frame's scene id to the manifest.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier extraction in the folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted extraction.")
 @click.option(
@@ -212,6 +218,7 @@ def extract(
     end: float | None,
     size: int | None,
     gray: bool,
+    with_scenes: bool,
     overwrite: bool,
     resume: bool,
     workers: int,
@@ -223,6 +230,7 @@ def extract(
     Examples:
       vidcolor extract episode.mp4 -o frames/
       vidcolor extract episode.mp4 -o frames/ --fps 2 --size 256 --format jpg
+      vidcolor extract episode.mp4 -o frames/ --fps 2 --scenes
       vidcolor extract episode.mp4 -o frames/ --resume
     """
     from vidcolor.extract import ExtractOptions, FrameExtractor
@@ -234,7 +242,7 @@ def extract(
         raise click.UsageError("--end must be after --start")
     if overwrite and resume:
         raise click.UsageError("use --overwrite or --resume, not both")
-    options = ExtractOptions(image_format, quality, every, fps, start, end, size, gray)
+    options = ExtractOptions(image_format, quality, every, fps, start, end, size, gray, with_scenes)
     with (
         FrameExtractor(
             video, out_dir, options, overwrite=overwrite, resume=resume, workers=workers
@@ -262,6 +270,43 @@ def extract(
         f"{count} frames in {out_dir} ({job.written} new), manifest: {out_dir / 'manifest.jsonl'}",
         err=True,
     )
+
+
+@main.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--min-scene-len",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Fewest frames between two cuts.",
+)
+@user_errors
+def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
+    """List the shots of VIDEO: cuts and fades, with frame numbers and timecodes.
+
+    \b
+    Example:
+      vidcolor scenes episode.mp4 --json
+    """
+    from dataclasses import asdict
+
+    from vidcolor.scenes import detect_scenes
+
+    found = detect_scenes(video, min_scene_len)
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        return
+
+    def tc(seconds: float) -> str:
+        m, s = divmod(seconds, 60)
+        return f"{int(m // 60):02d}:{int(m % 60):02d}:{s:06.3f}"
+
+    click.echo(f"{'scene':>5}  {'start':>12}  {'end':>12}  {'frames':>13}")
+    for s in found:
+        click.echo(f"{s.index:>5}  {tc(s.start_time)}  {tc(s.end_time)}  "
+                   f"{s.start_frame:>6}-{s.end_frame:<6}")  # fmt: skip
 
 
 @main.command()

@@ -15,6 +15,7 @@ import numpy as np
 
 from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
+from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
 MANIFEST = "manifest.jsonl"
@@ -37,6 +38,7 @@ class ExtractOptions:
     end: float | None = None
     size: int | None = None  # short side in pixels
     gray: bool = False
+    scenes: bool = False  # write each frame's scene id (shot detection on every frame)
 
     def __post_init__(self) -> None:
         if self.image_format not in ("png", "jpg"):
@@ -80,8 +82,11 @@ class FrameExtractor:
     ) -> None:
         self.video, self.out_dir, self.options = Path(video), Path(out_dir), options
         self.workers = max(1, workers)
+        self.detector: ShotDetector | None = None
         self.reader = VideoReader(
             self.video,
+            tap=self._detect if options.scenes else None,
+            tap_size=TAP_SIZE,
             gray=options.gray,
             start=options.start,
             end=options.end,
@@ -90,6 +95,8 @@ class FrameExtractor:
             size=options.size,
             autorotate=True,  # image files carry no rotation flag: store them upright
         )
+        if options.scenes:
+            self.detector = ShotDetector(self.reader.info.frame_rate)
         try:
             self.done = self._prepare(overwrite, resume)
         except BaseException:
@@ -211,6 +218,20 @@ class FrameExtractor:
             (out / MANIFEST).unlink(missing_ok=True)
             (out / SETTINGS).unlink(missing_ok=True)
             raise NoFramesError(self.video, "in the requested range")
+        if self.detector is not None:
+            self._write_scenes()
+
+    def _detect(self, index: int, time: float, bgr: np.ndarray) -> None:
+        self.detector.push(index, bgr, time)
+
+    def _write_scenes(self) -> None:
+        """Once the stream has ended: every manifest row gets its scene id (atomic rewrite)."""
+        cuts = self.detector.cuts()
+        rows = read_manifest(self.out_dir / MANIFEST)
+        for row in rows:
+            row["scene"] = scene_of(row["frame"], cuts)
+        _rewrite_manifest(self.out_dir / MANIFEST, rows)
+        self.cuts = cuts
 
     def _encode_and_write(self, image: np.ndarray, path: Path) -> None:
         _write_file(path, encode_image(image, self.options))

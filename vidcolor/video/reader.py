@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -95,7 +95,9 @@ class VideoReader:
     Nth frame of it, ``fps`` keeps the first frame of each 1/fps slot (one or the other). ``size``
     scales the short side. Frames come as stored; ``autorotate`` turns them upright by the
     display rotation. ``planes`` yields the stored Y plane with U and V (size and rotation
-    options do not apply), for work that must keep the luma bit for bit. Raises
+    options do not apply), for work that must keep the luma bit for bit. ``tap(index, seconds,
+    bgr)`` sees every frame of the range, before sampling, as small BGR (short side
+    ``tap_size``): for work such as scene detection that shares this decode pass. Raises
     ``CorruptVideoError`` when decoding fails or the stream ends before the frame count its
     container states: no frame is lost without a word.
     """
@@ -112,6 +114,8 @@ class VideoReader:
         size: int | None = None,
         autorotate: bool = False,
         planes: bool = False,
+        tap: Callable[[int, float, np.ndarray], None] | None = None,
+        tap_size: int = 144,
         threads: int = 0,
     ) -> None:
         if every < 1:
@@ -128,6 +132,7 @@ class VideoReader:
         self.gray, self.start, self.end = gray, start, end
         self.every, self.fps, self.size, self.autorotate = every, fps, size, autorotate
         self.planes = planes
+        self.tap, self.tap_size = tap, tap_size
         self._threads = threads
         self._container = open_container(self.path, threads)
         try:
@@ -273,6 +278,9 @@ class VideoReader:
             self.frames_decoded += 1
             self.last_time = t
             this, index = index, index + 1
+            if self.tap is not None:  # every frame of the range, before sampling picks some
+                w, h = scaled_size(av_frame.width, av_frame.height, self.tap_size)
+                self.tap(this, t, av_frame.to_ndarray(format="bgr24", width=w, height=h))
             if self.fps is not None:
                 first_time = t if first_time is None else first_time
                 slot = math.floor((t - first_time) * self.fps + 1e-9)

@@ -1,0 +1,132 @@
+"""Shot boundaries from the frame stream, with PySceneDetect's detectors (no detector of our own).
+
+``ShotDetector`` is push-style: feed it every frame in presentation order (small BGR images
+are enough, and fast), then ask for the cuts. It runs PySceneDetect's ``AdaptiveDetector``
+for cuts (content change against its neighbours') and ``ThresholdDetector`` for fades to and
+from black. On top, one check of ours: a content cut after which the picture soon returns to
+what it was before is a flash (an explosion, a camera flash), not a cut; the adaptive window
+alone does not absorb a flash of two frames or more. Memory is a few thumbnails, whatever the
+length. It plugs into ``VideoReader(tap=...)``, so detection shares another job's decode pass.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import pairwise
+from pathlib import Path
+
+import cv2
+import numpy as np
+from scenedetect.common import FrameTimecode
+from scenedetect.detectors import AdaptiveDetector, ThresholdDetector
+
+from vidcolor.video import VideoReader
+
+TAP_SIZE = 144  # short side the detectors see: PySceneDetect's own default is ~256 px wide
+FLASH_LOOKAHEAD = 6  # frames after a content cut in which a return to "before" means a flash
+FLASH_SIMILAR = 12.0  # mean |BGR difference| of 32x18 thumbnails that counts as "looks alike"
+
+
+@dataclass(frozen=True)
+class Scene:
+    index: int
+    start_frame: int  # first frame of the scene
+    end_frame: int  # last frame (inclusive)
+    start_time: float  # seconds
+    end_time: float  # seconds, end of the last frame
+
+
+class ShotDetector:
+    """Cuts and fades in a frame stream. ``min_scene_len`` frames at least between cuts."""
+
+    def __init__(
+        self,
+        frame_rate: Fraction | float,
+        min_scene_len: int = 8,
+        adaptive_threshold: float = 3.0,
+        fade_threshold: float = 12.0,
+    ) -> None:
+        self.fps = Fraction(frame_rate)
+        self.min_scene_len = min_scene_len
+        self._content = AdaptiveDetector(adaptive_threshold=adaptive_threshold,
+                                         min_scene_len=min_scene_len)  # fmt: skip
+        self._fades = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len)
+        self._cuts: set[int] = set()
+        self._pending: list[int] = []  # content cuts waiting for the flash check
+        self._thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=FLASH_LOOKAHEAD + 8)
+        self._last = -1
+        self._first: int | None = None
+        self._times = array("d")  # seconds of each pushed frame: 8 bytes a frame
+
+    def push(self, index: int, bgr: np.ndarray, time: float | None = None) -> None:
+        """The next frame (HxWx3 uint8 BGR) and its index in the stream."""
+        tc = FrameTimecode(index, fps=self.fps)
+        thumb = cv2.resize(bgr, (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
+        self._thumbs.append((index, thumb))
+        self._pending += [c.frame_num for c in self._content.process_frame(tc, bgr)]
+        self._cuts.update(c.frame_num for c in self._fades.process_frame(tc, bgr))
+        if self._first is None:
+            self._first = index
+        self._last = index
+        self._times.append(float(index / self.fps) if time is None else time)
+        self._settle(index)
+
+    def _settle(self, now: int, final: bool = False) -> None:
+        """Keep the content cuts that are not flashes. A flash jumps away and comes back: some
+        frame shortly after it looks like the frame before it. A cut does not come back."""
+        thumbs = dict(self._thumbs)
+        for c in [c for c in self._pending if final or now >= c + FLASH_LOOKAHEAD]:
+            self._pending.remove(c)
+            before = thumbs.get(c - 1)
+            if before is None or c not in thumbs:
+                self._cuts.add(c)
+                continue
+            jump = np.abs(thumbs[c] - before).mean()
+            after = [np.abs(thumbs[k] - before).mean()
+                     for k in range(c + 1, c + FLASH_LOOKAHEAD + 1) if k in thumbs]  # fmt: skip
+            if not after or min(after) > max(FLASH_SIMILAR, 0.35 * jump):
+                self._cuts.add(c)
+
+    def cuts(self) -> list[int]:
+        """Frame indices where a new scene starts, once the stream has ended. Cuts closer
+        than ``min_scene_len`` (both detectors seeing one fade) count once."""
+        if self._last >= 0:
+            end = FrameTimecode(self._last, fps=self.fps)
+            self._pending += [c.frame_num for c in self._content.post_process(end)]
+            self._cuts.update(c.frame_num for c in self._fades.post_process(end))
+            self._settle(self._last, final=True)
+        merged: list[int] = []
+        for c in sorted(c for c in self._cuts if 0 < c <= self._last):
+            if not merged or c - merged[-1] >= self.min_scene_len:
+                merged.append(c)
+        return merged
+
+    def scenes(self, cuts: list[int] | None = None) -> list[Scene]:
+        """The scenes between the cuts, with times where frames were pushed with them."""
+        cuts = self.cuts() if cuts is None else cuts
+        bounds = [self._first or 0, *cuts, self._last + 1]
+        tick = 1 / float(self.fps)
+
+        def t(i: int) -> float:
+            k = i - (self._first or 0)
+            return self._times[k] if 0 <= k < len(self._times) else i * tick
+
+        pairs = [(a, b) for a, b in pairwise(bounds) if b > a]
+        return [Scene(k, a, b - 1, t(a), t(b - 1) + tick) for k, (a, b) in enumerate(pairs)]
+
+
+def scene_of(index: int, cuts: list[int]) -> int:
+    """The scene a frame belongs to: how many cuts come at or before it."""
+    return int(np.searchsorted(np.asarray(cuts), index, side="right"))
+
+
+def detect_scenes(path: str | Path, min_scene_len: int = 8) -> list[Scene]:
+    """Decode ``path`` once at detector size and return its scenes."""
+    with VideoReader(path, size=TAP_SIZE) as reader:
+        detector = ShotDetector(reader.info.frame_rate, min_scene_len)
+        for frame in reader:
+            detector.push(frame.index, frame.image[..., ::-1], frame.time)
+    return detector.scenes()
