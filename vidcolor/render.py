@@ -164,7 +164,7 @@ class Colorizer:
 class RenderResult:
     frames: int
     batch_size: int  # after any out-of-memory halving
-    had_colour: bool
+    had_colour: bool | None  # the input was in colour (None: not checked, no preview asked)
     notes: list[str]
 
 
@@ -241,6 +241,11 @@ def render_video(
     stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
+        # Only previews need these: colour judged over the video, an exact frame count.
+        had_colour = input_has_colour(src, info) if preview or preview_frames else None
+        total = info.frame_count
+        if preview_frames and not info.frame_count_exact:
+            total = count_frames(src)
         writer = VideoWriter(dst, frame_rate=info.frame_rate, time_base=info.time_base,
                              encode=encode, rotation=info.rotation, copy_streams_from=src,
                              full_range=info.full_range, matrix=info.matrix)  # fmt: skip
@@ -274,10 +279,8 @@ def render_video(
 
         workers = [_Worker(decode, stop), _Worker(write, stop)]
         notes: list[str] = []
-        total = info.frame_count if info.frame_count_exact else count_frames(src)
         sheet = _ContactSheet(preview_frames, total, info)
         done = 0
-        had_colour = input_has_colour(src, info)
         if info.width % 2 or info.height % 2:
             notes.append(f"{info.width}x{info.height} is odd: one copied edge row/column added "
                          "(4:2:0 video needs even sizes)")  # fmt: skip
@@ -296,7 +299,8 @@ def render_video(
                     sheet.offer(f, u, v)
                     y = _even(f.image)
                     if preview == "sbs":
-                        y, u, v = _side_by_side(y, u, v, f.chroma, had_colour, info.rotation)
+                        y, u, v = _side_by_side(y, u, v, f.chroma, bool(had_colour),
+                                                info.rotation)  # fmt: skip
                     put(encoded, (y, u, v, f.pts, f.duration))
                     done += 1
                     if on_frame is not None:
@@ -319,7 +323,7 @@ def render_video(
         notes += writer.notes + reader.notes
         if preview_frames:
             sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour))
-    return RenderResult(done, colorizer.batch_size, bool(had_colour), notes)
+    return RenderResult(done, colorizer.batch_size, had_colour, notes)
 
 
 def _batches(decoded: queue.Queue, colorizer: Colorizer, stop: threading.Event,
