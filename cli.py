@@ -613,5 +613,86 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
     click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
 
 
+@main.group()
+def dataset() -> None:
+    """Build scene-aware training sets from episodes, and look at them.
+
+    \b
+    Example:
+      vidcolor dataset build ep*.mp4 -o data/ --preset spongebob
+      vidcolor dataset info data/
+    """
+
+
+@dataset.command("build")
+@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Dataset folder (shards + manifest.json).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(["spongebob", "sc2", "generic"]),
+    default="generic",
+    show_default=True,
+    help="Footage kind: crop size and sampling.",
+)
+@click.option(
+    "--split-by",
+    type=click.Choice(["scene", "episode"]),
+    default="scene",
+    show_default=True,
+    help="Keep whole scenes, or whole episodes, in one split.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
+@user_errors
+def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: str, seed: int,
+                  overwrite: bool) -> None:  # fmt: skip
+    """Build a training set from VIDEOS, scene by scene (train 80% / val 10% / test 10%).
+
+    \b
+    Example:
+      vidcolor dataset build ep01.mp4 ep02.mp4 -o data/ --preset spongebob --split-by episode
+    """
+    from vidcolor.dataset_build import build_dataset
+
+    with progress_bar() as bar:
+        task = bar.add_task("dataset build", total=len(videos))
+        manifest = build_dataset(list(videos), out, preset, split_by, seed, overwrite,
+                                 on_video=lambda v, n: bar.advance(task))  # fmt: skip
+    for reason in manifest["skipped"]:
+        click.echo(f"vidcolor: warning: skipped {reason}", err=True)
+    counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
+    dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
+    click.echo(f"{out}: {counts} frames (dropped: {dropped or 'none'})", err=True)
+
+
+@dataset.command("info")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--sheet",
+    type=click.Path(path_type=Path),
+    help="Contact sheet PNG, one frame per scene (default DATA/scenes.png).",
+)
+@user_errors
+def dataset_info(data: Path, sheet: Path | None) -> None:
+    """Counts per split, scene and source, and a contact sheet with one frame per scene.
+
+    \b
+    Example:
+      vidcolor dataset info data/
+    """
+    from vidcolor.dataset_build import dataset_summary
+
+    summary = dataset_summary(data, sheet or data / "scenes.png")
+    for line in summary:
+        click.echo(line)
+
+
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from vidcolor.errors import UserError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+DATASET_FORMAT = "vidcolor-dataset"  # manifest.json of `vidcolor dataset build`
 # An image is greyscale when 99% of its pixels have channels within this many levels.
 GREY_SPREAD = 6
 
@@ -29,11 +30,39 @@ class TrainDataError(UserError):
     """The training data cannot be used as given."""
 
 
+@dataclass(frozen=True)
+class ShardFrame:
+    """Frame ``offset`` of a built dataset's memory-mapped shard (an .npy of N x H x W x 3)."""
+
+    shard: Path
+    offset: int
+
+    def __fspath__(self) -> str:  # a stable name, for fingerprints and messages
+        return f"{self.shard}#{self.offset}"
+
+
 @dataclass
 class TrainingData:
-    train: list[Path]
-    val: list[Path]
+    train: list[Path | ShardFrame]
+    val: list[Path | ShardFrame]
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+
+
+def _from_manifest(root: Path, manifest: dict) -> TrainingData:
+    """A built dataset: its train and val shards, split by scene or episode at build time."""
+    shards = manifest.get("shards", {})
+
+    def frames(split: str) -> list[Path | ShardFrame]:
+        s = shards.get(split)
+        return [ShardFrame(root / s["file"], i) for i in range(s["count"])] if s else []
+
+    train, val, notes = frames("train"), frames("val"), []
+    if not train:
+        raise TrainDataError(f"{root}: the dataset has no training frames")
+    if not val:
+        notes.append("the dataset has no validation split: validating on training frames")
+        val = train
+    return TrainingData(train, val, notes)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -96,6 +125,13 @@ def open_training_data(
     root = Path(path)
     if not root.is_dir():
         raise TrainDataError(f"{root}: not a folder of images")
+    if (root / "manifest.json").is_file():
+        try:
+            manifest = json.loads((root / "manifest.json").read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise TrainDataError(f"{root}/manifest.json: unreadable") from None
+        if manifest.get("format") == DATASET_FORMAT:
+            return _from_manifest(root, manifest)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
     if exclude is not None:
@@ -134,15 +170,25 @@ class ColorCrops(Dataset):
     (seed, epoch, index), so it does not depend on worker count or on resuming.
     """
 
-    def __init__(self, files: list[Path], size: int, train: bool, seed: int = 0) -> None:
+    def __init__(
+        self, files: list[Path | ShardFrame], size: int, train: bool, seed: int = 0
+    ) -> None:
         self.files, self.size, self.train, self.seed = files, size, train, seed
         self.epoch = 0
+        self._shards: dict[Path, np.ndarray] = {}  # memory maps, opened per worker process
+
+    def _load(self, item: Path | ShardFrame) -> np.ndarray:
+        if isinstance(item, ShardFrame):
+            if item.shard not in self._shards:
+                self._shards[item.shard] = np.load(item.shard, mmap_mode="r")
+            return np.asarray(self._shards[item.shard][item.offset])
+        return read_rgb(item)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        rgb = read_rgb(self.files[index])
+        rgb = self._load(self.files[index])
         rng = np.random.default_rng((self.seed, self.epoch, index))
         h, w = rgb.shape[:2]
         short = self.size * (rng.uniform(1.0, 1.25) if self.train else 1.0)
