@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from vidcolor.errors import UserError
+from vidcolor.extract import read_manifest
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 DATASET_FORMAT = "vidcolor-dataset"  # manifest.json of `vidcolor dataset build`
@@ -93,12 +94,8 @@ def _groups(root: Path, files: list[Path]) -> list[list[Path]]:
     longer than most shots, so only the shots at run borders can straddle the split)."""
     scene_of: dict[Path, str] = {}
     for manifest in root.rglob("manifest.jsonl"):
-        for line in manifest.read_text(errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if isinstance(row, dict) and "scene" in row and "file" in row:
+        for row in read_manifest(manifest):
+            if "scene" in row:
                 scene_of[manifest.parent / row["file"]] = f"{row.get('source')}#{row['scene']}"
     if scene_of:
         by_scene: dict[str, list[Path]] = {}

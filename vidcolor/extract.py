@@ -231,7 +231,6 @@ class FrameExtractor:
         for row in rows:
             row["scene"] = scene_of(row["frame"], cuts)
         _rewrite_manifest(self.out_dir / MANIFEST, rows)
-        self.cuts = cuts
 
     def _encode_and_write(self, image: np.ndarray, path: Path) -> None:
         _write_file(path, encode_image(image, self.options))

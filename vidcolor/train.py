@@ -130,12 +130,12 @@ class Trainer:
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else min(cfg.decay_epochs, cfg.epochs)
         spe = self.steps_per_epoch
         self.total_steps = total * spe
+        pre = cfg.pretrain_epochs * spe  # warm-up steps
 
         def schedule(step: int) -> float:
-            return lr_factor(step, cfg.pretrain_epochs * spe, cfg.epochs * spe, decay * spe)
+            return lr_factor(step, pre, cfg.epochs * spe, decay * spe)
 
         # D trains only in the adversarial phase, so its scheduler counts from there.
-        pre = cfg.pretrain_epochs * spe
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lambda s: schedule(s + pre))
         # Mixed precision on CUDA only: bf16 where supported (no scaler needed), else fp16.
