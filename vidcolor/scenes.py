@@ -11,6 +11,7 @@ length. It plugs into ``VideoReader(tap=...)``, so detection shares another job'
 
 from __future__ import annotations
 
+import sys
 from array import array
 from collections import deque
 from dataclasses import dataclass
@@ -25,9 +26,9 @@ from scenedetect.detectors import AdaptiveDetector, ThresholdDetector
 
 from vidcolor.video import VideoReader
 
-TAP_SIZE = 144  # short side the detectors see: PySceneDetect's own default is ~256 px wide
+TAP_SIZE = 72  # short side the detectors see: 128x72 for 16:9, enough for whole-frame change
 FLASH_LOOKAHEAD = 6  # frames after a content cut in which a return to "before" means a flash
-FLASH_SIMILAR = 12.0  # mean |BGR difference| of 32x18 thumbnails that counts as "looks alike"
+FLASH_SIMILAR = 0.8  # x min_content: mean |BGR difference| of 32x18 thumbnails, "looks alike"
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,14 @@ class ShotDetector:
         frame_rate: Fraction | float,
         min_scene_len: int = 8,
         adaptive_threshold: float = 3.0,
+        min_content: float = 15.0,
         fade_threshold: float = 12.0,
     ) -> None:
         self.fps = Fraction(frame_rate)
         self.min_scene_len = min_scene_len
+        self._similar = FLASH_SIMILAR * min_content
         self._content = AdaptiveDetector(adaptive_threshold=adaptive_threshold,
+                                         min_content_val=min_content,
                                          min_scene_len=min_scene_len)  # fmt: skip
         self._fades = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len)
         self._cuts: set[int] = set()
@@ -87,7 +91,7 @@ class ShotDetector:
             jump = np.abs(thumbs[c] - before).mean()
             after = [np.abs(thumbs[k] - before).mean()
                      for k in range(c + 1, c + FLASH_LOOKAHEAD + 1) if k in thumbs]  # fmt: skip
-            if not after or min(after) > max(FLASH_SIMILAR, 0.35 * jump):
+            if not after or min(after) > max(self._similar, 0.35 * jump):
                 self._cuts.add(c)
 
     def cuts(self) -> list[int]:
@@ -123,10 +127,13 @@ def scene_of(index: int, cuts: list[int]) -> int:
     return int(np.searchsorted(np.asarray(cuts), index, side="right"))
 
 
-def detect_scenes(path: str | Path, min_scene_len: int = 8) -> list[Scene]:
-    """Decode ``path`` once at detector size and return its scenes."""
-    with VideoReader(path, size=TAP_SIZE) as reader:
-        detector = ShotDetector(reader.info.frame_rate, min_scene_len)
-        for frame in reader:
-            detector.push(frame.index, frame.image[..., ::-1], frame.time)
+def detect_scenes(path: str | Path, min_scene_len: int = 8, **options: float) -> list[Scene]:
+    """Decode ``path`` once at detector size and return its scenes. ``options`` go to the
+    ``ShotDetector`` (``adaptive_threshold``, ``min_content``, ``fade_threshold``)."""
+    detector: ShotDetector | None = None
+    with VideoReader(path, every=sys.maxsize, tap_size=TAP_SIZE,
+                     tap=lambda i, t, bgr: detector.push(i, bgr, t)) as reader:  # fmt: skip
+        detector = ShotDetector(reader.info.frame_rate, min_scene_len, **options)
+        for _ in reader:  # the tap sees every frame; the iteration yields only the first
+            pass
     return detector.scenes()

@@ -78,6 +78,24 @@ def yuv420_planes(
     return out[0], out[1], out[2]
 
 
+def small_bgr(frame: av.VideoFrame, short_side: int) -> np.ndarray:
+    """A small BGR picture of a frame (short side ``short_side``, even sizes) for detectors.
+    For 8-bit 4:2:0 it shrinks the stored planes and converts the small result (BT.601), which
+    costs a fraction of converting the full frame first; other formats go through swscale.
+    Bilinear, as PySceneDetect's own downscaling: a seventh of the cost of area averaging."""
+    w, h = scaled_size(frame.width, frame.height, short_side)
+    w, h = w + w % 2, h + h % 2
+    if frame.format.name not in ("yuv420p", "yuvj420p"):
+        return frame.to_ndarray(format="bgr24", width=w, height=h)
+    small = []
+    for plane, size in zip(frame.planes, ((w, h), (w // 2, h // 2), (w // 2, h // 2)), strict=True):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        small.append(cv2.resize(rows[:, : plane.width], size, interpolation=cv2.INTER_LINEAR))
+    y, u, v = small
+    i420 = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
+    return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
+
+
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) with the short side set to ``short_side``, aspect ratio kept."""
     scale = short_side / min(width, height)
@@ -115,7 +133,7 @@ class VideoReader:
         autorotate: bool = False,
         planes: bool = False,
         tap: Callable[[int, float, np.ndarray], None] | None = None,
-        tap_size: int = 144,
+        tap_size: int = 72,
         threads: int = 0,
     ) -> None:
         if every < 1:
@@ -279,8 +297,7 @@ class VideoReader:
             self.last_time = t
             this, index = index, index + 1
             if self.tap is not None:  # every frame of the range, before sampling picks some
-                w, h = scaled_size(av_frame.width, av_frame.height, self.tap_size)
-                self.tap(this, t, av_frame.to_ndarray(format="bgr24", width=w, height=h))
+                self.tap(this, t, small_bgr(av_frame, self.tap_size))
             if self.fps is not None:
                 first_time = t if first_time is None else first_time
                 slot = math.floor((t - first_time) * self.fps + 1e-9)
