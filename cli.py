@@ -93,6 +93,51 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
 
 
+def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
+    """A recipe's ``[section]`` as ``command``'s option values, checked like the command line
+    would check them; an unknown key or a bad value names the recipe's line."""
+    from vidcolor.recipe import RecipeError
+
+    options = {p.name.replace("_", "-"): p for p in command.params
+               if isinstance(p, click.Option) and p.name != "recipe"}  # fmt: skip
+    values = {}
+    for key, value in recipe.section(section).items():
+        param = options.get(key)
+        if param is None:
+            known = ", ".join(sorted(options))
+            raise RecipeError(f"{recipe.where(section, key)}: unknown option (known: {known})")
+        if param.is_flag and not isinstance(value, bool):
+            raise RecipeError(f"{recipe.where(section, key)}: expected true or false")
+        try:
+            values[param.name] = param.type.convert(value, param, None)
+        except click.BadParameter as e:
+            raise RecipeError(f"{recipe.where(section, key)}: {e.message}") from None
+    return values
+
+
+def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--recipe FILE``: defaults for this command's options from the recipe's ``[section]``;
+    options given on the command line win."""
+
+    def load(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
+        if value is None:
+            return None
+        from vidcolor.errors import UserError
+        from vidcolor.recipe import load as load_recipe
+
+        try:
+            recipe = load_recipe(value)
+            values = stage_options(ctx.command, recipe, section)
+        except UserError as e:
+            fail(str(e))
+        ctx.default_map = {**(ctx.default_map or {}), **values}
+        return recipe
+
+    about = f"TOML recipe: its inputs, and its [{section}] options as defaults."
+    return click.option("--recipe", type=click.Path(path_type=Path), is_eager=True,
+                        callback=load, help=about)  # fmt: skip
+
+
 def progress_bar() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -625,7 +670,7 @@ def dataset() -> None:
 
 
 @dataset.command("build")
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
@@ -639,7 +684,7 @@ def dataset() -> None:
     type=click.Choice(["spongebob", "sc2", "generic"]),
     default="generic",
     show_default=True,
-    help="Footage kind: crop size and sampling.",
+    help="Footage kind: crop size, sampling and shot detection.",
 )
 @click.option(
     "--split-by",
@@ -649,24 +694,51 @@ def dataset() -> None:
     help="Keep whole scenes, or whole episodes, in one split.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option(
+    "--avoid-hud",
+    is_flag=True,
+    help="Store only the largest part of the picture clear of static overlays (HUD, logos).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
+@recipe_option("dataset")
 @user_errors
 def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: str, seed: int,
-                  overwrite: bool) -> None:  # fmt: skip
+                  avoid_hud: bool, overwrite: bool, recipe: Any) -> None:  # fmt: skip
     """Build a training set from VIDEOS, scene by scene (train 80% / val 10% / test 10%).
+
+    An interrupted build resumes from the next video when run again with the same videos and
+    options. With --recipe, VIDEOS default to the recipe's inputs.
 
     \b
     Example:
       vidcolor dataset build ep01.mp4 ep02.mp4 -o data/ --preset spongebob --split-by episode
+      vidcolor dataset build --recipe pipelines/sc2replay.toml -o data/
     """
-    from vidcolor.dataset_build import build_dataset
+    from vidcolor.dataset_build import BuildOptions, build_dataset, frame_total
+
+    if not videos and recipe is None:
+        raise click.UsageError("give VIDEOS, or a --recipe with inputs")
+    paths = list(videos) or recipe.inputs()
+    options = BuildOptions(preset, split_by, seed, avoid_hud)
+
+    def note(line: str) -> None:
+        click.echo(f"vidcolor: {line}", err=True)
 
     with progress_bar() as bar:
-        task = bar.add_task("dataset build", total=len(videos))
-        manifest = build_dataset(list(videos), out, preset, split_by, seed, overwrite,
-                                 on_video=lambda v, n: bar.advance(task))  # fmt: skip
+        task = bar.add_task("dataset build", total=frame_total(paths) or None)
+        try:
+            manifest = build_dataset(paths, out, options, overwrite, on_note=note,
+                                     on_frames=lambda n: bar.advance(task, n))  # fmt: skip
+        except KeyboardInterrupt:
+            bar.stop()
+            note("interrupted; run the same command again to resume")
+            sys.exit(EXIT_INTERRUPTED)
     for reason in manifest["skipped"]:
         click.echo(f"vidcolor: warning: skipped {reason}", err=True)
+    for source in manifest["sources"]:
+        for x, y, w, h in source["hud"]:
+            what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
+            note(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} ({what})")
     counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
     dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
     click.echo(f"{out}: {counts} frames (dropped: {dropped or 'none'})", err=True)

@@ -1,14 +1,20 @@
 """`vidcolor dataset build`: scene-aware training sets from episodes, in memory-mapped shards.
 
-One decode pass per video: the reader's tap feeds the shot detector every frame, while frames
-sampled every ``stride`` seconds, at storage size, go to a candidate file on disk (memory stays
-flat). Once the video's cuts are known, candidates next to a cut, dark, blown out, greyscale or
-near-duplicate are dropped, long scenes are capped, and each scene (or episode) is assigned to
-one split. The set is built in a temporary folder and renamed into place when complete.
+One decode pass per video (the scan): the reader's tap feeds the shot detector every frame,
+while frames sampled every ``stride`` seconds go, at a little above storage size, to a candidate
+file on disk (memory stays flat however long the video). Once the video is scanned, its whole
+run of candidates tells where the letterbox bars are (never lit) and where a static HUD is (never
+changes); candidates next to a cut, dark, blown out, greyscale or near-duplicate are dropped,
+long scenes are capped, and each scene (or episode) is assigned to one split.
+
+The set is built in a hidden work folder beside the target and renamed into place when
+complete. A finished scan is kept there, so a build that was interrupted resumes from the
+next video when run again with the same settings; anything else restarts it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,10 +28,16 @@ import cv2
 import numpy as np
 
 from vidcolor import __version__
+from vidcolor.atomic import atomic_path
 from vidcolor.dataset import DATASET_FORMAT, is_greyscale
 from vidcolor.errors import UserError
 from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
 from vidcolor.video import VideoError, VideoReader
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; two builds into one folder are on the user
+    fcntl = None  # type: ignore[assignment]
 
 
 class BuildError(UserError):
@@ -39,14 +51,30 @@ class Preset:
     per_scene: int  # at most this many frames from one scene
     margin: int  # frames skipped on each side of a cut (transitions, motion blur)
     duplicate: float  # mean |difference| of 16x16 gray thumbnails below which frames are twins
+    # Shot detection (PySceneDetect's AdaptiveDetector): a frame's content change must be
+    # ``adaptive_threshold`` times its neighbours' average and at least ``min_content``.
+    adaptive_threshold: float = 3.0
+    min_content: float = 15.0
 
 
+# fmt: off
 PRESETS = {
     "spongebob": Preset(size=224, stride=0.5, per_scene=24, margin=6, duplicate=4.0),
-    "sc2": Preset(size=480, stride=1.0, per_scene=12, margin=4, duplicate=3.0),
+    # A camera jump over one map changes less than a cut between shots, and a static HUD
+    # dilutes it further: a lower floor and ratio (benchmarks/bench_cuts.py measures them).
+    "sc2": Preset(size=480, stride=1.0, per_scene=12, margin=4, duplicate=3.0,
+                  adaptive_threshold=2.5, min_content=5.0),
     "generic": Preset(size=256, stride=0.5, per_scene=16, margin=6, duplicate=4.0),
 }
+# fmt: on
 SPLITS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
+STORE = 1.15  # stored short side / crop size: room for the trainer's scale jitter
+HEADROOM = 1.3  # candidates are scanned this much larger, so bars and HUD can be cut away
+LETTERBOX_LEVEL = 16  # a row or column never brighter than this in any candidate is a bar
+HUD_STD = 2.5  # gray levels: a pixel that varies less than this over the video is static
+HUD_MIN_SAMPLES = 8  # candidates needed before anything is called static
+HUD_MIN_AREA = 0.005  # of the picture: smaller static specks are not a HUD
+HUD_MAX_AREA = 0.5  # more than this static means the picture hardly moved: no HUD claimed
 
 
 def file_hash(path: Path) -> str:
@@ -55,16 +83,6 @@ def file_hash(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def crop_letterbox(rgb: np.ndarray, level: int = 16) -> np.ndarray:
-    """Cut black bars (rows/columns darker than ``level`` everywhere) off the edges."""
-    gray = rgb.max(axis=2)
-    rows = np.flatnonzero(gray.max(axis=1) > level)
-    cols = np.flatnonzero(gray.max(axis=0) > level)
-    if rows.size == 0 or cols.size == 0:
-        return rgb
-    return rgb[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def usable(rgb: np.ndarray) -> str | None:
@@ -96,105 +114,358 @@ def _split_of(seed: int, episode: int, scene: int | None) -> str:
     return SPLITS[-1][0]
 
 
-def _candidates(video: Path, preset: Preset, shape: tuple[int, int] | None, store: Path
-                ) -> tuple[list[dict], list[int], tuple[int, int]]:  # fmt: skip
-    """Decode once: candidate frames (letterbox cut, at storage ``shape``) appended to the raw
-    file ``store``; returns their rows, the video's cuts and the storage shape."""
-    short = round(preset.size * 1.15)
+Box = tuple[int, int, int, int]  # x, y, width, height
+
+
+def letterbox(brightest: np.ndarray) -> Box:
+    """The picture inside the bars, from the per-pixel maximum over the whole video: rows and
+    columns at the edges that were never lit are bars. Judged on the whole video, not frame by
+    frame, so a dark frame or a fade cannot shrink the picture."""
+    h, w = brightest.shape
+    rows = np.flatnonzero(brightest.max(axis=1) > LETTERBOX_LEVEL)
+    cols = np.flatnonzero(brightest.max(axis=0) > LETTERBOX_LEVEL)
+    if rows.size == 0 or cols.size == 0:
+        return 0, 0, w, h
+    # Where there is a bar, step a little further in: compression smears the bar's edge into
+    # a row or two of neither bar nor picture.
+    step_y, step_x = max(2, h // 100), max(2, w // 100)
+    top = rows[0] + step_y if rows[0] > 0 else 0
+    bottom = rows[-1] + 1 - step_y if rows[-1] < h - 1 else h
+    left = cols[0] + step_x if cols[0] > 0 else 0
+    right = cols[-1] + 1 - step_x if cols[-1] < w - 1 else w
+    if bottom <= top or right <= left:
+        return 0, 0, w, h
+    return int(left), int(top), int(right - left), int(bottom - top)
+
+
+def static_regions(std: np.ndarray, samples: int) -> tuple[list[Box], np.ndarray]:
+    """HUD boxes (in ``std``'s pixels) and their mask: connected areas whose temporal standard
+    deviation stayed under ``HUD_STD``. None when too few samples or most of the picture
+    is static (a still shot, not a HUD)."""
+    mask = (std < HUD_STD).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    empty = np.zeros_like(mask)
+    if samples < HUD_MIN_SAMPLES or mask.mean() > HUD_MAX_AREA:
+        return [], empty
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    boxes, keep = [], empty
+    for k in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[k])
+        if area >= HUD_MIN_AREA * mask.size:
+            boxes.append((x, y, w, h))
+            keep[y : y + h, x : x + w] = 1  # the whole box: a HUD's moving bits stay inside it
+    return boxes, keep
+
+
+def largest_free_box(blocked: np.ndarray) -> Box:
+    """The largest axis-aligned rectangle with no blocked pixel (histogram method, one pass)."""
+    rows, cols = blocked.shape
+    heights = np.zeros(cols + 1, np.int64)
+    best: tuple[int, Box] = (0, (0, 0, cols, rows))
+    for y in range(rows):
+        heights[:cols] = np.where(blocked[y], 0, heights[:cols] + 1)
+        stack: list[int] = []
+        for x in range(cols + 1):
+            while stack and heights[stack[-1]] >= heights[x]:
+                h = int(heights[stack.pop()])
+                left = stack[-1] + 1 if stack else 0
+                if h * (x - left) > best[0]:
+                    best = (h * (x - left), (left, y - h + 1, x - left, h))
+            stack.append(x)
+    return best[1]
+
+
+@dataclass
+class Scan:
+    """What one decode pass of a video leaves: candidate rows, cuts, candidate shape."""
+
+    rows: list[dict]
+    cuts: list[int]
+    shape: tuple[int, int]  # candidate (height, width)
+    frames: int  # frames decoded
+    source: dict  # path, sha256, size and mtime of the video
+
+
+def _scan(video: Path, preset: Preset, store: Path, on_frames: Callable[[int], None]) -> Scan:
+    """Decode once: the shot detector sees every frame, candidates go to the raw file ``store``
+    (upright, short side ``size`` x STORE x HEADROOM)."""
+    short = round(preset.size * STORE * HEADROOM)
     rows: list[dict] = []
-    with VideoReader(video, fps=1 / preset.stride, autorotate=True, tap_size=TAP_SIZE,
-                     tap=lambda i, t, bgr: detector.push(i, bgr, t)) as reader:  # fmt: skip
-        detector = ShotDetector(reader.info.frame_rate)
+    seen = 0
+
+    def tap(index: int, seconds: float, bgr: np.ndarray) -> None:
+        nonlocal seen
+        detector.push(index, bgr, seconds)
+        seen += 1
+        if seen % 64 == 0:
+            on_frames(64)
+
+    stat = video.stat()
+    source = {"source": str(video.resolve()), "sha256": file_hash(video),
+              "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}  # fmt: skip
+    with VideoReader(video, fps=1 / preset.stride, autorotate=True, size=short,
+                     tap_size=TAP_SIZE, tap=tap) as reader:  # fmt: skip
+        detector = ShotDetector(reader.info.frame_rate,
+                                adaptive_threshold=preset.adaptive_threshold,
+                                min_content=preset.min_content)  # fmt: skip
+        source["width"], source["height"] = reader.info.display_size
+        if min(reader.info.width, reader.info.height) <= short * 1.1:
+            reader.size = None  # a small source is kept as it is: no upscaling, no cost
+        shape = None
         with open(store, "wb") as out:
             for frame in reader:
-                rgb = crop_letterbox(frame.image)
-                if shape is None:  # the first frame sets the dataset's storage shape
-                    h, w = rgb.shape[:2]
-                    s = short / min(h, w)
-                    shape = (round(h * s), round(w * s))
-                rgb = cv2.resize(rgb, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
-                out.write(rgb.tobytes())
+                shape = frame.image.shape[:2]
+                out.write(frame.image.tobytes())
                 rows.append({"frame": frame.index, "pts": frame.pts,
                              "time": round(frame.time, 6)})  # fmt: skip
-    return rows, detector.cuts(), shape
+            out.flush()
+            os.fsync(out.fileno())
+    on_frames(seen % 64)
+    return Scan(rows, detector.cuts(), shape or (0, 0), seen, source)
+
+
+def _candidates(store: Path, scan: Scan) -> np.ndarray:
+    h, w = scan.shape
+    return np.memmap(store, np.uint8, "r", shape=(len(scan.rows), h, w, 3))
+
+
+def _picture_box(frames: np.ndarray) -> Box:
+    """The picture inside letterbox bars (candidate pixels), streaming over the candidates."""
+    h, w = frames.shape[1:3]
+    brightest = np.zeros((h, w * 3), np.uint8)
+    for k in range(len(frames)):  # OpenCV's max: numpy's reduction over channels is 20x slower
+        cv2.max(brightest, np.asarray(frames[k]).reshape(h, w * 3), dst=brightest)
+    return letterbox(brightest.reshape(h, w, 3).max(axis=2))
+
+
+class RunningStd:
+    """Per-pixel standard deviation over a stream of images (Welford), in constant memory."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+
+    def add(self, image: np.ndarray) -> None:
+        x = image.astype(np.float64)
+        if self.mean is None:
+            self.mean, self.m2 = np.zeros_like(x), np.zeros_like(x)
+        self.n += 1
+        delta = x - self.mean
+        self.mean += delta / self.n
+        self.m2 += delta * (x - self.mean)
+
+    def std(self) -> np.ndarray | None:
+        return None if self.m2 is None else np.sqrt(self.m2 / self.n)
+
+
+def _hud(stats: RunningStd, box: Box) -> tuple[list[Box], np.ndarray | None]:
+    """Static HUD boxes (candidate pixels) inside ``box``, from the temporal statistics of its
+    quarter-size gray, with their mask at that size."""
+    std = stats.std()
+    if std is None:
+        return [], None
+    boxes, mask = static_regions(std, stats.n)
+    x, y, w, h = box
+    sx, sy = w / std.shape[1], h / std.shape[0]
+    scaled = [(x + round(a * sx), y + round(b * sy), round(c * sx), round(d * sy))
+              for a, b, c, d in boxes]  # fmt: skip
+    return scaled, mask
+
+
+def _scaled(box: Box, factor: float) -> list[int]:
+    return [round(v * factor) for v in box]
+
+
+def _fit(box: Box, aspect: float) -> Box:
+    """The centred part of ``box`` with width/height ``aspect``."""
+    x, y, w, h = box
+    if w / h > aspect:
+        nw = max(1, round(h * aspect))
+        return x + (w - nw) // 2, y, nw, h
+    nh = max(1, round(w / aspect))
+    return x, y + (h - nh) // 2, w, nh
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    preset: str = "generic"
+    split_by: str = "scene"
+    seed: int = 0
+    avoid_hud: bool = False  # keep static HUD regions out of the stored frames (and crops)
+
+    def check(self) -> None:
+        if self.preset not in PRESETS:
+            raise BuildError(f"unknown preset '{self.preset}' ({', '.join(PRESETS)})")
+        if self.split_by not in ("scene", "episode"):
+            raise BuildError("--split-by takes scene or episode")
+
+
+def frame_total(videos: list[Path]) -> int:
+    """Frames in all ``videos`` as their containers state them (for a progress bar)."""
+    from vidcolor.video import probe
+
+    total = 0
+    for v in videos:
+        with contextlib.suppress(VideoError):
+            total += probe(v).frame_count or 0
+    return total
 
 
 def build_dataset(
     videos: list[Path],
     out: Path,
-    preset_name: str = "generic",
-    split_by: str = "scene",
-    seed: int = 0,
+    options: BuildOptions = BuildOptions(),
     overwrite: bool = False,
-    on_video: Callable[[Path, int], None] | None = None,
+    on_frames: Callable[[int], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> dict:
     """Build a dataset from ``videos`` into ``out``; returns the manifest. A video that cannot
-    be read is named in ``manifest["skipped"]`` and the rest are built."""
-    if preset_name not in PRESETS:
-        raise BuildError(f"unknown preset '{preset_name}' ({', '.join(PRESETS)})")
-    if split_by not in ("scene", "episode"):
-        raise BuildError("--split-by takes scene or episode")
+    be read is named in ``manifest["skipped"]`` and the rest are built. ``on_frames(n)``
+    hears of decoded frames, ``on_note`` of things worth a line (a resumed build)."""
+    options.check()
     if out.exists() and not overwrite:
         raise BuildError(f"{out}: exists; use --overwrite to replace it")
-    preset = PRESETS[preset_name]
-    work = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        manifest = _build(videos, work, preset, preset_name, split_by, seed, on_video)
+    work = out.with_name(f".{out.name}.partial")
+    plan = {"vidcolor": __version__, "options": asdict(options),
+            "videos": [str(v.resolve()) for v in videos]}  # fmt: skip
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "lock", "w") as lock:
+        if fcntl is not None:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise BuildError(f"{out}: another build is writing it") from None
+        _prepare(work, plan, on_note or (lambda line: None))
+        try:
+            manifest = _build(videos, work, options, on_frames or (lambda n: None))
+        except BuildError:
+            shutil.rmtree(work, ignore_errors=True)  # nothing to resume
+            raise
+        for leftover in [*work.glob("scan_*"), work / "plan.json"]:
+            leftover.unlink()
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
         if out.exists():
-            shutil.rmtree(out)
+            os.replace(out, old)
+        (work / "lock").unlink()
         os.replace(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return manifest
 
 
-def _build(videos: list[Path], work: Path, preset: Preset, preset_name: str, split_by: str,
-           seed: int, on_video: Callable[[Path, int], None] | None) -> dict:  # fmt: skip
-    shape: tuple[int, int] | None = None
-    kept: dict[str, list[tuple[Path, int, dict]]] = {name: [] for name, _ in SPLITS}
-    skipped, dropped = [], {"near a cut": 0, "dark": 0, "blown out": 0, "greyscale": 0,
-                            "duplicate": 0, "over the scene cap": 0}  # fmt: skip
+def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
+    """Keep the finished scans of an interrupted build of the same plan; clear anything else."""
+    try:
+        same = json.loads((work / "plan.json").read_text()) == plan
+    except (OSError, ValueError):
+        same = False
+    done = sorted(work.glob("scan_*.json")) if same else []
+    if done:
+        note(f"resuming an interrupted build: {len(done)} of {len(plan['videos'])} videos "
+             "already scanned")  # fmt: skip
+    for item in work.iterdir():
+        if item.name != "lock" and (not same or item.suffix not in (".json", ".u8")):
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    (work / "plan.json").write_text(json.dumps(plan))
+
+
+def _load_scan(work: Path, episode: int, video: Path) -> Scan | None:
+    """A finished scan of ``video`` from an interrupted build, if the video is unchanged."""
+    try:
+        scan = Scan(**json.loads((work / f"scan_{episode}.json").read_text()))
+        stat = video.stat()
+    except (OSError, ValueError, TypeError):
+        return None
+    scan.shape = tuple(scan.shape)  # type: ignore[assignment]
+    store = work / f"scan_{episode}.u8"
+    want = len(scan.rows) * scan.shape[0] * scan.shape[1] * 3
+    if ((scan.source["bytes"], scan.source["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns)
+            or not store.exists() or store.stat().st_size != want):  # fmt: skip
+        return None
+    return scan
+
+
+def _build(videos: list[Path], work: Path, options: BuildOptions,
+           on_frames: Callable[[int], None]) -> dict:  # fmt: skip
+    preset = PRESETS[options.preset]
+    shape: tuple[int, int] | None = None  # the dataset's stored frame shape, set by the first
+    kept: dict[str, list[tuple[Path, Scan, int, Box, dict]]] = {name: [] for name, _ in SPLITS}
+    skipped, sources = [], []
+    dropped = {"near a cut": 0, "dark": 0, "blown out": 0, "greyscale": 0,
+               "duplicate": 0, "over the scene cap": 0}  # fmt: skip
     for episode, video in enumerate(videos):
-        store = work / f"candidates_{episode}.u8"
-        try:
-            rows, cuts, shape = _candidates(video, preset, shape, store)
-        except VideoError as e:
-            skipped.append(str(e))
-            store.unlink(missing_ok=True)
+        store = work / f"scan_{episode}.u8"
+        scan = _load_scan(work, episode, video)
+        if scan is None:
+            try:
+                scan = _scan(video, preset, store, on_frames)
+            except (VideoError, OSError) as e:
+                skipped.append(str(e) if isinstance(e, VideoError) else f"{video}: {e.strerror}")
+                store.unlink(missing_ok=True)
+                continue
+            with atomic_path(work / f"scan_{episode}.json") as tmp:
+                tmp.write_text(json.dumps(asdict(scan)))
+        else:
+            on_frames(scan.frames)
+        if not scan.rows:
+            skipped.append(f"{video}: no frames")
             continue
-        frames = np.memmap(store, np.uint8, "r", shape=(len(rows), *shape, 3)) if rows else []
-        source = {"source": str(video.resolve()), "sha256": file_hash(video), "episode": episode}
-        by_scene: dict[int, list[int]] = {}
+        frames = _candidates(store, scan)
+        rows, cuts = scan.rows, scan.cuts
+        box = _picture_box(frames)
+        x, y, w, h = box
+        thumbs: dict[int, np.ndarray] = {}  # candidate -> 16x16 gray, for the duplicate check
+        stats = RunningStd()  # of the usable candidates, quarter size: where a HUD is static
         for k, row in enumerate(rows):
             near = bisect_left(cuts, row["frame"] - preset.margin)
             if near < len(cuts) and abs(cuts[near] - row["frame"]) <= preset.margin:
                 dropped["near a cut"] += 1
                 continue
-            reason = usable(np.asarray(frames[k]))
+            picture = np.asarray(frames[k, y : y + h, x : x + w])
+            small = cv2.resize(picture, (64, max(1, 64 * h // w)), interpolation=cv2.INTER_AREA)
+            reason = usable(small)  # the small picture's mean and colour spread are enough
             if reason:
                 dropped[reason] += 1
                 continue
-            by_scene.setdefault(scene_of(row["frame"], cuts), []).append(k)
+            thumbs[k] = _thumb(small)
+            gray = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
+            stats.add(cv2.resize(gray, (max(1, w // 4), max(1, h // 4)),
+                                 interpolation=cv2.INTER_AREA))  # fmt: skip
+        hud, mask = _hud(stats, box)
+        if options.avoid_hud and hud and mask is not None:
+            fx, fy, fw, fh = largest_free_box(mask)
+            sx, sy = w / mask.shape[1], h / mask.shape[0]
+            box = (x + round(fx * sx), y + round(fy * sy), round(fw * sx), round(fh * sy))
+        if shape is None:  # the first video sets the dataset's shape (its picture's aspect)
+            s = round(preset.size * STORE) / min(box[2], box[3])
+            shape = (round(box[3] * s), round(box[2] * s))
+        box = _fit(box, shape[1] / shape[0])
+        to_source = scan.source["width"] / scan.shape[1]  # boxes in the video's own pixels
+        sources.append({**scan.source, "episode": episode, "frames": scan.frames, "cuts": cuts,
+                        "picture": _scaled(box, to_source),
+                        "hud": [_scaled(b, to_source) for b in hud]})  # fmt: skip
+        bx, by, bw, bh = box
+        by_scene: dict[int, list[int]] = {}
+        for k in thumbs:
+            by_scene.setdefault(scene_of(rows[k]["frame"], cuts), []).append(k)
         for scene, ks in sorted(by_scene.items()):
-            picked, thumbs = [], []
+            picked, seen = [], []
             for k in ks:
-                t = _thumb(np.asarray(frames[k]))
-                if any(np.abs(t - o).mean() < preset.duplicate for o in thumbs):
+                if any(np.abs(thumbs[k] - o).mean() < preset.duplicate for o in seen):
                     dropped["duplicate"] += 1
                     continue
                 picked.append(k)
-                thumbs.append(t)
+                seen.append(thumbs[k])
             if len(picked) > preset.per_scene:  # evenly through the scene, not its start
                 keep = np.linspace(0, len(picked) - 1, preset.per_scene).round().astype(int)
                 dropped["over the scene cap"] += len(picked) - preset.per_scene
                 picked = [picked[i] for i in sorted(set(keep.tolist()))]
-            split = _split_of(seed, episode, None if split_by == "episode" else scene)
+            by_episode = options.split_by == "episode"
+            split = _split_of(options.seed, episode, None if by_episode else scene)
+            row_source = {"source": scan.source["source"], "sha256": scan.source["sha256"],
+                          "episode": episode}  # fmt: skip
             for k in picked:
-                kept[split].append((store, k, {**rows[k], **source, "scene": scene}))
-        if on_video is not None:
-            on_video(video, len(rows))
+                kept[split].append((store, scan, k, box, {**rows[k], **row_source, "scene": scene}))
     if shape is None or not any(kept.values()):
         why = "; ".join(skipped) or "every frame was dropped (dark, greyscale, duplicate ...)"
         raise BuildError(f"no usable frames: {why}")
@@ -204,25 +475,24 @@ def _build(videos: list[Path], work: Path, preset: Preset, preset_name: str, spl
             continue
         name = f"{split}.npy"
         array = np.lib.format.open_memmap(work / name, "w+", np.uint8, (len(items), *shape, 3))
-        stores: dict[Path, np.memmap] = {}
-        for offset, (store, k, row) in enumerate(items):
-            if store not in stores:
-                n = store.stat().st_size // (shape[0] * shape[1] * 3)
-                stores[store] = np.memmap(store, np.uint8, "r", shape=(n, *shape, 3))
-            array[offset] = stores[store][k]
+        opened: dict[Path, np.ndarray] = {}
+        for offset, (store, scan, k, (bx, by, bw, bh), row) in enumerate(items):
+            if store not in opened:
+                opened[store] = _candidates(store, scan)
+            picture = np.asarray(opened[store][k, by : by + bh, bx : bx + bw])
+            interpolation = cv2.INTER_AREA if bh > shape[0] else cv2.INTER_CUBIC
+            array[offset] = cv2.resize(picture, shape[::-1], interpolation=interpolation)
             manifest_frames.append({**row, "split": split, "shard": name, "offset": offset})
         array.flush()
-        del array, stores
+        del array, opened
         shards[split] = {"file": name, "count": len(items)}
-    for store in work.glob("candidates_*.u8"):
-        store.unlink()
     manifest = {
-        "format": DATASET_FORMAT, "vidcolor": __version__, "preset": preset_name,
-        "settings": asdict(PRESETS[preset_name]), "split_by": split_by, "seed": seed,
-        "shape": list(shape), "shards": shards, "dropped": dropped, "skipped": skipped,
-        "frames": manifest_frames,
+        "format": DATASET_FORMAT, "vidcolor": __version__, **asdict(options),
+        "settings": asdict(preset), "shape": list(shape), "shards": shards,
+        "sources": sources, "dropped": dropped, "skipped": skipped, "frames": manifest_frames,
     }  # fmt: skip
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    with atomic_path(work / "manifest.json") as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest
 
 
@@ -244,10 +514,14 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
         rows = [f for f in frames if f["split"] == split]
         scenes = {(f["episode"], f["scene"]) for f in rows}
         lines.append(f"  {split:5} {shard['count']:6} frames  {len(scenes):4} scenes")
-    for source in sorted({f["source"] for f in frames}):
-        rows = [f for f in frames if f["source"] == source]
+    for source in manifest["sources"]:
+        rows = [f for f in frames if f["episode"] == source["episode"]]
         scenes = {f["scene"] for f in rows}
-        lines.append(f"  {Path(source).name}: {len(rows)} frames, {len(scenes)} scenes")
+        x, y, w, h = source["picture"]
+        line = (f"  {Path(source['source']).name}: {len(rows)} frames, {len(scenes)} scenes "
+                f"kept of {len(source['cuts']) + 1}; picture {w}x{h} at ({x}, {y})")  # fmt: skip
+        hud = "; ".join(f"{w}x{h} at ({x}, {y})" for x, y, w, h in source["hud"])
+        lines.append(line + (f"; static overlay {hud}" if hud else ""))
     dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
     lines.append(f"  dropped: {dropped or 'none'}")
     first: dict[tuple[int, int], dict] = {}

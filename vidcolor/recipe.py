@@ -1,0 +1,87 @@
+"""TOML recipes: inputs, a work folder, and one section of options per stage.
+
+    inputs = ["episodes/*.mkv"]     # globs, relative to the recipe's folder
+    work = "work/cartoon"
+
+    [dataset]
+    preset = "spongebob"            # the same option names as `vidcolor dataset build`
+    split-by = "episode"
+
+A stage's options are checked against its command's own options (names, types, choices), so
+a recipe can hold nothing a command would refuse. Errors name the file, line and key.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vidcolor.errors import UserError
+
+
+class RecipeError(UserError):
+    """The recipe cannot be used as written."""
+
+
+@dataclass
+class Recipe:
+    path: Path
+    text: str
+    data: dict[str, Any]
+
+    def line_of(self, section: str | None, key: str) -> int | None:
+        """The line where ``key`` is set (inside ``[section]`` when given), for messages."""
+        inside = section is None
+        pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for n, line in enumerate(self.text.splitlines(), 1):
+            header = re.match(r"^\s*\[([^\]]+)\]", line)
+            if header:
+                inside = header.group(1).strip() == section
+            elif inside and pattern.match(line):
+                return n
+        return None
+
+    def where(self, section: str | None, key: str) -> str:
+        line = self.line_of(section, key)
+        name = f"[{section}] {key}" if section else key
+        return f"{self.path}:{line}: {name}" if line else f"{self.path}: {name}"
+
+    def inputs(self) -> list[Path]:
+        """The files the ``inputs`` globs match, sorted, each glob matching at least one."""
+        patterns = self.data.get("inputs", [])
+        if isinstance(patterns, str):
+            patterns = [patterns]
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise RecipeError(f"{self.where(None, 'inputs')}: expected a list of globs")
+        files: list[Path] = []
+        for pattern in patterns:
+            full = pattern if Path(pattern).is_absolute() else str(self.path.parent / pattern)
+            found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+            if not found:
+                raise RecipeError(f"{self.where(None, 'inputs')}: '{pattern}' matches no file")
+            files += [f for f in found if f not in files]
+        return files
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise RecipeError(f"{self.where(None, name)}: expected a [{name}] table")
+        return value
+
+
+def load(path: Path) -> Recipe:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise RecipeError(f"{path}: not valid TOML: {e}") from None
+    return Recipe(path, text, data)
