@@ -98,20 +98,27 @@ def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str
     would check them; an unknown key or a bad value names the recipe's line."""
     from vidcolor.recipe import RecipeError
 
-    options = {p.name.replace("_", "-"): p for p in command.params
-               if isinstance(p, click.Option) and p.name != "recipe"}  # fmt: skip
+    options = {name[2:]: p for p in command.params if isinstance(p, click.Option)
+               for name in p.opts if name.startswith("--") and name != "--recipe"}  # fmt: skip
     values = {}
     for key, value in recipe.section(section).items():
         param = options.get(key)
         if param is None:
             known = ", ".join(sorted(options))
             raise RecipeError(f"{recipe.where(section, key)}: unknown option (known: {known})")
-        if param.is_flag and not isinstance(value, bool):
-            raise RecipeError(f"{recipe.where(section, key)}: expected true or false")
+        if param.is_flag != isinstance(value, bool):
+            want = "true or false" if param.is_flag else f"a {param.type.name}, not true/false"
+            raise RecipeError(f"{recipe.where(section, key)}: expected {want}")
+        if isinstance(value, float) and param.type.name.startswith("integer"):  # 2.9 is not 2
+            raise RecipeError(f"{recipe.where(section, key)}: expected a whole number")
         try:
             values[param.name] = param.type.convert(value, param, None)
         except click.BadParameter as e:
             raise RecipeError(f"{recipe.where(section, key)}: {e.message}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise RecipeError(
+                f"{recipe.where(section, key)}: not a valid {param.type.name}: {value!r}"
+            ) from None
     return values
 
 
@@ -693,10 +700,12 @@ def dataset() -> None:
     show_default=True,
     help="Keep whole scenes, or whole episodes, in one split.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the split.")  # fmt: skip
 @click.option(
-    "--avoid-hud",
-    is_flag=True,
+    "--avoid-hud/--keep-hud",
+    default=False,
+    show_default=True,
     help="Store only the largest part of the picture clear of static overlays (HUD, logos).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
@@ -735,6 +744,8 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
             sys.exit(EXIT_INTERRUPTED)
     for reason in manifest["skipped"]:
         click.echo(f"vidcolor: warning: skipped {reason}", err=True)
+    for warning in manifest["warnings"]:
+        click.echo(f"vidcolor: warning: {warning}", err=True)
     for source in manifest["sources"]:
         for x, y, w, h in source["hud"]:
             what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"

@@ -70,9 +70,24 @@ def spawn(name: str, clip: Path, repeat: int) -> dict:
     return runs[(len(runs) - 1) // 2]
 
 
+def loader_rate(dataset: object, batch: int, workers: int, batches: int) -> float:
+    """Images/s the loader delivers from the shards (memory map, resize, crop, flip, collate),
+    epoch after epoch: a built set of one short clip holds only a few batches."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch, shuffle=True, num_workers=workers, drop_last=True,
+                        persistent_workers=workers > 0)  # fmt: skip
+    next(iter(loader))  # worker start-up is paid once a run; not part of the rate
+    n, t0 = 0, time.perf_counter()
+    while n < batches * batch:
+        for images in loader:
+            n += images.shape[0]
+    return n / (time.perf_counter() - t0)
+
+
 def loader_against_training(clip: Path, steps: int) -> list[dict]:
     """Loader images/s from built shards against training steps' images/s, per preset size."""
-    from bench_train import loader_rate, step_rate
+    from bench_train import step_rate
 
     from vidcolor.dataset_build import PRESETS, BuildOptions, build_dataset
     from vidcolor.models import ModelConfig
@@ -91,7 +106,7 @@ def loader_against_training(clip: Path, steps: int) -> list[dict]:
                 cfg = TrainConfig(data=str(data), size=size, batch_size=8, model=model)
                 trainer = Trainer(cfg, Path(tmp) / "run", dist_info, workers=2)
                 train = step_rate(trainer, steps)
-                load = {w: loader_rate(trainer, w, batches=6) for w in (0, 2)}
+                load = {w: loader_rate(trainer.train_set, 8, w, batches=24) for w in (0, 2)}
                 results.append({"preset": preset, "size": size, "model": name,
                                 "train_images_per_s": train,
                                 "loader_images_per_s": load})  # fmt: skip

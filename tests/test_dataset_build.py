@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from test_scenes import write_episode
 
 from cli import main
@@ -155,14 +158,14 @@ def test_static_hud_found_and_kept_out_on_request(tmp_path: Path) -> None:
     assert cartoon_like["sources"][0]["hud"] == []
 
 
-def write_cartoon(path: Path, bars: int = 0) -> Path:
+def write_cartoon(path: Path, bars: int = 0, faststart: bool = False) -> Path:
     """A generated cartoon episode, with black bars of ``bars`` rows above and below."""
     episode = cartoon(5, length=240)
     if bars:
         inner = episode.frame
         episode.frame = lambda i: np.pad(inner(i), ((bars, bars), (0, 0), (0, 0)))
         episode.size = (episode.size[0], episode.size[1] + 2 * bars)
-    return episode.write(path)
+    return episode.write(path, faststart=faststart)
 
 
 def test_letterbox_bars_judged_on_the_whole_video(tmp_path: Path) -> None:
@@ -235,3 +238,148 @@ def test_recipe_gives_inputs_and_options(episodes: list[Path], tmp_path: Path) -
         assert result.exit_code == 1 and message in result.stderr, (text, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["spongebob.toml", "sc2replay.toml"])
+def test_shipped_recipes_fit_the_command(name: str) -> None:
+    from cli import dataset_build, stage_options
+    from vidcolor.recipe import load
+
+    recipe = load(Path(__file__).parents[1] / "pipelines" / name)
+    options = stage_options(dataset_build, recipe, "dataset")
+    assert options["preset"] in PRESETS and options["split_by"] == "episode"
+
+
+def test_an_l_shaped_hud_is_kept_out_too(tmp_path: Path) -> None:
+    episode = replay(3, length=480)
+    inner = episode.frame
+
+    def with_side_panel(i: int) -> np.ndarray:  # a left column joins the top bar and panel
+        img = inner(i)
+        img[:, :40] = (30, 34, 48)
+        return img
+
+    episode.frame = with_side_panel
+    video = episode.write(tmp_path / "l.mp4")
+    manifest = build_dataset([video], tmp_path / "d", BuildOptions("sc2", avoid_hud=True))
+    x, y, w, h = manifest["sources"][0]["picture"]
+    assert x >= 39 and y >= 11 and y + h <= 145 and w * h >= 0.7 * 280 * 132
+    assert manifest["warnings"] == []
+
+
+def test_the_first_video_with_frames_sets_the_shape(tmp_path: Path) -> None:
+    black = tmp_path / "black.mp4"  # 4:3 and nothing usable in it
+    with av.open(str(black), "w") as out:
+        s = out.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        for i in range(48):
+            f = av.VideoFrame.from_ndarray(np.zeros((96, 128, 3), np.uint8), format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode(None))
+    manifest = build_dataset([black, write_cartoon(tmp_path / "c.mp4")], tmp_path / "d")
+    h, w = manifest["shape"]
+    assert w / h == pytest.approx(320 / 180, rel=0.01)
+    assert manifest["sources"][1]["picture"] == [0, 0, 320, 180]
+
+
+def test_truncated_and_resized_videos_are_used_with_a_word(tmp_path: Path) -> None:
+    full = write_cartoon(tmp_path / "full.mp4", faststart=True)
+    cut = tmp_path / "cut.mp4"
+    data = full.read_bytes()
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    parts = []
+    for n, (w, h) in enumerate([(160, 96), (320, 192)]):  # MPEG-TS joins by concatenation
+        part = tmp_path / f"p{n}.ts"
+        with av.open(str(part), "w") as out:
+            s = out.add_stream("libx264", rate=24)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for i in range(48):
+                img = cv2.resize(cartoon(1).frame(i + 48 * n), (w, h))
+                f = av.VideoFrame.from_ndarray(img, format="rgb24")
+                f.pts = i + 48 * n
+                out.mux(s.encode(f))
+            out.mux(s.encode(None))
+        parts.append(part.read_bytes())
+    resized = tmp_path / "resized.ts"
+    resized.write_bytes(b"".join(parts))
+    manifest = build_dataset([cut, resized], tmp_path / "d")
+    assert manifest["skipped"] == []
+    assert len(manifest["warnings"]) == 1 and "cut.mp4" in manifest["warnings"][0]
+    assert "frames before it are used" in manifest["warnings"][0]
+    assert {f["episode"] for f in manifest["frames"]} == {0, 1}
+    assert manifest["sources"][1]["frames"] == 96
+
+
+def test_a_write_error_is_not_blamed_on_the_video(episodes: list[Path], tmp_path: Path) -> None:
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        "from cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    out = tmp_path / "data"
+    done = subprocess.run([sys.executable, "-c", script, "dataset", "build", *map(str, episodes),
+                           "-o", str(out)], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1])  # fmt: skip
+    assert done.returncode == 1 and "File too large" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()
+    assert (tmp_path / ".data.partial").is_dir()  # kept: the build can resume
+
+
+def test_inputs_named_twice_and_overwrite_guard(episodes: list[Path], tmp_path: Path) -> None:
+    notes: list[str] = []
+    twice = [episodes[0], episodes[0].parent / ".." / episodes[0].parent.name / "ep1.mp4"]
+    manifest = build_dataset(twice, tmp_path / "d", on_note=notes.append)
+    assert len(manifest["sources"]) == 1 and "given twice" in notes[0]
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    with pytest.raises(BuildError, match="not a vidcolor dataset"):
+        build_dataset(episodes, precious, overwrite=True)
+    assert (precious / "notes.txt").read_text() == "mine"
+    build_dataset(episodes, tmp_path / "d", overwrite=True)  # a dataset may be replaced
+
+
+def test_recipe_values_are_checked_like_the_command_line(episodes: list[Path], tmp_path: Path
+                                                         ) -> None:  # fmt: skip
+    folder = tmp_path / "season [2024]"  # glob characters in the recipe's folder name
+    folder.mkdir()
+    for e in episodes:
+        (folder / e.name).write_bytes(e.read_bytes())
+    recipe = folder / "r.toml"
+    runner = CliRunner()
+
+    def build(text: str) -> Result:
+        recipe.write_text(text)
+        return runner.invoke(main, ["dataset", "build", "--recipe", str(recipe), "-o",
+                                    str(tmp_path / "x")])  # fmt: skip
+
+    result = build('inputs = ["*.mp4"]\n[dataset]\noutput = "ignored"\n')
+    assert result.exit_code == 0, result.output  # -o on the command line wins over output
+    bad = {
+        'inputs = ["*.mp4"]\n[dataset]\nseed = true\n': "r.toml:3: [dataset] seed: expected a",
+        'inputs = ["*.mp4"]\n[dataset]\nseed = 2.9\n': "seed: expected a whole number",
+        'inputs = ["*.mp4"]\n[dataset]\nseed = inf\n': "seed: expected a whole number",
+        'inputs = ["*.mp4"]\n[dataset]\nseed = 2024-01-01\n': "seed: not a valid integer",
+        'inputs = ["*.mp4"]\n[dataset]\nseed = -1\n': "seed: -1 is not in the range x>=0",
+        "[dataset]\nseed = 1\n": "r.toml: no inputs",
+        "inputs = []\n": "r.toml:1: inputs: the list is empty",
+        'inputs = ["*.mp4"]\n[pipeline]\nx = 1\n': "r.toml:2: pipeline: unknown key",
+    }
+    for text, message in bad.items():
+        result = build(text)
+        assert result.exit_code == 1 and message in result.stderr, (text, result.stderr)
+    result = runner.invoke(main, ["dataset", "build", str(episodes[0]), "-o", str(tmp_path / "y"),
+                                  "--seed", "-1"])  # fmt: skip
+    assert result.exit_code == 2 and not list(tmp_path.glob(".y*"))
+
+
+def test_info_on_a_dataset_from_an_earlier_version(episodes: list[Path], tmp_path: Path) -> None:
+    build_dataset(episodes, tmp_path / "d")
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    del manifest["sources"]
+    (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
+    result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path / "d")])
+    assert result.exit_code == 1 and "built by an earlier vidcolor" in result.stderr

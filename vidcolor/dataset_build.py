@@ -32,7 +32,7 @@ from vidcolor.atomic import atomic_path
 from vidcolor.dataset import DATASET_FORMAT, is_greyscale
 from vidcolor.errors import UserError
 from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
-from vidcolor.video import VideoError, VideoReader
+from vidcolor.video import CorruptVideoError, VideoError, VideoReader
 
 try:
     import fcntl
@@ -139,29 +139,35 @@ def letterbox(brightest: np.ndarray) -> Box:
 
 
 def static_regions(std: np.ndarray, samples: int) -> tuple[list[Box], np.ndarray]:
-    """HUD boxes (in ``std``'s pixels) and their mask: connected areas whose temporal standard
-    deviation stayed under ``HUD_STD``. None when too few samples or most of the picture
-    is static (a still shot, not a HUD)."""
+    """HUD boxes (in ``std``'s pixels) and the HUD's mask: connected areas whose temporal
+    standard deviation stayed under ``HUD_STD``, closed and with their holes filled (a
+    minimap's moving marker is still HUD). Nothing when there are too few samples, or when
+    most of the picture is static (a still shot, not a HUD)."""
     mask = (std < HUD_STD).astype(np.uint8)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    empty = np.zeros_like(mask)
+    keep = np.zeros_like(mask)
     if samples < HUD_MIN_SAMPLES or mask.mean() > HUD_MAX_AREA:
-        return [], empty
-    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    boxes, keep = [], empty
+        return [], keep
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    boxes = []
     for k in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[k])
         if area >= HUD_MIN_AREA * mask.size:
             boxes.append((x, y, w, h))
-            keep[y : y + h, x : x + w] = 1  # the whole box: a HUD's moving bits stay inside it
-    return boxes, keep
+            keep[labels == k] = 1
+    keep = cv2.morphologyEx(keep, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    outside = np.pad(keep, 1)  # flood the background from the border: what it misses is a hole
+    cv2.floodFill(outside, None, (0, 0), 1)
+    keep |= (outside[1:-1, 1:-1] == 0).astype(np.uint8)
+    return boxes, cv2.dilate(keep, np.ones((3, 3), np.uint8))  # a pixel of margin
 
 
-def largest_free_box(blocked: np.ndarray) -> Box:
-    """The largest axis-aligned rectangle with no blocked pixel (histogram method, one pass)."""
+def largest_free_box(blocked: np.ndarray) -> Box | None:
+    """The largest axis-aligned rectangle with no blocked pixel (histogram method, one pass),
+    or None when every pixel is blocked."""
     rows, cols = blocked.shape
     heights = np.zeros(cols + 1, np.int64)
-    best: tuple[int, Box] = (0, (0, 0, cols, rows))
+    best: tuple[int, Box | None] = (0, None)
     for y in range(rows):
         heights[:cols] = np.where(blocked[y], 0, heights[:cols] + 1)
         stack: list[int] = []
@@ -177,18 +183,27 @@ def largest_free_box(blocked: np.ndarray) -> Box:
 
 @dataclass
 class Scan:
-    """What one decode pass of a video leaves: candidate rows, cuts, candidate shape."""
+    """What one decode pass of a video leaves (besides its files): candidate rows, cuts,
+    candidate shape, and the picture inside any letterbox bars."""
 
     rows: list[dict]
     cuts: list[int]
     shape: tuple[int, int]  # candidate (height, width)
     frames: int  # frames decoded
     source: dict  # path, sha256, size and mtime of the video
+    picture: Box  # inside the bars, candidate pixels
+    samples: int  # candidates in the temporal statistics (neither dark nor blown out)
+    warning: str | None = None  # e.g. a truncated file: what was decoded is used
 
 
-def _scan(video: Path, preset: Preset, store: Path, on_frames: Callable[[int], None]) -> Scan:
-    """Decode once: the shot detector sees every frame, candidates go to the raw file ``store``
-    (upright, short side ``size`` x STORE x HEADROOM)."""
+SMALL_WIDTH = 64  # the small copy of each candidate that the checks look at
+
+
+def _scan(video: Path, preset: Preset, base: Path, on_frames: Callable[[int], None]) -> Scan:
+    """Decode once. The shot detector sees every frame; each candidate (upright, short side
+    ``size`` x STORE x HEADROOM) goes to ``base``.u8, a 64-wide copy of it to ``base``.small.u8,
+    and its quarter-size gray into running statistics (``base``.std.npy) that find a static HUD.
+    All per-candidate work happens here, where it overlaps the decoder's threads."""
     short = round(preset.size * STORE * HEADROOM)
     rows: list[dict] = []
     seen = 0
@@ -200,9 +215,16 @@ def _scan(video: Path, preset: Preset, store: Path, on_frames: Callable[[int], N
         if seen % 64 == 0:
             on_frames(64)
 
-    stat = video.stat()
-    source = {"source": str(video.resolve()), "sha256": file_hash(video),
-              "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}  # fmt: skip
+    try:
+        stat = video.stat()
+        source = {"source": str(video.resolve()), "sha256": file_hash(video),
+                  "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}  # fmt: skip
+    except OSError as e:
+        raise VideoError(f"{video}: {e.strerror or e}") from None
+    stats = RunningStd()
+    warning = None
+    brightest: np.ndarray | None = None
+    shape = (0, 0)
     with VideoReader(video, fps=1 / preset.stride, autorotate=True, size=short,
                      tap_size=TAP_SIZE, tap=tap) as reader:  # fmt: skip
         detector = ShotDetector(reader.info.frame_rate,
@@ -211,31 +233,50 @@ def _scan(video: Path, preset: Preset, store: Path, on_frames: Callable[[int], N
         source["width"], source["height"] = reader.info.display_size
         if min(reader.info.width, reader.info.height) <= short * 1.1:
             reader.size = None  # a small source is kept as it is: no upscaling, no cost
-        shape = None
-        with open(store, "wb") as out:
-            for frame in reader:
-                shape = frame.image.shape[:2]
-                out.write(frame.image.tobytes())
+        with open(f"{base}.u8", "wb") as out, open(f"{base}.small.u8", "wb") as small_out:
+            frames = iter(reader)
+            while True:
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+                except CorruptVideoError as e:  # keep what decoded, and say so
+                    if not rows:
+                        raise
+                    warning = f"{e}: the frames before it are used"
+                    break
+                img = frame.image
+                if rows and img.shape[:2] != shape:  # the size changed mid-stream
+                    img = cv2.resize(img, shape[::-1], interpolation=cv2.INTER_AREA)
+                h, w = shape = img.shape[:2]
+                out.write(img.tobytes())
                 rows.append({"frame": frame.index, "pts": frame.pts,
                              "time": round(frame.time, 6)})  # fmt: skip
-            out.flush()
-            os.fsync(out.fileno())
+                flat = img.reshape(h, w * 3)  # OpenCV's max: numpy's over channels is 20x slower
+                brightest = flat.copy() if brightest is None else cv2.max(brightest, flat)
+                small = cv2.resize(img, (SMALL_WIDTH, max(1, SMALL_WIDTH * h // w)),
+                                   interpolation=cv2.INTER_AREA)  # fmt: skip
+                small_out.write(small.tobytes())
+                if 20 <= small.mean() <= 235:  # not dark or blown out: fades would hide a HUD
+                    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+                    quarter = (max(1, w // 4), max(1, h // 4))
+                    stats.add(cv2.resize(gray, quarter, interpolation=cv2.INTER_AREA))
+            for f in (out, small_out):
+                f.flush()
+                os.fsync(f.fileno())
     on_frames(seen % 64)
-    return Scan(rows, detector.cuts(), shape or (0, 0), seen, source)
+    warning = "; ".join([*([warning] if warning else []), *reader.notes]) or None
+    picture = (
+        (0, 0, 0, 0) if brightest is None else letterbox(brightest.reshape(*shape, 3).max(axis=2))
+    )
+    std = stats.std()
+    np.save(f"{base}.std.npy", np.zeros((0, 0)) if std is None else std.astype(np.float32))
+    return Scan(rows, detector.cuts(), shape, seen, source, picture, stats.n, warning)
 
 
 def _candidates(store: Path, scan: Scan) -> np.ndarray:
     h, w = scan.shape
     return np.memmap(store, np.uint8, "r", shape=(len(scan.rows), h, w, 3))
-
-
-def _picture_box(frames: np.ndarray) -> Box:
-    """The picture inside letterbox bars (candidate pixels), streaming over the candidates."""
-    h, w = frames.shape[1:3]
-    brightest = np.zeros((h, w * 3), np.uint8)
-    for k in range(len(frames)):  # OpenCV's max: numpy's reduction over channels is 20x slower
-        cv2.max(brightest, np.asarray(frames[k]).reshape(h, w * 3), dst=brightest)
-    return letterbox(brightest.reshape(h, w, 3).max(axis=2))
 
 
 class RunningStd:
@@ -259,15 +300,17 @@ class RunningStd:
         return None if self.m2 is None else np.sqrt(self.m2 / self.n)
 
 
-def _hud(stats: RunningStd, box: Box) -> tuple[list[Box], np.ndarray | None]:
-    """Static HUD boxes (candidate pixels) inside ``box``, from the temporal statistics of its
-    quarter-size gray, with their mask at that size."""
-    std = stats.std()
-    if std is None:
+def _hud(std: np.ndarray, samples: int, box: Box, shape: tuple[int, int]
+         ) -> tuple[list[Box], np.ndarray | None]:  # fmt: skip
+    """Static HUD boxes (candidate pixels) inside ``box``, from the whole frame's quarter-size
+    temporal statistics, with their mask over ``box`` at that size."""
+    if std.size == 0:
         return [], None
-    boxes, mask = static_regions(std, stats.n)
     x, y, w, h = box
-    sx, sy = w / std.shape[1], h / std.shape[0]
+    sx, sy = shape[1] / std.shape[1], shape[0] / std.shape[0]
+    x0, y0 = round(x / sx), round(y / sy)
+    inside = std[y0 : y0 + max(1, round(h / sy)), x0 : x0 + max(1, round(w / sx))]
+    boxes, mask = static_regions(inside, samples)
     scaled = [(x + round(a * sx), y + round(b * sy), round(c * sx), round(d * sy))
               for a, b, c, d in boxes]  # fmt: skip
     return scaled, mask
@@ -324,11 +367,22 @@ def build_dataset(
     be read is named in ``manifest["skipped"]`` and the rest are built. ``on_frames(n)``
     hears of decoded frames, ``on_note`` of things worth a line (a resumed build)."""
     options.check()
+    note = on_note or (lambda line: None)
+    out = Path(os.path.abspath(out))  # "." has no name to build a hidden folder beside
     if out.exists() and not overwrite:
         raise BuildError(f"{out}: exists; use --overwrite to replace it")
+    if out.exists() and not _replaceable(out):
+        raise BuildError(f"{out}: not a vidcolor dataset; --overwrite replaces only datasets")
+    unique: list[Path] = []
+    for v in videos:  # one file named twice would be two episodes, its scenes in two splits
+        if any(os.path.abspath(v) == os.path.abspath(u) for u in unique):
+            note(f"{v}: given twice; used once")
+        else:
+            unique.append(v)
     work = out.with_name(f".{out.name}.partial")
     plan = {"vidcolor": __version__, "options": asdict(options),
-            "videos": [str(v.resolve()) for v in videos]}  # fmt: skip
+            "settings": asdict(PRESETS[options.preset]), "storage": [STORE, HEADROOM],
+            "videos": [os.path.abspath(v) for v in unique]}  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "lock", "w") as lock:
         if fcntl is not None:
@@ -336,21 +390,35 @@ def build_dataset(
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise BuildError(f"{out}: another build is writing it") from None
-        _prepare(work, plan, on_note or (lambda line: None))
+        _prepare(work, plan, note)
         try:
-            manifest = _build(videos, work, options, on_frames or (lambda n: None))
+            manifest = _build(unique, work, options, on_frames or (lambda n: None))
         except BuildError:
             shutil.rmtree(work, ignore_errors=True)  # nothing to resume
             raise
         for leftover in [*work.glob("scan_*"), work / "plan.json"]:
             leftover.unlink()
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        (work / "lock").unlink()
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
+    # The lock is released (closed) before the rename: Windows cannot rename a folder with an
+    # open file in it. It goes once the dataset is in place.
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(work, out)
+    (out / "lock").unlink(missing_ok=True)
+    shutil.rmtree(old, ignore_errors=True)
     return manifest
+
+
+def _replaceable(out: Path) -> bool:
+    """Whether --overwrite may replace ``out``: an empty folder or a vidcolor dataset."""
+    if not out.is_dir():
+        return False
+    try:
+        if not any(out.iterdir()):
+            return True
+        return json.loads((out / "manifest.json").read_text()).get("format") == DATASET_FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
@@ -364,25 +432,28 @@ def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
         note(f"resuming an interrupted build: {len(done)} of {len(plan['videos'])} videos "
              "already scanned")  # fmt: skip
     for item in work.iterdir():
-        if item.name != "lock" and (not same or item.suffix not in (".json", ".u8")):
+        if item.name != "lock" and not (same and item.name.startswith("scan_")):
             shutil.rmtree(item) if item.is_dir() else item.unlink()
     (work / "plan.json").write_text(json.dumps(plan))
 
 
-def _load_scan(work: Path, episode: int, video: Path) -> Scan | None:
-    """A finished scan of ``video`` from an interrupted build, if the video is unchanged."""
+def _load_scan(base: Path, video: Path) -> Scan | None:
+    """A finished scan of ``video`` from an interrupted build, if the video is unchanged and
+    its files are whole."""
     try:
-        scan = Scan(**json.loads((work / f"scan_{episode}.json").read_text()))
+        scan = Scan(**json.loads(Path(f"{base}.json").read_text()))
         stat = video.stat()
+        scan.shape = tuple(scan.shape)  # type: ignore[assignment]
+        scan.picture = tuple(scan.picture)  # type: ignore[assignment]
+        h, w = scan.shape
+        sizes = (Path(f"{base}.u8").stat().st_size, Path(f"{base}.small.u8").stat().st_size)
+        np.load(f"{base}.std.npy")
     except (OSError, ValueError, TypeError):
         return None
-    scan.shape = tuple(scan.shape)  # type: ignore[assignment]
-    store = work / f"scan_{episode}.u8"
-    want = len(scan.rows) * scan.shape[0] * scan.shape[1] * 3
-    if ((scan.source["bytes"], scan.source["mtime_ns"]) != (stat.st_size, stat.st_mtime_ns)
-            or not store.exists() or store.stat().st_size != want):  # fmt: skip
-        return None
-    return scan
+    n = len(scan.rows)
+    want = (n * h * w * 3, n * max(1, SMALL_WIDTH * h // max(1, w)) * SMALL_WIDTH * 3)
+    same = (scan.source["bytes"], scan.source["mtime_ns"]) == (stat.st_size, stat.st_mtime_ns)
+    return scan if same and sizes == want else None
 
 
 def _build(videos: list[Path], work: Path, options: BuildOptions,
@@ -390,61 +461,71 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
     preset = PRESETS[options.preset]
     shape: tuple[int, int] | None = None  # the dataset's stored frame shape, set by the first
     kept: dict[str, list[tuple[Path, Scan, int, Box, dict]]] = {name: [] for name, _ in SPLITS}
-    skipped, sources = [], []
+    skipped: list[str] = []
+    warnings: list[str] = []
+    sources: list[dict] = []
     dropped = {"near a cut": 0, "dark": 0, "blown out": 0, "greyscale": 0,
                "duplicate": 0, "over the scene cap": 0}  # fmt: skip
     for episode, video in enumerate(videos):
-        store = work / f"scan_{episode}.u8"
-        scan = _load_scan(work, episode, video)
+        base = work / f"scan_{episode}"
+        scan = _load_scan(base, video)
         if scan is None:
             try:
-                scan = _scan(video, preset, store, on_frames)
-            except (VideoError, OSError) as e:
-                skipped.append(str(e) if isinstance(e, VideoError) else f"{video}: {e.strerror}")
-                store.unlink(missing_ok=True)
+                scan = _scan(video, preset, base, on_frames)
+            except VideoError as e:  # the video's fault; a write error in the work folder is not
+                skipped.append(str(e))
                 continue
-            with atomic_path(work / f"scan_{episode}.json") as tmp:
+            with atomic_path(Path(f"{base}.json")) as tmp:
                 tmp.write_text(json.dumps(asdict(scan)))
         else:
             on_frames(scan.frames)
         if not scan.rows:
             skipped.append(f"{video}: no frames")
             continue
-        frames = _candidates(store, scan)
+        if scan.warning:
+            warnings.append(scan.warning)
+        store = Path(f"{base}.u8")
         rows, cuts = scan.rows, scan.cuts
-        box = _picture_box(frames)
+        box = scan.picture
         x, y, w, h = box
+        sh, sw = scan.shape
+        small_shape = (len(rows), max(1, SMALL_WIDTH * sh // sw), SMALL_WIDTH, 3)
+        smalls = np.memmap(f"{base}.small.u8", np.uint8, "r", shape=small_shape)
+        s = SMALL_WIDTH / sw  # the picture box in the small copies
+        sx0, sy0 = min(SMALL_WIDTH - 1, int(x * s)), min(smalls.shape[1] - 1, int(y * s))
+        sx1, sy1 = max(sx0 + 1, round((x + w) * s)), max(sy0 + 1, round((y + h) * s))
         thumbs: dict[int, np.ndarray] = {}  # candidate -> 16x16 gray, for the duplicate check
-        stats = RunningStd()  # of the usable candidates, quarter size: where a HUD is static
         for k, row in enumerate(rows):
             near = bisect_left(cuts, row["frame"] - preset.margin)
             if near < len(cuts) and abs(cuts[near] - row["frame"]) <= preset.margin:
                 dropped["near a cut"] += 1
                 continue
-            picture = np.asarray(frames[k, y : y + h, x : x + w])
-            small = cv2.resize(picture, (64, max(1, 64 * h // w)), interpolation=cv2.INTER_AREA)
+            small = np.ascontiguousarray(smalls[k, sy0:sy1, sx0:sx1])
             reason = usable(small)  # the small picture's mean and colour spread are enough
             if reason:
                 dropped[reason] += 1
                 continue
             thumbs[k] = _thumb(small)
-            gray = cv2.cvtColor(picture, cv2.COLOR_RGB2GRAY)
-            stats.add(cv2.resize(gray, (max(1, w // 4), max(1, h // 4)),
-                                 interpolation=cv2.INTER_AREA))  # fmt: skip
-        hud, mask = _hud(stats, box)
+        del smalls
+        hud, mask = _hud(np.load(f"{base}.std.npy"), scan.samples, box, scan.shape)
         if options.avoid_hud and hud and mask is not None:
-            fx, fy, fw, fh = largest_free_box(mask)
-            sx, sy = w / mask.shape[1], h / mask.shape[0]
-            box = (x + round(fx * sx), y + round(fy * sy), round(fw * sx), round(fh * sy))
-        if shape is None:  # the first video sets the dataset's shape (its picture's aspect)
+            free = largest_free_box(mask)
+            if free is None or free[2] * free[3] < 0.25 * mask.size:
+                warnings.append(f"{video}: its static overlay leaves too little of the picture "
+                                "clear to keep it out; frames stored whole")  # fmt: skip
+            else:
+                fx, fy, fw, fh = free
+                sx, sy = w / mask.shape[1], h / mask.shape[0]
+                box = (x + round(fx * sx), y + round(fy * sy), round(fw * sx), round(fh * sy))
+        if shape is None and thumbs:  # the first video with frames sets the dataset's shape
             s = round(preset.size * STORE) / min(box[2], box[3])
             shape = (round(box[3] * s), round(box[2] * s))
-        box = _fit(box, shape[1] / shape[0])
+        if shape is not None:
+            box = _fit(box, shape[1] / shape[0])
         to_source = scan.source["width"] / scan.shape[1]  # boxes in the video's own pixels
         sources.append({**scan.source, "episode": episode, "frames": scan.frames, "cuts": cuts,
                         "picture": _scaled(box, to_source),
                         "hud": [_scaled(b, to_source) for b in hud]})  # fmt: skip
-        bx, by, bw, bh = box
         by_scene: dict[int, list[int]] = {}
         for k in thumbs:
             by_scene.setdefault(scene_of(rows[k]["frame"], cuts), []).append(k)
@@ -489,7 +570,8 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
     manifest = {
         "format": DATASET_FORMAT, "vidcolor": __version__, **asdict(options),
         "settings": asdict(preset), "shape": list(shape), "shards": shards,
-        "sources": sources, "dropped": dropped, "skipped": skipped, "frames": manifest_frames,
+        "sources": sources, "dropped": dropped, "skipped": skipped, "warnings": warnings,
+        "frames": manifest_frames,
     }  # fmt: skip
     with atomic_path(work / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -507,6 +589,9 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
         raise BuildError(f"{data}: not a vidcolor dataset (no readable manifest.json)") from None
     if manifest.get("format") != DATASET_FORMAT:
         raise BuildError(f"{data}: not a vidcolor dataset")
+    if "sources" not in manifest:
+        raise BuildError(f"{data}: built by an earlier vidcolor; build it again to see it here "
+                         "(training still reads it)")  # fmt: skip
     frames = manifest["frames"]
     lines = [f"{data}: preset {manifest['preset']}, frames {manifest['shape'][1]}x"
              f"{manifest['shape'][0]}, split by {manifest['split_by']}"]  # fmt: skip

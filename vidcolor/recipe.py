@@ -39,6 +39,8 @@ class Recipe:
         pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for n, line in enumerate(self.text.splitlines(), 1):
             header = re.match(r"^\s*\[([^\]]+)\]", line)
+            if header and section is None and header.group(1).strip() == key:
+                return n  # a table at the top level
             if header:
                 inside = header.group(1).strip() == section
             elif inside and pattern.match(line):
@@ -51,16 +53,23 @@ class Recipe:
         return f"{self.path}:{line}: {name}" if line else f"{self.path}: {name}"
 
     def inputs(self) -> list[Path]:
-        """The files the ``inputs`` globs match, sorted, each glob matching at least one."""
-        patterns = self.data.get("inputs", [])
+        """The files the ``inputs`` globs match (relative ones from the recipe's folder),
+        sorted, each glob matching at least one."""
+        if "inputs" not in self.data:
+            raise RecipeError(f'{self.path}: no inputs (e.g. inputs = ["episodes/*.mp4"])')
+        patterns = self.data["inputs"]
         if isinstance(patterns, str):
             patterns = [patterns]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise RecipeError(f"{self.where(None, 'inputs')}: expected a list of globs")
+        if not patterns:
+            raise RecipeError(f"{self.where(None, 'inputs')}: the list is empty")
         files: list[Path] = []
+        root = self.path.parent
         for pattern in patterns:
-            full = pattern if Path(pattern).is_absolute() else str(self.path.parent / pattern)
-            found = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
+            # root_dir, not the folder pasted into the pattern: its name may hold [ ] * ?
+            matched = glob.glob(pattern, root_dir=root, recursive=True)
+            found = sorted(p for p in (root / m for m in matched) if p.is_file())
             if not found:
                 raise RecipeError(f"{self.where(None, 'inputs')}: '{pattern}' matches no file")
             files += [f for f in found if f not in files]
@@ -71,6 +80,9 @@ class Recipe:
         if not isinstance(value, dict):
             raise RecipeError(f"{self.where(None, name)}: expected a [{name}] table")
         return value
+
+
+TOP_LEVEL = ("inputs", "work", "extract", "dataset", "train", "render")
 
 
 def load(path: Path) -> Recipe:
@@ -84,4 +96,9 @@ def load(path: Path) -> Recipe:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise RecipeError(f"{path}: not valid TOML: {e}") from None
-    return Recipe(path, text, data)
+    recipe = Recipe(path, text, data)
+    for key in data:
+        if key not in TOP_LEVEL:
+            known = ", ".join(TOP_LEVEL)
+            raise RecipeError(f"{recipe.where(None, key)}: unknown key (known: {known})")
+    return recipe

@@ -27,10 +27,11 @@ class Episode:
     flashes: list[int] = field(default_factory=list)  # first frame of each flash
     hud: list[tuple[int, int, int, int]] = field(default_factory=list)  # (x, y, w, h)
 
-    def write(self, path: Path, fps: int = 24, crf: int = 16) -> Path:
-        """Encode to H.264 (the container from the suffix)."""
+    def write(self, path: Path, fps: int = 24, crf: int = 16, faststart: bool = False) -> Path:
+        """Encode to H.264 (the container from the suffix; MP4 index first on request)."""
         w, h = self.size
-        with av.open(str(path), "w") as out:
+        options = {"movflags": "+faststart"} if faststart else {}
+        with av.open(str(path), "w", options=options) as out:
             s = out.add_stream("libx264", rate=fps)
             s.width, s.height, s.pix_fmt = w, h, "yuv420p"
             s.options = {"crf": str(crf), "preset": "ultrafast"}
