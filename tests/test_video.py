@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -388,3 +389,24 @@ def test_fast_luma_matches_swscale_gray(tmp_path: Path) -> None:
         for frame in c.decode(video=0):
             assert np.array_equal(luma(frame), frame.to_ndarray(format="gray"))
             assert luma(frame.reformat(format="rgb24")) is None
+
+
+def test_prefetch_gives_the_same_frames_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "a.mp4"
+    make_video(path, frames=96, width=128, height=96, faststart=True)
+    with VideoReader(path, every=5) as plain, VideoReader(path, every=5, prefetch=4) as ahead:
+        a, b = list(plain), list(ahead)
+    assert [f.pts for f in a] == [f.pts for f in b] and len(a) == 20
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    threads = threading.active_count()
+    with VideoReader(path, prefetch=4) as r:  # leaving early stops the decoding thread
+        for f in r:
+            if f.index == 3:
+                break
+    assert threading.active_count() == threads
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    seen = []
+    with pytest.raises(CorruptVideoError) as e, VideoReader(path, prefetch=8) as r:
+        seen.extend(r)
+    assert 0 < len(seen) < 96 and e.value.frames_read == len(seen)  # counted where consumed

@@ -226,7 +226,7 @@ def _scan(video: Path, preset: Preset, base: Path, on_frames: Callable[[int], No
     brightest: np.ndarray | None = None
     shape = (0, 0)
     with VideoReader(video, fps=1 / preset.stride, autorotate=True, size=short,
-                     tap_size=TAP_SIZE, tap=tap) as reader:  # fmt: skip
+                     tap_size=TAP_SIZE, tap=tap, prefetch=8) as reader:  # fmt: skip
         detector = ShotDetector(reader.info.frame_rate,
                                 adaptive_threshold=preset.adaptive_threshold,
                                 min_content=preset.min_content)  # fmt: skip

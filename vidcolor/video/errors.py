@@ -27,6 +27,7 @@ class CorruptVideoError(VideoError):
     def __init__(self, path: Path, frames_read: int, seconds: float, reason: str) -> None:
         self.frames_read = frames_read
         self.seconds = seconds
+        self.reason = reason
         super().__init__(f"{path}: {reason}; stopped after {frames_read} frames ({seconds:.2f} s)")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
 import av
 import cv2
@@ -15,6 +19,8 @@ import numpy as np
 
 from vidcolor.video.errors import CorruptVideoError
 from vidcolor.video.probe import VideoInfo, open_container, stream_info
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,52 @@ def small_bgr(frame: av.VideoFrame, short_side: int) -> np.ndarray:
     return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
+class _Prefetch:
+    """Run an iterator in a background thread, ``depth`` items ahead. PyAV decodes without
+    holding the GIL, so decoding overlaps the consumer's Python work. Errors reach the consumer
+    at the point they happened; ``close()`` stops the thread before its caller goes on."""
+
+    _END = object()
+
+    def __init__(self, source: Iterator[T], depth: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
+        self._thread.start()
+
+    def _run(self, source: Iterator[T]) -> None:
+        try:
+            for item in source:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put((self._END, None))
+        except BaseException as e:  # handed to the consumer, raised there
+            self._queue.put((self._END, e))
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            item, error = self._queue.get()
+            if item is self._END:
+                self._thread.join()
+                if error is not None:
+                    raise error
+                return
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.1)  # unblock a put
+        self._thread.join()
+
+
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) with the short side set to ``short_side``, aspect ratio kept."""
     scale = short_side / min(width, height)
@@ -115,7 +167,9 @@ class VideoReader:
     display rotation. ``planes`` yields the stored Y plane with U and V (size and rotation
     options do not apply), for work that must keep the luma bit for bit. ``tap(index, seconds,
     bgr)`` sees every frame of the range, before sampling, as small BGR (short side
-    ``tap_size``): for work such as scene detection that shares this decode pass. Raises
+    ``tap_size``): for work such as scene detection that shares this decode pass. ``prefetch``
+    decodes that many frames ahead in a background thread, for consumers with Python work of
+    their own to overlap (``threads`` sets FFmpeg's own decoding threads). Raises
     ``CorruptVideoError`` when decoding fails or the stream ends before the frame count its
     container states: no frame is lost without a word.
     """
@@ -135,6 +189,7 @@ class VideoReader:
         tap: Callable[[int, float, np.ndarray], None] | None = None,
         tap_size: int = 72,
         threads: int = 0,
+        prefetch: int = 0,
     ) -> None:
         if every < 1:
             raise ValueError("every must be at least 1")
@@ -152,6 +207,8 @@ class VideoReader:
         self.planes = planes
         self.tap, self.tap_size = tap, tap_size
         self._threads = threads
+        self.prefetch = prefetch
+        self._pump: _Prefetch | None = None
         self._container = open_container(self.path, threads)
         try:
             self.info: VideoInfo = stream_info(self._container, self.path)
@@ -169,6 +226,9 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
+        if self._pump is not None:  # the decoding thread lets go of the container first
+            self._pump.close()
+            self._pump = None
         self._container.close()
 
     def _locate(self, seconds: float) -> tuple[int, int | None]:
@@ -281,12 +341,27 @@ class VideoReader:
             raise CorruptVideoError(self.path, got, t, reason) from None
 
     def __iter__(self) -> Iterator[Frame]:
-        info, tb = self.info, self.info.time_base
-        start = self.start if self.start and self.start > info.start_time else None
+        start = self.start if self.start and self.start > self.info.start_time else None
         index, frames = 0, self._decoded()
         if start is not None:
             index, first_pts = self._locate(start)
             frames = self._from(start, first_pts)
+        if not self.prefetch:
+            yield from self._frames(frames, index)
+            return
+        self._pump = _Prefetch(frames, self.prefetch)
+        try:
+            yield from self._frames(iter(self._pump), index)
+        except CorruptVideoError as e:  # counted by the decoding thread, which ran ahead
+            raise CorruptVideoError(self.path, self.frames_decoded, self.last_time,
+                                    e.reason) from None  # fmt: skip
+        finally:
+            if self._pump is not None:
+                self._pump.close()
+                self._pump = None
+
+    def _frames(self, frames: Iterator[av.VideoFrame], index: int) -> Iterator[Frame]:
+        info, tb = self.info, self.info.time_base
         first_index, first_time, last_slot = index, None, -1
         for av_frame in frames:
             pts = av_frame.pts
