@@ -68,13 +68,16 @@ def run(kind: str, episodes: list[Episode], options: dict, tmp: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--episodes", type=int, default=6, help="of each kind")
+    parser.add_argument("--episodes", type=int, default=10, help="of each kind")
+    parser.add_argument("--first-seed", type=int, default=1000,
+                        help="seeds 0-9 tuned the sc2 preset; the figures come from others")  # fmt: skip
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sc2 = PRESETS["sc2"]
+    seeds = range(args.first_seed, args.first_seed + args.episodes)
     cases = [
-        ("cartoon", [cartoon(seed) for seed in range(args.episodes)], {}),
-        ("replay", [replay(seed) for seed in range(args.episodes)],
+        ("cartoon", [cartoon(seed) for seed in seeds], {}),
+        ("replay", [replay(seed) for seed in seeds],
          {"adaptive_threshold": sc2.adaptive_threshold, "min_content": sc2.min_content}),
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from cli import main
 from vidcolor.extract import read_manifest
 from vidcolor.scenes import ShotDetector, detect_scenes, scene_of
+from vidcolor.synthetic import cartoon
 
 CUTS = [30, 70]  # hard cuts: the first frame of each new shot
 FADE = (100, 120)  # fade to black over 100-109, back up over 110-119 into a new shot
@@ -101,3 +102,12 @@ def test_one_frame_and_all_black_videos(tmp_path: Path) -> None:
     for i in range(48):
         detector.push(i, np.zeros((54, 96, 3), np.uint8))
     assert detector.cuts() == [] and len(detector.scenes()) == 1
+
+
+def test_generated_episode_cuts_fades_and_dissolves(tmp_path: Path) -> None:
+    episode = cartoon(0)  # hard cuts, a fade through black, dissolves, flashes
+    assert {kind for _, _, kind in episode.cuts} == {"cut", "fade", "dissolve"}
+    found = [s.start_frame for s in detect_scenes(episode.write(tmp_path / "c.mp4"))[1:]]
+    assert len(found) == len(episode.cuts)
+    for c, (first, last, _) in zip(found, episode.cuts, strict=True):
+        assert first - 1 <= c <= last + 1  # on the cut, or inside its transition

@@ -5,8 +5,13 @@ are enough, and fast), then ask for the cuts. It runs PySceneDetect's ``Adaptive
 for cuts (content change against its neighbours') and ``ThresholdDetector`` for fades to and
 from black. On top, one check of ours: a content cut after which the picture soon returns to
 what it was before is a flash (an explosion, a camera flash), not a cut; the adaptive window
-alone does not absorb a flash of two frames or more. Memory is a few thumbnails, whatever the
-length. It plugs into ``VideoReader(tap=...)``, so detection shares another job's decode pass.
+alone does not absorb a flash of two frames or more. PySceneDetect has no detector for
+dissolves (one shot cross-fading into the next, each frame changing little), so a second
+check: where the frame ``DISSOLVE_HALF`` frames back differs from the current one as much as
+a cut would, and the frame halfway between is their average (a blend, which motion is not),
+the middle is a dissolve boundary, unless one end is the other scaled (a fade, or a light
+going up: not a new shot). Memory is a few thumbnails, whatever the length. It plugs into
+``VideoReader(tap=...)``, so detection shares another job's decode pass.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ from vidcolor.video import VideoReader
 TAP_SIZE = 72  # short side the detectors see: 128x72 for 16:9, enough for whole-frame change
 FLASH_LOOKAHEAD = 6  # frames after a content cut in which a return to "before" means a flash
 FLASH_SIMILAR = 0.8  # x min_content: mean |BGR difference| of 32x18 thumbnails, "looks alike"
+DISSOLVE_HALF = 6  # frames from either end of a dissolve window to its middle (0.25 s at 24)
+DISSOLVE_BLEND = 0.2  # the middle is within this share of the ends' difference of their mean
+DISSOLVE_MIN = 15.0  # mean |BGR difference| of the ends' thumbnails: as much as a cut changes
+DISSOLVE_SCALED = 0.35  # ends this close (share of their difference) to scaled copies: a fade
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,8 @@ class Scene:
 
 
 class ShotDetector:
-    """Cuts and fades in a frame stream. ``min_scene_len`` frames at least between cuts."""
+    """Cuts, fades and dissolves in a frame stream. ``min_scene_len`` frames at least between
+    cuts."""
 
     def __init__(
         self,
@@ -60,7 +70,9 @@ class ShotDetector:
         self._fades = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len)
         self._cuts: set[int] = set()
         self._pending: list[int] = []  # content cuts waiting for the flash check
-        self._thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=FLASH_LOOKAHEAD + 8)
+        window = max(FLASH_LOOKAHEAD + 8, 2 * DISSOLVE_HALF + 1)
+        self._thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=window)
+        self._dissolve: tuple[int, float] | None = None  # (middle, change) of the one in view
         self._last = -1
         self._first: int | None = None
         self._times = array("d")  # seconds of each pushed frame: 8 bytes a frame
@@ -77,10 +89,34 @@ class ShotDetector:
         self._last = index
         self._times.append(float(index / self.fps) if time is None else time)
         self._settle(index)
+        self._blend_check()
+
+    def _blend_check(self) -> None:
+        """A dissolve: the ends of the window differ like a cut, the middle is their blend.
+        Neighbouring windows see the same dissolve; its cut goes where the change peaks."""
+        if len(self._thumbs) < 2 * DISSOLVE_HALF + 1:
+            return
+        a, (m, mid), b = (self._thumbs[-2 * DISSOLVE_HALF - 1][1],
+                          self._thumbs[-DISSOLVE_HALF - 1], self._thumbs[-1][1])  # fmt: skip
+        change = float(np.abs(a - b).mean())
+        blended = (
+            change >= DISSOLVE_MIN and np.abs(2 * mid - a - b).mean() / 2 < DISSOLVE_BLEND * change
+        )
+        if blended:  # but a fade changes brightness only: one end is a multiple of the other
+            af, bf = a.astype(np.float32), b.astype(np.float32)
+            k = float((af * bf).sum() / max(1.0, float((bf * bf).sum())))
+            blended = float(np.abs(af - k * bf).mean()) >= DISSOLVE_SCALED * change
+        if blended and (self._dissolve is None or change > self._dissolve[1]):
+            self._dissolve = (m, change)
+        elif not blended and self._dissolve is not None and m > self._dissolve[0] + 1:
+            self._cuts.add(self._dissolve[0])
+            self._dissolve = None
 
     def _settle(self, now: int, final: bool = False) -> None:
         """Keep the content cuts that are not flashes. A flash jumps away and comes back: some
         frame shortly after it looks like the frame before it. A cut does not come back."""
+        if not self._pending:
+            return
         thumbs = dict(self._thumbs)
         for c in [c for c in self._pending if final or now >= c + FLASH_LOOKAHEAD]:
             self._pending.remove(c)
@@ -102,6 +138,9 @@ class ShotDetector:
             self._pending += [c.frame_num for c in self._content.post_process(end)]
             self._cuts.update(c.frame_num for c in self._fades.post_process(end))
             self._settle(self._last, final=True)
+            if self._dissolve is not None:
+                self._cuts.add(self._dissolve[0])
+                self._dissolve = None
         merged: list[int] = []
         for c in sorted(c for c in self._cuts if 0 < c <= self._last):
             if not merged or c - merged[-1] >= self.min_scene_len:
