@@ -383,3 +383,11 @@ def test_info_on_a_dataset_from_an_earlier_version(episodes: list[Path], tmp_pat
     (tmp_path / "d" / "manifest.json").write_text(json.dumps(manifest))
     result = CliRunner().invoke(main, ["dataset", "info", str(tmp_path / "d")])
     assert result.exit_code == 1 and "built by an earlier vidcolor" in result.stderr
+
+
+def test_no_frame_from_inside_a_fade_or_dissolve(tmp_path: Path) -> None:
+    episode = cartoon(1)
+    manifest = build_dataset([episode.write(tmp_path / "c.mp4")], tmp_path / "d")
+    spans = [(a, b) for a, b, kind in episode.cuts if kind != "cut"]
+    assert manifest["dropped"]["in a fade or dissolve"] > 0
+    assert not [f for f in manifest["frames"] for a, b in spans if a <= f["frame"] <= b]

@@ -14,6 +14,7 @@ from cli import main
 from vidcolor.extract import read_manifest
 from vidcolor.scenes import ShotDetector, detect_scenes, scene_of
 from vidcolor.synthetic import cartoon
+from vidcolor.video import VideoReader
 
 CUTS = [30, 70]  # hard cuts: the first frame of each new shot
 FADE = (100, 120)  # fade to black over 100-109, back up over 110-119 into a new shot
@@ -111,3 +112,18 @@ def test_generated_episode_cuts_fades_and_dissolves(tmp_path: Path) -> None:
     assert len(found) == len(episode.cuts)
     for c, (first, last, _) in zip(found, episode.cuts, strict=True):
         assert first - 1 <= c <= last + 1  # on the cut, or inside its transition
+
+
+def test_fade_and_dissolve_spans(tmp_path: Path) -> None:
+    episode = cartoon(1)  # a dissolve over 52-63, a fade through black over 443-462
+    video = episode.write(tmp_path / "c.mp4")
+    detector: ShotDetector | None = None
+    with VideoReader(video, every=10**9, tap=lambda i, t, bgr: detector.push(i, bgr, t)) as r:
+        detector = ShotDetector(r.info.frame_rate)
+        for _ in r:
+            pass
+    detector.cuts()
+    truth = [(a, b) for a, b, kind in episode.cuts if kind != "cut"]
+    assert len(detector.transitions) == len(truth) == 2
+    for (a, b), (ta, tb) in zip(detector.transitions, truth, strict=True):
+        assert abs(a - ta) <= 1 and abs(b - tb) <= 1

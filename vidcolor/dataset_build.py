@@ -21,7 +21,7 @@ import os
 import shutil
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import cv2
@@ -194,6 +194,7 @@ class Scan:
     picture: Box  # inside the bars, candidate pixels
     samples: int  # candidates in the temporal statistics (neither dark nor blown out)
     warning: str | None = None  # e.g. a truncated file: what was decoded is used
+    transitions: list[tuple[int, int]] = field(default_factory=list)  # fades, dissolves
 
 
 SMALL_WIDTH = 64  # the small copy of each candidate that the checks look at
@@ -271,7 +272,8 @@ def _scan(video: Path, preset: Preset, base: Path, on_frames: Callable[[int], No
     )
     std = stats.std()
     np.save(f"{base}.std.npy", np.zeros((0, 0)) if std is None else std.astype(np.float32))
-    return Scan(rows, detector.cuts(), shape, seen, source, picture, stats.n, warning)
+    cuts = detector.cuts()
+    return Scan(rows, cuts, shape, seen, source, picture, stats.n, warning, detector.transitions)
 
 
 def _candidates(store: Path, scan: Scan) -> np.ndarray:
@@ -464,8 +466,8 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
     skipped: list[str] = []
     warnings: list[str] = []
     sources: list[dict] = []
-    dropped = {"near a cut": 0, "dark": 0, "blown out": 0, "greyscale": 0,
-               "duplicate": 0, "over the scene cap": 0}  # fmt: skip
+    dropped = {"near a cut": 0, "in a fade or dissolve": 0, "dark": 0, "blown out": 0,
+               "greyscale": 0, "duplicate": 0, "over the scene cap": 0}  # fmt: skip
     for episode, video in enumerate(videos):
         base = work / f"scan_{episode}"
         scan = _load_scan(base, video)
@@ -499,6 +501,9 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
             near = bisect_left(cuts, row["frame"] - preset.margin)
             if near < len(cuts) and abs(cuts[near] - row["frame"]) <= preset.margin:
                 dropped["near a cut"] += 1
+                continue
+            if any(a <= row["frame"] <= b for a, b in scan.transitions):
+                dropped["in a fade or dissolve"] += 1
                 continue
             small = np.ascontiguousarray(smalls[k, sy0:sy1, sx0:sx1])
             reason = usable(small)  # the small picture's mean and colour spread are enough

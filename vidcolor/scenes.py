@@ -38,6 +38,7 @@ DISSOLVE_HALF = 6  # frames from either end of a dissolve window to its middle (
 DISSOLVE_BLEND = 0.2  # the middle is within this share of the ends' difference of their mean
 DISSOLVE_MIN = 15.0  # mean |BGR difference| of the ends' thumbnails: as much as a cut changes
 DISSOLVE_SCALED = 0.35  # ends this close (share of their difference) to scaled copies: a fade
+FADE_RAMP = 0.5  # mean level gained per frame while a fade is still going
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,12 @@ class ShotDetector:
                                          min_content_val=min_content,
                                          min_scene_len=min_scene_len)  # fmt: skip
         self._fades = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len)
-        self._cuts: set[int] = set()
+        self._cuts: set[int] = set()  # content cuts that are not flashes
+        self._fade_cuts: set[int] = set()
+        self._dissolve_cuts: set[int] = set()
+        self._fade_level = fade_threshold
+        self._levels = array("f")  # mean level of each frame: 4 bytes a frame, for fade spans
+        self.transitions: list[tuple[int, int]] = []  # (first, last) frames of fades, dissolves
         self._pending: list[int] = []  # content cuts waiting for the flash check
         window = max(FLASH_LOOKAHEAD + 8, 2 * DISSOLVE_HALF + 1)
         self._thumbs: deque[tuple[int, np.ndarray]] = deque(maxlen=window)
@@ -83,7 +89,8 @@ class ShotDetector:
         thumb = cv2.resize(bgr, (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
         self._thumbs.append((index, thumb))
         self._pending += [c.frame_num for c in self._content.process_frame(tc, bgr)]
-        self._cuts.update(c.frame_num for c in self._fades.process_frame(tc, bgr))
+        self._fade_cuts.update(c.frame_num for c in self._fades.process_frame(tc, bgr))
+        self._levels.append(float(thumb.mean()))
         if self._first is None:
             self._first = index
         self._last = index
@@ -109,8 +116,25 @@ class ShotDetector:
         if blended and (self._dissolve is None or change > self._dissolve[1]):
             self._dissolve = (m, change)
         elif not blended and self._dissolve is not None and m > self._dissolve[0] + 1:
-            self._cuts.add(self._dissolve[0])
+            self._dissolve_cuts.add(self._dissolve[0])
             self._dissolve = None
+
+    def _fade_span(self, cut: int) -> tuple[int, int]:
+        """The frames of a fade around its cut: the dark stretch, then the ramps on either side
+        for as long as the brightness keeps climbing away from it."""
+        first = self._first or 0
+        level = self._levels
+
+        def walk(i: int, step: int) -> int:
+            inside = range(0, len(level))
+            while i + step in inside and level[i + step] < self._fade_level:
+                i += step  # through the dark
+            while i + step in inside and level[i + step] > level[i] + FADE_RAMP:
+                i += step  # up the ramp
+            return i
+
+        k = cut - first
+        return first + walk(k, -1), first + walk(k, 1)
 
     def _settle(self, now: int, final: bool = False) -> None:
         """Keep the content cuts that are not flashes. A flash jumps away and comes back: some
@@ -136,13 +160,18 @@ class ShotDetector:
         if self._last >= 0:
             end = FrameTimecode(self._last, fps=self.fps)
             self._pending += [c.frame_num for c in self._content.post_process(end)]
-            self._cuts.update(c.frame_num for c in self._fades.post_process(end))
+            self._fade_cuts.update(c.frame_num for c in self._fades.post_process(end))
             self._settle(self._last, final=True)
             if self._dissolve is not None:
-                self._cuts.add(self._dissolve[0])
+                self._dissolve_cuts.add(self._dissolve[0])
                 self._dissolve = None
+        self.transitions = sorted(
+            [self._fade_span(c) for c in self._fade_cuts if 0 < c <= self._last]
+            + [(m - DISSOLVE_HALF, m + DISSOLVE_HALF) for m in self._dissolve_cuts]
+        )
         merged: list[int] = []
-        for c in sorted(c for c in self._cuts if 0 < c <= self._last):
+        every = self._cuts | self._fade_cuts | self._dissolve_cuts
+        for c in sorted(c for c in every if 0 < c <= self._last):
             if not merged or c - merged[-1] >= self.min_scene_len:
                 merged.append(c)
         return merged
