@@ -340,6 +340,8 @@ def test_inputs_named_twice_and_overwrite_guard(episodes: list[Path], tmp_path: 
         build_dataset(episodes, precious, overwrite=True)
     assert (precious / "notes.txt").read_text() == "mine"
     build_dataset(episodes, tmp_path / "d", overwrite=True)  # a dataset may be replaced
+    with pytest.raises(BuildError, match="the current folder"):
+        build_dataset(episodes, Path(".").absolute().parent, overwrite=True)
 
 
 def test_recipe_values_are_checked_like_the_command_line(episodes: list[Path], tmp_path: Path

@@ -373,6 +373,9 @@ def build_dataset(
     out = Path(os.path.abspath(out))  # "." has no name to build a hidden folder beside
     if out.exists() and not overwrite:
         raise BuildError(f"{out}: exists; use --overwrite to replace it")
+    here = Path(os.path.abspath(Path.cwd()))
+    if out.exists() and (out == here or out in here.parents):
+        raise BuildError(f"{out}: the current folder (or one above it); give a folder inside it")
     if out.exists() and not _replaceable(out):
         raise BuildError(f"{out}: not a vidcolor dataset; --overwrite replaces only datasets")
     unique: list[Path] = []
