@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -93,33 +94,40 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
 
 
-def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
-    """A recipe's ``[section]`` as ``command``'s option values, checked like the command line
-    would check them; an unknown key or a bad value names the recipe's line."""
+def stage_values(command: click.Command, recipe: Any, section: str,
+                 skip: Collection[str] = ()) -> list[tuple[str, click.Option, Any]]:  # fmt: skip
+    """A recipe's ``[section]`` as (key, option, value) for ``command``, each value checked the
+    way the command line checks it; an unknown key or a bad value names the recipe's line.
+    Keys in ``skip`` belong to the pipeline, not the command."""
     from vidcolor.recipe import RecipeError
 
     options = {name[2:]: p for p in command.params if isinstance(p, click.Option)
                for name in p.opts if name.startswith("--") and name != "--recipe"}  # fmt: skip
-    values = {}
+    values = []
     for key, value in recipe.section(section).items():
+        if key in skip:
+            continue
         param = options.get(key)
+        where = recipe.where(section, key)
         if param is None:
-            known = ", ".join(sorted(options))
-            raise RecipeError(f"{recipe.where(section, key)}: unknown option (known: {known})")
+            raise RecipeError(f"{where}: unknown option (known: {', '.join(sorted(options))})")
         if param.is_flag != isinstance(value, bool):
             want = "true or false" if param.is_flag else f"a {param.type.name}, not true/false"
-            raise RecipeError(f"{recipe.where(section, key)}: expected {want}")
+            raise RecipeError(f"{where}: expected {want}")
         if isinstance(value, float) and param.type.name.startswith("integer"):  # 2.9 is not 2
-            raise RecipeError(f"{recipe.where(section, key)}: expected a whole number")
+            raise RecipeError(f"{where}: expected a whole number")
         try:
-            values[param.name] = param.type.convert(value, param, None)
+            values.append((key, param, param.type.convert(value, param, None)))
         except click.BadParameter as e:
-            raise RecipeError(f"{recipe.where(section, key)}: {e.message}") from None
+            raise RecipeError(f"{where}: {e.message}") from None
         except (TypeError, ValueError, OverflowError):
-            raise RecipeError(
-                f"{recipe.where(section, key)}: not a valid {param.type.name}: {value!r}"
-            ) from None
+            raise RecipeError(f"{where}: not a valid {param.type.name}: {value!r}") from None
     return values
+
+
+def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
+    """A recipe's ``[section]`` as ``command``'s parameter values (see ``stage_values``)."""
+    return {param.name: value for _, param, value in stage_values(command, recipe, section)}
 
 
 def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -504,6 +512,9 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         )  # fmt: skip
         trainer = start_run(cfg, run, dist_info, workers)
     if dist_info.main:
+        if resume is not None:
+            click.echo(f"resuming {run} at step {trainer.step} of {trainer.total_steps}",
+                       err=True)  # fmt: skip
         for note in trainer.data.notes:
             click.echo(f"vidcolor: note: {note}", err=True)
         click.echo(f"training on {len(trainer.data.train)} images, validating on "
@@ -775,6 +786,364 @@ def dataset_info(data: Path, sheet: Path | None) -> None:
     summary = dataset_summary(data, sheet or data / "scenes.png")
     for line in summary:
         click.echo(line)
+
+
+# --- pipelines: the commands above, chained by a recipe -------------------------------------
+
+# Options each stage's command takes that the pipeline sets itself (a recipe may not), and keys
+# a stage's section may hold besides its command's options.
+PIPELINE_SETS = {
+    "extract": {"output", "overwrite", "resume"},
+    "dataset": {"output", "overwrite", "recipe"},
+    "train": {"output", "resume"},
+    "render": {"overwrite"},
+}
+STAGE_EXTRA = {"render": {"inputs"}}  # [render] inputs: what to colorize (default: the inputs)
+NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
+RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result
+
+
+@dataclass
+class PipelinePlan:
+    recipe: Any
+    work: Path
+    inputs: list[Path]
+    render_inputs: list[Path]
+    stages: dict[str, list[tuple[str, click.Option, Any]]]  # stage -> (key, option, value)
+    model: Path | None  # [render] model when there is no train stage
+
+    def options(self, stage: str) -> dict[str, Any]:
+        """A stage's options as JSON-able values (for its record)."""
+        return {k: (str(v) if isinstance(v, Path) else v) for k, _, v in self.stages[stage]}
+
+    def key_options(self, stage: str) -> dict[str, Any]:
+        skip = NOT_IN_KEY - ({"batch-size"} if stage in RESULT_BATCH else set())
+        return {k: v for k, v in self.options(stage).items() if k not in skip}
+
+    def argv(self, stage: str) -> list[str]:
+        """The stage's options as command-line arguments for its command."""
+        args: list[str] = []
+        for key, param, value in self.stages[stage]:
+            if param.is_flag:
+                if value:
+                    args.append(f"--{key}")
+                elif param.secondary_opts:
+                    args.append(param.secondary_opts[0])
+            elif value is not None:
+                args += [f"--{key}", str(value)]
+        return args
+
+
+def stage_commands() -> dict[str, click.Command]:
+    return {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
+
+
+def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
+    """Read and check a recipe whole, before any work: keys, types, globs, stage order."""
+    from vidcolor.pipeline import STAGES
+    from vidcolor.recipe import TOP_LEVEL, RecipeError, load
+
+    recipe = load(path)
+    for assignment in assignments:
+        recipe.set(assignment)
+    for key in recipe.data:
+        if key not in TOP_LEVEL:
+            raise RecipeError(f"{recipe.where(None, key)}: unknown key "
+                              f"(known: {', '.join(TOP_LEVEL)})")  # fmt: skip
+    if not isinstance(recipe.data.get("work"), str):
+        raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
+                          '(e.g. work = "work/cartoon")')  # fmt: skip
+    work = Path(os.path.normpath(recipe.base(None, "work") / recipe.data["work"]))
+    inputs = recipe.inputs()
+    present = [s for s in STAGES if s in recipe.data]
+    if not present:
+        raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
+    commands = stage_commands()
+    stages, model = {}, None
+    for name in present:
+        table = recipe.section(name)
+        reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
+                                                present else set())  # fmt: skip
+        for key in table:
+            if key in reserved:
+                raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
+        stages[name] = stage_values(commands[name], recipe, name, STAGE_EXTRA.get(name, ()))
+    if "train" in present and not {"dataset", "extract"} & set(present):
+        raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
+                          "[extract] stage before it to train on")  # fmt: skip
+    render_inputs = inputs
+    if "render" in present:
+        if "inputs" in recipe.section("render"):
+            render_inputs = recipe.globs("render", "inputs")
+        model = dict((k, v) for k, _, v in stages["render"]).get("model")
+        if model is not None and not Path(model).is_absolute():
+            model = recipe.base("render", "model") / model
+            stages["render"] = [(k, p, model if k == "model" else v)
+                                for k, p, v in stages["render"]]  # fmt: skip
+        if model is not None and not Path(model).is_file():
+            raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
+    for stage, files in (("extract", inputs), ("render", render_inputs)):
+        stems = [f.stem for f in files]
+        twice = sorted({s for s in stems if stems.count(s) > 1})
+        if stage in present and twice:
+            raise RecipeError(f"{path}: inputs '{twice[0]}' come from two folders; their "
+                              f"{stage} outputs would share a name")  # fmt: skip
+    plan = PipelinePlan(recipe, work, inputs, render_inputs, stages, model)
+    placeholders = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
+                    "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
+    for name in present:  # the commands' own checks (option pairs), on placeholder paths
+        try:
+            commands[name].make_context(name, placeholders[name] + plan.argv(name))
+        except click.ClickException as e:
+            raise RecipeError(f"{path}: [{name}]: {e.format_message()}") from None
+    return plan
+
+
+def run_command(args: list[str]) -> None:
+    """Run a vidcolor command as the command line would; its failure ends the pipeline with
+    the command's own message and exit code."""
+    main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False)
+
+
+class Ranks:
+    """The processes of a torchrun launch (or just this one): rank 0 runs the one-process
+    stages and keeps the records, everyone trains, and episodes are shared out to render."""
+
+    def __init__(self, device: str) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        if self.world > 1:
+            from datetime import timedelta
+
+            import torch
+            import torch.distributed as dist
+
+            gpu = device != "cpu" and torch.cuda.is_available()
+            if gpu:
+                torch.cuda.set_device(self.local)
+            if not dist.is_initialized():  # long timeout: rank 0 builds datasets meanwhile
+                dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(hours=72))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value``, on every rank."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def pipeline_stage_keys(plan: PipelinePlan) -> dict[str, str | None]:
+    """Each stage's key from what is on disk now; None where an earlier stage must run first."""
+    from vidcolor.pipeline import Ledger, file_state, stage_key
+    from vidcolor.render import default_model
+
+    ledger = Ledger(plan.work)
+    keys: dict[str, str | None] = {}
+    videos = [file_state(v) for v in plan.inputs]
+    for name in ("extract", "dataset"):
+        if name in plan.stages:
+            keys[name] = stage_key(stage=name, inputs=videos, options=plan.key_options(name))
+    if "train" in plan.stages:
+        source = "dataset" if "dataset" in plan.stages else "extract"
+        if ledger.state(source, keys[source]).state != "done":
+            keys["train"] = None
+        else:
+            frames = plan.work / "frames"
+            marks = ([plan.work / "dataset" / "manifest.json"] if source == "dataset" else
+                     [frames / v.stem / "manifest.jsonl" for v in plan.inputs])  # fmt: skip
+            keys["train"] = stage_key(stage="train", data=[file_state(m) for m in marks],
+                                      options=plan.key_options("train"))  # fmt: skip
+    if "render" in plan.stages:
+        trained = "train" in plan.stages
+        model = plan.work / "train" / "model.pt" if trained else (plan.model or default_model())
+        if trained and (keys["train"] is None
+                        or ledger.state("train", keys["train"]).state != "done"):  # fmt: skip
+            keys["render"] = None
+        else:
+            keys["render"] = stage_key(stage="render", model=file_state(Path(model)),
+                                       options=plan.key_options("render"))  # fmt: skip
+    return keys
+
+
+@main.group()
+def pipeline() -> None:
+    """Run a TOML recipe: extract -> dataset -> train -> render, skipping finished work.
+
+    \\b
+    Example:
+      vidcolor pipeline run pipelines/demo.toml
+      vidcolor pipeline run my.toml --set train.epochs=50 --set render.crf=20
+      vidcolor pipeline status my.toml
+      torchrun --nproc_per_node 4 -m cli pipeline run my.toml
+    """
+
+
+@pipeline.command("status")
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. train.epochs=50 (repeatable).")  # fmt: skip
+@user_errors
+def pipeline_status(recipe_path: Path, assignments: tuple[str, ...]) -> None:
+    """Show which stages of RECIPE are done, stale, interrupted or pending."""
+    from vidcolor.pipeline import Ledger
+
+    plan = plan_pipeline(recipe_path, assignments)
+    ledger = Ledger(plan.work)
+    keys = pipeline_stage_keys(plan)
+    click.echo(f"{recipe_path}: work folder {plan.work}, {len(plan.inputs)} input(s)")
+    for name in plan.stages:
+        state = ledger.state(name, keys[name])
+        click.echo(f"  {name:8} {state.state:12} {state.why}")
+
+
+@pipeline.command("run")
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe value, e.g. train.epochs=50 (repeatable).")  # fmt: skip
+@user_errors
+def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
+    """Run the stages of RECIPE in order; a stage whose inputs, options and outputs are
+    unchanged is skipped, an interrupted one is resumed or redone.
+
+    Paths in the recipe are relative to its folder; paths given with --set to the current
+    folder. Under torchrun, training is data-parallel and the episodes to render are shared out
+    across the processes.
+    """
+    import time
+
+    from vidcolor.pipeline import Ledger
+
+    plan = plan_pipeline(recipe_path, assignments)
+    train_device = dict((k, v) for k, _, v in plan.stages.get("train", [])).get("device", "auto")
+    ranks = Ranks(train_device)
+    ledger = Ledger(plan.work)
+    say = (lambda line: click.echo(f"vidcolor: {line}", err=True)) if ranks.main else (
+        lambda line: None)  # fmt: skip
+    if ranks.main:
+        plan.work.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    try:
+        for name in plan.stages:
+            keys = pipeline_stage_keys(plan) if ranks.main else None
+            key = ranks.share(keys[name] if keys else None)
+            state = ranks.share(ledger.state(name, key) if ranks.main else None)
+            if state.state == "done":
+                say(f"[{name}] done, skipped ({state.why})")
+                continue
+            say(f"[{name}] {'running' if state.state == 'pending' else state.why}")
+            resume = state.state == "interrupted" and state.why == "will resume"
+            t0 = time.time()
+            if ranks.main:
+                ledger.start(name, key, plan.options(name))
+            outputs = PIPELINE_RUNNERS[name](plan, ledger, key, resume, ranks)
+            ranks.barrier()
+            if ranks.main:
+                times[name] = time.time() - t0
+                ledger.finish(name, key, plan.options(name), outputs, times[name])
+                say(f"[{name}] done in {times[name]:.0f} s")
+    finally:
+        ranks.close()
+    if ranks.main and "render" in plan.stages:
+        say(f"colour videos in {plan.work / 'render'}")
+
+
+def _run_extract(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+                 ) -> list[Path]:  # fmt: skip
+    outputs = []
+    for video in plan.inputs:
+        out = plan.work / "frames" / video.stem
+        outputs.append(out / "manifest.jsonl")
+        if not ranks.main:
+            continue
+        if ledger.is_item_done("extract", video.stem, key) and outputs[-1].exists():
+            continue
+        again = ["--resume"] if resume and (out / "extract.json").exists() else (
+            ["--overwrite"] if out.exists() else [])  # fmt: skip
+        run_command(["extract", video, "-o", out, *plan.argv("extract"), *again])
+        ledger.item_done("extract", video.stem, key)
+    return outputs
+
+
+def _run_dataset(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+                 ) -> list[Path]:  # fmt: skip
+    out = plan.work / "dataset"
+    if ranks.main:  # an interrupted build resumes by itself: same videos, same options
+        again = ["--overwrite"] if out.exists() else []
+        run_command(["dataset", "build", *plan.inputs, "-o", out, *plan.argv("dataset"), *again])
+    return [out / "manifest.json"]
+
+
+def _run_train(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+               ) -> list[Path]:  # fmt: skip
+    import shutil
+
+    run = plan.work / "train"
+    mode = None
+    if ranks.main:
+        mode = "resume" if resume and (run / "last.pt").exists() else "fresh"
+        if mode == "fresh" and run.exists():
+            shutil.rmtree(run)
+    mode = ranks.share(mode)
+    data = plan.work / ("dataset" if "dataset" in plan.stages else "frames")
+    if mode == "resume":
+        keep = [a for k, _, v in plan.stages["train"] if k in ("device", "workers")
+                for a in (f"--{k}", str(v))]  # fmt: skip
+        run_command(["train", "--resume", run, *keep])
+    else:
+        run_command(["train", data, "-o", run, *plan.argv("train")])
+    return [run / "model.pt"]
+
+
+def _run_render(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+                ) -> list[Path]:  # fmt: skip
+    """Episode i goes to rank i mod world: none twice, none skipped. An episode finished
+    under this key (model, options) is not rendered again."""
+    import torch
+
+    out = plan.work / "render"
+    outputs = [out / v.name for v in plan.render_inputs]
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+    ranks.barrier()
+    options = plan.argv("render")
+    trained = "train" in plan.stages  # else [render] model is among the options, or none
+    model = ["--model", plan.work / "train" / "model.pt"] if trained else []
+    device = dict((k, v) for k, _, v in plan.stages["render"]).get("device", "auto")
+    if ranks.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+        options += ["--device", f"cuda:{ranks.local}"]  # each rank on its own GPU
+    for i, (video, dst) in enumerate(zip(plan.render_inputs, outputs, strict=True)):
+        if i % ranks.world != ranks.rank:
+            continue
+        if ledger.is_item_done("render", video.name, key) and dst.exists():
+            continue
+        run_command(["render", video, dst, *model, *options, "--overwrite"])
+        ledger.item_done("render", video.name, key)
+    return outputs
+
+
+PIPELINE_RUNNERS = {"extract": _run_extract, "dataset": _run_dataset, "train": _run_train,
+                    "render": _run_render}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Recipe:
     path: Path
     text: str
     data: dict[str, Any]
+    overrides: set[tuple[str | None, str]] = field(default_factory=set)  # from --set
 
     def line_of(self, section: str | None, key: str) -> int | None:
         """The line where ``key`` is set (inside ``[section]`` when given), for messages."""
@@ -48,32 +49,65 @@ class Recipe:
         return None
 
     def where(self, section: str | None, key: str) -> str:
+        """Where a value was set, for messages: the file and line, or the --set that set it."""
+        if (section, key) in self.overrides:
+            return f"--set {section + '.' if section else ''}{key}"
         line = self.line_of(section, key)
         name = f"[{section}] {key}" if section else key
         return f"{self.path}:{line}: {name}" if line else f"{self.path}: {name}"
 
-    def inputs(self) -> list[Path]:
-        """The files the ``inputs`` globs match (relative ones from the recipe's folder),
-        sorted, each glob matching at least one."""
-        if "inputs" not in self.data:
-            raise RecipeError(f'{self.path}: no inputs (e.g. inputs = ["episodes/*.mp4"])')
-        patterns = self.data["inputs"]
+    def base(self, section: str | None, key: str) -> Path:
+        """What a relative path in this value is relative to: the recipe's folder, or the
+        current folder for a value given with --set."""
+        return Path.cwd() if (section, key) in self.overrides else self.path.parent
+
+    def set(self, assignment: str) -> None:
+        """Apply ``--set section.key=value`` (or ``key=value`` at the top level). The value is
+        read as TOML (``3``, ``true``, ``[\"a\", \"b\"]``), else taken as text."""
+        name, sep, raw = assignment.partition("=")
+        if not sep or not name.strip():
+            raise RecipeError(f"--set {assignment}: expected KEY=VALUE (e.g. train.epochs=3)")
+        section, _, key = name.strip().rpartition(".")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        if section:
+            table = self.data.setdefault(section, {})
+            if not isinstance(table, dict):
+                raise RecipeError(f"--set {name}: {section} is not a table")
+            table[key] = value
+        else:
+            self.data[key] = value
+        self.overrides.add((section or None, key))
+
+    def globs(self, section: str | None, key: str) -> list[Path]:
+        """The files a list of globs matches, sorted, each glob matching at least one."""
+        table = self.data if section is None else self.section(section)
+        where = self.where(section, key)
+        patterns = table[key]
         if isinstance(patterns, str):
             patterns = [patterns]
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-            raise RecipeError(f"{self.where(None, 'inputs')}: expected a list of globs")
+            raise RecipeError(f"{where}: expected a list of globs")
         if not patterns:
-            raise RecipeError(f"{self.where(None, 'inputs')}: the list is empty")
+            raise RecipeError(f"{where}: the list is empty")
         files: list[Path] = []
-        root = self.path.parent
+        root = self.base(section, key)
         for pattern in patterns:
             # root_dir, not the folder pasted into the pattern: its name may hold [ ] * ?
             matched = glob.glob(pattern, root_dir=root, recursive=True)
             found = sorted(p for p in (root / m for m in matched) if p.is_file())
             if not found:
-                raise RecipeError(f"{self.where(None, 'inputs')}: '{pattern}' matches no file")
+                raise RecipeError(f"{where}: '{pattern}' matches no file")
             files += [f for f in found if f not in files]
         return files
+
+    def inputs(self) -> list[Path]:
+        """The files the top-level ``inputs`` globs match (relative to the recipe's folder)."""
+        if "inputs" not in self.data:
+            raise RecipeError(f'{self.path}: no inputs (e.g. inputs = ["episodes/*.mp4"])')
+        return self.globs(None, "inputs")
 
     def section(self, name: str) -> dict[str, Any]:
         value = self.data.get(name, {})

@@ -1,0 +1,186 @@
+"""`vidcolor pipeline run/status` on generated episodes: end to end, skipping, reruns, resume,
+bad recipes, and render shared out under torchrun."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from vidcolor.synthetic import cartoon
+from vidcolor.video import probe
+
+ROOT = Path(__file__).parents[1]
+RECIPE = """\
+inputs = ["eps/*.mp4"]
+work = "work"
+
+[dataset]
+preset = "generic"
+
+[train]
+size = 64
+epochs = 1
+batch-size = 4
+base-width = 8
+depth = 4
+workers = 0
+
+[render]
+crf = 30
+"""
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("season")
+    (folder / "eps").mkdir()
+    for seed in (1, 2):
+        cartoon(seed, length=240, size=(160, 96)).write(folder / "eps" / f"ep{seed}.mp4")
+    return folder
+
+
+@pytest.fixture
+def project(episodes: Path, tmp_path: Path) -> Path:
+    """A folder with the episodes and the recipe, as a user would lay it out."""
+    shutil.copytree(episodes / "eps", tmp_path / "eps")
+    (tmp_path / "r.toml").write_text(RECIPE)
+    return tmp_path
+
+
+def run(project: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["pipeline", "run", str(project / "r.toml"), *args])
+    return result.exit_code, result.stderr
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file()}  # fmt: skip
+
+
+def test_end_to_end_then_everything_skipped(project: Path) -> None:
+    code, err = run(project)
+    assert code == 0, err
+    work = project / "work"
+    for ep in ("ep1.mp4", "ep2.mp4"):  # every frame of every episode, in colour
+        assert probe(work / "render" / ep).frame_count == probe(project / "eps" / ep).frame_count
+    records = {s: json.loads((work / "pipeline" / f"{s}.json").read_text())
+               for s in ("dataset", "train", "render")}  # fmt: skip
+    assert all(r["status"] == "done" for r in records.values())
+    assert records["train"]["options"]["epochs"] == 1
+    before = mtimes(work / "dataset") | mtimes(work / "train") | mtimes(work / "render")
+    code, err = run(project)
+    assert code == 0, err
+    assert err.count("done, skipped") == 3
+    assert mtimes(work / "dataset") | mtimes(work / "train") | mtimes(work / "render") == before
+    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml")])
+    assert status.exit_code == 0 and status.output.count(" done ") == 3
+
+
+def test_a_training_option_reruns_training_and_render_only(project: Path) -> None:
+    assert run(project)[0] == 0
+    work = project / "work"
+    dataset, model = mtimes(work / "dataset"), (work / "train" / "model.pt").stat().st_mtime_ns
+    out = (work / "render" / "ep1.mp4").stat().st_mtime_ns
+    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml"),
+                                       "--set", "train.epochs=2"])  # fmt: skip
+    assert "train    stale" in status.output and "dataset  done" in status.output
+    code, err = run(project, "--set", "train.epochs=2")
+    assert code == 0, err
+    assert "[dataset] done, skipped" in err and "[train] done, skipped" not in err
+    assert mtimes(work / "dataset") == dataset
+    assert (work / "train" / "model.pt").stat().st_mtime_ns != model
+    assert (work / "render" / "ep1.mp4").stat().st_mtime_ns != out
+    assert json.loads((work / "pipeline" / "train.json").read_text())["options"]["epochs"] == 2
+
+
+def test_a_run_killed_in_training_resumes_from_its_checkpoint(project: Path) -> None:
+    args = ["--set", "train.epochs=40", "--set", "train.checkpoint-every=2"]
+    cmd = [sys.executable, "-m", "cli", "pipeline", "run", str(project / "r.toml"), *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    last = project / "work" / "train" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)  # a few more steps and checkpoints
+    proc.send_signal(signal.SIGKILL)  # no chance to save or record anything
+    proc.wait()
+    assert last.exists() and proc.returncode == -signal.SIGKILL
+    record = json.loads((project / "work" / "pipeline" / "train.json").read_text())
+    assert record["status"] == "running"
+    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml"), *args])
+    assert "train    interrupted  will resume" in status.output
+    code, err = run(project, *args)
+    assert code == 0, err
+    step, total = (int(w) for w in err.split(" at step ")[1].split()[:3:2])  # "12 of 160"
+    assert 0 < step < total  # picked up from the checkpoint, not from zero
+    assert f"done: {total} steps" in err and total == 40 * 4  # 40 epochs of 16 images / 4
+    assert json.loads((project / "work" / "pipeline" / "train.json").read_text())["status"] == (
+        "done")  # fmt: skip
+
+
+BAD = {
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[train]\nepochs = 1\nepoch = 2\n':
+        "r.toml:5: [train] epoch: unknown option",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\n[train]\nepochs = "many"\n':
+        "r.toml:5: [train] epochs: 'many' is not a valid integer",
+    'inputs = ["eps/*.mkv"]\nwork = "w"\n[dataset]\n':
+        "r.toml:1: inputs: 'eps/*.mkv' matches no file",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n\n[train]\nepochs = 1\n':
+        "r.toml:4: train: the train stage needs a [dataset] or [extract] stage",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\noutput = "x"\n':
+        "r.toml:4: [dataset] output: set by the pipeline itself",
+    'inputs = ["eps/*.mp4"]\n[dataset]\n': "work: a work folder is needed",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\ninputs = ["none/*.mp4"]\n':
+        "r.toml:4: [render] inputs: 'none/*.mp4' matches no file",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\nstages = 3\n[dataset]\n':
+        "r.toml:3: stages: unknown key",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\nmodel = "nope.pt"\n':
+        "r.toml:4: [render] model: ",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\n[train]\n[render]\nmodel = "m.pt"\n':
+        "r.toml:6: [render] model: set by the pipeline itself",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", list(BAD))
+def test_bad_recipes_fail_before_any_work(project: Path, text: str) -> None:
+    (project / "r.toml").write_text(text)
+    code, err = run(project)
+    assert code == 1 and BAD[text] in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not (project / "w").exists()
+
+
+def test_set_overrides_are_checked_and_named(project: Path) -> None:
+    code, err = run(project, "--set", "train.epochs=0")
+    assert code == 1 and "--set train.epochs: 0 is not in the range x>=1" in err
+    code, err = run(project, "--set", "epochs")
+    assert code == 1 and "--set epochs: expected KEY=VALUE" in err
+    assert not (project / "work").exists()
+
+
+def test_torchrun_shares_the_episodes_out(episodes: Path, tmp_path: Path) -> None:
+    shutil.copytree(episodes / "eps", tmp_path / "eps")
+    cartoon(3, length=48, size=(160, 96)).write(tmp_path / "eps" / "ep3.mp4")
+    (tmp_path / "r.toml").write_text('inputs = ["eps/*.mp4"]\nwork = "work"\n[render]\ncrf = 30\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cli",
+         "pipeline", "run", "r.toml"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name, frames in (("ep1.mp4", 240), ("ep2.mp4", 240), ("ep3.mp4", 48)):
+        assert done.stderr.count(f"frames in work/render/{name}") == 1  # once, by one rank
+        assert probe(tmp_path / "work" / "render" / name).frame_count == frames
