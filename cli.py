@@ -94,6 +94,15 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
 
 
+def check_sampling(every: int, fps: float | None, start: float | None, end: float | None
+                   ) -> None:  # fmt: skip
+    """Option pairs of `extract` (also checked for a recipe's [extract] before any work)."""
+    if fps is not None and every != 1:
+        raise click.UsageError("use --every or --fps, not both")
+    if start is not None and end is not None and end <= start:
+        raise click.UsageError("--end must be after --start")
+
+
 def stage_values(command: click.Command, recipe: Any, section: str,
                  skip: Collection[str] = ()) -> list[tuple[str, click.Option, Any]]:  # fmt: skip
     """A recipe's ``[section]`` as (key, option, value) for ``command``, each value checked the
@@ -116,6 +125,9 @@ def stage_values(command: click.Command, recipe: Any, section: str,
             raise RecipeError(f"{where}: expected {want}")
         if isinstance(value, float) and param.type.name.startswith("integer"):  # 2.9 is not 2
             raise RecipeError(f"{where}: expected a whole number")
+        text = param.type is click.STRING or isinstance(param.type, click.Path)
+        if text and not isinstance(value, str):  # click would take str() of anything
+            raise RecipeError(f"{where}: expected text in quotes, got {value!r}")
         try:
             values.append((key, param, param.type.convert(value, param, None)))
         except click.BadParameter as e:
@@ -296,10 +308,7 @@ def extract(
     from vidcolor.extract import ExtractOptions, FrameExtractor
     from vidcolor.video import VideoError
 
-    if fps is not None and every != 1:
-        raise click.UsageError("use --every or --fps, not both")
-    if start is not None and end is not None and end <= start:
-        raise click.UsageError("--end must be after --start")
+    check_sampling(every, fps, start, end)
     if overwrite and resume:
         raise click.UsageError("use --overwrite or --resume, not both")
     options = ExtractOptions(image_format, quality, every, fps, start, end, size, gray, with_scenes)
@@ -838,10 +847,24 @@ def stage_commands() -> dict[str, click.Command]:
     return {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
 
 
+def render_name(video: Path) -> str:
+    """The pipeline's output name for an input: the same container where it takes any codec
+    the recipe may choose, Matroska otherwise (a .webm or .avi in, an .mkv out)."""
+    from vidcolor.dataset import IMAGE_SUFFIXES
+
+    keep = {".mp4", ".mov", ".m4v", ".mkv", *IMAGE_SUFFIXES}
+    return video.name if video.suffix.lower() in keep else f"{video.stem}.mkv"
+
+
 def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
     """Read and check a recipe whole, before any work: keys, types, globs, stage order."""
+    import av
+
+    from vidcolor.errors import UserError
     from vidcolor.pipeline import STAGES
     from vidcolor.recipe import TOP_LEVEL, RecipeError, load
+    from vidcolor.runtime import pick_device
+    from vidcolor.video import EncodeOptions
 
     recipe = load(path)
     for assignment in assignments:
@@ -853,13 +876,12 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
     if not isinstance(recipe.data.get("work"), str):
         raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
                           '(e.g. work = "work/cartoon")')  # fmt: skip
-    work = Path(os.path.normpath(recipe.base(None, "work") / recipe.data["work"]))
-    inputs = recipe.inputs()
+    work = Path(os.path.abspath(recipe.base(None, "work") / recipe.data["work"]))
     present = [s for s in STAGES if s in recipe.data]
     if not present:
         raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
     commands = stage_commands()
-    stages, model = {}, None
+    stages = {}
     for name in present:
         table = recipe.section(name)
         reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
@@ -868,13 +890,39 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
             if key in reserved:
                 raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
         stages[name] = stage_values(commands[name], recipe, name, STAGE_EXTRA.get(name, ()))
+        values = {k: v for k, _, v in stages[name]}
+        try:  # what the commands would only find out once they run
+            if "device" in values:
+                pick_device(values["device"])
+            if name == "extract":
+                check_sampling(values.get("every", 1), values.get("fps"), values.get("start"),
+                               values.get("end"))  # fmt: skip
+            if name == "render":
+                encode = EncodeOptions(values.get("codec", "h264"), values.get("crf"),
+                                       values.get("preset"))  # fmt: skip
+                try:
+                    av.codec.Codec(encode.encoder, "w")
+                except (ValueError, av.error.FFmpegError):
+                    raise UserError(f"unknown video encoder '{encode.codec}'") from None
+        except (UserError, click.UsageError) as e:
+            message = e.format_message() if isinstance(e, click.UsageError) else str(e)
+            raise RecipeError(f"{recipe.where(None, name)}: {message}") from None
     if "train" in present and not {"dataset", "extract"} & set(present):
         raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
                           "[extract] stage before it to train on")  # fmt: skip
-    render_inputs = inputs
+    own_render_inputs = "render" in present and "inputs" in recipe.section("render")
+    needs_inputs = {"extract", "dataset"} & set(present) or not own_render_inputs
+    inputs = (
+        [f for f in recipe.inputs() if work not in f.absolute().parents] if needs_inputs else []
+    )
+    if needs_inputs and not inputs:
+        raise RecipeError(f"{recipe.where(None, 'inputs')}: it matches only files in the work "
+                          "folder")  # fmt: skip
+    render_inputs, model = inputs, None
     if "render" in present:
-        if "inputs" in recipe.section("render"):
-            render_inputs = recipe.globs("render", "inputs")
+        if own_render_inputs:
+            render_inputs = [f for f in recipe.globs("render", "inputs")
+                             if work not in f.absolute().parents]  # fmt: skip
         model = dict((k, v) for k, _, v in stages["render"]).get("model")
         if model is not None and not Path(model).is_absolute():
             model = recipe.base("render", "model") / model
@@ -882,27 +930,30 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
                                 for k, p, v in stages["render"]]  # fmt: skip
         if model is not None and not Path(model).is_file():
             raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
-    for stage, files in (("extract", inputs), ("render", render_inputs)):
-        stems = [f.stem for f in files]
-        twice = sorted({s for s in stems if stems.count(s) > 1})
+    for stage, names in (("extract", [f.stem for f in inputs]),
+                         ("render", [render_name(f) for f in render_inputs])):  # fmt: skip
+        twice = sorted({n for n in names if names.count(n) > 1})
         if stage in present and twice:
-            raise RecipeError(f"{path}: inputs '{twice[0]}' come from two folders; their "
-                              f"{stage} outputs would share a name")  # fmt: skip
+            raise RecipeError(f"{path}: two inputs would both make {stage} output "
+                              f"'{twice[0]}' (same name in two folders)")  # fmt: skip
     plan = PipelinePlan(recipe, work, inputs, render_inputs, stages, model)
     placeholders = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
                     "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
-    for name in present:  # the commands' own checks (option pairs), on placeholder paths
+    for name in present:  # the commands' own parsing, on placeholder paths
         try:
             commands[name].make_context(name, placeholders[name] + plan.argv(name))
         except click.ClickException as e:
-            raise RecipeError(f"{path}: [{name}]: {e.format_message()}") from None
+            raise RecipeError(f"{recipe.where(None, name)}: {e.format_message()}") from None
     return plan
 
 
-def run_command(args: list[str]) -> None:
+def run_command(args: list[Any]) -> None:
     """Run a vidcolor command as the command line would; its failure ends the pipeline with
-    the command's own message and exit code."""
-    main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False)
+    the command's own one-line message and exit code."""
+    try:
+        main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False)
+    except click.ClickException as e:  # usage errors: the command line would print them
+        fail(f"{args[0]}: {e.format_message()}", e.exit_code)
 
 
 class Ranks:
@@ -954,16 +1005,17 @@ class Ranks:
 
 
 def pipeline_stage_keys(plan: PipelinePlan) -> dict[str, str | None]:
-    """Each stage's key from what is on disk now; None where an earlier stage must run first."""
+    """Each stage's key from what is on disk now; None where an earlier stage must run first.
+    A key covers the stage's inputs (name, size, modification time), its options (not where
+    it runs), and what it takes from the stage before."""
     from vidcolor.pipeline import Ledger, file_state, stage_key
-    from vidcolor.render import default_model
 
     ledger = Ledger(plan.work)
     keys: dict[str, str | None] = {}
-    videos = [file_state(v) for v in plan.inputs]
     for name in ("extract", "dataset"):
         if name in plan.stages:
-            keys[name] = stage_key(stage=name, inputs=videos, options=plan.key_options(name))
+            keys[name] = stage_key(stage=name, inputs=[file_state(v) for v in plan.inputs],
+                                   options=plan.key_options(name))  # fmt: skip
     if "train" in plan.stages:
         source = "dataset" if "dataset" in plan.stages else "extract"
         if ledger.state(source, keys[source]).state != "done":
@@ -975,15 +1027,32 @@ def pipeline_stage_keys(plan: PipelinePlan) -> dict[str, str | None]:
             keys["train"] = stage_key(stage="train", data=[file_state(m) for m in marks],
                                       options=plan.key_options("train"))  # fmt: skip
     if "render" in plan.stages:
-        trained = "train" in plan.stages
-        model = plan.work / "train" / "model.pt" if trained else (plan.model or default_model())
-        if trained and (keys["train"] is None
-                        or ledger.state("train", keys["train"]).state != "done"):  # fmt: skip
-            keys["render"] = None
-        else:
-            keys["render"] = stage_key(stage="render", model=file_state(Path(model)),
-                                       options=plan.key_options("render"))  # fmt: skip
+        base = render_base_key(plan, ledger, keys.get("train"))
+        videos = [file_state(v) for v in plan.render_inputs]
+        keys["render"] = None if base is None else stage_key(stage="render", base=base,
+                                                             inputs=videos)  # fmt: skip
     return keys
+
+
+def render_base_key(plan: PipelinePlan, ledger: Any, train_key: str | None) -> str | None:
+    """What every rendered episode depends on besides itself: the model and the options."""
+    from vidcolor.pipeline import file_state, stage_key
+    from vidcolor.render import default_model
+
+    if "train" in plan.stages:
+        if train_key is None or ledger.state("train", train_key).state != "done":
+            return None
+        model = plan.work / "train" / "model.pt"
+    else:
+        model = plan.model or default_model()
+    return stage_key(model=file_state(Path(model)), options=plan.key_options("render"))
+
+
+def item_key(base: str, video: Path) -> str:
+    """The key of one episode's piece of a stage: the stage's settings and the episode."""
+    from vidcolor.pipeline import file_state, stage_key
+
+    return stage_key(base=base, input=file_state(video))
 
 
 @main.group()
@@ -1070,27 +1139,45 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
 
 def _run_extract(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
-    outputs = []
-    for video in plan.inputs:
-        out = plan.work / "frames" / video.stem
-        outputs.append(out / "manifest.jsonl")
-        if not ranks.main:
+    """Each episode's frames to work/frames/<episode>/. An episode done under its own key (its
+    file, the options) is kept; one interrupted under it resumes; anything else starts over."""
+    import shutil
+
+    from vidcolor.pipeline import stage_key
+
+    frames = plan.work / "frames"
+    outputs = [frames / v.stem / "manifest.jsonl" for v in plan.inputs]
+    if not ranks.main:
+        return outputs
+    keep = {v.stem for v in plan.inputs}
+    for folder in frames.glob("*") if frames.is_dir() else []:
+        if folder.is_dir() and folder.name not in keep:  # no longer an input: not trained on
+            shutil.rmtree(folder)
+    base = stage_key(stage="extract", options=plan.key_options("extract"))
+    for video, manifest in zip(plan.inputs, outputs, strict=True):
+        out, mine = manifest.parent, item_key(base, video)
+        state = ledger.item_state("extract", video.stem)
+        if state == ("done", mine) and manifest.exists():
             continue
-        if ledger.is_item_done("extract", video.stem, key) and outputs[-1].exists():
-            continue
-        again = ["--resume"] if resume and (out / "extract.json").exists() else (
-            ["--overwrite"] if out.exists() else [])  # fmt: skip
+        resumable = state == ("running", mine) and (out / "extract.json").exists()
+        again = ["--resume"] if resumable else ["--overwrite"] if out.exists() else []
+        ledger.item("extract", video.stem, "running", mine)
         run_command(["extract", video, "-o", out, *plan.argv("extract"), *again])
-        ledger.item_done("extract", video.stem, key)
+        ledger.item("extract", video.stem, "done", mine)
     return outputs
 
 
 def _run_dataset(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
+    """The dataset, rebuilt into work/dataset. An interrupted build resumes by itself from its
+    finished scans (same videos, same options)."""
+    import shutil
+
     out = plan.work / "dataset"
-    if ranks.main:  # an interrupted build resumes by itself: same videos, same options
-        again = ["--overwrite"] if out.exists() else []
-        run_command(["dataset", "build", *plan.inputs, "-o", out, *plan.argv("dataset"), *again])
+    if ranks.main:
+        if out.exists():  # the pipeline's own folder, stale or incomplete
+            shutil.rmtree(out)
+        run_command(["dataset", "build", *plan.inputs, "-o", out, *plan.argv("dataset")])
     return [out / "manifest.json"]
 
 
@@ -1117,28 +1204,32 @@ def _run_train(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: R
 
 def _run_render(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
                 ) -> list[Path]:  # fmt: skip
-    """Episode i goes to rank i mod world: none twice, none skipped. An episode finished
-    under this key (model, options) is not rendered again."""
+    """Episode i goes to rank i mod world: none twice, none skipped. An episode done under its
+    own key (its file, the model, the options) is not rendered again."""
     import torch
 
     out = plan.work / "render"
-    outputs = [out / v.name for v in plan.render_inputs]
+    outputs = [out / render_name(v) for v in plan.render_inputs]
+    base = None
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
-    ranks.barrier()
+        base = render_base_key(plan, ledger, pipeline_stage_keys(plan).get("train"))
+    base = ranks.share(base)
     options = plan.argv("render")
     trained = "train" in plan.stages  # else [render] model is among the options, or none
     model = ["--model", plan.work / "train" / "model.pt"] if trained else []
     device = dict((k, v) for k, _, v in plan.stages["render"]).get("device", "auto")
-    if ranks.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
+    if ranks.world > 1 and device != "cpu" and torch.cuda.is_available():
         options += ["--device", f"cuda:{ranks.local}"]  # each rank on its own GPU
     for i, (video, dst) in enumerate(zip(plan.render_inputs, outputs, strict=True)):
         if i % ranks.world != ranks.rank:
             continue
-        if ledger.is_item_done("render", video.name, key) and dst.exists():
+        mine = item_key(base, video)
+        if ledger.item_state("render", dst.name) == ("done", mine) and dst.exists():
             continue
+        ledger.item("render", dst.name, "running", mine)
         run_command(["render", video, dst, *model, *options, "--overwrite"])
-        ledger.item_done("render", video.name, key)
+        ledger.item("render", dst.name, "done", mine)
     return outputs
 
 

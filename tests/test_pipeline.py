@@ -146,6 +146,14 @@ BAD = {
         "r.toml:4: [render] inputs: 'none/*.mp4' matches no file",
     'inputs = ["eps/*.mp4"]\nwork = "w"\nstages = 3\n[dataset]\n':
         "r.toml:3: stages: unknown key",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[extract]\nfps = 2\nevery = 3\n':
+        "r.toml:3: extract: use --every or --fps, not both",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\ncodec = ["h264"]\n':
+        "r.toml:4: [render] codec: expected text in quotes",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\ncodec = "h266"\n':
+        "r.toml:3: render: unknown video encoder 'h266'",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\n[train]\ndevice = "gpu"\n':
+        "r.toml:4: train: --device gpu: not a device",
     'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\nmodel = "nope.pt"\n':
         "r.toml:4: [render] model: ",
     'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\n[train]\n[render]\nmodel = "m.pt"\n':
@@ -182,5 +190,53 @@ def test_torchrun_shares_the_episodes_out(episodes: Path, tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     for name, frames in (("ep1.mp4", 240), ("ep2.mp4", 240), ("ep3.mp4", 48)):
-        assert done.stderr.count(f"frames in work/render/{name}") == 1  # once, by one rank
+        assert done.stderr.count(f"frames in {tmp_path}/work/render/{name}") == 1  # one rank
         assert probe(tmp_path / "work" / "render" / name).frame_count == frames
+
+
+def test_new_and_edited_inputs_are_rendered_and_only_they(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / "r.toml").write_text('inputs = ["**/*.mp4", "**/*.webm"]\nwork = "work"\n'
+                                    "[render]\ncrf = 30\n")  # fmt: skip
+    clip = cartoon(4, length=24, size=(160, 96))
+    clip.write(project / "eps" / "short.webm", codec="libvpx-vp9")
+    assert run(project)[0] == 0
+    render = project / "work" / "render"
+    assert sorted(p.name for p in render.iterdir()) == ["ep1.mp4", "ep2.mp4", "short.mkv"]
+    before = mtimes(render)
+    cartoon(5, length=30, size=(160, 96)).write(project / "eps" / "ep1.mp4")  # edited
+    cartoon(6, length=20, size=(160, 96)).write(project / "eps" / "ep3.mp4")  # new
+    monkeypatch.chdir(project / "eps")  # and run from another folder this time
+    code, err = run(project)  # the outputs under work/ are not taken for inputs
+    assert code == 0, err
+    after = mtimes(render)
+    assert after["ep2.mp4"] == before["ep2.mp4"] and after["short.mkv"] == before["short.mkv"]
+    assert after["ep1.mp4"] != before["ep1.mp4"] and "ep3.mp4" in after
+    assert probe(render / "ep1.mp4").frame_count == 30
+    code, err = run(project)
+    assert code == 0 and "[render] done, skipped" in err
+
+
+def test_extract_stage_trains_on_the_current_inputs_only(project: Path) -> None:
+    (project / "r.toml").write_text(RECIPE.replace("[dataset]\npreset = \"generic\"\n",
+                                                   "[extract]\nfps = 2\nsize = 64\n"))  # fmt: skip
+    code, err = run(project)
+    assert code == 0, err
+    both = int(err.split("training on ")[1].split()[0])
+    (project / "eps" / "ep2.mp4").unlink()
+    code, err = run(project)
+    assert code == 0, err
+    assert not (project / "work" / "frames" / "ep2").exists()
+    one = int(err.split("training on ")[1].split()[0])
+    assert 0 < one < both and "ep2" not in err.split("[render]")[0]
+
+
+def test_a_damaged_stage_output_is_rebuilt(project: Path) -> None:
+    assert run(project)[0] == 0
+    (project / "work" / "dataset" / "manifest.json").unlink()
+    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml")])
+    assert "dataset  stale        output missing" in status.output
+    code, err = run(project)
+    assert code == 0, err
+    assert (project / "work" / "dataset" / "manifest.json").is_file()

@@ -45,7 +45,8 @@ class StageState:
 
 
 class Ledger:
-    """The stage records in ``work/pipeline/``. Only one process writes them (rank 0)."""
+    """The stage records in ``work/pipeline/``: rank 0 writes the stages' records, the rank
+    that renders an episode writes that episode's record."""
 
     def __init__(self, work: Path) -> None:
         self.folder = work / "pipeline"
@@ -75,19 +76,20 @@ class Ledger:
                             "outputs": [str(p) for p in outputs],
                             "seconds": round(seconds, 1), "finished": time.time()})  # fmt: skip
 
-    def item_done(self, stage: str, name: str, key: str) -> None:
-        """One piece of a stage (an episode) is finished under ``key``."""
+    def item(self, stage: str, name: str, status: str, key: str) -> None:
+        """One piece of a stage (an episode) is ``running`` or ``done`` under ``key``."""
         folder = self.folder / f"{stage}.items"
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / f"{name}.json") as tmp:
-            tmp.write_text(json.dumps({"key": key}))
+            tmp.write_text(json.dumps({"status": status, "key": key}))
 
-    def is_item_done(self, stage: str, name: str, key: str) -> bool:
+    def item_state(self, stage: str, name: str) -> tuple[str, str] | None:
+        """(status, key) of one piece of a stage, or None."""
         try:
-            return json.loads((self.folder / f"{stage}.items" / f"{name}.json").read_text()).get(
-                "key") == key  # fmt: skip
-        except (OSError, ValueError, AttributeError):
-            return False
+            record = json.loads((self.folder / f"{stage}.items" / f"{name}.json").read_text())
+            return str(record["status"]), str(record["key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def state(self, stage: str, key: str | None) -> StageState:
         """Where ``stage`` stands against the ``key`` this run computes (None: not computable

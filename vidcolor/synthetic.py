@@ -27,14 +27,16 @@ class Episode:
     flashes: list[int] = field(default_factory=list)  # first frame of each flash
     hud: list[tuple[int, int, int, int]] = field(default_factory=list)  # (x, y, w, h)
 
-    def write(self, path: Path, fps: int = 24, crf: int = 16, faststart: bool = False) -> Path:
-        """Encode to H.264 (the container from the suffix; MP4 index first on request)."""
+    def write(self, path: Path, fps: int = 24, crf: int = 16, faststart: bool = False,
+              codec: str = "libx264") -> Path:  # fmt: skip
+        """Encode (H.264 unless told; the container from the suffix; MP4 index first on
+        request)."""
         w, h = self.size
         options = {"movflags": "+faststart"} if faststart else {}
         with av.open(str(path), "w", options=options) as out:
-            s = out.add_stream("libx264", rate=fps)
+            s = out.add_stream(codec, rate=fps)
             s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-            s.options = {"crf": str(crf), "preset": "ultrafast"}
+            s.options = {"crf": str(crf)} | ({"preset": "ultrafast"} if codec == "libx264" else {})
             for i in range(self.length):
                 f = av.VideoFrame.from_ndarray(self.frame(i), format="rgb24")
                 f.pts = i

@@ -240,7 +240,16 @@ class VideoWriter:
                 f"{enc} codes only even sizes: {width}x{height} padded to "
                 f"{width + pad_w}x{height + pad_h} with a copied edge row/column"
             )
-        s = self._out.add_stream(enc, rate=self.frame_rate, options=self.encode.codec_options())
+        try:
+            s = self._out.add_stream(enc, rate=self.frame_rate, options=self.encode.codec_options())
+        except ValueError:  # the container does not take this codec (WebM: VP8/VP9/AV1 only)
+            self._out.close()
+            if self._src is not None:
+                self._src.close()
+            self._tmp.unlink(missing_ok=True)
+            raise OutputError(f"{self.path}: a {self.path.suffix} file cannot hold "
+                              f"{self.encode.codec} video (choose another --codec, or an .mp4 "
+                              "or .mkv file)") from None  # fmt: skip
         s.width, s.height = width + pad_w, height + pad_h
         s.pix_fmt = self.encode.pix_fmt
         s.codec_context.time_base = self.time_base
