@@ -685,6 +685,97 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
     click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
 
 
+@main.command("eval")
+@click.argument("truth", type=click.Path(path_type=Path))
+@click.argument("output", required=False, type=click.Path(path_type=Path))
+@click.option("--model", type=click.Path(path_type=Path),
+              help="With a dataset: the model that colorizes its split.")  # fmt: skip
+@click.option("--split", default="test", show_default=True, help="With a dataset: which split.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
+@click.option("--plot", type=click.Path(path_type=Path),
+              help="Write the per-frame curves to this PNG.")  # fmt: skip
+@user_errors
+def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, device: str,
+             as_json: bool, plot: Path | None) -> None:  # fmt: skip
+    """Score OUTPUT (a colorized video or image folder) against TRUTH, its colour original:
+    PSNR, SSIM, colourfulness, warping error and colour distribution consistency, overall and
+    per scene. With TRUTH a built dataset and no OUTPUT, score --model on its --split.
+
+    \b
+    Examples:
+      vidcolor eval episode.mp4 episode_color.mp4 --plot curves.png
+      vidcolor eval colour_frames/ colorized_frames/ --json
+      vidcolor eval data/ --model runs/cartoon/model.pt --split test
+    """
+    from vidcolor import evaluate as ev_lib
+    from vidcolor.evaluate import EvalError, Evaluation
+
+    if output is None:
+        if not (truth / "manifest.json").is_file():
+            raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
+        ev = Evaluation(temporal=False)
+        for index, out, orig, scene in ev_lib.dataset_pairs(truth, model, split, device):
+            ev.push(index, out, orig, scene)
+    else:
+        for p in (truth, output):
+            if not p.exists():
+                raise EvalError(f"{p}: no such file or folder")
+        if truth.is_dir() != output.is_dir():
+            raise EvalError(f"{truth} and {output}: compare two videos or two image folders")
+        if truth.is_dir():
+            ev, frames = Evaluation(), ev_lib.folder_pairs(truth, output)
+        else:
+            rate, frames = ev_lib.video_pairs(truth, output)
+            ev = Evaluation(frame_rate=rate)
+        with progress_bar() as bar:
+            task = bar.add_task("eval", total=None)
+            for index, out, orig in frames:
+                ev.push(index, out, orig)
+                bar.advance(task)
+    result = ev.report()
+    if plot is not None:
+        ev_lib.plot(ev, plot)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(format_scores(result))
+    if plot is not None:
+        click.echo(f"per-frame curves: {plot}")
+
+
+def format_scores(result: dict) -> str:
+    """The scores as a terminal table, overall then per scene."""
+
+    def num(v: float | None, spec: str) -> str:
+        return "-" if v is None else format(v, spec)
+
+    r = result
+    lines = [f"{r['frames']} frames", f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",
+             f"{'PSNR dB':24}{num(r['psnr'], '12.2f')}",
+             f"{'SSIM':24}{num(r['ssim'], '12.4f')}",
+             f"{'colourfulness':24}{num(r['colourfulness'], '12.1f')}"
+             f"{num(r['colourfulness_original'], '12.1f')}"
+             f"{num(r['colourfulness_ratio'], '8.2f')}"]  # fmt: skip
+    if "warp_error" in r:
+        lines.append(f"{'warping error':24}{num(r['warp_error'], '12.5f')}"
+                     f"{num(r['warp_error_original'], '12.5f')}"
+                     f"{num(r['warp_error_ratio'], '8.2f')}")  # fmt: skip
+        for g in r["cdc_output_by_gap"]:
+            lines.append(f"{f'CDC, frames {g} apart':24}{num(r['cdc_output_by_gap'][g], '12.5f')}"
+                         f"{num(r['cdc_original_by_gap'][g], '12.5f')}")  # fmt: skip
+    if len(r["per_scene"]) > 1:
+        lines.append(f"\n{'scene':>8}{'frames':>8}{'PSNR':>8}{'SSIM':>8}{'colour':>8}"
+                     f"{'warp err':>11}{'(orig)':>10}")  # fmt: skip
+        for s, v in r["per_scene"].items():
+            lines.append(f"{s:>8}{v['frames']:8d}{num(v['psnr'], '8.2f')}"
+                         f"{num(v['ssim'], '8.3f')}"
+                         f"{num(v['colourfulness_ratio'], '8.2f')}"
+                         f"{num(v.get('warp_error'), '11.5f')}"
+                         f"{num(v.get('warp_error_original'), '10.5f')}")  # fmt: skip
+    return "\n".join(lines)
+
+
 @main.group()
 def dataset() -> None:
     """Build scene-aware training sets from episodes, and look at them.

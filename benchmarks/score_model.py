@@ -15,15 +15,8 @@ import torch
 
 from vidcolor.color import lab_to_rgb, rgb_to_lab
 from vidcolor.dataset import is_greyscale, read_rgb
-from vidcolor.metrics import psnr, ssim
+from vidcolor.metrics import colourfulness, psnr, ssim
 from vidcolor.render import Colorizer, image_files
-
-
-def colourfulness(rgb: np.ndarray) -> float:
-    """Hasler and Suesstrunk (2003): how colourful an image looks, 0 for gray."""
-    r, g, b = (rgb.astype(np.float64)[..., i] for i in range(3))
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
 def main() -> None:

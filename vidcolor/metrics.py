@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
@@ -21,3 +22,94 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
             use_sample_covariance=False,
         )
     )  # fmt: skip
+
+
+# --- colour and temporal consistency (numpy, RGB in [0, 1] float or uint8) ------------------
+
+
+def as_unit(rgb: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] from uint8 or float input."""
+    return rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
+
+
+def psnr_np(pred: np.ndarray, truth: np.ndarray) -> float:
+    """PSNR in dB of two HxWx3 images (uint8 or [0, 1] floats); 100 for identical ones."""
+    mse = float(np.mean((as_unit(pred) - as_unit(truth)) ** 2))
+    return 100.0 if mse < 1e-10 else 10 * float(np.log10(1 / mse))
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler and Suesstrunk (2003) on 0-255 RGB: how colourful an image looks, 0 for gray."""
+    x = as_unit(rgb).astype(np.float64) * 255
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    rg, yb = r - g, 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+_FLOW = None
+
+
+def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense flow (HxWx2, pixels) from gray uint8 ``a`` to ``b``: OpenCV's DIS, medium preset.
+    ``a(x)`` corresponds to ``b(x + flow(x))``."""
+    global _FLOW
+    if _FLOW is None:
+        _FLOW = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _FLOW.calc(a, b, None)
+
+
+def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` sampled at ``x + flow(x)`` (bilinear; outside: the nearest edge)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+
+
+def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Where ``forward`` (t -> t+1) can be trusted (HxW bool): the forward-backward check and
+    the motion-boundary check of Ruder et al. (2016), as Lai et al. (2018) use them. Pixels
+    whose flow leaves the frame are not trusted either."""
+    back = warp(backward, forward)  # the backward flow where each pixel lands
+    fb = forward + back
+    occluded = (fb**2).sum(-1) > 0.01 * ((forward**2).sum(-1) + (back**2).sum(-1)) + 0.5
+    du = np.gradient(forward[..., 0])
+    dv = np.gradient(forward[..., 1])
+    grad = du[0] ** 2 + du[1] ** 2 + dv[0] ** 2 + dv[1] ** 2
+    boundary = grad > 0.01 * (forward**2).sum(-1) + 0.002
+    h, w = forward.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+    x, y = gx + forward[..., 0], gy + forward[..., 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    return ~occluded & ~boundary & inside
+
+
+def warp_error(frame: np.ndarray, following: np.ndarray, forward: np.ndarray,
+               mask: np.ndarray) -> float:  # fmt: skip
+    """Lai et al. (2018): ``following`` (frame t+1) warped back to t along ``forward`` (flow
+    t -> t+1, from the original's luma), squared RGB difference in [0, 1] summed over the
+    channels, averaged over the pixels ``mask`` trusts. NaN when it trusts none."""
+    if not mask.any():
+        return float("nan")
+    diff = as_unit(frame) - warp(as_unit(following), forward)
+    return float((diff**2).sum(-1)[mask].mean())
+
+
+def histograms(rgb: np.ndarray, bins: int = 64) -> np.ndarray:
+    """Per-channel normalised histograms (3 x bins) of an RGB image."""
+    x = rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    h = np.stack([np.bincount(x[..., c].ravel() // (256 // bins), minlength=bins)
+                  for c in range(3)]).astype(np.float64)  # fmt: skip
+    return h / h.sum(axis=1, keepdims=True)
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two distributions, averaged over the
+    rows when given several (channels)."""
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(a > 0, a * np.log2(a / m), 0.0).sum(-1)
+
+    return float(np.mean(0.5 * kl(p) + 0.5 * kl(q)))
