@@ -602,12 +602,18 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     default=0,
     help="Also write OUT's name + _preview.png: a contact sheet of N frames.",
 )
+@click.option(
+    "--temporal/--no-temporal",
+    default=False,
+    show_default=True,
+    help="Carry colour along the motion from frame to frame: less flicker.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
            batch_size: int | None,
            device: str, codec: str, crf: int | None, preset: str | None, preview: str | None,
-           preview_frames: int, overwrite: bool) -> None:  # fmt: skip
+           preview_frames: int, temporal: bool, overwrite: bool) -> None:  # fmt: skip
     """Colorize IN (a video, an image, or a folder of images) into OUT.
 
     The output keeps the input's luma, frame count, timestamps, rotation and audio.
@@ -647,7 +653,8 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
                 fail(f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
         else:
             probe(src)  # a bad video fails here
-    colorizer = Colorizer(model, device, render_size, batch_size)
+    colorizer = Colorizer(model, device, render_size, batch_size, temporal and not is_image
+                          and not src.is_dir())  # fmt: skip
     # 2. The work.
     if src.is_dir():
         dst.mkdir(parents=True, exist_ok=True)

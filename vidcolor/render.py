@@ -28,6 +28,7 @@ from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
+from vidcolor.temporal import Stabilizer
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
 from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
@@ -85,8 +86,12 @@ class Colorizer:
         device: str = "auto",
         render_size: int | None = None,
         batch_size: int | None = None,
+        temporal: bool = False,
     ) -> None:
         path = Path(model) if model is not None else default_model()
+        # Chroma carried along the luma's motion (vidcolor/temporal.py); frames must then come
+        # in order, one video at a time.
+        self.stabilizer = Stabilizer() if temporal else None
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)
@@ -136,6 +141,10 @@ class Colorizer:
         ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
+        if self.stabilizer is not None:  # at the working size, where the model saw the frame
+            steady = [self.stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy())
+                      for g, c in zip(grays, cbcr, strict=True)]  # fmt: skip
+            cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
         cbcr = F.interpolate(
             cbcr,
             size=((h + 1) // 2, (w + 1) // 2),
