@@ -653,6 +653,9 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
                 fail(f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
         else:
             probe(src)  # a bad video fails here
+    if temporal and (is_image or src.is_dir()):
+        click.echo("vidcolor: note: --temporal applies to videos; images are colorized alone",
+                   err=True)  # fmt: skip
     colorizer = Colorizer(model, device, render_size, batch_size, temporal and not is_image
                           and not src.is_dir())  # fmt: skip
     # 2. The work.
@@ -718,6 +721,11 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
     from vidcolor import evaluate as ev_lib
     from vidcolor.evaluate import EvalError, Evaluation
 
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise click.UsageError(f"--plot {plot}: a .png file")
+    if plot is not None and not plot.absolute().parent.is_dir():
+        raise EvalError(f"--plot {plot}: no folder {plot.absolute().parent}")
+
     if output is None:
         if not (truth / "manifest.json").is_file():
             raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
@@ -755,7 +763,8 @@ def format_scores(result: dict) -> str:
     """The scores as a terminal table, overall then per scene."""
 
     def num(v: float | None, spec: str) -> str:
-        return "-" if v is None else format(v, spec)
+        width = spec.split(".")[0]
+        return format("-", f">{width}") if v is None else format(v, spec)
 
     r = result
     lines = [f"{r['frames']} frames", f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",

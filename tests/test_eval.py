@@ -45,7 +45,7 @@ def test_psnr_colourfulness_and_divergence_by_hand() -> None:
     assert colourfulness(red_green) == pytest.approx(293.25)
     p = np.array([[1.0, 0.0], [0.5, 0.5]])
     assert js_divergence(p, p) == 0.0
-    assert js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
+    assert js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(np.log(2))
 
 
 def test_warping_error_zero_for_identical_frames_and_for_a_known_shift() -> None:
@@ -71,7 +71,8 @@ def test_a_one_frame_colour_flip_gives_a_large_cdc() -> None:
     red[..., 0], blue[..., 2] = 200, 200
     steady = js_divergence(histograms(red), histograms(red))
     flip = js_divergence(histograms(red), histograms(blue))
-    assert steady == 0.0 and flip > 0.6  # two of three channels move all their mass
+    # two of three channels move all their mass: (ln 2 + ln 2 + 0) / 3
+    assert steady == 0.0 and flip == pytest.approx(2 * np.log(2) / 3)
 
 
 def write(path: Path, frames: list[np.ndarray]) -> Path:
@@ -144,3 +145,32 @@ def test_eval_folders_and_a_dataset_split(tmp_path: Path) -> None:
     assert r["frames"] == manifest["shards"][split]["count"] and "warp_error" not in r
     result = CliRunner().invoke(main, ["eval", str(tmp_path / "data"), "--split", "nope"])
     assert result.exit_code == 1 and "no 'nope' split" in result.stderr
+
+
+def test_eval_bad_inputs_get_one_line(tmp_path: Path) -> None:
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    cv2.imwrite(str(mixed / "0.png"), texture())
+    cv2.imwrite(str(mixed / "1.png"), texture(48, 64))
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    cv2.imwrite(str(tiny / "0.png"), texture()[:8, :8])
+    a = write(tmp_path / "a.mp4", [texture()] * 4)
+    runner = CliRunner()
+    cases = (([str(mixed), str(mixed)], "but the frames before it are 128x96"),
+             ([str(tiny), str(tiny)], "too small to score"),
+             ([str(a), str(a), "--plot", str(tmp_path / "x.txt")], "a .png file"))  # fmt: skip
+    for args, message in cases:
+        result = runner.invoke(main, ["eval", *args])
+        assert result.exit_code in (1, 2) and message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_eval_takes_render_output_of_an_odd_sized_video(tmp_path: Path) -> None:
+    odd = write(tmp_path / "odd.mp4", [texture(97, 129)[:97, :129]] * 6)  # 444: odd sizes kept
+    out = tmp_path / "out.mp4"
+    runner = CliRunner()
+    assert runner.invoke(main, ["render", str(odd), str(out), "--temporal"]).exit_code == 0
+    result = runner.invoke(main, ["eval", str(odd), str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.output)["frames"] == 6

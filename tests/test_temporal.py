@@ -71,3 +71,13 @@ def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:
     with VideoReader(video, gray=True) as a, VideoReader(out, gray=True) as b:
         for fa, fb in zip(a, b, strict=True):  # the luma is the input's (up to x264)
             assert fa.pts == fb.pts and np.abs(fa.image.astype(int) - fb.image).mean() < 1.5
+
+
+def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
+    from vidcolor.render import Colorizer, render_video
+
+    video = cartoon(2, length=12, size=(160, 96)).write(tmp_path / "ep.mp4")
+    colorizer = Colorizer(None, "cpu", temporal=True)
+    render_video(video, tmp_path / "a.mp4", colorizer)
+    render_video(video, tmp_path / "b.mp4", colorizer)
+    assert (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()

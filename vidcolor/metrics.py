@@ -98,15 +98,16 @@ def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 def warp_error(frame: np.ndarray, following: np.ndarray, forward: np.ndarray,
                mask: np.ndarray) -> float:  # fmt: skip
     """Lai et al. (2018): ``following`` (frame t+1) warped back to t along ``forward`` (flow
-    t -> t+1, from the original's luma), squared RGB difference in [0, 1] summed over the
-    channels, averaged over the pixels ``mask`` trusts. NaN when it trusts none."""
+    t -> t+1, from the original's luma), squared RGB difference in [0, 1] averaged over the
+    channels and the pixels ``mask`` trusts, as their published evaluation code computes it.
+    NaN when it trusts none (such a pair is left out, where their code counts it as 0)."""
     if not mask.any():
         return float("nan")
     diff = as_unit(frame) - warp(as_unit(following), forward)
-    return float((diff**2).sum(-1)[mask].mean())
+    return float((diff**2)[mask].mean())
 
 
-def histograms(rgb: np.ndarray, bins: int = 64) -> np.ndarray:
+def histograms(rgb: np.ndarray, bins: int = 256) -> np.ndarray:
     """Per-channel normalised histograms (3 x bins) of an RGB image."""
     x = rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
     h = np.stack([np.bincount(x[..., c].ravel() // (256 // bins), minlength=bins)
@@ -115,12 +116,12 @@ def histograms(rgb: np.ndarray, bins: int = 64) -> np.ndarray:
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence (base 2, in [0, 1]) of two distributions, averaged over the
-    rows when given several (channels)."""
+    """Jensen-Shannon divergence (natural log, at most ln 2, as the CDC's published code uses
+    it) of two distributions, averaged over the rows when given several (channels)."""
     m = 0.5 * (p + q)
 
     def kl(a: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(a > 0, a * np.log2(a / m), 0.0).sum(-1)
+            return np.where(a > 0, a * np.log(a / m), 0.0).sum(-1)
 
     return float(np.mean(0.5 * kl(p) + 0.5 * kl(q)))

@@ -247,6 +247,8 @@ def render_video(
     rate, rotation and audio. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
     ``<dst stem>_preview.png``. ``stop`` (set from another thread) abandons the render."""
+    if colorizer.stabilizer is not None:
+        colorizer.stabilizer.reset()  # a new video: nothing carries over from the last one
     stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
