@@ -19,7 +19,7 @@ from cli import main
 from vidcolor.dataset import ColorCrops, ShardFrame, open_training_data
 from vidcolor.dataset_build import PRESETS, BuildError, BuildOptions, build_dataset
 from vidcolor.scenes import detect_scenes
-from vidcolor.synthetic import cartoon, replay
+from vidcolor.synthetic import Episode, cartoon, replay
 
 
 @pytest.fixture(scope="module")
@@ -89,21 +89,19 @@ def test_duplicates_dropped(tmp_path: Path) -> None:
     assert len(manifest["frames"]) == 1 and manifest["dropped"]["duplicate"] == 7
 
 
+def write_black(path: Path, width: int, height: int, frames: int = 48) -> Path:
+    """Two seconds of black at 24 frames/s."""
+    black = np.zeros((height, width, 3), np.uint8)
+    return Episode(lambda i: black, frames, (width, height)).write(path)
+
+
 def test_bad_inputs(episodes: list[Path], tmp_path: Path) -> None:
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00" * 4000)
     manifest = build_dataset([corrupt, episodes[0]], tmp_path / "data")
     assert len(manifest["skipped"]) == 1 and "corrupt.mp4" in manifest["skipped"][0]
     assert {f["episode"] for f in manifest["frames"]} == {1}
-    black = tmp_path / "black.mp4"
-    with av.open(str(black), "w") as out:
-        s = out.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        for i in range(48):
-            f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
-            f.pts = i
-            out.mux(s.encode(f))
-        out.mux(s.encode(None))
+    black = write_black(tmp_path / "black.mp4", 64, 48)
     with pytest.raises(BuildError, match="no usable frames"):
         build_dataset([black], tmp_path / "none")
     assert not (tmp_path / "none").exists()
@@ -268,15 +266,7 @@ def test_an_l_shaped_hud_is_kept_out_too(tmp_path: Path) -> None:
 
 
 def test_the_first_video_with_frames_sets_the_shape(tmp_path: Path) -> None:
-    black = tmp_path / "black.mp4"  # 4:3 and nothing usable in it
-    with av.open(str(black), "w") as out:
-        s = out.add_stream("libx264", rate=24)
-        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
-        for i in range(48):
-            f = av.VideoFrame.from_ndarray(np.zeros((96, 128, 3), np.uint8), format="rgb24")
-            f.pts = i
-            out.mux(s.encode(f))
-        out.mux(s.encode(None))
+    black = write_black(tmp_path / "black.mp4", 128, 96)  # 4:3 and nothing usable in it
     manifest = build_dataset([black, write_cartoon(tmp_path / "c.mp4")], tmp_path / "d")
     h, w = manifest["shape"]
     assert w / h == pytest.approx(320 / 180, rel=0.01)
