@@ -73,6 +73,7 @@ HEADROOM = 1.3  # candidates are scanned this much larger, so bars and HUD can b
 LETTERBOX_LEVEL = 16  # a row or column never brighter than this in any candidate is a bar
 HUD_STD = 2.5  # gray levels: a pixel that varies less than this over the video is static
 HUD_MIN_SAMPLES = 8  # candidates needed before anything is called static
+DARK, BLOWN_OUT = 20, 235  # mean levels below / above which a frame cannot teach colour
 HUD_MIN_AREA = 0.005  # of the picture: smaller static specks are not a HUD
 HUD_MAX_AREA = 0.5  # more than this static means the picture hardly moved: no HUD claimed
 
@@ -88,9 +89,9 @@ def file_hash(path: Path) -> str:
 def usable(rgb: np.ndarray) -> str | None:
     """Why a frame cannot teach colour, or None when it can."""
     mean = float(rgb.mean())
-    if mean < 20:
+    if mean < DARK:
         return "dark"
-    if mean > 235:
+    if mean > BLOWN_OUT:
         return "blown out"
     if is_greyscale(rgb):
         return "greyscale"
@@ -258,7 +259,7 @@ def _scan(video: Path, preset: Preset, base: Path, on_frames: Callable[[int], No
                 small = cv2.resize(img, (SMALL_WIDTH, max(1, SMALL_WIDTH * h // w)),
                                    interpolation=cv2.INTER_AREA)  # fmt: skip
                 small_out.write(small.tobytes())
-                if 20 <= small.mean() <= 235:  # not dark or blown out: fades would hide a HUD
+                if DARK <= small.mean() <= BLOWN_OUT:  # fades would hide a HUD
                     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
                     quarter = (max(1, w // 4), max(1, h // 4))
                     stats.add(cv2.resize(gray, quarter, interpolation=cv2.INTER_AREA))
