@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_io import case_result, median_run
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
 CASES = ("plain-decode", "scenes", "build-spongebob", "build-sc2")
@@ -53,21 +53,11 @@ def run_case(name: str, clip: Path, seconds: float | None) -> dict:
             frames = sum(s["frames"] for s in manifest["sources"])
     else:
         raise SystemExit(f"unknown case {name}")
-    wall = time.perf_counter() - t0
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"case": name, "frames": frames, "seconds": wall, "fps": frames / wall,
-            "peak_rss_mb": peak_mb}  # fmt: skip
+    return case_result(name, frames, t0)
 
 
 def spawn(name: str, clip: Path, repeat: int) -> dict:
-    """Median run (by wall time) of ``repeat`` fresh processes: 2-core timings jitter ~10%."""
-    cmd = [sys.executable, __file__, "--clip", str(clip), "--case", name]
-    runs = []
-    for _ in range(repeat):
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    runs.sort(key=lambda r: r["seconds"])
-    return runs[(len(runs) - 1) // 2]
+    return median_run([sys.executable, __file__, "--clip", str(clip), "--case", name], repeat)
 
 
 def loader_rate(dataset: object, batch: int, workers: int, batches: int) -> float:

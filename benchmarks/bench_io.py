@@ -73,23 +73,34 @@ def run_case(name: str, clip: Path, seconds: float | None) -> dict:
                 frames = sum(1 for _ in job)
     else:
         raise SystemExit(f"unknown case {name}")
+    return case_result(name, frames, t0)
+
+
+def case_result(name: str, frames: int, t0: float) -> dict:
+    """A timed case's record: frames, wall seconds since ``t0``, frames/s, this process's peak
+    RSS."""
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"case": name, "frames": frames, "seconds": wall, "fps": frames / wall,
             "peak_rss_mb": peak_mb}  # fmt: skip
 
 
-def spawn(name: str, clip: Path, seconds: float | None, repeat: int) -> dict:
-    """Median run (by wall time) of ``repeat`` fresh processes: 2-core timings jitter ~10%."""
-    cmd = [sys.executable, __file__, "--clip", str(clip), "--case", name]
-    if seconds is not None:
-        cmd += ["--seconds", str(seconds)]
+def median_run(cmd: list[str], repeat: int) -> dict:
+    """Median (by wall time) of ``repeat`` fresh processes of ``cmd``, each printing its
+    record as the last line: 2-core timings jitter ~10%."""
     runs = []
     for _ in range(repeat):
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     runs.sort(key=lambda r: r["seconds"])
     return runs[(len(runs) - 1) // 2]
+
+
+def spawn(name: str, clip: Path, seconds: float | None, repeat: int) -> dict:
+    cmd = [sys.executable, __file__, "--clip", str(clip), "--case", name]
+    if seconds is not None:
+        cmd += ["--seconds", str(seconds)]
+    return median_run(cmd, repeat)
 
 
 def main() -> None:
