@@ -78,8 +78,6 @@ def quiet_ffmpeg() -> None:
     messages (VIDCOLOR_FFMPEG_LOG=1 shows the log). This sets FFmpeg's C-level threshold; PyAV's
     Python log callback is never turned on, since FFmpeg threads logging through it need the
     GIL and can deadlock against a thread that holds it while waiting on FFmpeg."""
-    import os
-
     import av.logging
 
     if not os.environ.get("VIDCOLOR_FFMPEG_LOG"):

@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.color import gray_rgb
 from vidcolor.dataset_build import BuildOptions, build_dataset
 from vidcolor.evaluate import Evaluation
 from vidcolor.models import ModelConfig
@@ -33,14 +31,6 @@ from vidcolor.video import VideoReader
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
 
 
-def gray_of(rgb: np.ndarray) -> np.ndarray:
-    import torch
-
-    lab = rgb_to_lab(torch.from_numpy(rgb).float() / 255)
-    lab[..., 1:] = 0
-    return (lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
-
-
 def score(clip: Path, output: Path | None, unseen: set[int], cuts: list[int]) -> dict:
     """Scores over the held-out shots' frames (``output`` None: the gray input)."""
     with VideoReader(clip) as rt:
@@ -49,7 +39,7 @@ def score(clip: Path, output: Path | None, unseen: set[int], cuts: list[int]) ->
         for ft in rt:
             fo = next(ro) if ro is not None else None
             if scene_of(ft.index, cuts) in unseen:
-                ev.push(ft.index, fo.image if fo is not None else gray_of(ft.image), ft.image)
+                ev.push(ft.index, fo.image if fo is not None else gray_rgb(ft.image), ft.image)
     report = ev.report()
     report.pop("per_scene")
     return report

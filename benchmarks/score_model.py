@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidcolor.color import lab_to_rgb, rgb_to_lab
+from vidcolor.color import gray_rgb
 from vidcolor.dataset import is_greyscale, read_rgb
 from vidcolor.metrics import colourfulness, psnr, ssim
 from vidcolor.render import Colorizer, image_files
@@ -32,9 +32,7 @@ def main() -> None:
         truth = read_rgb(path)
         if is_greyscale(truth):
             continue  # nothing to score against
-        lab = rgb_to_lab(torch.from_numpy(truth).float() / 255)
-        lab[..., 1:] = 0
-        gray = (lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
+        gray = gray_rgb(truth)
         for name, out in (("gray input", gray), ("model", colorizer.colorize_rgb(truth))):
             a = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
             b = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255

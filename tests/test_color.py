@@ -77,3 +77,15 @@ def test_batched_nchw_and_model_scaling() -> None:
 def test_conversion_on_cuda(random_rgb: np.ndarray) -> None:
     x = torch.from_numpy(random_rgb).float().cuda()
     assert torch.allclose(lab_to_rgb(rgb_to_lab(x)).cpu(), x.cpu(), atol=1e-3)
+
+
+def test_gray_rgb_keeps_lightness_and_drops_colour() -> None:
+    from vidcolor.color import gray_rgb
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    gray = gray_rgb(rgb)
+    assert gray.dtype == np.uint8 and gray.shape == rgb.shape
+    assert np.abs(gray.astype(int) - gray[..., :1]).max() <= 1  # R = G = B, up to rounding
+    lab, lab_gray = rgb_to_lab_np(rgb / 255), rgb_to_lab_np(gray / 255)
+    assert np.abs(lab[..., 0] - lab_gray[..., 0]).max() < 0.5  # the same lightness

@@ -96,3 +96,11 @@ def rgb_to_model(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def model_to_rgb(L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """(L, ab) in model scaling, NCHW -> RGB in [0, 1], (N,3,H,W)."""
     return lab_to_rgb(torch.cat([l_from_model(L), ab_from_model(ab)], dim=1), dim=1)
+
+
+def gray_rgb(rgb: np.ndarray) -> np.ndarray:
+    """An HxWx3 uint8 image with its colour taken out (a and b set to 0, L kept): the gray
+    input a colorizer starts from, as RGB, for scoring beside its output."""
+    lab = rgb_to_lab(torch.from_numpy(rgb).float() / 255)
+    lab[..., 1:] = 0
+    return (lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)

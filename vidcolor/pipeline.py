@@ -63,12 +63,10 @@ class Ledger:
         with atomic_path(self.folder / f"{stage}.json") as tmp:
             tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
 
-    def start(self, stage: str, key: str, options: dict) -> dict:
-        """Mark ``stage`` running; returns the record it replaced (None if none)."""
-        before = self.read(stage)
+    def start(self, stage: str, key: str, options: dict) -> None:
+        """Mark ``stage`` running (until ``finish``)."""
         self._write(stage, {"stage": stage, "status": "running", "key": key,
                             "options": options, "started": time.time()})  # fmt: skip
-        return before or {}
 
     def finish(self, stage: str, key: str, options: dict, outputs: list[Path],
                seconds: float) -> None:  # fmt: skip
