@@ -1230,7 +1230,7 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
             t0 = time.time()
             if ranks.main:
                 ledger.start(name, key, plan.options(name))
-            outputs = PIPELINE_RUNNERS[name](plan, ledger, key, resume, ranks)
+            outputs = PIPELINE_RUNNERS[name](plan, ledger, keys, resume, ranks)
             ranks.barrier()
             if ranks.main:
                 times[name] = time.time() - t0
@@ -1242,7 +1242,11 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
         say(f"colour videos in {plan.work / 'render'}")
 
 
-def _run_extract(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+# Rank 0's stage keys (pipeline_stage_keys, taken just before the stage), None on other ranks.
+Keys = dict[str, str | None] | None
+
+
+def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
     """Each episode's frames to work/frames/<episode>/. An episode done under its own key (its
     file, the options) is kept; one interrupted under it resumes; anything else starts over."""
@@ -1272,7 +1276,7 @@ def _run_extract(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks:
     return outputs
 
 
-def _run_dataset(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+def _run_dataset(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
     """The dataset, rebuilt into work/dataset. An interrupted build resumes by itself from its
     finished scans (same videos, same options)."""
@@ -1286,7 +1290,7 @@ def _run_dataset(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks:
     return [out / "manifest.json"]
 
 
-def _run_train(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+def _run_train(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
                ) -> list[Path]:  # fmt: skip
     import shutil
 
@@ -1307,7 +1311,7 @@ def _run_train(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: R
     return [run / "model.pt"]
 
 
-def _run_render(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: Ranks
+def _run_render(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
                 ) -> list[Path]:  # fmt: skip
     """Episode i goes to rank i mod world: none twice, none skipped. An episode done under its
     own key (its file, the model, the options) is not rendered again."""
@@ -1318,7 +1322,7 @@ def _run_render(plan: PipelinePlan, ledger: Any, key: str, resume: bool, ranks: 
     base = None
     if ranks.main:
         out.mkdir(parents=True, exist_ok=True)
-        base = render_base_key(plan, ledger, pipeline_stage_keys(plan).get("train"))
+        base = render_base_key(plan, ledger, keys.get("train"))
     base = ranks.share(base)
     options = plan.argv("render")
     trained = "train" in plan.stages  # else [render] model is among the options, or none
