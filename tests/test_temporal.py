@@ -10,8 +10,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from cli import main
+from vidcolor.scenes import detect_scenes
 from vidcolor.synthetic import cartoon
-from vidcolor.temporal import Stabilizer
+from vidcolor.temporal import CutMarks, Stabilizer
 from vidcolor.video import VideoReader, probe
 
 
@@ -52,7 +53,7 @@ def test_moving_object_is_followed_without_a_ghost() -> None:
     assert stab.resets == 0 and stab.trusted > 0.8
 
 
-def test_a_cut_starts_afresh() -> None:
+def test_a_cut_starts_afresh() -> None:  # unmarked: the flow fails over the whole picture
     stab = Stabilizer()
     a = np.full((96, 128, 2), 100, np.float32)
     for _ in range(5):
@@ -60,6 +61,28 @@ def test_a_cut_starts_afresh() -> None:
     b = np.zeros_like(a) + np.array([200, 50], np.float32)
     out = stab.stabilize(255 - backdrop(3), b)
     assert np.array_equal(out, b) and stab.resets == 1
+
+
+def test_a_marked_cut_starts_afresh_even_where_the_flow_would_carry() -> None:
+    stab = Stabilizer()  # a dissolve's middle: the picture changes little, the scene does
+    a = np.full((96, 128, 2), 100, np.float32)
+    for _ in range(5):
+        stab.stabilize(backdrop(0), a)
+    b = np.zeros_like(a) + np.array([200, 50], np.float32)
+    assert not np.array_equal(stab.stabilize(backdrop(0), b), b) and stab.resets == 0
+    assert np.array_equal(stab.stabilize(backdrop(0), b, cut=True), b) and stab.resets == 1
+
+
+def test_cut_marks_come_in_time_and_match_the_shot_detector(tmp_path: Path) -> None:
+    episode = cartoon(0, length=300)  # hard cuts, two dissolves and a fade
+    video = episode.write(tmp_path / "ep.mp4")
+    truth = [s.start_frame for s in detect_scenes(video)[1:]]
+    assert {kind for _, _, kind in episode.cuts} == {"cut", "dissolve", "fade"} and len(truth) >= 5
+    marks = CutMarks(probe(video).frame_rate)
+    with VideoReader(video, planes=True, tap=marks.tap) as reader:
+        marked = list(marks.mark(reader))
+    assert [f.index for f, _ in marked] == list(range(300))  # every frame, in order
+    assert [f.index for f, cut in marked if cut] == truth  # decided within the look-ahead
 
 
 def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:

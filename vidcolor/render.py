@@ -28,7 +28,7 @@ from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
-from vidcolor.temporal import Stabilizer
+from vidcolor.temporal import CutMarks, Stabilizer
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
 from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
@@ -127,9 +127,10 @@ class Colorizer:
         return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
 
     @torch.inference_mode()
-    def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str
-               ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
-        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W)."""
+    def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str,
+               cuts: list[bool] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W).
+        ``cuts``: which of the frames start a new scene (for the stabiliser)."""
         h, w = ys[0].shape
         ws, hs = scaled_size(w, h, self.size)
         grays = []
@@ -142,8 +143,9 @@ class Colorizer:
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
         if self.stabilizer is not None:  # at the working size, where the model saw the frame
-            steady = [self.stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy())
-                      for g, c in zip(grays, cbcr, strict=True)]  # fmt: skip
+            cuts = cuts or [False] * len(ys)
+            steady = [self.stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut)
+                      for g, c, cut in zip(grays, cbcr, cuts, strict=True)]  # fmt: skip
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
         cbcr = F.interpolate(
             cbcr,
@@ -252,6 +254,10 @@ def render_video(
     stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
+        marks = None
+        if colorizer.stabilizer is not None:  # it starts afresh at the shot detector's cuts
+            marks = CutMarks(info.frame_rate)
+            reader.tap = marks.tap
         # Only previews need these: colour judged over the video, an exact frame count.
         had_colour = input_has_colour(src, info) if preview or preview_frames else None
         total = info.frame_count
@@ -272,8 +278,9 @@ def render_video(
                     continue
 
         def decode() -> None:
-            for frame in reader:
-                put(decoded, frame)
+            marked = marks.mark(reader) if marks else ((f, False) for f in reader)
+            for frame_cut in marked:
+                put(decoded, frame_cut)
                 if stop.is_set():
                     return
             put(decoded, _END)  # only after a clean finish: a failure must never look like one
@@ -298,14 +305,15 @@ def render_video(
         try:
             for w in workers:
                 w.start()
-            for batch in _batches(decoded, colorizer, stop, workers[0]):
+            for marked in _batches(decoded, colorizer, stop, workers[0]):
+                batch, cuts = [f for f, _ in marked], [c for _, c in marked]
                 ys = [f.image for f in batch]
                 for y in ys:
                     if y.shape != (info.height, info.width):
                         raise FrameError(f"{src}: frame size changes mid-stream ({info.width}x"
                                          f"{info.height} to {y.shape[1]}x{y.shape[0]}); "
                                          "render each part on its own")  # fmt: skip
-                chroma = colorizer.chroma(ys, info.full_range, info.matrix)
+                chroma = colorizer.chroma(ys, info.full_range, info.matrix, cuts)
                 for f, (u, v) in zip(batch, chroma, strict=True):
                     sheet.offer(f, u, v)
                     y = _even(f.image)
@@ -338,9 +346,10 @@ def render_video(
 
 
 def _batches(decoded: queue.Queue, colorizer: Colorizer, stop: threading.Event,
-             decoder: _Worker) -> Iterator[list[Frame]]:  # fmt: skip
-    """Frames from the decode thread in batches of the colorizer's (current) batch size."""
-    batch: list[Frame] = []
+             decoder: _Worker) -> Iterator[list[tuple[Frame, bool]]]:  # fmt: skip
+    """(frame, starts a scene) from the decode thread, in batches of the colorizer's (current)
+    batch size."""
+    batch: list[tuple[Frame, bool]] = []
     while not stop.is_set():
         try:
             item = decoded.get(timeout=0.1)

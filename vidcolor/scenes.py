@@ -154,6 +154,11 @@ class ShotDetector:
             if not after or min(after) > max(self._similar, 0.35 * jump):
                 self._cuts.add(c)
 
+    def settled(self) -> set[int]:
+        """The cuts decided so far, before the stream has ended: content cuts past the flash
+        check, and the fades and dissolves already seen through."""
+        return self._cuts | self._fade_cuts | self._dissolve_cuts
+
     def cuts(self) -> list[int]:
         """Frame indices where a new scene starts, once the stream has ended. Cuts closer
         than ``min_scene_len`` (both detectors seeing one fade) count once."""
