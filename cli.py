@@ -728,24 +728,31 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
         if not (truth / "manifest.json").is_file():
             raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
         ev = Evaluation(temporal=False)
-        for index, out, orig, scene in ev_lib.dataset_pairs(truth, model, split, device):
-            ev.push(index, out, orig, scene)
+        total, pairs = ev_lib.dataset_pairs(truth, model, split, device)
     else:
+        ctx = click.get_current_context()
+        given = [f"--{k}" for k in ("model", "split")
+                 if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT]  # fmt: skip
+        if given:
+            raise click.UsageError(f"{' and '.join(given)}: for a dataset, without OUTPUT "
+                                   "(OUTPUT is already colorized)")  # fmt: skip
         for p in (truth, output):
             if not p.exists():
                 raise EvalError(f"{p}: no such file or folder")
         if truth.is_dir() != output.is_dir():
             raise EvalError(f"{truth} and {output}: compare two videos or two image folders")
         if truth.is_dir():
-            ev, frames = Evaluation(), ev_lib.folder_pairs(truth, output)
+            ev = Evaluation()
+            total, frames = ev_lib.folder_pairs(truth, output)
         else:
-            rate, frames = ev_lib.video_pairs(truth, output)
+            rate, total, frames = ev_lib.video_pairs(truth, output)
             ev = Evaluation(frame_rate=rate)
-        with progress_bar() as bar:
-            task = bar.add_task("eval", total=None)
-            for index, out, orig in frames:
-                ev.push(index, out, orig)
-                bar.advance(task)
+        pairs = ((index, out, orig, None) for index, out, orig in frames)
+    with progress_bar() as bar:
+        task = bar.add_task("eval", total=total)
+        for index, out, orig, scene in pairs:
+            ev.push(index, out, orig, scene)
+            bar.advance(task)
     result = ev.report()
     if plot is not None:
         ev_lib.plot(ev, plot)

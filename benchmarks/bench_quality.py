@@ -8,6 +8,9 @@ scored against the original with ``vidcolor eval``'s metrics, beside the gray in
 Usage:
 
     python benchmarks/bench_quality.py [--epochs 150] [--pretrain-epochs 20] [--json out.json]
+                                       [--keep DIR]
+
+``--keep DIR`` keeps the dataset, the models and the renders there (default: a temporary folder).
 """
 
 from __future__ import annotations
@@ -51,10 +54,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=150, help="total epochs of each model")
     parser.add_argument("--pretrain-epochs", type=int, default=20, help="the GAN's L1 warm-up")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", type=Path, help="keep the data, models and renders here")
     args = parser.parse_args()
     dist_info = setup_distributed("cpu")
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(tmp_name) if args.keep is None else args.keep
+        tmp.mkdir(parents=True, exist_ok=True)
         manifest = build_dataset([args.clip], tmp / "data", BuildOptions("spongebob", seed=4))
         cuts = manifest["sources"][0]["cuts"]
         seen = {f["scene"] for f in manifest["frames"] if f["split"] != "test"}

@@ -159,7 +159,9 @@ def test_eval_bad_inputs_get_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     cases = (([str(mixed), str(mixed)], "but the frames before it are 128x96"),
              ([str(tiny), str(tiny)], "too small to score"),
-             ([str(a), str(a), "--plot", str(tmp_path / "x.txt")], "a .png file"))  # fmt: skip
+             ([str(a), str(a), "--plot", str(tmp_path / "x.txt")], "a .png file"),
+             ([str(a), str(a), "--model", str(a)], "--model: for a dataset, without OUTPUT"),
+             )  # fmt: skip
     for args, message in cases:
         result = runner.invoke(main, ["eval", *args])
         assert result.exit_code in (1, 2) and message in result.stderr, result.stderr

@@ -59,9 +59,10 @@ class Evaluation:
         self._scened = False  # the detector's cuts can be asked for once only
         self._shape: tuple[int, ...] = ()
 
-    def push(self, index: int, out: np.ndarray, truth: np.ndarray, scene: int | None = None
+    def push(self, index: int, out: np.ndarray, truth: np.ndarray, scene: str | None = None
              ) -> None:  # fmt: skip
-        """Frame ``index`` of both sides: HxWx3 uint8 RGB of the same size."""
+        """Frame ``index`` of both sides: HxWx3 uint8 RGB of the same size. ``scene``: where
+        its scene is known beforehand (a dataset's frames); None: from the shot detector."""
         if min(truth.shape[:2]) < 12:
             raise EvalError(f"frame {index}: {truth.shape[1]}x{truth.shape[0]} is too small to "
                             "score (12 pixels a side at least)")  # fmt: skip
@@ -158,9 +159,9 @@ def _summary(frames: list[dict], pairs: list[dict], cdc: list[dict]) -> dict:
 # --- the two sides, as frame pairs ----------------------------------------------------------
 
 
-def video_pairs(truth: Path, output: Path) -> tuple[Fraction, Iterator]:
-    """(frame rate, iterator of (index, output RGB, original RGB)) over two videos of the same
-    length and size, read in step."""
+def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int, Iterator]:
+    """(frame rate, frame count, iterator of (index, output RGB, original RGB)) over two videos
+    of the same length and size, read in step."""
     from vidcolor.video import VideoReader, probe
 
     a, b = probe(truth), probe(output)
@@ -183,11 +184,12 @@ def video_pairs(truth: Path, output: Path) -> tuple[Fraction, Iterator]:
             if next(it_o, None) is not None:
                 raise EvalError(f"{output} goes on after {truth} ends")
 
-    return a.frame_rate, pairs()
+    return a.frame_rate, a.frame_count, pairs()
 
 
-def folder_pairs(truth: Path, output: Path) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Images matched by file name, in name order."""
+def folder_pairs(truth: Path, output: Path) -> tuple[int, Iterator]:
+    """(count, iterator of (index, output RGB, original RGB)): images matched by file name, in
+    name order."""
     from vidcolor.dataset import read_rgb
     from vidcolor.render import image_files
 
@@ -197,13 +199,14 @@ def folder_pairs(truth: Path, output: Path) -> Iterator[tuple[int, np.ndarray, n
         raise EvalError(f"{truth}: no images")
     if missing:
         raise EvalError(f"{output}: no {missing[0]} ({len(missing)} of {len(names)} missing)")
-    for k, name in enumerate(names):
-        yield k, read_rgb(output / name), read_rgb(truth / name)
+    pairs = ((k, read_rgb(output / n), read_rgb(truth / n)) for k, n in enumerate(names))
+    return len(names), pairs
 
 
 def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "auto"
-                  ) -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:  # fmt: skip
-    """A built dataset's ``split`` colorized by ``model``: (offset, output, original, scene)."""
+                  ) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:  # fmt: skip
+    """(count, iterator of (offset, output, original, scene)): a built dataset's ``split``
+    colorized by ``model``."""
     import json
 
     from vidcolor.dataset import DATASET_FORMAT
@@ -223,10 +226,14 @@ def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "aut
     rows = sorted((f for f in manifest["frames"] if f["split"] == split),
                   key=lambda f: f["offset"])  # fmt: skip
     colorizer = Colorizer(model, device)
-    for row in rows:
-        truth = np.array(frames[row["offset"]])  # a copy: torch wants writable memory
-        scene = f"{Path(row['source']).name}#{row['episode']}.{row['scene']}"
-        yield row["offset"], colorizer.colorize_rgb(truth), truth, scene
+
+    def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:
+        for row in rows:
+            truth = np.array(frames[row["offset"]])  # a copy: torch wants writable memory
+            scene = f"{Path(row['source']).name}#{row['episode']}.{row['scene']}"
+            yield row["offset"], colorizer.colorize_rgb(truth), truth, scene
+
+    return len(rows), pairs()
 
 
 def plot(evaluation: Evaluation, path: Path) -> None:
