@@ -127,3 +127,13 @@ def test_fade_and_dissolve_spans(tmp_path: Path) -> None:
     assert len(detector.transitions) == len(truth) == 2
     for (a, b), (ta, tb) in zip(detector.transitions, truth, strict=True):
         assert abs(a - ta) <= 1 and abs(b - tb) <= 1
+
+
+def test_a_size_change_mid_stream_is_seen_at_the_first_size() -> None:
+    rng = np.random.default_rng(0)
+    first = rng.integers(0, 255, (72, 128, 3), dtype=np.uint8)
+    second = rng.integers(0, 255, (80, 128, 3), dtype=np.uint8)  # another shot, another size
+    detector = ShotDetector(24)
+    for i in range(40):
+        detector.push(i, first if i < 20 else second)
+    assert detector.cuts() == [20]

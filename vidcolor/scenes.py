@@ -82,9 +82,14 @@ class ShotDetector:
         self._last = -1
         self._first: int | None = None
         self._times = array("d")  # seconds of each pushed frame: 8 bytes a frame
+        self._shape: tuple[int, ...] | None = None
 
     def push(self, index: int, bgr: np.ndarray, time: float | None = None) -> None:
         """The next frame (HxWx3 uint8 BGR) and its index in the stream."""
+        if self._shape is None:
+            self._shape = bgr.shape
+        elif bgr.shape != self._shape:  # the size changed mid-stream: seen at the first size
+            bgr = cv2.resize(bgr, self._shape[1::-1], interpolation=cv2.INTER_AREA)
         tc = FrameTimecode(index, fps=self.fps)
         thumb = cv2.resize(bgr, (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
         self._thumbs.append((index, thumb))
