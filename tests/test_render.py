@@ -153,6 +153,9 @@ def test_still_image_and_folder_keep_their_lightness(tiny_model: Path, tmp_path:
     result = run("render", tmp_path / "in", tmp_path / "out", "--model", tiny_model)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coffee.png", "rocket.png"]
+    assert "--temporal" not in result.stderr  # on by default, and of no use here: no word of it
+    asked = run("render", photos[1], tmp_path / "two.png", "--model", tiny_model, "--temporal")
+    assert asked.exit_code == 0 and "--temporal applies to videos" in asked.stderr
 
 
 def test_bad_inputs_one_line_and_no_output(tiny_model: Path, tmp_path: Path) -> None:
