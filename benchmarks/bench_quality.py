@@ -1,10 +1,11 @@
 """Colour quality and flicker on shots a model never saw, in one run on the shared clip.
 
-A scene-aware dataset of the clip (spongebob preset, seed 4: four shots train, two shots are
-held out as test). Two generators are trained on it with the same budget and the project's own
-training: the GAN (adversarial + 100 x L1) and an L1-only one (no adversarial loss). Each
-renders the whole clip without and with ``--temporal``; the held-out shots of every render are
-scored against the original with ``vidcolor eval``'s metrics, beside the gray input itself.
+A scene-aware dataset of the clip (spongebob preset, seed 4: four shots train, one is the
+validation shot, one is held out as test). Two generators are trained on it with the same
+budget and the project's own training: the GAN (adversarial + 100 x L1) and an L1-only one (no
+adversarial loss). Each renders the whole clip without and with ``--temporal``; the held-out
+shot of every render is scored against the original with ``vidcolor eval``'s metrics, beside
+the gray input itself.
 Usage:
 
     python benchmarks/bench_quality.py [--epochs 150] [--pretrain-epochs 20] [--json out.json]

@@ -3,7 +3,8 @@
 Cases, each in a fresh process (peak RSS is its own):
   io-floor   decode the planes and encode them again (same encoder settings): the floor
   model      the generator alone on decoded luma, same batch size and working size
-  render     vidcolor render (decode, model and encode overlapping)
+  render     vidcolor render --no-temporal (decode, model and encode overlapping)
+  render-temporal  vidcolor render (--temporal, the default: the stabiliser and shot detector)
   naive      what many tools do: every frame to a JPEG on disk, each colorized alone
              (full-resolution Lab via scikit-image, batch 1), then the JPEGs re-encoded
   render-10s vidcolor render of the clip's first 10.4 s: memory against the 60 s render
@@ -47,7 +48,10 @@ def run_case(name: str, clip: Path, model: str | None, batch: int, seconds: floa
             short = Path(tmp) / "short.mp4"
             cut(clip, short, Fraction(0), Fraction(10_416, 1000))
             clip = short
-        colorizer = None if name == "io-floor" else Colorizer(model, "auto", batch_size=batch)
+        temporal = name == "render-temporal"
+        colorizer = None
+        if name != "io-floor":
+            colorizer = Colorizer(model, "auto", batch_size=batch, temporal=temporal)
         t0 = time.perf_counter()
         if name == "io-floor":
             with VideoReader(clip, planes=True) as r, VideoWriter.like(r.info, out, encode) as w:
@@ -124,7 +128,8 @@ def main() -> None:
         result = run_case(args.case, args.clip, model, args.batch_size, args.naive_seconds)
         print(json.dumps(result))
         return
-    r = {name: spawn(name, args) for name in ("io-floor", "model", "render", "naive", "render-10s")}
+    cases = ("io-floor", "model", "render", "render-temporal", "naive", "render-10s")
+    r = {name: spawn(name, args) for name in cases}
     print(f"clip: {args.clip.name}, batch {args.batch_size}; naive and model-alone on the first "
           f"{args.naive_seconds:g} s\n")  # fmt: skip
     print("| case | frames | seconds | frames/s | peak RSS MB |")
@@ -135,6 +140,8 @@ def main() -> None:
     per_frame = 1 / r["io-floor"]["fps"] + 1 / r["model"]["fps"]
     ratios = {
         "render vs naive (target >= 2)": r["render"]["fps"] / r["naive"]["fps"],
+        "render --temporal vs without (target >= 0.8)": r["render-temporal"]["fps"]
+        / r["render"]["fps"],
         "render time / (I/O floor + model alone) (target <= 1.2)": (1 / r["render"]["fps"])
         / per_frame,
         "peak RSS 60 s / 10 s render (target <= 1.2)": r["render"]["peak_rss_mb"]

@@ -1,12 +1,17 @@
 """Ghosting, seen: crops of a moving object over consecutive frames, in the original and in
-renders of it (say, without and with ``--temporal``), one row each, as a PNG.
+renders of it (say, without and with ``--temporal``), one row each, as a PNG or JPEG.
 
 Carried colour that lags behind its object shows as a coloured trail beside it in the render's
 row. Without ``--box``, the crop is the square where the original moves most at the first of the
 frames (DIS flow on its luma), away from the picture's edges. Usage:
 
     python benchmarks/temporal_crops.py ORIGINAL RENDER [RENDER ...] --frames 700,702,704,706
-        [--labels "without,with --temporal"] [--box X,Y,SIZE] [--scale 2] -o crops.png
+        [--labels "without,with --temporal"] [--box X,Y,SIZE] [--scale 2] -o crops.jpg
+
+The README's picture: ``python benchmarks/bench_quality.py --keep work/bq``, then
+``python benchmarks/temporal_crops.py ../shared/media/bbb_360p_60s.mp4 work/bq/GAN_False.mp4
+work/bq/GAN_True.mp4 --frames 1115,1117,1119,1121 --labels "without,--temporal" --size 120
+-o docs/temporal_crop.jpg``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import cv2
 import numpy as np
 
 from vidcolor.metrics import optical_flow
-from vidcolor.report import save_png
 from vidcolor.video import VideoReader
 
 
@@ -82,7 +86,14 @@ def main() -> None:
                             interpolation=cv2.INTER_NEAREST) for i in wanted]  # fmt: skip
         gap = np.full((side, 4, 3), 255, np.uint8)
         sheet.append(np.concatenate([tag, *[p for c in crops for p in (gap, c)]], 1))
-    save_png(args.output, np.concatenate(sheet, 0))
+    bgr = cv2.cvtColor(np.concatenate(sheet), cv2.COLOR_RGB2BGR)
+    try:
+        ok, buf = cv2.imencode(args.output.suffix, bgr)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise SystemExit(f"{args.output}: not an image name OpenCV can write (.png, .jpg)")
+    args.output.write_bytes(buf.tobytes())
     print(f"{args.output}: frames {args.frames}, box x={x} y={y} size={size}")
 
 
