@@ -6,7 +6,7 @@ row. Without ``--box``, the crop is the square where the original moves most at 
 frames (DIS flow on its luma), away from the picture's edges. Usage:
 
     python benchmarks/temporal_crops.py ORIGINAL RENDER [RENDER ...] --frames 700,702,704,706
-        [--labels "without,with --temporal"] [--box X,Y,SIZE] [--scale 2] -o crops.jpg
+        [--labels "without,with --temporal"] [--box X,Y,SIZE | --size 96] [--scale 2] -o crops.jpg
 
 The README's picture: ``python benchmarks/bench_quality.py --keep work/bq``, then
 ``python benchmarks/temporal_crops.py ../shared/media/bbb_360p_60s.mp4 work/bq/GAN_False.mp4

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from cli import main
 from vidcolor.scenes import detect_scenes
-from vidcolor.synthetic import cartoon
+from vidcolor.synthetic import Episode, cartoon
 from vidcolor.temporal import CutMarks, Stabilizer
 from vidcolor.video import VideoReader, probe
 
@@ -83,6 +83,43 @@ def test_cut_marks_come_in_time_and_match_the_shot_detector(tmp_path: Path) -> N
         marked = list(marks.mark(reader))
     assert [f.index for f, _ in marked] == list(range(300))  # every frame, in order
     assert [f.index for f, cut in marked if cut] == truth  # decided within the look-ahead
+
+
+def test_cut_marks_wait_for_a_long_dissolve_and_a_long_black_hold(tmp_path: Path) -> None:
+    a, b = cartoon(1, length=200, size=(160, 96)), cartoon(2, length=200, size=(160, 96))
+    still_a, still_b = a.frame(10), b.frame(10)
+
+    def frame(i: int) -> np.ndarray:  # a 48-frame dissolve, then a fade with 2 s of black
+        if i < 40:
+            return still_a
+        if i < 88:
+            return cv2.addWeighted(still_a, 1 - (i - 39.5) / 48, still_b, (i - 39.5) / 48, 0)
+        if i < 110:
+            return b.frame(i)
+        if i < 122:
+            return (b.frame(i) * (1 - (i - 109.5) / 12)).astype(np.uint8)
+        if i < 170:
+            return np.zeros_like(still_a)
+        return (a.frame(i) * min(1.0, (i - 169.5) / 12)).astype(np.uint8)
+
+    video = Episode(frame, 200, (160, 96)).write(tmp_path / "long.mp4")
+    truth = [s.start_frame for s in detect_scenes(video)[1:]]
+    assert any(40 < c < 88 for c in truth) and any(121 < c < 182 for c in truth), truth
+    marks = CutMarks(probe(video).frame_rate)
+    with VideoReader(video, planes=True, tap=marks.tap) as reader:
+        marked = list(marks.mark(reader))
+    assert [f.index for f, _ in marked] == list(range(200))
+    assert [f.index for f, cut in marked if cut] == truth
+
+
+def test_render_resets_at_the_detected_cuts(tmp_path: Path) -> None:
+    from vidcolor.render import Colorizer, render_video
+
+    video = cartoon(0, length=300, size=(160, 96)).write(tmp_path / "ep.mp4")
+    truth = [s.start_frame for s in detect_scenes(video)[1:]]
+    colorizer = Colorizer(None, "cpu", temporal=True)
+    assert render_video(video, tmp_path / "out.mp4", colorizer).frames == 300
+    assert len(truth) >= 3 and colorizer.stabilizer.cuts == len(truth)
 
 
 def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:

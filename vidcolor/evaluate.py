@@ -159,9 +159,9 @@ def _summary(frames: list[dict], pairs: list[dict], cdc: list[dict]) -> dict:
 # --- the two sides, as frame pairs ----------------------------------------------------------
 
 
-def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int, Iterator]:
-    """(frame rate, frame count, iterator of (index, output RGB, original RGB)) over two videos
-    of the same length and size, read in step."""
+def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int | None, Iterator]:
+    """(frame rate, frame count (None: not known exactly), iterator of (index, output RGB,
+    original RGB)) over two videos of the same length and size, read in step."""
     from vidcolor.video import VideoReader, probe
 
     a, b = probe(truth), probe(output)
@@ -184,7 +184,7 @@ def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int, Iterator]:
             if next(it_o, None) is not None:
                 raise EvalError(f"{output} goes on after {truth} ends")
 
-    return a.frame_rate, a.frame_count, pairs()
+    return a.frame_rate, a.frame_count if a.frame_count_exact else None, pairs()
 
 
 def folder_pairs(truth: Path, output: Path) -> tuple[int, Iterator]:

@@ -164,6 +164,23 @@ class ShotDetector:
         check, and the fades and dissolves already seen through."""
         return self._cuts | self._fade_cuts | self._dissolve_cuts
 
+    def undecided_from(self) -> int:
+        """The first frame that may still turn out to start a scene: every cut before it is in
+        ``settled()`` already. Behind the newest frame by the dissolve check's half window (the
+        adaptive detector's is shorter), earlier while a content cut awaits its flash check, a
+        dissolve is in view, or the picture is dark (a fade's cut goes in its dark stretch)."""
+        bound = self._last - DISSOLVE_HALF
+        if self._pending:
+            bound = min(bound, *self._pending)
+        if self._dissolve is not None:
+            bound = min(bound, self._dissolve[0])
+        k = len(self._levels)
+        while k > 0 and self._levels[k - 1] < self._fade_level + 1:  # +1: thumbnail rounding
+            k -= 1
+        if k < len(self._levels):
+            bound = min(bound, (self._first or 0) + k)
+        return bound
+
     def cuts(self) -> list[int]:
         """Frame indices where a new scene starts, once the stream has ended. Cuts closer
         than ``min_scene_len`` (both detectors seeing one fade) count once."""
