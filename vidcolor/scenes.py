@@ -83,6 +83,7 @@ class ShotDetector:
         self._first: int | None = None
         self._times = array("d")  # seconds of each pushed frame: 8 bytes a frame
         self._shape: tuple[int, ...] | None = None
+        self._dark_from: int | None = None  # first frame of the dark stretch the stream is in
 
     def push(self, index: int, bgr: np.ndarray, time: float | None = None) -> None:
         """The next frame (HxWx3 uint8 BGR) and its index in the stream."""
@@ -96,6 +97,10 @@ class ShotDetector:
         self._pending += [c.frame_num for c in self._content.process_frame(tc, bgr)]
         self._fade_cuts.update(c.frame_num for c in self._fades.process_frame(tc, bgr))
         self._levels.append(float(thumb.mean()))
+        if self._levels[-1] >= self._fade_level + 1:  # +1: the thumbnail's rounding
+            self._dark_from = None
+        elif self._dark_from is None:
+            self._dark_from = index
         if self._first is None:
             self._first = index
         self._last = index
@@ -174,11 +179,8 @@ class ShotDetector:
             bound = min(bound, *self._pending)
         if self._dissolve is not None:
             bound = min(bound, self._dissolve[0])
-        k = len(self._levels)
-        while k > 0 and self._levels[k - 1] < self._fade_level + 1:  # +1: thumbnail rounding
-            k -= 1
-        if k < len(self._levels):
-            bound = min(bound, (self._first or 0) + k)
+        if self._dark_from is not None:
+            bound = min(bound, self._dark_from)
         return bound
 
     def cuts(self) -> list[int]:
