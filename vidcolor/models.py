@@ -141,18 +141,23 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(cfg: ModelConfig) -> UNetGenerator:
+def build_generator(cfg: ModelConfig, init: bool = True) -> UNetGenerator:
+    """The U-Net ``cfg`` describes; ``init=False`` skips init_weights (shape checks on the
+    ``meta`` device, where initialising sets nothing and its first call costs a second)."""
     g = UNetGenerator(cfg.base_width, cfg.depth, cfg.dropout)
-    init_weights(g)
+    if init:
+        init_weights(g)
     return g
 
 
-def build_discriminator(cfg: ModelConfig) -> nn.Module:
+def build_discriminator(cfg: ModelConfig, init: bool = True) -> nn.Module:
+    """The discriminator ``cfg`` describes; ``init`` as for build_generator."""
     if cfg.disc == "patch":
         d: nn.Module = PatchDiscriminator(cfg.base_width)
     elif cfg.disc == "global":
         d = GlobalDiscriminator(cfg.base_width)
     else:
         raise ValueError(f"unknown discriminator '{cfg.disc}' (patch or global)")
-    init_weights(d)
+    if init:
+        init_weights(d)
     return d
