@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 
 from vidcolor import __version__
 
-# Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 130 interrupted.
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+# Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 128 + N stopped by
+# signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+EXIT_FAILED = 1
 
 stderr = Console(stderr=True)
 SECONDS = click.FloatRange(min=0, max=1e7)  # finite: about 115 days of video
@@ -163,8 +164,47 @@ def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
                         callback=load, help=about)  # fmt: skip
 
 
+class Bar(Progress):
+    """rich's progress bar. ``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION[@TASK]`` (e.g. KILL@0.5@train)
+    makes the process send itself SIGNAL once a task whose first description starts with TASK
+    has done FRACTION of its total: the hook that tests/test_faults.py kills commands with."""
+
+    fault: tuple[int, float, str] | None = None
+    watched: Any = None
+
+    def add_task(self, description: str, *args: Any, **kwargs: Any) -> Any:
+        task_id = super().add_task(description, *args, **kwargs)
+        if Bar.fault is not None and description.startswith(Bar.fault[2]):
+            self.watched = task_id
+        return task_id
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_fault(task_id)
+
+    def advance(self, task_id: Any, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_fault(task_id)
+
+    def _maybe_fault(self, task_id: Any) -> None:
+        if Bar.fault is None or task_id != self.watched:
+            return
+        task = self._tasks[task_id]
+        signum, fraction, _ = Bar.fault
+        if task.total and task.completed >= fraction * task.total:
+            Bar.fault = None  # once per process
+            os.kill(os.getpid(), signum)
+
+
 def progress_bar() -> Progress:
-    return Progress(
+    fault = os.environ.get("VIDCOLOR_TEST_FAULT")
+    if fault and Bar.fault is None:
+        import signal
+
+        name, fraction, *task = fault.split("@")
+        Bar.fault = (getattr(signal, f"SIG{name}"), float(fraction), task[0] if task else "")
+        os.environ.pop("VIDCOLOR_TEST_FAULT")  # the pipeline's stages share this process
+    return Bar(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -177,7 +217,22 @@ def progress_bar() -> Progress:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """The command group: SIGTERM and SIGHUP stop a command as Ctrl-C does, and a stop that no
+    command handles itself ends in one line and 128 + the signal's number, not click's
+    'Aborted!' and 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from vidcolor.interrupt import exit_code, signals_interrupt
+
+        try:
+            with signals_interrupt():
+                return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            fail("interrupted; nothing was left half-written", exit_code(e))
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidcolor")
 def main() -> None:
     """Colorize black-and-white video with a conditional GAN.
@@ -304,6 +359,7 @@ def extract(
       vidcolor extract episode.mp4 -o frames/ --resume
     """
     from vidcolor.extract import ExtractOptions, FrameExtractor
+    from vidcolor.interrupt import exit_code
     from vidcolor.video import VideoError
 
     check_sampling(every, fps, start, end)
@@ -322,12 +378,11 @@ def extract(
             for count, _row in enumerate(job, 1):
                 bar.update(task, completed=count, total=max(count, job.expected))
             bar.update(task, total=count)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             bar.stop()
             kept = len(job.done) + job.written
-            fail(
-                f"interrupted: {kept} frames in {out_dir}; continue with --resume", EXIT_INTERRUPTED
-            )
+            fail(f"interrupted: {kept} frames in {out_dir}; "
+                 f"{what_next('continue with --resume')}", exit_code(e))  # fmt: skip
         except VideoError as e:
             bar.stop()
             fail(f"{e}; {len(job.done) + job.written} frames kept in {out_dir}")
@@ -393,7 +448,7 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 )
 @click.option(
     "--size",
-    type=click.IntRange(min=32),
+    type=click.IntRange(32, 4096),
     default=224,
     show_default=True,
     help="Training crop size (224 cartoons, 480 game replays).",
@@ -414,7 +469,7 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 4096),
     default=16,
     show_default=True,
     help="Images per step (per process under torchrun).",
@@ -442,7 +497,7 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 )
 @click.option(
     "--base-width",
-    type=click.IntRange(min=4),
+    type=click.IntRange(4, 256),
     default=64,
     show_default=True,
     help="Generator/discriminator width.",
@@ -476,7 +531,8 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
     show_default=True,
     help="Data-loading processes.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
+              help="Random seed.")  # fmt: skip
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
@@ -493,8 +549,9 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     """
     from click.core import ParameterSource
 
+    from vidcolor.interrupt import ForcedStop, exit_code
     from vidcolor.models import ModelConfig
-    from vidcolor.runtime import ForcedStop, setup_distributed
+    from vidcolor.runtime import setup_distributed
     from vidcolor.train import TrainConfig, resume_run, start_run
 
     if (resume is None) == (data is None):
@@ -551,12 +608,13 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
             if bar:
                 bar.stop()
             if not dist_info.main:
-                sys.exit(EXIT_INTERRUPTED)  # rank 0 speaks for the run
+                sys.exit(exit_code(e))  # rank 0 speaks for the run
             if isinstance(e, ForcedStop):
                 fail(f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint",
-                     EXIT_INTERRUPTED)  # fmt: skip
+                     exit_code(e))  # fmt: skip
             fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
-                 f"continue with: vidcolor train --resume {run}", EXIT_INTERRUPTED)  # fmt: skip
+                 f"{what_next(f'continue with: vidcolor train --resume {run}')}",
+                 exit_code(e))  # fmt: skip
     if dist_info.main:
         summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
         click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
@@ -627,6 +685,7 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
     import threading
 
     from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
+    from vidcolor.interrupt import exit_code
     from vidcolor.render import Colorizer, image_files, render_image, render_video
     from vidcolor.video import EncodeOptions, probe
 
@@ -642,8 +701,10 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
         if taken and not overwrite:
             fail(f"{taken[0]}: exists ({len(taken)} of the outputs do); use --overwrite")
     else:
-        if dst.exists() and not overwrite:
-            fail(f"{dst}: exists; use --overwrite to replace it")
+        sheet = dst.with_name(f"{dst.stem}_preview.png")
+        for path in [dst, sheet] if preview_frames else [dst]:
+            if path.exists() and not overwrite:
+                fail(f"{path}: exists; use --overwrite to replace it")
         if not dst.parent.is_dir():
             fail(f"{dst.parent}: {'not a folder' if dst.parent.exists() else 'no such folder'}")
         if is_image:
@@ -660,13 +721,7 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
                           and not src.is_dir())  # fmt: skip
     # 2. The work.
     if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-        with progress_bar() as bar:
-            task = bar.add_task(f"render {src.name}", total=len(images))
-            for image in images:
-                render_image(image, dst / image.name, colorizer)
-                bar.advance(task)
-        click.echo(f"{len(images)} images in {dst}", err=True)
+        render_folder(images, dst, colorizer)
         return
     if is_image:
         render_image(src, dst, colorizer)
@@ -682,9 +737,10 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
                 src, dst, colorizer, encode, preview, preview_frames,
                 on_frame=lambda n: bar.update(task, completed=n), stop=stop,
             )  # fmt: skip
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             bar.stop()
-            fail(f"interrupted; {dst} was not written", EXIT_INTERRUPTED)
+            fail(f"interrupted; {dst} was not written; {what_next('run the command again')}",
+                 exit_code(e))  # fmt: skip
         bar.update(task, total=result.frames, completed=result.frames)
     for note in result.notes:
         click.echo(f"vidcolor: note: {note}", err=True)
@@ -693,6 +749,30 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
                    err=True)  # fmt: skip
     extra = f" and {dst.stem}_preview.png" if preview_frames else ""
     click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
+
+
+def render_folder(images: list[Path], dst: Path, colorizer: Any) -> None:
+    """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
+    and the command then fails (exit 1) so that scripts notice."""
+    from vidcolor.dataset import TrainDataError
+    from vidcolor.render import render_image
+
+    dst.mkdir(parents=True, exist_ok=True)
+    unreadable = []
+    with progress_bar() as bar:
+        task = bar.add_task(f"render {images[0].parent.name}", total=len(images))
+        for image in images:
+            try:
+                render_image(image, dst / image.name, colorizer)
+            except TrainDataError as e:  # this image's own fault: the others still go
+                unreadable.append(str(e))
+            bar.advance(task)
+    for reason in unreadable:
+        click.echo(f"vidcolor: warning: skipped {reason}", err=True)
+    click.echo(f"{len(images) - len(unreadable)} images in {dst}", err=True)
+    if unreadable:
+        fail(f"{len(unreadable)} of {len(images)} images could not be read (named above); the "
+             "rest are in place: render those alone once fixed")  # fmt: skip
 
 
 @main.command("eval")
@@ -858,6 +938,7 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
       vidcolor dataset build --recipe pipelines/sc2replay.toml -o data/
     """
     from vidcolor.dataset_build import BuildOptions, build_dataset, frame_total
+    from vidcolor.interrupt import exit_code
 
     if not videos and recipe is None:
         raise click.UsageError("give VIDEOS, or a --recipe with inputs")
@@ -872,10 +953,10 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
         try:
             manifest = build_dataset(paths, out, options, overwrite, on_note=note,
                                      on_frames=lambda n: bar.advance(task, n))  # fmt: skip
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             bar.stop()
-            note("interrupted; run the same command again to resume")
-            sys.exit(EXIT_INTERRUPTED)
+            note(f"interrupted; {what_next('run the same command again to resume')}")
+            sys.exit(exit_code(e))
     for reason in manifest["skipped"]:
         click.echo(f"vidcolor: warning: skipped {reason}", err=True)
     for warning in manifest["warnings"]:
@@ -975,7 +1056,7 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
     import av
 
     from vidcolor.errors import UserError
-    from vidcolor.pipeline import STAGES
+    from vidcolor.pipeline import STAGES, outside_work, work_folder_problem
     from vidcolor.recipe import TOP_LEVEL, RecipeError, load
     from vidcolor.runtime import pick_device
     from vidcolor.video import EncodeOptions
@@ -991,6 +1072,9 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
         raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
                           '(e.g. work = "work/cartoon")')  # fmt: skip
     work = Path(os.path.abspath(recipe.base(None, "work") / recipe.data["work"]))
+    problem = work_folder_problem(work)
+    if problem:
+        raise RecipeError(f"{recipe.where(None, 'work')}: {work}: {problem}")
     present = [s for s in STAGES if s in recipe.data]
     if not present:
         raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
@@ -1026,17 +1110,14 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
                           "[extract] stage before it to train on")  # fmt: skip
     own_render_inputs = "render" in present and "inputs" in recipe.section("render")
     needs_inputs = {"extract", "dataset"} & set(present) or not own_render_inputs
-    inputs = (
-        [f for f in recipe.inputs() if work not in f.absolute().parents] if needs_inputs else []
-    )
+    inputs = outside_work(work, recipe.inputs()) if needs_inputs else []
     if needs_inputs and not inputs:
         raise RecipeError(f"{recipe.where(None, 'inputs')}: it matches only files in the work "
                           "folder")  # fmt: skip
     render_inputs, model = inputs, None
     if "render" in present:
         if own_render_inputs:
-            render_inputs = [f for f in recipe.globs("render", "inputs")
-                             if work not in f.absolute().parents]  # fmt: skip
+            render_inputs = outside_work(work, recipe.globs("render", "inputs"))
         model = dict((k, v) for k, _, v in stages["render"]).get("model")
         if model is not None and not Path(model).is_absolute():
             model = recipe.base("render", "model") / model
@@ -1061,11 +1142,23 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
     return plan
 
 
+IN_PIPELINE = "pipeline"  # the click context object of a command that a pipeline runs
+
+
+def what_next(advice: str) -> str:
+    """How to carry on after an interruption: ``advice`` for a command the user ran, the
+    pipeline's own for a command it runs (which resumes the stage)."""
+    ctx = click.get_current_context(silent=True)
+    in_pipeline = ctx is not None and ctx.find_object(str) == IN_PIPELINE
+    return "run the pipeline again to resume" if in_pipeline else advice
+
+
 def run_command(args: list[Any]) -> None:
     """Run a vidcolor command as the command line would; its failure ends the pipeline with
     the command's own one-line message and exit code."""
     try:
-        main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False)
+        main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False,
+                  obj=IN_PIPELINE)  # fmt: skip
     except click.ClickException as e:  # usage errors: the command line would print them
         fail(f"{args[0]}: {e.format_message()}", e.exit_code)
 
@@ -1215,6 +1308,7 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     """
     import time
 
+    from vidcolor.ownership import claim
     from vidcolor.pipeline import Ledger
 
     plan = plan_pipeline(recipe_path, assignments)
@@ -1224,7 +1318,7 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     say = (lambda line: click.echo(f"vidcolor: {line}", err=True)) if ranks.main else (
         lambda line: None)  # fmt: skip
     if ranks.main:
-        plan.work.mkdir(parents=True, exist_ok=True)
+        claim(plan.work, "pipeline", "a pipeline work folder")
     times: dict[str, float] = {}
     try:
         for name in plan.stages:
@@ -1235,11 +1329,10 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
                 say(f"[{name}] done, skipped ({state.why})")
                 continue
             say(f"[{name}] {'running' if state.state == 'pending' else state.why}")
-            resume = state.state == "interrupted" and state.why == "will resume"
             t0 = time.time()
             if ranks.main:
                 ledger.start(name, key, plan.options(name))
-            outputs = PIPELINE_RUNNERS[name](plan, ledger, keys, resume, ranks)
+            outputs = PIPELINE_RUNNERS[name](plan, ledger, keys, state, ranks)
             ranks.barrier()
             if ranks.main:
                 times[name] = time.time() - t0
@@ -1252,15 +1345,17 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
 
 
 # Rank 0's stage keys (pipeline_stage_keys, taken just before the stage), None on other ranks.
+# Runners also get the stage's state from before this run started it (a StageState): whether
+# it is resumable, and whether the ledger already knew the stage (so its folder is the
+# pipeline's own, even if damaged).
 Keys = dict[str, str | None] | None
 
 
-def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
+def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
     """Each episode's frames to work/frames/<episode>/. An episode done under its own key (its
     file, the options) is kept; one interrupted under it resumes; anything else starts over."""
-    import shutil
-
+    from vidcolor.ownership import remove_tree
     from vidcolor.pipeline import stage_key
 
     frames = plan.work / "frames"
@@ -1268,9 +1363,10 @@ def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, rank
     if not ranks.main:
         return outputs
     keep = {v.stem for v in plan.inputs}
-    for folder in frames.glob("*") if frames.is_dir() else []:
-        if folder.is_dir() and folder.name not in keep:  # no longer an input: not trained on
-            shutil.rmtree(folder)
+    for folder in sorted(frames.iterdir()) if frames.is_dir() else []:
+        if folder.name not in keep:  # no longer an input: not trained on; ours alone go
+            made = ledger.item_state("extract", folder.name) is not None
+            remove_tree(folder, plan.work, "extract", recorded=made)
     base = stage_key(stage="extract", options=plan.key_options("extract"))
     for video, manifest in zip(plan.inputs, outputs, strict=True):
         out, mine = manifest.parent, item_key(base, video)
@@ -1285,30 +1381,30 @@ def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, rank
     return outputs
 
 
-def _run_dataset(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
+def _run_dataset(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
                  ) -> list[Path]:  # fmt: skip
     """The dataset, rebuilt into work/dataset. An interrupted build resumes by itself from its
     finished scans (same videos, same options)."""
-    import shutil
+    from vidcolor.ownership import remove_tree
 
     out = plan.work / "dataset"
-    if ranks.main:
-        if out.exists():  # the pipeline's own folder, stale or incomplete
-            shutil.rmtree(out)
+    if ranks.main:  # stale or damaged: the stage's record says the pipeline made it
+        remove_tree(out, plan.work, "dataset", recorded=state.state != "pending")
         run_command(["dataset", "build", *plan.inputs, "-o", out, *plan.argv("dataset")])
     return [out / "manifest.json"]
 
 
-def _run_train(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
+def _run_train(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
                ) -> list[Path]:  # fmt: skip
-    import shutil
+    from vidcolor.ownership import remove_tree
 
     run = plan.work / "train"
     mode = None
     if ranks.main:
+        resume = state.state == "interrupted" and state.why == "will resume"
         mode = "resume" if resume and (run / "last.pt").exists() else "fresh"
-        if mode == "fresh" and run.exists():
-            shutil.rmtree(run)
+        if mode == "fresh":
+            remove_tree(run, plan.work, "train", recorded=state.state != "pending")
     mode = ranks.share(mode)
     data = plan.work / ("dataset" if "dataset" in plan.stages else "frames")
     if mode == "resume":
@@ -1320,11 +1416,13 @@ def _run_train(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks:
     return [run / "model.pt"]
 
 
-def _run_render(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks: Ranks
+def _run_render(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
                 ) -> list[Path]:  # fmt: skip
     """Episode i goes to rank i mod world: none twice, none skipped. An episode done under its
     own key (its file, the model, the options) is not rendered again."""
     import torch
+
+    from vidcolor.ownership import NotOursError
 
     out = plan.work / "render"
     outputs = [out / render_name(v) for v in plan.render_inputs]
@@ -1343,8 +1441,12 @@ def _run_render(plan: PipelinePlan, ledger: Any, keys: Keys, resume: bool, ranks
         if i % ranks.world != ranks.rank:
             continue
         mine = item_key(base, video)
-        if ledger.item_state("render", dst.name) == ("done", mine) and dst.exists():
+        record = ledger.item_state("render", dst.name)
+        if record == ("done", mine) and dst.exists():
             continue
+        if record is None and dst.exists():  # replaced only when this pipeline wrote it
+            raise NotOursError(f"{dst}: not rendered by this pipeline; move it away and run "
+                               "again")  # fmt: skip
         ledger.item("render", dst.name, "running", mine)
         run_command(["render", video, dst, *model, *options, "--overwrite"])
         ledger.item("render", dst.name, "done", mine)

@@ -190,7 +190,8 @@ def test_a_run_that_never_saved_can_start_again(tmp_path: Path) -> None:
     failed = run("train", tmp_path / "photos", *args, "--size", "32", "--batch-size", "64")
     assert failed.exit_code == 1 and "no full batch" in failed.stderr
     (out).mkdir(exist_ok=True)
-    (out / "config.json").write_text("{}")  # as a run that crashed before its first save
+    config = TrainConfig(data=str(tmp_path / "photos"), size=32).to_dict()
+    (out / "config.json").write_text(json.dumps(config))  # a run that crashed before its first save
     assert run("train", tmp_path / "photos", *args, "--size", "32").exit_code == 0
     assert load_checkpoint(out / "last.pt")["step"] == 1
 

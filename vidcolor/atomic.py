@@ -1,17 +1,53 @@
-"""Write-then-rename, so a crash or Ctrl-C never leaves a half-written file under a real name."""
+"""Write-then-rename, so a crash or Ctrl-C never leaves a half-written file under a real name,
+and a killed run's temporary files are cleared by the next one."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+
+_TEMP = re.compile(r"^\.(?P<stem>.*)\.part-(?P<pid>\d+)(?P<suffix>(\.[^.]*)?)$")
 
 
 def temp_beside(target: Path) -> Path:
     """A hidden temporary name in ``target``'s folder (same file system, so rename is atomic)
     that keeps the suffix, which tools use to pick the file format."""
     return target.with_name(f".{target.stem}.part-{os.getpid()}{target.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid at all: leave its file alone
+    return True
+
+
+def clear_stale(folder: Path, target: Path | None = None) -> int:
+    """Delete the temporary files in ``folder`` left by vidcolor processes that no longer run
+    (a SIGKILL, a power cut), only those of ``target`` when given; returns how many. Commands
+    call it once for each folder they write in, as they start."""
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP.match(entry.name)
+        if m is None or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+            continue
+        if target is not None and (m["stem"], m["suffix"]) != (target.stem, target.suffix):
+            continue
+        if entry.is_file() and not entry.is_symlink():
+            with suppress(OSError):
+                entry.unlink()
+                removed += 1
+    return removed
 
 
 @contextmanager

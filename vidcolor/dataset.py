@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from vidcolor.errors import UserError
 from vidcolor.extract import read_manifest
+from vidcolor.ownership import file_in
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 DATASET_FORMAT = "vidcolor-dataset"  # manifest.json of `vidcolor dataset build`
@@ -49,13 +50,53 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)  # what was left out, and why
 
 
+def load_dataset_manifest(root: Path) -> dict:
+    """The manifest.json of a dataset built by ``vidcolor dataset build``, checked: its format
+    tag, and each shard's file a plain name inside ``root`` with a count of frames. Anything
+    else is one TrainDataError (a UserError) naming the file."""
+    path = root / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
+                             ) from None  # fmt: skip
+    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+        raise TrainDataError(f"{root}: not a vidcolor dataset")
+    shards = manifest.get("shards")
+    if not isinstance(shards, dict) or not isinstance(manifest.get("frames", []), list):
+        raise TrainDataError(f"{path}: damaged (no shard table); build the dataset again")
+    for split, shard in shards.items():
+        where = f"{path}: shard {split!r}"
+        if not isinstance(shard, dict) or type(shard.get("count")) is not int or shard["count"] < 0:
+            raise TrainDataError(f"{where}: damaged; build the dataset again")
+        file_in(root, shard.get("file"), where)
+    return manifest
+
+
+def open_shard(root: Path, shard: dict) -> np.ndarray:
+    """A shard of a checked manifest as a read-only memory map (N, H, W, 3) uint8."""
+    path = root / shard["file"]
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "not a shard file"
+        raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again") from None
+    if array.dtype != np.uint8 or array.ndim != 4 or len(array) < shard["count"]:
+        raise TrainDataError(f"{path}: not the shard its manifest describes; build the dataset "
+                             "again")  # fmt: skip
+    return array
+
+
 def _from_manifest(root: Path, manifest: dict) -> TrainingData:
     """A built dataset: its train and val shards, split by scene or episode at build time."""
-    shards = manifest.get("shards", {})
+    shards = manifest["shards"]
 
     def frames(split: str) -> list[Path | ShardFrame]:
         s = shards.get(split)
-        return [ShardFrame(root / s["file"], i) for i in range(s["count"])] if s else []
+        if not s:
+            return []
+        open_shard(root, s)  # checked now, not in a loader worker mid-epoch
+        return [ShardFrame(root / s["file"], i) for i in range(s["count"])]
 
     train, val, notes = frames("train"), frames("val"), []
     if not train:
@@ -124,11 +165,11 @@ def open_training_data(
         raise TrainDataError(f"{root}: not a folder of images")
     if (root / "manifest.json").is_file():
         try:
-            manifest = json.loads((root / "manifest.json").read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            tag = json.loads((root / "manifest.json").read_text()).get("format")
+        except (ValueError, AttributeError):
             raise TrainDataError(f"{root}/manifest.json: unreadable") from None
-        if manifest.get("format") == DATASET_FORMAT:
-            return _from_manifest(root, manifest)
+        if tag == DATASET_FORMAT:
+            return _from_manifest(root, load_dataset_manifest(root))
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
     if exclude is not None:

@@ -15,10 +15,10 @@ next video when run again with the same settings; anything else restarts it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
-import shutil
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,8 +29,16 @@ import numpy as np
 
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
-from vidcolor.dataset import DATASET_FORMAT, is_greyscale
+from vidcolor.dataset import DATASET_FORMAT, is_greyscale, load_dataset_manifest, open_shard
 from vidcolor.errors import UserError
+from vidcolor.ownership import (
+    check_removable,
+    claim,
+    is_empty,
+    kind_of,
+    remove_file,
+    remove_tree,
+)
 from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
 from vidcolor.video import CorruptVideoError, VideoError, VideoReader
 
@@ -372,13 +380,7 @@ def build_dataset(
     options.check()
     note = on_note or (lambda line: None)
     out = Path(os.path.abspath(out))  # "." has no name to build a hidden folder beside
-    if out.exists() and not overwrite:
-        raise BuildError(f"{out}: exists; use --overwrite to replace it")
-    here = Path(os.path.abspath(Path.cwd()))
-    if out.exists() and (out == here or out in here.parents):
-        raise BuildError(f"{out}: the current folder (or one above it); give a folder inside it")
-    if out.exists() and not _replaceable(out):
-        raise BuildError(f"{out}: not a vidcolor dataset; --overwrite replaces only datasets")
+    _check_target(out, overwrite)
     unique: list[Path] = []
     for v in videos:  # one file named twice would be two episodes, its scenes in two splits
         if any(os.path.abspath(v) == os.path.abspath(u) for u in unique):
@@ -389,7 +391,7 @@ def build_dataset(
     plan = {"vidcolor": __version__, "options": asdict(options),
             "settings": asdict(PRESETS[options.preset]), "storage": [STORE, HEADROOM],
             "videos": [os.path.abspath(v) for v in unique]}  # fmt: skip
-    work.mkdir(parents=True, exist_ok=True)
+    claim(work, "dataset-partial", "an unfinished dataset build")
     with open(work / "lock", "w") as lock:
         if fcntl is not None:
             try:
@@ -400,31 +402,57 @@ def build_dataset(
         try:
             manifest = _build(unique, work, options, on_frames or (lambda n: None))
         except BuildError:
-            shutil.rmtree(work, ignore_errors=True)  # nothing to resume
+            remove_tree(work, out.parent, "dataset-partial")  # nothing to resume
             raise
+        except OSError as e:  # a full disk: keep what can resume, drop what was half-written
+            _drop_unfinished(work)
+            kept = sum(p.stat().st_size for p in work.iterdir()) / 1e6
+            raise BuildError(f"{work}: cannot write ({e.strerror or e}); {kept:.1f} MB of "
+                             "finished scans kept there: free some space and run the same "
+                             "command again to resume") from None  # fmt: skip
         for leftover in [*work.glob("scan_*"), work / "plan.json"]:
-            leftover.unlink()
-    # The lock is released (closed) before the rename: Windows cannot rename a folder with an
-    # open file in it. It goes once the dataset is in place.
+            remove_file(leftover, work)
+    _put_in_place(work, out)
+    return manifest
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    """Before any work: ``out`` is new, or --overwrite asks to replace an empty folder or a
+    dataset that holds nothing vidcolor did not put there."""
+    if not out.exists():
+        return
+    if not overwrite:
+        raise BuildError(f"{out}: exists; use --overwrite to replace it")
+    here = Path(os.path.abspath(Path.cwd()))
+    if out == here or out in here.parents:
+        raise BuildError(f"{out}: the current folder (or one above it); give a folder inside it")
+    if is_empty(out):
+        return
+    if kind_of(out) != "dataset":
+        raise BuildError(f"{out}: not a vidcolor dataset; --overwrite replaces only datasets")
+    check_removable(out, out.parent, "dataset")
+
+
+def _put_in_place(work: Path, out: Path) -> None:
+    """Rename the finished build to ``out``; an older dataset there goes only once the new one
+    is in place. The lock is released (closed) before the rename: Windows cannot rename a
+    folder with an open file in it."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
         os.replace(out, old)
     os.replace(work, out)
-    (out / "lock").unlink(missing_ok=True)
-    shutil.rmtree(old, ignore_errors=True)
-    return manifest
+    remove_file(out / "lock", out)
+    remove_tree(old, out.parent, "dataset")
 
 
-def _replaceable(out: Path) -> bool:
-    """Whether --overwrite may replace ``out``: an empty folder or a vidcolor dataset."""
-    if not out.is_dir():
-        return False
-    try:
-        if not any(out.iterdir()):
-            return True
-        return json.loads((out / "manifest.json").read_text()).get("format") == DATASET_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
+def _drop_unfinished(work: Path) -> None:
+    """Delete what an interrupted write left half done in the build folder: the files of scans
+    not finished (no .json yet), shards and manifest; finished scans stay to resume from."""
+    finished = {p.name.removesuffix(".json") for p in work.glob("scan_*.json")}
+    for p in work.iterdir():
+        if p.name in ("lock", "plan.json") or p.name.split(".")[0] in finished:
+            continue
+        remove_file(p, work)
 
 
 def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
@@ -439,7 +467,7 @@ def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
              "already scanned")  # fmt: skip
     for item in work.iterdir():
         if item.name != "lock" and not (same and item.name.startswith("scan_")):
-            shutil.rmtree(item) if item.is_dir() else item.unlink()
+            remove_file(item, work)
     (work / "plan.json").write_text(json.dumps(plan))
 
 
@@ -564,7 +592,7 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
         if not items:
             continue
         name = f"{split}.npy"
-        array = np.lib.format.open_memmap(work / name, "w+", np.uint8, (len(items), *shape, 3))
+        array = _new_shard(work / name, (len(items), *shape, 3))
         opened: dict[Path, np.ndarray] = {}
         for offset, (store, scan, k, (bx, by, bw, bh), row) in enumerate(items):
             if store not in opened:
@@ -587,17 +615,26 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
     return manifest
 
 
+def _new_shard(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A writable memory-mapped .npy whose disk space is taken up front: writing into a sparse
+    map on a full disk kills the process with SIGBUS, where this raises OSError (ENOSPC)."""
+    array = np.lib.format.open_memmap(path, "w+", np.uint8, shape)
+    if hasattr(os, "posix_fallocate"):  # not on macOS or Windows
+        with open(path, "r+b") as f:
+            try:
+                os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+            except OSError as e:
+                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it
+                    del array  # unmapped now, not whenever the traceback goes
+                    raise
+    return array
+
+
 def dataset_summary(data: Path, sheet: Path) -> list[str]:
     """Lines of counts per split, scene and source; writes ``sheet`` (one frame per scene)."""
     from vidcolor.report import save_png
 
-    path = data / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        raise BuildError(f"{data}: not a vidcolor dataset (no readable manifest.json)") from None
-    if manifest.get("format") != DATASET_FORMAT:
-        raise BuildError(f"{data}: not a vidcolor dataset")
+    manifest = load_dataset_manifest(data)
     if "sources" not in manifest:
         raise BuildError(f"{data}: built by an earlier vidcolor; build it again to see it here "
                          "(training still reads it)")  # fmt: skip
@@ -621,8 +658,7 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
     first: dict[tuple[int, int], dict] = {}
     for f in frames:
         first.setdefault((f["episode"], f["scene"]), f)
-    shards = {s["file"]: np.load(data / s["file"], mmap_mode="r")
-              for s in manifest["shards"].values()}  # fmt: skip
+    shards = {s["file"]: open_shard(data, s) for s in manifest["shards"].values()}
     thumbs = []
     for f in first.values():
         img = np.asarray(shards[f["shard"]][f["offset"]])

@@ -207,22 +207,15 @@ def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "aut
                   ) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:  # fmt: skip
     """(count, iterator of (offset, output, original, scene)): a built dataset's ``split``
     colorized by ``model``."""
-    import json
-
-    from vidcolor.dataset import DATASET_FORMAT
+    from vidcolor.dataset import load_dataset_manifest, open_shard
     from vidcolor.render import Colorizer
 
-    try:
-        manifest = json.loads((data / "manifest.json").read_text())
-    except (OSError, ValueError):
-        raise EvalError(f"{data}: not a vidcolor dataset (no readable manifest.json)") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
-        raise EvalError(f"{data}: not a vidcolor dataset")
+    manifest = load_dataset_manifest(data)
     shard = manifest["shards"].get(split)
     if shard is None:
         have = ", ".join(manifest["shards"]) or "none"
         raise EvalError(f"{data}: no '{split}' split (it has: {have})")
-    frames = np.load(data / shard["file"], mmap_mode="r")
+    frames = open_shard(data, shard)
     rows = sorted((f for f in manifest["frames"] if f["split"] == split),
                   key=lambda f: f["offset"])  # fmt: skip
     colorizer = Colorizer(model, device)

@@ -13,8 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.atomic import atomic_path
+from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.errors import UserError
+from vidcolor.ownership import file_in, remove_file
 from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
@@ -58,8 +59,11 @@ def encode_image(image: np.ndarray, options: ExtractOptions) -> bytes:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as e:  # a full disk names no file by itself
+        raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
 class FrameExtractor:
@@ -141,6 +145,7 @@ class FrameExtractor:
         if not os.access(out, os.W_OK):
             raise ExtractError(f"{out}: the folder is not writable")
         manifest, settings = out / MANIFEST, out / SETTINGS
+        clear_stale(out)  # a killed run's half-written frames
         if not any(out.iterdir()):
             return {}
         if resume and settings.exists():
@@ -164,10 +169,10 @@ class FrameExtractor:
             raise ExtractError(f"{out}: nothing to resume here (no {SETTINGS})")
         if not overwrite:
             raise ExtractError(f"{out}: not empty; use --resume to continue or --overwrite")
-        for row in read_manifest(manifest):
-            (out / row["file"]).unlink(missing_ok=True)
-        manifest.unlink(missing_ok=True)
-        settings.unlink(missing_ok=True)
+        for row in read_manifest(manifest):  # only the files of the extraction it replaces
+            remove_file(out / row["file"], out)
+        remove_file(manifest, out)
+        remove_file(settings, out)
         return {}
 
     def _row(self, frame: Frame) -> dict:
@@ -190,8 +195,11 @@ class FrameExtractor:
             def finish_oldest() -> dict:
                 row, future = pending.popleft()
                 future.result()
-                manifest.write(json.dumps(row) + "\n")
-                manifest.flush()
+                try:
+                    manifest.write(json.dumps(row) + "\n")
+                    manifest.flush()
+                except OSError as e:
+                    raise ExtractError(f"{out / MANIFEST}: cannot write ({e.strerror})") from None
                 self.written += 1
                 return row
 
@@ -215,8 +223,8 @@ class FrameExtractor:
                     except Exception:
                         break
         if self.written == 0 and not self.done:
-            (out / MANIFEST).unlink(missing_ok=True)
-            (out / SETTINGS).unlink(missing_ok=True)
+            remove_file(out / MANIFEST, out)
+            remove_file(out / SETTINGS, out)
             raise NoFramesError(self.video, "in the requested range")
         if self.detector is not None:
             self._write_scenes()
@@ -237,17 +245,19 @@ class FrameExtractor:
 
 
 def read_manifest(path: Path) -> list[dict]:
-    """Rows of a manifest.jsonl; a last line cut short by a killed run is ignored."""
+    """Rows of a manifest.jsonl; a last line cut short by a killed run is ignored. A row whose
+    file is not a plain name in the manifest's folder is refused (NotOursError)."""
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text(errors="replace").splitlines():
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             break
         if not isinstance(row, dict) or not {"file", "frame"} <= row.keys():
             break
+        file_in(path.parent, row["file"], f"{path}:{n}")
         rows.append(row)
     return rows
 

@@ -22,8 +22,42 @@ from typing import Any
 
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
+from vidcolor.errors import UserError
+from vidcolor.ownership import is_empty, kind_of
 
 STAGES = ("extract", "dataset", "train", "render")
+# What the pipeline makes in its work folder: the ledger and each stage's output.
+WORK_FOLDERS = ("pipeline", "frames", "dataset", ".dataset.partial", "train", "render")
+
+
+def work_folder_problem(work: Path) -> str | None:
+    """Why ``work`` cannot be a pipeline's work folder, or None. The pipeline deletes and
+    replaces its own outputs there, so it takes only a new or empty folder, or one it made;
+    never the file system's root or a home folder, whatever they hold."""
+    real, home = work.resolve(), Path.home().resolve()
+    if real == Path(real.anchor) or real == home or real in home.parents:
+        return "too wide for a work folder (the root or a home folder); name a folder of its own"
+    if work.exists() and not work.is_dir():
+        return "exists and is not a folder"
+    if work.is_dir() and not is_empty(work) and kind_of(work) != "pipeline":
+        return ("holds files and is not a vidcolor work folder; name a new or empty folder "
+                "(the pipeline deletes and replaces its own outputs there)")  # fmt: skip
+    return None
+
+
+def outside_work(work: Path, files: list[Path]) -> list[Path]:
+    """The recipe's matches outside ``work``. A match inside one of the pipeline's own output
+    folders is its output (a glob such as ``**/*.mp4`` finds the renders) and is left out; any
+    other file inside the work folder is refused (UserError): footage and work stay apart."""
+    kept = []
+    for f in files:
+        parents = Path(os.path.abspath(f)).parents
+        if work not in parents:
+            kept.append(f)
+        elif not any(work / name in parents for name in WORK_FOLDERS):
+            raise UserError(f"{f}: an input inside the work folder {work}; keep the footage "
+                            "apart from the work folder")  # fmt: skip
+    return kept
 
 
 def file_state(path: Path) -> list:

@@ -1,10 +1,8 @@
-"""Where training runs: the device, the torchrun process group, and Ctrl-C between steps."""
+"""Where training runs: the device and the torchrun process group."""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from dataclasses import dataclass, field
 
 import torch
@@ -60,30 +58,3 @@ def setup_distributed(device: str) -> Dist:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     return Dist(rank, world, dev)
-
-
-class ForcedStop(KeyboardInterrupt):
-    """A second Ctrl-C: stop now, mid-step, without writing a checkpoint."""
-
-
-class StopOnSigint:
-    """While active, the first Ctrl-C only asks the loop to stop after the step in progress, so
-    no checkpoint ever holds a half-applied step; a second Ctrl-C stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._old: object = None
-
-    def __enter__(self) -> StopOnSigint:
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise ForcedStop
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)

@@ -19,13 +19,16 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
+from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import ModelConfig, build_discriminator, build_generator
+from vidcolor.ownership import check_claim
 from vidcolor.report import plot_curves, sample_grid, save_png
-from vidcolor.runtime import Dist, ForcedStop, RunError, StopOnSigint
+from vidcolor.runtime import Dist, RunError
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_run", "start_run"]
 
@@ -174,17 +177,23 @@ class Trainer:
             save_checkpoint(self.run / name, self.state())
 
     def load(self, path: Path) -> None:
+        """Continue from ``path``, a checkpoint of this run's model, data and process count.
+        load_checkpoint has checked every part of it (keys, types, bounds, shapes)."""
         s = load_checkpoint(path)
-        if s.get("data") != data_fingerprint(self.data, self.cfg.data):
+        if s["config"]["model"] != self.cfg.model.to_dict():
+            raise RunError(f"{path}: holds a model other than this run's "
+                           f"({s['config']['model']}, not {self.cfg.model.to_dict()})")  # fmt: skip
+        if s["data"] != data_fingerprint(self.data, self.cfg.data):
             raise RunError(f"{path}: the training images changed since this run started; "
                            "resuming needs the same data (start a new run instead)")  # fmt: skip
-        if s.get("world") != self.dist.world:
-            raise RunError(f"{path}: saved by {s.get('world')} process(es), resumed by "
+        if s["world"] != self.dist.world:
+            raise RunError(f"{path}: saved by {s['world']} process(es), resumed by "
                            f"{self.dist.world}: the batches per epoch would differ")  # fmt: skip
         self.G.load_state_dict(s["G"])
         self.D.load_state_dict(s["D"])
-        self.opt_G.load_state_dict(s["opt_G"])
-        self.opt_D.load_state_dict(s["opt_D"])
+        # Adam's moments from the file; its hyper-parameters from the config (the same values).
+        self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
+        self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
         self.sched_G.load_state_dict(s["sched_G"])
         self.sched_D.load_state_dict(s["sched_D"])
         if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
@@ -324,15 +333,18 @@ class Trainer:
 
     def fit(self, on_step: Callable[[Status], None] | None = None) -> dict[str, float]:
         """Train to the configured number of epochs; returns the last validation scores.
-        Ctrl-C (SIGINT) finishes the step in progress, saves last.pt and raises
-        KeyboardInterrupt; a second Ctrl-C raises ForcedStop at once and saves nothing."""
+        Ctrl-C (or SIGTERM, SIGHUP) finishes the step in progress, saves last.pt and raises
+        KeyboardInterrupt; a second one raises ForcedStop at once and saves nothing."""
         cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
         scores: dict[str, float] = {}
         acc: dict[str, list[float]] = {}
         t_log, n_log = time.perf_counter(), 0
+        if self.dist.main:  # checkpoints and samples half-written by a killed run
+            clear_stale(self.run)
+            clear_stale(self.run / "samples")
         self.G.train()
         self.D.train()
-        with StopOnSigint() as stop:
+        with StopBetweenSteps() as stop:
             try:
                 while self.epoch < epochs:
                     adversarial = self.epoch >= cfg.pretrain_epochs
@@ -356,7 +368,7 @@ class Trainer:
                         if self.step % cfg.checkpoint_every == 0:
                             self.save("last.pt")
                         if stop.requested:
-                            raise KeyboardInterrupt
+                            raise stop.interrupt()
                     self.epoch += 1
                     scores = self._end_epoch(phase)
             except ForcedStop:
@@ -370,7 +382,7 @@ class Trainer:
                 # Ctrl-C reached the loader's worker processes too, and fetching the next
                 # batch failed: still between steps, so the state is whole.
                 self.save("last.pt")
-                raise KeyboardInterrupt from None
+                raise stop.interrupt() from None
         return scores
 
     def _end_epoch(self, phase: str) -> dict[str, float]:
@@ -392,15 +404,18 @@ class Trainer:
 
 
 def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int) -> Trainer:
-    """A new run folder with config.json; refuses one that already holds a run."""
+    """A new run folder with config.json; refuses one that already holds a run, and a folder
+    of other files."""
     if (run / "last.pt").exists():
         raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
-    # A config.json without last.pt is a run that stopped before its first checkpoint:
-    # nothing to resume, so starting again over it loses nothing.
+    # A run folder without last.pt is a run that stopped before its first checkpoint: nothing
+    # to resume, so starting again over it loses nothing.
+    check_claim(run, "train", "a training run")
     trainer = Trainer(cfg, run, dist_info, workers)
     if dist_info.main:
         run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
+            tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
     return trainer
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcolor.atomic import temp_beside
+from vidcolor.atomic import clear_stale, temp_beside
 from vidcolor.video.errors import CorruptVideoError, NoFramesError, VideoError
 from vidcolor.video.probe import VideoInfo, open_container
 
@@ -185,6 +185,7 @@ class VideoWriter:
         self.frames_written = 0
         self._src = open_container(copy_streams_from) if copy_streams_from else None
         self._tmp = temp_beside(self.path)
+        clear_stale(self.path.parent, self.path)  # left by a render that was killed
         # Matroska would shift every stream to make AAC's negative priming timestamp zero,
         # moving all video frames late; keep timestamps as they are (MP4 uses an edit list).
         options = {"avoid_negative_ts": "disabled"} if self.fmt in ("matroska", "webm") else {}
