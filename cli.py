@@ -9,9 +9,9 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Collection
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,7 +107,7 @@ def stage_values(command: click.Command, recipe: Any, section: str,
     """A recipe's ``[section]`` as (key, option, value) for ``command``, each value checked the
     way the command line checks it; an unknown key or a bad value names the recipe's line.
     Keys in ``skip`` belong to the pipeline, not the command."""
-    from vidcolor.recipe import RecipeError
+    from vidcolor.pipeline.recipe import RecipeError
 
     options = {name[2:]: p for p in command.params if isinstance(p, click.Option)
                for name in p.opts if name.startswith("--") and name != "--recipe"}  # fmt: skip
@@ -149,7 +149,7 @@ def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
         if value is None:
             return None
         from vidcolor.errors import UserError
-        from vidcolor.recipe import load as load_recipe
+        from vidcolor.pipeline.recipe import load as load_recipe
 
         try:
             recipe = load_recipe(value)
@@ -215,6 +215,93 @@ def progress_bar() -> Progress:
         console=stderr,
         disable=not stderr.is_terminal,  # logs and pipes get the summary line only
     )
+
+
+class RichTask:
+    """One task of a rich progress bar, as the library's pipeline runners drive it."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self.bar, self.task = bar, task
+
+    def update(self, completed: int | None = None, total: int | None = None,
+               description: str | None = None) -> None:  # fmt: skip
+        given = {"completed": completed, "total": total, "description": description}
+        self.bar.update(self.task, **{k: v for k, v in given.items() if v is not None})
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+
+
+class ConsoleReport:
+    """What the commands say, as lines on stderr and progress bars; the pipeline's runners
+    report through it too, so a stage says what its command says."""
+
+    def say(self, line: str) -> None:
+        click.echo(f"vidcolor: {line}", err=True)
+
+    @contextmanager
+    def progress(self, description: str, total: int | None, completed: int = 0
+                 ) -> Iterator[RichTask]:  # fmt: skip
+        with progress_bar() as bar:
+            yield RichTask(bar, bar.add_task(description, total=total, completed=completed))
+
+    def extracted(self, out: Path, job: Any, count: int) -> None:
+        for note in job.reader.notes:
+            self.say(f"warning: {note}")
+        click.echo(f"{count} frames in {out} ({job.written} new), manifest: "
+                   f"{out / 'manifest.jsonl'}", err=True)  # fmt: skip
+
+    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
+        for reason in manifest["skipped"]:
+            self.say(f"warning: skipped {reason}")
+        for warning in manifest["warnings"]:
+            self.say(f"warning: {warning}")
+        for source in manifest["sources"]:
+            for x, y, w, h in source["hud"]:
+                what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
+                self.say(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} "
+                         f"({what})")  # fmt: skip
+        counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
+        dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
+        click.echo(f"{out}: {counts} frames (dropped: {dropped or 'none'})", err=True)
+
+    @contextmanager
+    def training(self, run: Path, trainer: Any, resumed: bool
+                 ) -> Iterator[Callable[[Status], None]]:  # fmt: skip
+        """The run's first lines, then a bar that each step moves on."""
+        if resumed:
+            click.echo(f"resuming {run} at step {trainer.step} of {trainer.total_steps}",
+                       err=True)  # fmt: skip
+        for note in trainer.data.notes:
+            self.say(f"note: {note}")
+        where = trainer.dist
+        click.echo(f"training on {len(trainer.data.train)} images, validating on "
+                   f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
+                   f"{where.device} x{where.world}", err=True)  # fmt: skip
+        with self.progress("train", trainer.total_steps, trainer.step) as bar:
+
+            def show(s: Status) -> None:
+                losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
+                bar.update(s.step, description=f"epoch {s.epoch + 1}/{s.epochs} {s.phase} "
+                           f"{losses} {s.images_per_s:.1f} img/s")  # fmt: skip
+
+            yield show
+
+    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
+
+    def rendered(self, dst: Path, result: Any, options: Any) -> None:
+        """``result``: a video's RenderResult, or None for an image."""
+        if result is None:
+            click.echo(f"wrote {dst}", err=True)
+            return
+        for note in result.notes:
+            self.say(f"note: {note}")
+        if options.batch_size and result.batch_size < options.batch_size:
+            self.say(f"note: out of GPU memory: batch size lowered to {result.batch_size}")
+        extra = f" and {dst.stem}_preview.png" if options.preview_frames else ""
+        click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
 
 
 class Commands(click.Group):
@@ -358,14 +445,14 @@ def extract(
       vidcolor extract episode.mp4 -o frames/ --fps 2 --scenes
       vidcolor extract episode.mp4 -o frames/ --resume
     """
-    from vidcolor.extract import ExtractOptions, FrameExtractor
+    from vidcolor.extract import FrameExtractor
     from vidcolor.interrupt import exit_code
     from vidcolor.video import VideoError
 
     check_sampling(every, fps, start, end)
     if overwrite and resume:
         raise click.UsageError("use --overwrite or --resume, not both")
-    options = ExtractOptions(image_format, quality, every, fps, start, end, size, gray, with_scenes)
+    options = typed_stage("extract", click.get_current_context().params).options
     with (
         FrameExtractor(
             video, out_dir, options, overwrite=overwrite, resume=resume, workers=workers
@@ -381,17 +468,12 @@ def extract(
         except KeyboardInterrupt as e:
             bar.stop()
             kept = len(job.done) + job.written
-            fail(f"interrupted: {kept} frames in {out_dir}; "
-                 f"{what_next('continue with --resume')}", exit_code(e))  # fmt: skip
+            fail(f"interrupted: {kept} frames in {out_dir}; continue with --resume",
+                 exit_code(e))  # fmt: skip
         except VideoError as e:
             bar.stop()
             fail(f"{e}; {len(job.done) + job.written} frames kept in {out_dir}")
-    for note in job.reader.notes:
-        click.echo(f"vidcolor: warning: {note}", err=True)
-    click.echo(
-        f"{count} frames in {out_dir} ({job.written} new), manifest: {out_dir / 'manifest.jsonl'}",
-        err=True,
-    )
+    ConsoleReport().extracted(out_dir, job, count)
 
 
 @main.command()
@@ -550,9 +632,9 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     from click.core import ParameterSource
 
     from vidcolor.interrupt import ForcedStop, exit_code
-    from vidcolor.models import ModelConfig
+    from vidcolor.pipeline import Reporter
     from vidcolor.runtime import setup_distributed
-    from vidcolor.train import TrainConfig, resume_run, start_run
+    from vidcolor.train import resume_run, start_run
 
     if (resume is None) == (data is None):
         raise click.UsageError("give DATA -o RUN for a new run, or --resume RUN")
@@ -568,56 +650,21 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         trainer = resume_run(resume, dist_info, workers, epochs if "epochs" in given else None)
         run = resume
     else:
-        cfg = TrainConfig(
-            data=str(data.resolve()), size=size, epochs=epochs, pretrain_epochs=pretrain_epochs,
-            batch_size=batch_size, lr=lr, lambda_l1=lambda_l1, val_fraction=val_fraction,
-            checkpoint_every=checkpoint_every, seed=seed,
-            model=ModelConfig(base_width=base_width, depth=depth, disc=disc),
-        )  # fmt: skip
-        trainer = start_run(cfg, run, dist_info, workers)
-    if dist_info.main:
-        if resume is not None:
-            click.echo(f"resuming {run} at step {trainer.step} of {trainer.total_steps}",
-                       err=True)  # fmt: skip
-        for note in trainer.data.notes:
-            click.echo(f"vidcolor: note: {note}", err=True)
-        click.echo(f"training on {len(trainer.data.train)} images, validating on "
-                   f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
-                   f"{dist_info.device} x{dist_info.world}", err=True)  # fmt: skip
-    bar = progress_bar() if dist_info.main else None
-    with bar or nullcontext():
-        task = (
-            bar.add_task("train", total=trainer.total_steps, completed=trainer.step)
-            if bar
-            else None
-        )
-
-        def show(s: Status) -> None:
-            losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
-            bar.update(
-                task,
-                completed=s.step,
-                description=(
-                    f"epoch {s.epoch + 1}/{s.epochs} {s.phase} {losses} {s.images_per_s:.1f} img/s"
-                ),
-            )
-
-        try:
-            scores = trainer.fit(show if bar else None)
-        except KeyboardInterrupt as e:
-            if bar:
-                bar.stop()
-            if not dist_info.main:
-                sys.exit(exit_code(e))  # rank 0 speaks for the run
-            if isinstance(e, ForcedStop):
-                fail(f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint",
-                     exit_code(e))  # fmt: skip
-            fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
-                 f"{what_next(f'continue with: vidcolor train --resume {run}')}",
+        trainer = start_run(typed_stage("train", ctx.params).config, run, dist_info, workers)
+    report = ConsoleReport() if dist_info.main else Reporter()  # rank 0 speaks for the run
+    try:
+        with report.training(run, trainer, resume is not None) as on_step:
+            scores = trainer.fit(on_step)
+    except KeyboardInterrupt as e:
+        if not dist_info.main:
+            sys.exit(exit_code(e))
+        if isinstance(e, ForcedStop):
+            fail(f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint",
                  exit_code(e))  # fmt: skip
+        fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
+             f"continue with: vidcolor train --resume {run}", exit_code(e))  # fmt: skip
     if dist_info.main:
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-        click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
+        report.trained(run, trainer, scores)
 
 
 @main.command()
@@ -686,8 +733,8 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
 
     from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
     from vidcolor.interrupt import exit_code
-    from vidcolor.render import Colorizer, image_files, render_image, render_video
-    from vidcolor.video import EncodeOptions, probe
+    from vidcolor.render import image_files, render_image, render_video
+    from vidcolor.video import probe
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
@@ -717,8 +764,8 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
     if temporal and (is_image or src.is_dir()) and given != click.core.ParameterSource.DEFAULT:
         click.echo("vidcolor: note: --temporal applies to videos; images are colorized alone",
                    err=True)  # fmt: skip
-    colorizer = Colorizer(model, device, render_size, batch_size, temporal and not is_image
-                          and not src.is_dir())  # fmt: skip
+    options = typed_stage("render", click.get_current_context().params)
+    colorizer = options.colorizer(temporal and not is_image and not src.is_dir())
     # 2. The work.
     if src.is_dir():
         render_folder(images, dst, colorizer)
@@ -727,28 +774,20 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
         render_image(src, dst, colorizer)
         click.echo(f"wrote {dst}", err=True)
         return
-    encode = EncodeOptions(codec=codec, crf=crf, preset=preset)
     total = probe(src).frame_count
     stop = threading.Event()
     with progress_bar() as bar:
         task = bar.add_task(f"render {src.name}", total=total)
         try:
             result = render_video(
-                src, dst, colorizer, encode, preview, preview_frames,
+                src, dst, colorizer, options.encode, preview, preview_frames,
                 on_frame=lambda n: bar.update(task, completed=n), stop=stop,
             )  # fmt: skip
         except KeyboardInterrupt as e:
             bar.stop()
-            fail(f"interrupted; {dst} was not written; {what_next('run the command again')}",
-                 exit_code(e))  # fmt: skip
+            fail(f"interrupted; {dst} was not written; run the command again", exit_code(e))
         bar.update(task, total=result.frames, completed=result.frames)
-    for note in result.notes:
-        click.echo(f"vidcolor: note: {note}", err=True)
-    if batch_size and result.batch_size < batch_size:
-        click.echo(f"vidcolor: note: out of GPU memory: batch size lowered to {result.batch_size}",
-                   err=True)  # fmt: skip
-    extra = f" and {dst.stem}_preview.png" if preview_frames else ""
-    click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
+    ConsoleReport().rendered(dst, result, options)
 
 
 def render_folder(images: list[Path], dst: Path, colorizer: Any) -> None:
@@ -955,19 +994,9 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
                                      on_frames=lambda n: bar.advance(task, n))  # fmt: skip
         except KeyboardInterrupt as e:
             bar.stop()
-            note(f"interrupted; {what_next('run the same command again to resume')}")
+            note("interrupted; run the same command again to resume")
             sys.exit(exit_code(e))
-    for reason in manifest["skipped"]:
-        click.echo(f"vidcolor: warning: skipped {reason}", err=True)
-    for warning in manifest["warnings"]:
-        click.echo(f"vidcolor: warning: {warning}", err=True)
-    for source in manifest["sources"]:
-        for x, y, w, h in source["hud"]:
-            what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
-            note(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} ({what})")
-    counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
-    dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
-    click.echo(f"{out}: {counts} frames (dropped: {dropped or 'none'})", err=True)
+    ConsoleReport().built(out, manifest, avoid_hud)
 
 
 @dataset.command("info")
@@ -992,7 +1021,7 @@ def dataset_info(data: Path, sheet: Path | None) -> None:
         click.echo(line)
 
 
-# --- pipelines: the commands above, chained by a recipe -------------------------------------
+# --- pipelines: the stages above, chained by a recipe ----------------------------------------
 
 # Options each stage's command takes that the pipeline sets itself (a recipe may not), and keys
 # a stage's section may hold besides its command's options.
@@ -1003,68 +1032,107 @@ PIPELINE_SETS = {
     "render": {"overwrite"},
 }
 STAGE_EXTRA = {"render": {"inputs"}}  # [render] inputs: what to colorize (default: the inputs)
-NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
-RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result
-
-
-@dataclass
-class PipelinePlan:
-    recipe: Any
-    work: Path
-    inputs: list[Path]
-    render_inputs: list[Path]
-    stages: dict[str, list[tuple[str, click.Option, Any]]]  # stage -> (key, option, value)
-    model: Path | None  # [render] model when there is no train stage
-
-    def options(self, stage: str) -> dict[str, Any]:
-        """A stage's options as JSON-able values (for its record)."""
-        return {k: (str(v) if isinstance(v, Path) else v) for k, _, v in self.stages[stage]}
-
-    def key_options(self, stage: str) -> dict[str, Any]:
-        skip = NOT_IN_KEY - ({"batch-size"} if stage in RESULT_BATCH else set())
-        return {k: v for k, v in self.options(stage).items() if k not in skip}
-
-    def argv(self, stage: str) -> list[str]:
-        """The stage's options as command-line arguments for its command."""
-        args: list[str] = []
-        for key, param, value in self.stages[stage]:
-            if param.is_flag:
-                if value:
-                    args.append(f"--{key}")
-                elif param.secondary_opts:
-                    args.append(param.secondary_opts[0])
-            elif value is not None:
-                args += [f"--{key}", str(value)]
-        return args
+PLACEHOLDERS = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
+                "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
 
 
 def stage_commands() -> dict[str, click.Command]:
     return {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
 
 
-def render_name(video: Path) -> str:
-    """The pipeline's output name for an input: the same container where it takes any codec
-    the recipe may choose, Matroska otherwise (a .webm or .avi in, an .mkv out)."""
-    from vidcolor.dataset import IMAGE_SUFFIXES
+def typed_stage(name: str, p: dict[str, Any]) -> Any:
+    """A stage's typed options from its command's parsed parameters ``p``: the one mapping from
+    option names to the library's options, for the commands and the pipeline alike."""
+    from vidcolor.dataset_build import BuildOptions
+    from vidcolor.extract import ExtractOptions
+    from vidcolor.models import ModelConfig
+    from vidcolor.pipeline import ExtractStage, TrainStage
+    from vidcolor.render import RenderOptions
+    from vidcolor.train import TrainConfig
+    from vidcolor.video import EncodeOptions
 
-    keep = {".mp4", ".mov", ".m4v", ".mkv", *IMAGE_SUFFIXES}
-    return video.name if video.suffix.lower() in keep else f"{video.stem}.mkv"
+    if name == "extract":
+        return ExtractStage(ExtractOptions(p["image_format"], p["quality"], p["every"], p["fps"],
+                                           p["start"], p["end"], p["size"], p["gray"],
+                                           p["with_scenes"]), p["workers"])  # fmt: skip
+    if name == "dataset":
+        return BuildOptions(p["preset"], p["split_by"], p["seed"], p["avoid_hud"])
+    if name == "train":
+        config = TrainConfig(
+            data=str(p["data"].resolve()) if p.get("data") else "", size=p["size"],
+            epochs=p["epochs"], pretrain_epochs=p["pretrain_epochs"], batch_size=p["batch_size"],
+            lr=p["lr"], lambda_l1=p["lambda_l1"], val_fraction=p["val_fraction"],
+            checkpoint_every=p["checkpoint_every"], seed=p["seed"],
+            model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
+        )  # fmt: skip
+        return TrainStage(config, p["device"], p["workers"])
+    return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"],
+                         EncodeOptions(p["codec"], p["crf"], p["preset"]), p["preview"],
+                         p["preview_frames"], p["temporal"])  # fmt: skip
 
 
-def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
-    """Read and check a recipe whole, before any work: keys, types, globs, stage order."""
+def stage_argv(values: list[tuple[str, click.Option, Any]]) -> list[str]:
+    """(key, option, value) as command-line arguments for the stage's command."""
+    args: list[str] = []
+    for key, param, value in values:
+        if param.is_flag:
+            if value:
+                args.append(f"--{key}")
+            elif param.secondary_opts:
+                args.append(param.secondary_opts[0])
+        elif value is not None:
+            args += [f"--{key}", str(value)]
+    return args
+
+
+def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict[str, Any]]:
+    """One stage of a recipe: its typed options, and its values as given (JSON-able), checked
+    as the command line checks them and for what its command would find out only once run."""
     import av
 
     from vidcolor.errors import UserError
-    from vidcolor.pipeline import STAGES, outside_work, work_folder_problem
-    from vidcolor.recipe import TOP_LEVEL, RecipeError, load
+    from vidcolor.pipeline.recipe import RecipeError
     from vidcolor.runtime import pick_device
-    from vidcolor.video import EncodeOptions
+
+    reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
+                                            present else set())  # fmt: skip
+    for key in recipe.section(name):
+        if key in reserved:
+            raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
+    command = stage_commands()[name]
+    values = stage_values(command, recipe, name, STAGE_EXTRA.get(name, ()))
+    if name == "render" and recipe.section(name).get("model") is not None:
+        values = [(k, p, recipe.base(name, k) / v if k == "model" else v) for k, p, v in values]
+    try:
+        ctx = command.make_context(name, PLACEHOLDERS[name] + stage_argv(values))
+        p = ctx.params
+        pick_device(p["device"]) if "device" in p else None
+        if name == "extract":
+            check_sampling(p["every"], p["fps"], p["start"], p["end"])
+        options = typed_stage(name, p)
+        if name == "render":
+            try:  # what the command would find out only once it runs
+                av.codec.Codec(options.encode.encoder, "w")
+            except (ValueError, av.error.FFmpegError):
+                raise UserError(f"unknown video encoder '{options.encode.codec}'") from None
+    except (UserError, click.ClickException) as e:
+        message = e.format_message() if isinstance(e, click.ClickException) else str(e)
+        raise RecipeError(f"{recipe.where(None, name)}: {message}") from None
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, _, v in values}
+    return options, given
+
+
+def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> Any:
+    """Read and check a recipe whole, before any work: keys, types, globs, stage order; the
+    library's pipeline Plan."""
+    from vidcolor.pipeline import STAGES, Plan, WorkLayout, outside_work, render_name
+    from vidcolor.pipeline import work_folder_problem as problem_of
+    from vidcolor.pipeline.recipe import TOP_LEVEL, RecipeError, load
 
     recipe = load(path)
     for assignment in assignments:
         recipe.set(assignment)
-    for key in recipe.data:
+    for key in recipe.data:  # a --set may name one
         if key not in TOP_LEVEL:
             raise RecipeError(f"{recipe.where(None, key)}: unknown key "
                               f"(known: {', '.join(TOP_LEVEL)})")  # fmt: skip
@@ -1072,39 +1140,14 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
         raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
                           '(e.g. work = "work/cartoon")')  # fmt: skip
     work = Path(os.path.abspath(recipe.base(None, "work") / recipe.data["work"]))
-    problem = work_folder_problem(work)
-    if problem:
+    if problem := problem_of(work):
         raise RecipeError(f"{recipe.where(None, 'work')}: {work}: {problem}")
     present = [s for s in STAGES if s in recipe.data]
     if not present:
         raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
-    commands = stage_commands()
-    stages = {}
+    stages, given = {}, {}
     for name in present:
-        table = recipe.section(name)
-        reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
-                                                present else set())  # fmt: skip
-        for key in table:
-            if key in reserved:
-                raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
-        stages[name] = stage_values(commands[name], recipe, name, STAGE_EXTRA.get(name, ()))
-        values = {k: v for k, _, v in stages[name]}
-        try:  # what the commands would only find out once they run
-            if "device" in values:
-                pick_device(values["device"])
-            if name == "extract":
-                check_sampling(values.get("every", 1), values.get("fps"), values.get("start"),
-                               values.get("end"))  # fmt: skip
-            if name == "render":
-                encode = EncodeOptions(values.get("codec", "h264"), values.get("crf"),
-                                       values.get("preset"))  # fmt: skip
-                try:
-                    av.codec.Codec(encode.encoder, "w")
-                except (ValueError, av.error.FFmpegError):
-                    raise UserError(f"unknown video encoder '{encode.codec}'") from None
-        except (UserError, click.UsageError) as e:
-            message = e.format_message() if isinstance(e, click.UsageError) else str(e)
-            raise RecipeError(f"{recipe.where(None, name)}: {message}") from None
+        stages[name], given[name] = checked_stage(recipe, name, present)
     if "train" in present and not {"dataset", "extract"} & set(present):
         raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
                           "[extract] stage before it to train on")  # fmt: skip
@@ -1114,152 +1157,19 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> PipelinePlan:
     if needs_inputs and not inputs:
         raise RecipeError(f"{recipe.where(None, 'inputs')}: it matches only files in the work "
                           "folder")  # fmt: skip
-    render_inputs, model = inputs, None
-    if "render" in present:
-        if own_render_inputs:
-            render_inputs = outside_work(work, recipe.globs("render", "inputs"))
-        model = dict((k, v) for k, _, v in stages["render"]).get("model")
-        if model is not None and not Path(model).is_absolute():
-            model = recipe.base("render", "model") / model
-            stages["render"] = [(k, p, model if k == "model" else v)
-                                for k, p, v in stages["render"]]  # fmt: skip
-        if model is not None and not Path(model).is_file():
-            raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
+    render_inputs = inputs
+    if own_render_inputs:
+        render_inputs = outside_work(work, recipe.globs("render", "inputs"))
+    model = stages["render"].model if "render" in present else None
+    if model is not None and not model.is_file():
+        raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
     for stage, names in (("extract", [f.stem for f in inputs]),
                          ("render", [render_name(f) for f in render_inputs])):  # fmt: skip
         twice = sorted({n for n in names if names.count(n) > 1})
         if stage in present and twice:
             raise RecipeError(f"{path}: two inputs would both make {stage} output "
                               f"'{twice[0]}' (same name in two folders)")  # fmt: skip
-    plan = PipelinePlan(recipe, work, inputs, render_inputs, stages, model)
-    placeholders = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
-                    "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
-    for name in present:  # the commands' own parsing, on placeholder paths
-        try:
-            commands[name].make_context(name, placeholders[name] + plan.argv(name))
-        except click.ClickException as e:
-            raise RecipeError(f"{recipe.where(None, name)}: {e.format_message()}") from None
-    return plan
-
-
-IN_PIPELINE = "pipeline"  # the click context object of a command that a pipeline runs
-
-
-def what_next(advice: str) -> str:
-    """How to carry on after an interruption: ``advice`` for a command the user ran, the
-    pipeline's own for a command it runs (which resumes the stage)."""
-    ctx = click.get_current_context(silent=True)
-    in_pipeline = ctx is not None and ctx.find_object(str) == IN_PIPELINE
-    return "run the pipeline again to resume" if in_pipeline else advice
-
-
-def run_command(args: list[Any]) -> None:
-    """Run a vidcolor command as the command line would; its failure ends the pipeline with
-    the command's own one-line message and exit code."""
-    try:
-        main.main(args=[str(a) for a in args], prog_name="vidcolor", standalone_mode=False,
-                  obj=IN_PIPELINE)  # fmt: skip
-    except click.ClickException as e:  # usage errors: the command line would print them
-        fail(f"{args[0]}: {e.format_message()}", e.exit_code)
-
-
-class Ranks:
-    """The processes of a torchrun launch (or just this one): rank 0 runs the one-process
-    stages and keeps the records, everyone trains, and episodes are shared out to render."""
-
-    def __init__(self, device: str) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.world > 1:
-            from datetime import timedelta
-
-            import torch
-            import torch.distributed as dist
-
-            gpu = device != "cpu" and torch.cuda.is_available()
-            if gpu:
-                torch.cuda.set_device(self.local)
-            if not dist.is_initialized():  # long timeout: rank 0 builds datasets meanwhile
-                dist.init_process_group("nccl" if gpu else "gloo", timeout=timedelta(hours=72))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def share(self, value: Any) -> Any:
-        """Rank 0's ``value``, on every rank."""
-        if self.world == 1:
-            return value
-        import torch.distributed as dist
-
-        box = [value]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-    def close(self) -> None:
-        if self.world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
-
-
-def pipeline_stage_keys(plan: PipelinePlan) -> dict[str, str | None]:
-    """Each stage's key from what is on disk now; None where an earlier stage must run first.
-    A key covers the stage's inputs (name, size, modification time), its options (not where
-    it runs), and what it takes from the stage before."""
-    from vidcolor.pipeline import Ledger, file_state, stage_key
-
-    ledger = Ledger(plan.work)
-    keys: dict[str, str | None] = {}
-    for name in ("extract", "dataset"):
-        if name in plan.stages:
-            keys[name] = stage_key(stage=name, inputs=[file_state(v) for v in plan.inputs],
-                                   options=plan.key_options(name))  # fmt: skip
-    if "train" in plan.stages:
-        source = "dataset" if "dataset" in plan.stages else "extract"
-        if ledger.state(source, keys[source]).state != "done":
-            keys["train"] = None
-        else:
-            frames = plan.work / "frames"
-            marks = ([plan.work / "dataset" / "manifest.json"] if source == "dataset" else
-                     [frames / v.stem / "manifest.jsonl" for v in plan.inputs])  # fmt: skip
-            keys["train"] = stage_key(stage="train", data=[file_state(m) for m in marks],
-                                      options=plan.key_options("train"))  # fmt: skip
-    if "render" in plan.stages:
-        base = render_base_key(plan, ledger, keys.get("train"))
-        videos = [file_state(v) for v in plan.render_inputs]
-        keys["render"] = None if base is None else stage_key(stage="render", base=base,
-                                                             inputs=videos)  # fmt: skip
-    return keys
-
-
-def render_base_key(plan: PipelinePlan, ledger: Any, train_key: str | None) -> str | None:
-    """What every rendered episode depends on besides itself: the model and the options."""
-    from vidcolor.pipeline import file_state, stage_key
-    from vidcolor.render import default_model
-
-    if "train" in plan.stages:
-        if train_key is None or ledger.state("train", train_key).state != "done":
-            return None
-        model = plan.work / "train" / "model.pt"
-    else:
-        model = plan.model or default_model()
-    return stage_key(model=file_state(Path(model)), options=plan.key_options("render"))
-
-
-def item_key(base: str, video: Path) -> str:
-    """The key of one episode's piece of a stage: the stage's settings and the episode."""
-    from vidcolor.pipeline import file_state, stage_key
-
-    return stage_key(base=base, input=file_state(video))
+    return Plan(path, WorkLayout(work), inputs, render_inputs, stages, given)
 
 
 @main.group()
@@ -1281,13 +1191,13 @@ def pipeline() -> None:
               help="Override a recipe value, e.g. train.epochs=50 (repeatable).")  # fmt: skip
 @user_errors
 def pipeline_status(recipe_path: Path, assignments: tuple[str, ...]) -> None:
-    """Show which stages of RECIPE are done, stale, interrupted or pending."""
-    from vidcolor.pipeline import Ledger
+    """Show which stages of RECIPE are done, stale, interrupted, failed or pending."""
+    from vidcolor.pipeline import Ledger, stage_keys
 
     plan = plan_pipeline(recipe_path, assignments)
-    ledger = Ledger(plan.work)
-    keys = pipeline_stage_keys(plan)
-    click.echo(f"{recipe_path}: work folder {plan.work}, {len(plan.inputs)} input(s)")
+    ledger = Ledger(plan.layout.root)
+    keys = stage_keys(plan, ledger)
+    click.echo(f"{recipe_path}: work folder {plan.layout.root}, {len(plan.inputs)} input(s)")
     for name in plan.stages:
         state = ledger.state(name, keys[name])
         click.echo(f"  {name:8} {state.state:12} {state.why}")
@@ -1306,155 +1216,24 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     folder. Under torchrun, training is data-parallel and the episodes to render are shared out
     across the processes.
     """
-    import time
+    from datetime import timedelta
 
-    from vidcolor.ownership import claim
-    from vidcolor.pipeline import Ledger
+    from vidcolor.interrupt import exit_code
+    from vidcolor.pipeline import run_pipeline
+    from vidcolor.runtime import setup_distributed
 
     plan = plan_pipeline(recipe_path, assignments)
-    train_device = dict((k, v) for k, _, v in plan.stages.get("train", [])).get("device", "auto")
-    ranks = Ranks(train_device)
-    ledger = Ledger(plan.work)
-    say = (lambda line: click.echo(f"vidcolor: {line}", err=True)) if ranks.main else (
-        lambda line: None)  # fmt: skip
-    if ranks.main:
-        claim(plan.work, "pipeline", "a pipeline work folder")
-    times: dict[str, float] = {}
+    device = plan.stages["train"].device if "train" in plan.stages else "auto"
+    # A long timeout: the other ranks wait while rank 0 alone builds the dataset.
+    dist_info = setup_distributed(device, timeout=timedelta(hours=72))
     try:
-        for name in plan.stages:
-            keys = pipeline_stage_keys(plan) if ranks.main else None
-            key = ranks.share(keys[name] if keys else None)
-            state = ranks.share(ledger.state(name, key) if ranks.main else None)
-            if state.state == "done":
-                say(f"[{name}] done, skipped ({state.why})")
-                continue
-            say(f"[{name}] {'running' if state.state == 'pending' else state.why}")
-            t0 = time.time()
-            if ranks.main:
-                ledger.start(name, key, plan.options(name))
-            outputs = PIPELINE_RUNNERS[name](plan, ledger, keys, state, ranks)
-            ranks.barrier()
-            if ranks.main:
-                times[name] = time.time() - t0
-                ledger.finish(name, key, plan.options(name), outputs, times[name])
-                say(f"[{name}] done in {times[name]:.0f} s")
+        run_pipeline(plan, dist_info, ConsoleReport())
+    except KeyboardInterrupt as e:
+        if not dist_info.main:
+            sys.exit(exit_code(e))  # rank 0 speaks for the run
+        fail("interrupted; run the pipeline again to resume", exit_code(e))
     finally:
-        ranks.close()
-    if ranks.main and "render" in plan.stages:
-        say(f"colour videos in {plan.work / 'render'}")
-
-
-# Rank 0's stage keys (pipeline_stage_keys, taken just before the stage), None on other ranks.
-# Runners also get the stage's state from before this run started it (a StageState): whether
-# it is resumable, and whether the ledger already knew the stage (so its folder is the
-# pipeline's own, even if damaged).
-Keys = dict[str, str | None] | None
-
-
-def _run_extract(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
-                 ) -> list[Path]:  # fmt: skip
-    """Each episode's frames to work/frames/<episode>/. An episode done under its own key (its
-    file, the options) is kept; one interrupted under it resumes; anything else starts over."""
-    from vidcolor.ownership import remove_tree
-    from vidcolor.pipeline import stage_key
-
-    frames = plan.work / "frames"
-    outputs = [frames / v.stem / "manifest.jsonl" for v in plan.inputs]
-    if not ranks.main:
-        return outputs
-    keep = {v.stem for v in plan.inputs}
-    for folder in sorted(frames.iterdir()) if frames.is_dir() else []:
-        if folder.name not in keep:  # no longer an input: not trained on; ours alone go
-            made = ledger.item_state("extract", folder.name) is not None
-            remove_tree(folder, plan.work, "extract", recorded=made)
-    base = stage_key(stage="extract", options=plan.key_options("extract"))
-    for video, manifest in zip(plan.inputs, outputs, strict=True):
-        out, mine = manifest.parent, item_key(base, video)
-        state = ledger.item_state("extract", video.stem)
-        if state == ("done", mine) and manifest.exists():
-            continue
-        resumable = state == ("running", mine) and (out / "extract.json").exists()
-        again = ["--resume"] if resumable else ["--overwrite"] if out.exists() else []
-        ledger.item("extract", video.stem, "running", mine)
-        run_command(["extract", video, "-o", out, *plan.argv("extract"), *again])
-        ledger.item("extract", video.stem, "done", mine)
-    return outputs
-
-
-def _run_dataset(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
-                 ) -> list[Path]:  # fmt: skip
-    """The dataset, rebuilt into work/dataset. An interrupted build resumes by itself from its
-    finished scans (same videos, same options)."""
-    from vidcolor.ownership import remove_tree
-
-    out = plan.work / "dataset"
-    if ranks.main:  # stale or damaged: the stage's record says the pipeline made it
-        remove_tree(out, plan.work, "dataset", recorded=state.state != "pending")
-        run_command(["dataset", "build", *plan.inputs, "-o", out, *plan.argv("dataset")])
-    return [out / "manifest.json"]
-
-
-def _run_train(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
-               ) -> list[Path]:  # fmt: skip
-    from vidcolor.ownership import remove_tree
-
-    run = plan.work / "train"
-    mode = None
-    if ranks.main:
-        resume = state.state == "interrupted" and state.why == "will resume"
-        mode = "resume" if resume and (run / "last.pt").exists() else "fresh"
-        if mode == "fresh":
-            remove_tree(run, plan.work, "train", recorded=state.state != "pending")
-    mode = ranks.share(mode)
-    data = plan.work / ("dataset" if "dataset" in plan.stages else "frames")
-    if mode == "resume":
-        keep = [a for k, _, v in plan.stages["train"] if k in ("device", "workers")
-                for a in (f"--{k}", str(v))]  # fmt: skip
-        run_command(["train", "--resume", run, *keep])
-    else:
-        run_command(["train", data, "-o", run, *plan.argv("train")])
-    return [run / "model.pt"]
-
-
-def _run_render(plan: PipelinePlan, ledger: Any, keys: Keys, state: Any, ranks: Ranks
-                ) -> list[Path]:  # fmt: skip
-    """Episode i goes to rank i mod world: none twice, none skipped. An episode done under its
-    own key (its file, the model, the options) is not rendered again."""
-    import torch
-
-    from vidcolor.ownership import NotOursError
-
-    out = plan.work / "render"
-    outputs = [out / render_name(v) for v in plan.render_inputs]
-    base = None
-    if ranks.main:
-        out.mkdir(parents=True, exist_ok=True)
-        base = render_base_key(plan, ledger, keys.get("train"))
-    base = ranks.share(base)
-    options = plan.argv("render")
-    trained = "train" in plan.stages  # else [render] model is among the options, or none
-    model = ["--model", plan.work / "train" / "model.pt"] if trained else []
-    device = dict((k, v) for k, _, v in plan.stages["render"]).get("device", "auto")
-    if ranks.world > 1 and device != "cpu" and torch.cuda.is_available():
-        options += ["--device", f"cuda:{ranks.local}"]  # each rank on its own GPU
-    for i, (video, dst) in enumerate(zip(plan.render_inputs, outputs, strict=True)):
-        if i % ranks.world != ranks.rank:
-            continue
-        mine = item_key(base, video)
-        record = ledger.item_state("render", dst.name)
-        if record == ("done", mine) and dst.exists():
-            continue
-        if record is None and dst.exists():  # replaced only when this pipeline wrote it
-            raise NotOursError(f"{dst}: not rendered by this pipeline; move it away and run "
-                               "again")  # fmt: skip
-        ledger.item("render", dst.name, "running", mine)
-        run_command(["render", video, dst, *model, *options, "--overwrite"])
-        ledger.item("render", dst.name, "done", mine)
-    return outputs
-
-
-PIPELINE_RUNNERS = {"extract": _run_extract, "dataset": _run_dataset, "train": _run_train,
-                    "render": _run_render}  # fmt: skip
+        dist_info.close()
 
 
 if __name__ == "__main__":

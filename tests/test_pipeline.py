@@ -240,3 +240,40 @@ def test_a_damaged_stage_output_is_rebuilt(project: Path) -> None:
     code, err = run(project)
     assert code == 0, err
     assert (project / "work" / "dataset" / "manifest.json").is_file()
+
+
+def test_the_library_runs_a_plan_and_loads_the_model_once(
+    episodes: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No command line: a Plan built by hand, run silently; one model load for two episodes."""
+    import vidcolor.render
+    from vidcolor.pipeline import Plan, Reporter, WorkLayout, run_pipeline
+    from vidcolor.render import RenderOptions
+    from vidcolor.runtime import Dist
+    from vidcolor.video import EncodeOptions
+
+    loads = []
+    real = vidcolor.render.load_model
+    monkeypatch.setattr(vidcolor.render, "load_model", lambda p: loads.append(p) or real(p))
+    videos = sorted((episodes / "eps").glob("*.mp4"))
+    options = RenderOptions(model=tiny_model, encode=EncodeOptions(crf=30), temporal=False)
+    plan = Plan(tmp_path / "r.toml", WorkLayout(tmp_path / "work"), videos, videos,
+                {"render": options}, {"render": {"crf": 30}})  # fmt: skip
+    run_pipeline(plan, Dist(), Reporter())
+    for video in videos:
+        assert probe(plan.layout.render(video)).frame_count == probe(video).frame_count
+    assert loads == [tiny_model]
+    record = json.loads((tmp_path / "work" / "pipeline" / "render.json").read_text())
+    assert record["status"] == "done"
+
+
+def test_a_failing_stage_is_recorded_with_its_reason(project: Path) -> None:
+    (project / "broken").mkdir()
+    (project / "broken" / "ep9.mp4").write_bytes(b"not a video at all")
+    (project / "r.toml").write_text('inputs = ["broken/*.mp4"]\nwork = "work"\n[render]\n')
+    code, err = run(project)
+    assert code == 1 and "ep9.mp4" in err.splitlines()[-1] and "Traceback" not in err
+    record = json.loads((project / "work" / "pipeline" / "render.json").read_text())
+    assert record["status"] == "failed" and "ep9.mp4" in record["error"]
+    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml")])
+    assert "render   failed       will resume; it failed: " in status.output

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -43,6 +43,25 @@ L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
 
 class RenderError(UserError):
     """Render cannot go ahead as asked."""
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How to colorize: the one place render's defaults live (the CLI reads them from here)."""
+
+    model: Path | None = None  # a bundle or training checkpoint; None: the bundled model
+    device: str = "auto"
+    render_size: int | None = None  # short side the model works at; None: its training size
+    batch_size: int | None = None  # frames per model call; None: 4 on CPU, 16 on CUDA
+    encode: EncodeOptions = field(default_factory=EncodeOptions)
+    preview: str | None = None  # "sbs": gray | colorized (| original) side by side
+    preview_frames: int = 0  # a contact sheet of this many frames beside the output
+    temporal: bool = True  # carry colour along the motion, afresh at each cut
+
+    def colorizer(self, temporal: bool | None = None) -> Colorizer:
+        """The model on its device; ``temporal`` False for images, which stand alone."""
+        on = self.temporal if temporal is None else temporal
+        return Colorizer(self.model, self.device, self.render_size, self.batch_size, on)
 
 
 def default_model() -> Path:

@@ -1,9 +1,12 @@
-"""Where training runs: the device and the torchrun process group."""
+"""Where work runs: the device, and the processes of a torchrun launch (one process alone is a
+launch of one)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -17,13 +20,33 @@ class RunError(UserError):
 
 @dataclass(frozen=True)
 class Dist:
+    """This process in its launch: its rank of ``world``, its GPU index on the machine
+    (``local``), and the device it works on."""
+
     rank: int = 0
     world: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    local: int = 0
 
     @property
     def main(self) -> bool:
         return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def share(self, value: Any) -> Any:
+        """Rank 0's ``value``, on every rank."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def pick_device(name: str) -> torch.device:
@@ -45,8 +68,10 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
-def setup_distributed(device: str) -> Dist:
-    """One process, or a rank of a torchrun launch (NCCL on GPUs, gloo on the CPU)."""
+def setup_distributed(device: str, timeout: timedelta | None = None) -> Dist:
+    """One process, or a rank of a torchrun launch (NCCL on GPUs, gloo on the CPU); each rank
+    takes its own GPU. ``timeout``: how long ranks wait for each other (a pipeline's ranks wait
+    while rank 0 alone builds a dataset)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist(device=pick_device(device))
@@ -56,5 +81,5 @@ def setup_distributed(device: str) -> Dist:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, dev)
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=timeout)
+    return Dist(rank, world, dev, local)

@@ -6,8 +6,9 @@ names, sizes and modification times, its options, and the files it depends on fr
 before), its status (``running`` from the moment it starts, ``done`` only once it finished),
 its outputs, and its wall time. A stage is skipped only when its record is ``done``, its key is
 the one this run computes, and its outputs are all there. A ``running`` record is a stage that
-was interrupted: never trusted, it is resumed (training from its checkpoint, a dataset build
-from its finished scans, a render from its finished episodes) or redone.
+was interrupted, a ``failed`` one says why it stopped: neither is trusted; it is resumed
+(training from its checkpoint, a dataset build from its finished scans, a render from its
+finished episodes) or redone.
 """
 
 from __future__ import annotations
@@ -22,42 +23,8 @@ from typing import Any
 
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
-from vidcolor.errors import UserError
-from vidcolor.ownership import is_empty, kind_of
 
 STAGES = ("extract", "dataset", "train", "render")
-# What the pipeline makes in its work folder: the ledger and each stage's output.
-WORK_FOLDERS = ("pipeline", "frames", "dataset", ".dataset.partial", "train", "render")
-
-
-def work_folder_problem(work: Path) -> str | None:
-    """Why ``work`` cannot be a pipeline's work folder, or None. The pipeline deletes and
-    replaces its own outputs there, so it takes only a new or empty folder, or one it made;
-    never the file system's root or a home folder, whatever they hold."""
-    real, home = work.resolve(), Path.home().resolve()
-    if real == Path(real.anchor) or real == home or real in home.parents:
-        return "too wide for a work folder (the root or a home folder); name a folder of its own"
-    if work.exists() and not work.is_dir():
-        return "exists and is not a folder"
-    if work.is_dir() and not is_empty(work) and kind_of(work) != "pipeline":
-        return ("holds files and is not a vidcolor work folder; name a new or empty folder "
-                "(the pipeline deletes and replaces its own outputs there)")  # fmt: skip
-    return None
-
-
-def outside_work(work: Path, files: list[Path]) -> list[Path]:
-    """The recipe's matches outside ``work``. A match inside one of the pipeline's own output
-    folders is its output (a glob such as ``**/*.mp4`` finds the renders) and is left out; any
-    other file inside the work folder is refused (UserError): footage and work stay apart."""
-    kept = []
-    for f in files:
-        parents = Path(os.path.abspath(f)).parents
-        if work not in parents:
-            kept.append(f)
-        elif not any(work / name in parents for name in WORK_FOLDERS):
-            raise UserError(f"{f}: an input inside the work folder {work}; keep the footage "
-                            "apart from the work folder")  # fmt: skip
-    return kept
 
 
 def file_state(path: Path) -> list:
@@ -74,8 +41,9 @@ def stage_key(**parts: Any) -> str:
 
 @dataclass(frozen=True)
 class StageState:
-    state: str  # done, stale, interrupted, pending
+    state: str  # done, stale, interrupted, failed, pending
     why: str  # a few words for `pipeline status`
+    resume: bool = False  # interrupted or failed under the key this run computes
 
 
 class Ledger:
@@ -108,6 +76,11 @@ class Ledger:
                             "outputs": [str(p) for p in outputs],
                             "seconds": round(seconds, 1), "finished": time.time()})  # fmt: skip
 
+    def fail(self, stage: str, key: str, options: dict, error: str) -> None:
+        """Mark ``stage`` failed, with the one line that said why."""
+        self._write(stage, {"stage": stage, "status": "failed", "key": key, "options": options,
+                            "error": error, "finished": time.time()})  # fmt: skip
+
     def item(self, stage: str, name: str, status: str, key: str) -> None:
         """One piece of a stage (an episode) is ``running`` or ``done`` under ``key``."""
         folder = self.folder / f"{stage}.items"
@@ -131,7 +104,10 @@ class Ledger:
             return StageState("pending", "never run")
         if record.get("status") != "done":
             same = key is not None and record.get("key") == key
-            return StageState("interrupted", "will resume" if same else "will redo (changed)")
+            why = "will resume" if same else "will redo (changed)"
+            if record.get("status") == "failed":
+                return StageState("failed", f"{why}; it failed: {record.get('error')}", same)
+            return StageState("interrupted", why, same)
         if key is None:
             return StageState("stale", "a stage before it will run again")
         if record.get("key") != key:

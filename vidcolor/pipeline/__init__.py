@@ -1,0 +1,13 @@
+"""Pipelines: a TOML recipe (``recipe``) checked into typed stages (``plan``), run stage by
+stage through the library's own functions (``runners``), in a work folder whose every path
+one ``WorkLayout`` names (``layout``), with records that make finished work skippable and
+interrupted work resumable (``ledger``)."""
+
+from vidcolor.pipeline.layout import WorkLayout, outside_work, render_name, work_folder_problem
+from vidcolor.pipeline.ledger import STAGES, Ledger, StageState, file_state, stage_key
+from vidcolor.pipeline.plan import ExtractStage, Plan, TrainStage, stage_keys
+from vidcolor.pipeline.runners import Reporter, TaskBar, run_pipeline
+
+__all__ = ["STAGES", "ExtractStage", "Ledger", "Plan", "Reporter", "StageState", "TaskBar",
+           "TrainStage", "WorkLayout", "file_state", "outside_work", "render_name",
+           "run_pipeline", "stage_key", "stage_keys", "work_folder_problem"]  # fmt: skip
