@@ -34,6 +34,15 @@ if TYPE_CHECKING:
     from vidcolor.train import Status
 
 from vidcolor import __version__
+from vidcolor.options import (
+    BuildOptions,
+    ExtractOptions,
+    ExtractStage,
+    ModelConfig,
+    RenderOptions,
+    TrainConfig,
+    TrainStage,
+)
 
 # Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 128 + N stopped by
 # signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
@@ -41,6 +50,7 @@ EXIT_FAILED = 1
 
 stderr = Console(stderr=True)
 SECONDS = click.FloatRange(min=0, max=1e7)  # finite: about 115 days of video
+DEVICES = "auto, cpu, cuda or cuda:N."
 
 
 def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -376,17 +386,21 @@ def probe(video: Path, as_json: bool) -> None:
     "--format",
     "image_format",
     type=click.Choice(["png", "jpg"]),
-    default="png",
+    default=ExtractOptions.image_format,
     show_default=True,
     help="Image file format.",
 )
 @click.option(
-    "--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG quality."
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=ExtractOptions.jpeg_quality,
+    show_default=True,
+    help="JPEG quality.",
 )
 @click.option(
     "--every",
     type=click.IntRange(min=1),
-    default=1,
+    default=ExtractOptions.every,
     show_default=True,
     help="Keep every Nth frame.",
 )
@@ -414,7 +428,7 @@ def probe(video: Path, as_json: bool) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
-    default=2,
+    default=ExtractStage.workers,
     show_default=True,
     help="Threads that encode image files.",
 )
@@ -531,90 +545,90 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 @click.option(
     "--size",
     type=click.IntRange(32, 4096),
-    default=224,
+    default=TrainConfig.size,
     show_default=True,
     help="Training crop size (224 cartoons, 480 game replays).",
 )
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),
-    default=20,
+    default=TrainConfig.epochs,
     show_default=True,
     help="Adversarial epochs (after --pretrain-epochs).",
 )
 @click.option(
     "--pretrain-epochs",
     type=click.IntRange(min=0),
-    default=0,
+    default=TrainConfig.pretrain_epochs,
     show_default=True,
     help="L1-only generator epochs before the GAN starts.",
 )
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 4096),
-    default=16,
+    default=TrainConfig.batch_size,
     show_default=True,
     help="Images per step (per process under torchrun).",
 )
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    default=2e-4,
+    default=TrainConfig.lr,
     show_default=True,
     help="Adam learning rate (beta1 0.5).",
 )
 @click.option(
     "--lambda-l1",
     type=click.FloatRange(min=0),
-    default=100.0,
+    default=TrainConfig.lambda_l1,
     show_default=True,
     help="Weight of the L1 loss against the adversarial loss.",
 )
 @click.option(
     "--disc",
     type=click.Choice(["patch", "global"]),
-    default="patch",
+    default=ModelConfig.disc,
     show_default=True,
     help="70x70 PatchGAN or a global conv+FC discriminator.",
 )
 @click.option(
     "--base-width",
     type=click.IntRange(4, 256),
-    default=64,
+    default=ModelConfig.base_width,
     show_default=True,
     help="Generator/discriminator width.",
 )
 @click.option(
     "--depth",
     type=click.IntRange(2, 10),
-    default=8,
+    default=ModelConfig.depth,
     show_default=True,
     help="U-Net down-sampling steps.",
 )
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 0.9),
-    default=0.1,
+    default=TrainConfig.val_fraction,
     show_default=True,
     help="Share of scenes held out for validation (0: validate on training data).",
 )
 @click.option(
     "--checkpoint-every",
     type=click.IntRange(min=1),
-    default=500,
+    default=TrainConfig.checkpoint_every,
     show_default=True,
     help="Steps between last.pt saves (also at every epoch end).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default=TrainStage.device, show_default=True, help=DEVICES)
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
-    default=2,
+    default=TrainStage.workers,
     show_default=True,
     help="Data-loading processes.",
 )
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True,
-              help="Random seed.")  # fmt: skip
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=TrainConfig.seed,
+              show_default=True, help="Random seed.")  # fmt: skip
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
@@ -685,10 +699,10 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     type=click.IntRange(min=1),
     help="Frames per model call (default 4 on CPU, 16 on CUDA; halved on CUDA OOM).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default=RenderOptions.device, show_default=True, help=DEVICES)
 @click.option(
     "--codec",
-    default="h264",
+    default=RenderOptions.codec,
     show_default=True,
     help="h264, h265, av1, vp9 or an FFmpeg encoder name.",
 )
@@ -702,12 +716,12 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
 @click.option(
     "--preview-frames",
     type=click.IntRange(min=0),
-    default=0,
+    default=RenderOptions.preview_frames,
     help="Also write OUT's name + _preview.png: a contact sheet of N frames.",
 )
 @click.option(
     "--temporal/--no-temporal",
-    default=True,
+    default=RenderOptions.temporal,
     show_default=True,
     help="Carry colour along the motion from frame to frame (less flicker; about 0.85x the "
     "speed on a CPU); it starts afresh at each scene cut.",
@@ -729,11 +743,9 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
       vidcolor render photo.jpg photo_color.png
       vidcolor render frames/ colour_frames/ --model runs/cartoon/model.pt
     """
-    import threading
-
     from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
     from vidcolor.interrupt import exit_code
-    from vidcolor.render import image_files, render_image, render_video
+    from vidcolor.render import Colorizer, image_files, render_image, render_video
     from vidcolor.video import probe
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
@@ -765,7 +777,7 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
         click.echo("vidcolor: note: --temporal applies to videos; images are colorized alone",
                    err=True)  # fmt: skip
     options = typed_stage("render", click.get_current_context().params)
-    colorizer = options.colorizer(temporal and not is_image and not src.is_dir())
+    colorizer = Colorizer.from_options(options)
     # 2. The work.
     if src.is_dir():
         render_folder(images, dst, colorizer)
@@ -775,13 +787,12 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
         click.echo(f"wrote {dst}", err=True)
         return
     total = probe(src).frame_count
-    stop = threading.Event()
     with progress_bar() as bar:
         task = bar.add_task(f"render {src.name}", total=total)
         try:
             result = render_video(
                 src, dst, colorizer, options.encode, preview, preview_frames,
-                on_frame=lambda n: bar.update(task, completed=n), stop=stop,
+                on_frame=lambda n: bar.update(task, completed=n), temporal=temporal,
             )  # fmt: skip
         except KeyboardInterrupt as e:
             bar.stop()
@@ -820,7 +831,7 @@ def render_folder(images: list[Path], dst: Path, colorizer: Any) -> None:
 @click.option("--model", type=click.Path(path_type=Path),
               help="With a dataset: the model that colorizes its split.")  # fmt: skip
 @click.option("--split", default="test", show_default=True, help="With a dataset: which split.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default="auto", show_default=True, help=DEVICES)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path),
               help="Write the per-frame curves to this PNG.")  # fmt: skip
@@ -942,22 +953,22 @@ def dataset() -> None:
 @click.option(
     "--preset",
     type=click.Choice(["spongebob", "sc2", "generic"]),
-    default="generic",
+    default=BuildOptions.preset,
     show_default=True,
     help="Footage kind: crop size, sampling and shot detection.",
 )
 @click.option(
     "--split-by",
     type=click.Choice(["scene", "episode"]),
-    default="scene",
+    default=BuildOptions.split_by,
     show_default=True,
     help="Keep whole scenes, or whole episodes, in one split.",
 )
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0), default=BuildOptions.seed, show_default=True,
               help="Seed of the split.")  # fmt: skip
 @click.option(
     "--avoid-hud/--keep-hud",
-    default=False,
+    default=BuildOptions.avoid_hud,
     show_default=True,
     help="Store only the largest part of the picture clear of static overlays (HUD, logos).",
 )
@@ -1043,14 +1054,6 @@ def stage_commands() -> dict[str, click.Command]:
 def typed_stage(name: str, p: dict[str, Any]) -> Any:
     """A stage's typed options from its command's parsed parameters ``p``: the one mapping from
     option names to the library's options, for the commands and the pipeline alike."""
-    from vidcolor.dataset_build import BuildOptions
-    from vidcolor.extract import ExtractOptions
-    from vidcolor.models import ModelConfig
-    from vidcolor.pipeline import ExtractStage, TrainStage
-    from vidcolor.render import RenderOptions
-    from vidcolor.train import TrainConfig
-    from vidcolor.video import EncodeOptions
-
     if name == "extract":
         return ExtractStage(ExtractOptions(p["image_format"], p["quality"], p["every"], p["fps"],
                                            p["start"], p["end"], p["size"], p["gray"],
@@ -1066,9 +1069,11 @@ def typed_stage(name: str, p: dict[str, Any]) -> Any:
             model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
         )  # fmt: skip
         return TrainStage(config, p["device"], p["workers"])
-    return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"],
-                         EncodeOptions(p["codec"], p["crf"], p["preset"]), p["preview"],
-                         p["preview_frames"], p["temporal"])  # fmt: skip
+    options = RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"],
+                            p["codec"], p["crf"], p["preset"], p["preview"], p["preview_frames"],
+                            p["temporal"])  # fmt: skip
+    options.encode  # noqa: B018 - a bad --preset is refused now, not after the model loads
+    return options
 
 
 def stage_argv(values: list[tuple[str, click.Option, Any]]) -> list[str]:

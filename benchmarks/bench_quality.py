@@ -82,7 +82,8 @@ def main() -> None:
             for temporal in (False, True):
                 out = tmp / f"{run.name}_{temporal}.mp4"
                 t0 = time.perf_counter()
-                render_video(args.clip, out, Colorizer(run / "model.pt", "cpu", temporal=temporal))
+                render_video(args.clip, out, Colorizer(run / "model.pt", "cpu"),
+                             temporal=temporal)  # fmt: skip
                 rows.append({"name": name + (", --temporal" if temporal else ""),
                              "train_s": trained, "render_s": time.perf_counter() - t0,
                              **score(args.clip, out, unseen, cuts)})  # fmt: skip

@@ -52,7 +52,7 @@ def run_case(name: str, clip: Path, model: str | None, batch: int, seconds: floa
         temporal = name in ("render-temporal", "render-10s")
         colorizer = None
         if name != "io-floor":
-            colorizer = Colorizer(model, "auto", batch_size=batch, temporal=temporal)
+            colorizer = Colorizer(model, "auto", batch_size=batch)
         t0 = time.perf_counter()
         if name == "io-floor":
             with VideoReader(clip, planes=True) as r, VideoWriter.like(r.info, out, encode) as w:
@@ -67,7 +67,7 @@ def run_case(name: str, clip: Path, model: str | None, batch: int, seconds: floa
                 colorizer.chroma(ys[i : i + batch], False, "bt601")
             frames = len(ys)
         elif name.startswith("render"):
-            frames = render_video(clip, out, colorizer, encode).frames
+            frames = render_video(clip, out, colorizer, encode, temporal=temporal).frames
         elif name == "naive":
             jpgs, outs = Path(tmp) / "frames", Path(tmp) / "colour"
             jpgs.mkdir()

@@ -247,16 +247,15 @@ def test_the_library_runs_a_plan_and_loads_the_model_once(
 ) -> None:
     """No command line: a Plan built by hand, run silently; one model load for two episodes."""
     import vidcolor.render
+    from vidcolor.options import RenderOptions
     from vidcolor.pipeline import Plan, Reporter, WorkLayout, run_pipeline
-    from vidcolor.render import RenderOptions
     from vidcolor.runtime import Dist
-    from vidcolor.video import EncodeOptions
 
     loads = []
     real = vidcolor.render.load_model
     monkeypatch.setattr(vidcolor.render, "load_model", lambda p: loads.append(p) or real(p))
     videos = sorted((episodes / "eps").glob("*.mp4"))
-    options = RenderOptions(model=tiny_model, encode=EncodeOptions(crf=30), temporal=False)
+    options = RenderOptions(model=tiny_model, crf=30, temporal=False)
     plan = Plan(tmp_path / "r.toml", WorkLayout(tmp_path / "work"), videos, videos,
                 {"render": options}, {"render": {"crf": 30}})  # fmt: skip
     run_pipeline(plan, Dist(), Reporter())

@@ -117,9 +117,9 @@ def test_render_resets_at_the_detected_cuts(tmp_path: Path) -> None:
 
     video = cartoon(0, length=300, size=(160, 96)).write(tmp_path / "ep.mp4")
     truth = [s.start_frame for s in detect_scenes(video)[1:]]
-    colorizer = Colorizer(None, "cpu", temporal=True)
-    assert render_video(video, tmp_path / "out.mp4", colorizer).frames == 300
-    assert len(truth) >= 3 and colorizer.stabilizer.cuts == len(truth)
+    result = render_video(video, tmp_path / "out.mp4", Colorizer(None, "cpu"), temporal=True)
+    assert result.frames == 300
+    assert len(truth) >= 3 and result.cuts == len(truth)
 
 
 def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
     frame_of = shot.frame
     shot.frame, shot.length = (lambda i: frame_of(order[i])), len(order)
     video = shot.write(tmp_path / "ep.mp4")
-    colorizer = Colorizer(None, "cpu", temporal=True)
+    colorizer = Colorizer(None, "cpu")
     lossless = EncodeOptions(crf=0, preset="ultrafast")  # decoded planes = what was written
     for name in ("a.mp4", "b.mp4"):
         render_video(video, tmp_path / name, colorizer, lossless)

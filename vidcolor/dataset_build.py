@@ -31,6 +31,7 @@ from vidcolor import __version__
 from vidcolor.atomic import atomic_path
 from vidcolor.dataset import DATASET_FORMAT, is_greyscale, load_dataset_manifest, open_shard
 from vidcolor.errors import UserError
+from vidcolor.options import BuildOptions
 from vidcolor.ownership import (
     check_removable,
     claim,
@@ -341,20 +342,6 @@ def _fit(box: Box, aspect: float) -> Box:
     return x, y + (h - nh) // 2, w, nh
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    preset: str = "generic"
-    split_by: str = "scene"
-    seed: int = 0
-    avoid_hud: bool = False  # keep static HUD regions out of the stored frames (and crops)
-
-    def check(self) -> None:
-        if self.preset not in PRESETS:
-            raise BuildError(f"unknown preset '{self.preset}' ({', '.join(PRESETS)})")
-        if self.split_by not in ("scene", "episode"):
-            raise BuildError("--split-by takes scene or episode")
-
-
 def frame_total(videos: list[Path]) -> int:
     """Frames in all ``videos`` as their containers state them (for a progress bar)."""
     from vidcolor.video import probe
@@ -369,7 +356,7 @@ def frame_total(videos: list[Path]) -> int:
 def build_dataset(
     videos: list[Path],
     out: Path,
-    options: BuildOptions = BuildOptions(),
+    options: BuildOptions | None = None,
     overwrite: bool = False,
     on_frames: Callable[[int], None] | None = None,
     on_note: Callable[[str], None] | None = None,
@@ -377,6 +364,7 @@ def build_dataset(
     """Build a dataset from ``videos`` into ``out``; returns the manifest. A video that cannot
     be read is named in ``manifest["skipped"]`` and the rest are built. ``on_frames(n)``
     hears of decoded frames, ``on_note`` of things worth a line (a resumed build)."""
+    options = options or BuildOptions()
     options.check()
     note = on_note or (lambda line: None)
     out = Path(os.path.abspath(out))  # "." has no name to build a hidden folder beside

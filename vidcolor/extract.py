@@ -7,7 +7,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -15,6 +15,7 @@ import numpy as np
 
 from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.errors import UserError
+from vidcolor.options import ExtractOptions
 from vidcolor.ownership import file_in, remove_file
 from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
@@ -25,25 +26,6 @@ SETTINGS = "extract.json"
 
 class ExtractError(UserError):
     """The output folder cannot take this extraction as asked."""
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    """What to pull out of the video and how to store it. Times in seconds."""
-
-    image_format: str = "png"  # png | jpg
-    jpeg_quality: int = 95
-    every: int = 1
-    fps: float | None = None
-    start: float | None = None
-    end: float | None = None
-    size: int | None = None  # short side in pixels
-    gray: bool = False
-    scenes: bool = False  # write each frame's scene id (shot detection on every frame)
-
-    def __post_init__(self) -> None:
-        if self.image_format not in ("png", "jpg"):
-            raise ValueError(f"image format must be png or jpg, not {self.image_format}")
 
 
 def encode_image(image: np.ndarray, options: ExtractOptions) -> bytes:

@@ -6,24 +6,11 @@ Shapes are NCHW. The generator takes L scaled to [-1, 1], (N,1,H,W), and returns
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild the networks; stored in every checkpoint."""
-
-    base_width: int = 64  # channels of the first encoder block; doubles down to 8x
-    depth: int = 8  # down-sampling steps: inputs are padded to a multiple of 2**depth
-    disc: str = "patch"  # "patch" (70x70 PatchGAN) or "global" (conv + fully connected)
-    dropout: float = 0.5  # in the three innermost decoder blocks, as pix2pix
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from vidcolor.options import ModelConfig
 
 
 def _down(c_in: int, c_out: int, norm: bool) -> nn.Sequential:

@@ -9,10 +9,9 @@ inference and encoding overlap on three threads with bounded queues.
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -26,9 +25,11 @@ from vidcolor.checkpoint import load_model
 from vidcolor.color import ab_from_model, l_to_model, lab_to_rgb, rgb_to_lab
 from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
+from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
 from vidcolor.temporal import CutMarks, Stabilizer
+from vidcolor.threads import threaded
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
 from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
@@ -43,25 +44,6 @@ L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
 
 class RenderError(UserError):
     """Render cannot go ahead as asked."""
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """How to colorize: the one place render's defaults live (the CLI reads them from here)."""
-
-    model: Path | None = None  # a bundle or training checkpoint; None: the bundled model
-    device: str = "auto"
-    render_size: int | None = None  # short side the model works at; None: its training size
-    batch_size: int | None = None  # frames per model call; None: 4 on CPU, 16 on CUDA
-    encode: EncodeOptions = field(default_factory=EncodeOptions)
-    preview: str | None = None  # "sbs": gray | colorized (| original) side by side
-    preview_frames: int = 0  # a contact sheet of this many frames beside the output
-    temporal: bool = True  # carry colour along the motion, afresh at each cut
-
-    def colorizer(self, temporal: bool | None = None) -> Colorizer:
-        """The model on its device; ``temporal`` False for images, which stand alone."""
-        on = self.temporal if temporal is None else temporal
-        return Colorizer(self.model, self.device, self.render_size, self.batch_size, on)
 
 
 def default_model() -> Path:
@@ -105,12 +87,8 @@ class Colorizer:
         device: str = "auto",
         render_size: int | None = None,
         batch_size: int | None = None,
-        temporal: bool = False,
     ) -> None:
         path = Path(model) if model is not None else default_model()
-        # Chroma carried along the luma's motion (vidcolor/temporal.py); frames must then come
-        # in order, one video at a time.
-        self.stabilizer = Stabilizer() if temporal else None
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)
@@ -125,6 +103,11 @@ class Colorizer:
         # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
         self._l_of_gray = L_OF_GRAY.to(self.device)
+
+    @classmethod
+    def from_options(cls, options: RenderOptions) -> Colorizer:
+        """The model ``options`` name, on their device, at their working size."""
+        return cls(options.model, options.device, options.render_size, options.batch_size)
 
     def _generate(self, L: torch.Tensor) -> torch.Tensor:
         """ab (model scale) for a batch of L (model scale); on CUDA out-of-memory the batch is
@@ -147,9 +130,11 @@ class Colorizer:
 
     @torch.inference_mode()
     def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str,
-               cuts: list[bool] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
-        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W).
-        ``cuts``: which of the frames start a new scene (for the stabiliser)."""
+               stabilizer: Stabilizer | None = None, cuts: list[bool] | None = None
+               ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
+        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W). A
+        ``stabilizer`` (the caller's: its state belongs to one video) carries colour along the
+        motion; ``cuts`` says which frames start a new scene."""
         h, w = ys[0].shape
         ws, hs = scaled_size(w, h, self.size)
         grays = []
@@ -161,9 +146,9 @@ class Colorizer:
         ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
-        if self.stabilizer is not None:  # at the working size, where the model saw the frame
+        if stabilizer is not None:  # at the working size, where the model saw the frame
             cuts = cuts or [False] * len(ys)
-            steady = [self.stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut)
+            steady = [stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut)
                       for g, c, cut in zip(grays, cbcr, cuts, strict=True)]  # fmt: skip
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
         cbcr = F.interpolate(
@@ -196,6 +181,7 @@ class RenderResult:
     batch_size: int  # after any out-of-memory halving
     had_colour: bool | None  # the input was in colour (None: not checked, no preview asked)
     notes: list[str]
+    cuts: int = 0  # scene cuts where the colour carried along the motion started afresh
 
 
 def _has_colour(u: np.ndarray, v: np.ndarray) -> bool:
@@ -235,25 +221,6 @@ def _even(plane: np.ndarray) -> np.ndarray:
     return np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge") if h % 2 or w % 2 else plane
 
 
-class _Worker(threading.Thread):
-    """A thread whose exception the main thread re-raises. A failure sets ``stop`` so that no
-    other thread waits on a queue this one will never serve again."""
-
-    def __init__(self, target: Callable[[], None], stop: threading.Event) -> None:
-        super().__init__(daemon=True)
-        self._target_fn, self._halt, self.error = target, stop, None
-
-    def run(self) -> None:
-        try:
-            self._target_fn()
-        except BaseException as e:  # handed to the main thread
-            self.error = e
-            self._halt.set()
-
-
-_END = object()
-
-
 def render_video(
     src: Path,
     dst: Path,
@@ -263,20 +230,23 @@ def render_video(
     preview_frames: int = 0,
     on_frame: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    temporal: bool = True,
 ) -> RenderResult:
     """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
-    rate, rotation and audio. ``preview="sbs"`` writes gray | colorized (| original colour, for
+    rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
+    the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
-    ``<dst stem>_preview.png``. ``stop`` (set from another thread) abandons the render."""
-    if colorizer.stabilizer is not None:
-        colorizer.stabilizer.reset()  # a new video: nothing carries over from the last one
+    ``<dst stem>_preview.png``. ``stop`` (set from another thread) abandons the render.
+
+    Three threads overlap: decoding (and the shot detector on the same pass), the model, and
+    here, encoding; bounded queues between them keep memory flat."""
     stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
-        marks = None
-        if colorizer.stabilizer is not None:  # it starts afresh at the shot detector's cuts
-            marks = CutMarks(info.frame_rate)
+        marks = CutMarks(info.frame_rate) if temporal else None
+        if marks is not None:
             reader.tap = marks.tap
+        stabilizer = Stabilizer() if temporal else None  # this video's own state
         # Only previews need these: colour judged over the video, an exact frame count.
         had_colour = input_has_colour(src, info) if preview or preview_frames else None
         total = info.frame_count
@@ -285,107 +255,70 @@ def render_video(
         writer = VideoWriter(dst, frame_rate=info.frame_rate, time_base=info.time_base,
                              encode=encode, rotation=info.rotation, copy_streams_from=src,
                              full_range=info.full_range, matrix=info.matrix)  # fmt: skip
-        decoded: queue.Queue = queue.Queue(maxsize=2 * colorizer.batch_size)
-        encoded: queue.Queue = queue.Queue(maxsize=2 * colorizer.batch_size)
-
-        def put(q: queue.Queue, item: object) -> None:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
-
-        def decode() -> None:
-            marked = marks.mark(reader) if marks else ((f, False) for f in reader)
-            for frame_cut in marked:
-                put(decoded, frame_cut)
-                if stop.is_set():
-                    return
-            put(decoded, _END)  # only after a clean finish: a failure must never look like one
-
-        def write() -> None:
-            while not stop.is_set():
-                try:
-                    item = encoded.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _END:
-                    return
-                writer.write_planes(*item)
-
-        workers = [_Worker(decode, stop), _Worker(write, stop)]
         notes: list[str] = []
-        sheet = _ContactSheet(preview_frames, total, info)
-        done = 0
         if info.width % 2 or info.height % 2:
             notes.append(f"{info.width}x{info.height} is odd: one copied edge row/column added "
                          "(4:2:0 video needs even sizes)")  # fmt: skip
+        sheet, done = _ContactSheet(preview_frames, total, info), 0
+        depth = 2 * colorizer.batch_size
+        marked = marks.mark(reader) if marks else ((f, False) for f in reader)
         try:
-            for w in workers:
-                w.start()
-            for marked in _batches(decoded, colorizer, stop, workers[0]):
-                batch, cuts = [f for f, _ in marked], [c for _, c in marked]
-                ys = [f.image for f in batch]
-                for y in ys:
-                    if y.shape != (info.height, info.width):
-                        raise FrameError(f"{src}: frame size changes mid-stream ({info.width}x"
-                                         f"{info.height} to {y.shape[1]}x{y.shape[0]}); "
-                                         "render each part on its own")  # fmt: skip
-                chroma = colorizer.chroma(ys, info.full_range, info.matrix, cuts)
-                for f, (u, v) in zip(batch, chroma, strict=True):
-                    sheet.offer(f, u, v)
-                    y = _even(f.image)
+            with (
+                threaded(marked, depth) as decoded,
+                threaded(_colorized(decoded, colorizer, stabilizer, info), depth) as colorized,
+            ):
+                for frame, u, v in colorized:
+                    if stop.is_set():
+                        raise KeyboardInterrupt
+                    sheet.offer(frame, u, v)
+                    y = _even(frame.image)
                     if preview == "sbs":
-                        y, u, v = _side_by_side(y, u, v, f.chroma, bool(had_colour),
+                        y, u, v = _side_by_side(y, u, v, frame.chroma, bool(had_colour),
                                                 info.rotation)  # fmt: skip
-                    put(encoded, (y, u, v, f.pts, f.duration))
+                    writer.write_planes(y, u, v, frame.pts, frame.duration)
                     done += 1
                     if on_frame is not None:
                         on_frame(done)
-            put(encoded, _END)
-            for w in workers:
-                w.join()
-            for w in workers:
-                if w.error is not None:
-                    raise w.error
-            if stop.is_set():
-                raise KeyboardInterrupt
             writer.close()
         except BaseException:
-            stop.set()
-            for w in workers:
-                w.join(timeout=5)
             writer.abort()
             raise
         notes += writer.notes + reader.notes
         if preview_frames:
             sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour))
-    return RenderResult(done, colorizer.batch_size, had_colour, notes)
+    cuts = stabilizer.cuts if stabilizer is not None else 0
+    return RenderResult(done, colorizer.batch_size, had_colour, notes, cuts)
 
 
-def _batches(decoded: queue.Queue, colorizer: Colorizer, stop: threading.Event,
-             decoder: _Worker) -> Iterator[list[tuple[Frame, bool]]]:  # fmt: skip
-    """(frame, starts a scene) from the decode thread, in batches of the colorizer's (current)
-    batch size."""
+def _colorized(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer,
+               stabilizer: Stabilizer | None, info: VideoInfo
+               ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:  # fmt: skip
+    """(frame, Cb, Cr) for each (frame, starts a scene), in batches of the colorizer's
+    (current) batch size."""
     batch: list[tuple[Frame, bool]] = []
-    while not stop.is_set():
-        try:
-            item = decoded.get(timeout=0.1)
-        except queue.Empty:
-            if decoder.error is not None:
-                raise decoder.error from None
-            continue
-        if item is _END:
-            break
+    for item in decoded:
         batch.append(item)
-        if len(batch) >= colorizer.batch_size:
-            yield batch
-            batch = []
-    if decoder.error is not None:
-        raise decoder.error
-    if batch and not stop.is_set():
-        yield batch
+        if len(batch) < colorizer.batch_size:
+            continue
+        yield from _colorize_batch(batch, colorizer, stabilizer, info)
+        batch = []
+    if batch:
+        yield from _colorize_batch(batch, colorizer, stabilizer, info)
+
+
+def _colorize_batch(batch: list[tuple[Frame, bool]], colorizer: Colorizer,
+                    stabilizer: Stabilizer | None, info: VideoInfo
+                    ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:  # fmt: skip
+    frames, cuts = [f for f, _ in batch], [c for _, c in batch]
+    for f in frames:
+        if f.image.shape != (info.height, info.width):
+            raise FrameError(f"{info.path}: frame size changes mid-stream ({info.width}x"
+                             f"{info.height} to {f.image.shape[1]}x{f.image.shape[0]}); render "
+                             "each part on its own")  # fmt: skip
+    chroma = colorizer.chroma([f.image for f in frames], info.full_range, info.matrix,
+                              stabilizer, cuts)  # fmt: skip
+    for f, (u, v) in zip(frames, chroma, strict=True):
+        yield f, u, v
 
 
 class _ContactSheet:

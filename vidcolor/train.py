@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,8 @@ from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
-from vidcolor.models import ModelConfig, build_discriminator, build_generator
+from vidcolor.models import build_discriminator, build_generator
+from vidcolor.options import TrainConfig
 from vidcolor.ownership import check_claim
 from vidcolor.report import plot_curves, sample_grid, save_png
 from vidcolor.runtime import Dist, RunError
@@ -37,33 +38,6 @@ METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", 
 
 
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    data: str
-    size: int = 224
-    epochs: int = 20  # adversarial epochs, after the L1-only warm-up
-    pretrain_epochs: int = 0  # L1-only generator epochs first
-    decay_epochs: int | None = None  # linear lr decay over the last N epochs (None: half)
-    batch_size: int = 16  # per process
-    lr: float = 2e-4
-    beta1: float = 0.5
-    lambda_l1: float = 100.0
-    val_fraction: float = 0.1
-    val_max: int = 256  # validation images scored per epoch
-    samples: int = 6  # rows in each epoch's sample grid
-    checkpoint_every: int = 500  # steps between last.pt saves (and at every epoch end)
-    log_every: int = 20  # steps between metrics.csv rows
-    seed: int = 0
-    model: ModelConfig = field(default_factory=ModelConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{**d, "model": ModelConfig(**d["model"])})
 
 
 @dataclass

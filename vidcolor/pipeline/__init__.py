@@ -5,9 +5,9 @@ interrupted work resumable (``ledger``)."""
 
 from vidcolor.pipeline.layout import WorkLayout, outside_work, render_name, work_folder_problem
 from vidcolor.pipeline.ledger import STAGES, Ledger, StageState, file_state, stage_key
-from vidcolor.pipeline.plan import ExtractStage, Plan, TrainStage, stage_keys
+from vidcolor.pipeline.plan import Plan, stage_keys
 from vidcolor.pipeline.runners import Reporter, TaskBar, run_pipeline
 
-__all__ = ["STAGES", "ExtractStage", "Ledger", "Plan", "Reporter", "StageState", "TaskBar",
-           "TrainStage", "WorkLayout", "file_state", "outside_work", "render_name",
-           "run_pipeline", "stage_key", "stage_keys", "work_folder_problem"]  # fmt: skip
+__all__ = ["STAGES", "Ledger", "Plan", "Reporter", "StageState", "TaskBar", "WorkLayout",
+           "file_state", "outside_work", "render_name", "run_pipeline", "stage_key", "stage_keys",
+           "work_folder_problem"]  # fmt: skip

@@ -6,35 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcolor.extract import ExtractOptions
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
 from vidcolor.render import default_model
-from vidcolor.train import TrainConfig
 
 NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
 RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result
 
 
 @dataclass(frozen=True)
-class ExtractStage:
-    options: ExtractOptions
-    workers: int = 2  # threads that encode image files
-
-
-@dataclass(frozen=True)
-class TrainStage:
-    config: TrainConfig  # its ``data`` is set when the stage runs: the dataset or the frames
-    device: str = "auto"
-    workers: int = 2  # data-loading processes
-
-
-@dataclass(frozen=True)
 class Plan:
     """What a recipe asks for, checked whole before any work: the work folder, the inputs,
-    each stage's typed options (``stages``, in order: ExtractStage, BuildOptions, TrainStage,
-    RenderOptions), and the options as the recipe gave them (``given``: for records and keys).
-    """
+    each stage's typed options (``stages``, in order, from vidcolor.options: ExtractStage,
+    BuildOptions, TrainStage, RenderOptions), and the options as the recipe gave them
+    (``given``: for records and keys)."""
 
     recipe: Path
     layout: WorkLayout

@@ -180,7 +180,7 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
     import torch
 
     from vidcolor.dataset import IMAGE_SUFFIXES
-    from vidcolor.render import render_image, render_video
+    from vidcolor.render import Colorizer, render_image, render_video
     from vidcolor.video import probe
 
     layout, options = plan.layout, plan.stages["render"]
@@ -205,7 +205,7 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
         if record is None and dst.exists():  # replaced only when this pipeline wrote it
             raise NotOursError(f"{dst}: not rendered by this pipeline; move it away and run "
                                "again")  # fmt: skip
-        colorizer = colorizer or options.colorizer()
+        colorizer = colorizer or Colorizer.from_options(options)
         ledger.item("render", dst.name, "running", mine)
         if video.suffix.lower() in IMAGE_SUFFIXES:
             render_image(video, dst, colorizer)
@@ -213,7 +213,8 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
         else:
             with report.progress(f"render {video.name}", probe(video).frame_count) as bar:
                 result = render_video(video, dst, colorizer, options.encode, options.preview,
-                                      options.preview_frames, on_frame=bar.update)  # fmt: skip
+                                      options.preview_frames, on_frame=bar.update,
+                                      temporal=options.temporal)  # fmt: skip
             report.rendered(dst, result, options)
         ledger.item("render", dst.name, "done", mine)
     return outputs

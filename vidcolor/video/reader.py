@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
 
 import av
 import cv2
 import numpy as np
 
+from vidcolor.threads import threaded
 from vidcolor.video.errors import CorruptVideoError
 from vidcolor.video.probe import VideoInfo, open_container, stream_info
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,52 +97,6 @@ def small_bgr(frame: av.VideoFrame, short_side: int) -> np.ndarray:
     return cv2.cvtColor(i420, cv2.COLOR_YUV2BGR_I420)
 
 
-class _Prefetch:
-    """Run an iterator in a background thread, ``depth`` items ahead. PyAV decodes without
-    holding the GIL, so decoding overlaps the consumer's Python work. Errors reach the consumer
-    at the point they happened; ``close()`` stops the thread before its caller goes on."""
-
-    _END = object()
-
-    def __init__(self, source: Iterator[T], depth: int) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
-        self._thread.start()
-
-    def _run(self, source: Iterator[T]) -> None:
-        try:
-            for item in source:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._queue.put((self._END, None))
-        except BaseException as e:  # handed to the consumer, raised there
-            self._queue.put((self._END, e))
-
-    def __iter__(self) -> Iterator[T]:
-        while True:
-            item, error = self._queue.get()
-            if item is self._END:
-                self._thread.join()
-                if error is not None:
-                    raise error
-                return
-            yield item
-
-    def close(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self._queue.get(timeout=0.1)  # unblock a put
-        self._thread.join()
-
-
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     """(width, height) with the short side set to ``short_side``, aspect ratio kept."""
     scale = short_side / min(width, height)
@@ -208,7 +157,7 @@ class VideoReader:
         self.tap, self.tap_size = tap, tap_size
         self._threads = threads
         self.prefetch = prefetch
-        self._pump: _Prefetch | None = None
+        self._pump: threaded | None = None
         self._container = open_container(self.path, threads)
         try:
             self.info: VideoInfo = stream_info(self._container, self.path)
@@ -349,7 +298,7 @@ class VideoReader:
         if not self.prefetch:
             yield from self._frames(frames, index)
             return
-        self._pump = _Prefetch(frames, self.prefetch)
+        self._pump = threaded(frames, self.prefetch)
         try:
             yield from self._frames(iter(self._pump), index)
         except CorruptVideoError as e:  # counted by the decoding thread, which ran ahead
