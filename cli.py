@@ -374,64 +374,29 @@ def probe(video: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Folder for the frames and manifest.jsonl.",
-)
-@click.option(
-    "--format",
-    "image_format",
-    type=click.Choice(["png", "jpg"]),
-    default=ExtractOptions.image_format,
-    show_default=True,
-    help="Image file format.",
-)
-@click.option(
-    "--quality",
-    type=click.IntRange(1, 100),
-    default=ExtractOptions.jpeg_quality,
-    show_default=True,
-    help="JPEG quality.",
-)
-@click.option(
-    "--every",
-    type=click.IntRange(min=1),
-    default=ExtractOptions.every,
-    show_default=True,
-    help="Keep every Nth frame.",
-)
-@click.option(
-    "--fps",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Keep at most this many frames per second (instead of --every).",
-)
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
+              help="Folder for the frames and manifest.jsonl.")  # fmt: skip
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]),
+              default=ExtractOptions.image_format, show_default=True,
+              help="Image file format.")  # fmt: skip
+@click.option("--quality", type=click.IntRange(1, 100), default=ExtractOptions.jpeg_quality,
+              show_default=True, help="JPEG quality.")  # fmt: skip
+@click.option("--every", type=click.IntRange(min=1), default=ExtractOptions.every,
+              show_default=True, help="Keep every Nth frame.")  # fmt: skip
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+              help="Keep at most this many frames per second (instead of --every).")  # fmt: skip
 @click.option("--start", type=SECONDS, callback=finite, help="Start time in seconds.")
 @click.option("--end", type=SECONDS, callback=finite, help="End time in seconds (exclusive).")
-@click.option(
-    "--size",
-    type=click.IntRange(min=8),
-    help="Scale frames so their short side has this many pixels.",
-)
+@click.option("--size", type=click.IntRange(min=8),
+              help="Scale frames so their short side has this many pixels.")  # fmt: skip
 @click.option("--gray", is_flag=True, help="Store single-channel gray frames.")
-@click.option(
-    "--scenes",
-    "with_scenes",
-    is_flag=True,
-    help="Detect shots in the same pass; write each frame's scene id to the manifest.",
-)
+@click.option("--scenes", "with_scenes", is_flag=True,
+              help="Detect shots in the same pass; write each frame's scene id to "
+              "the manifest.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an earlier extraction in the folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted extraction.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    default=ExtractStage.workers,
-    show_default=True,
-    help="Threads that encode image files.",
-)
+@click.option("--workers", type=click.IntRange(min=1), default=ExtractStage.workers,
+              show_default=True, help="Threads that encode image files.")  # fmt: skip
 @user_errors
 def extract(
     video: Path,
@@ -493,13 +458,8 @@ def extract(
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option(
-    "--min-scene-len",
-    type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="Fewest frames between two cuts.",
-)
+@click.option("--min-scene-len", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Fewest frames between two cuts.")  # fmt: skip
 @user_errors
 def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
     """List the shots of VIDEO: cuts and fades, with frame numbers and timecodes.
@@ -529,104 +489,40 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 
 @main.command()
 @click.argument("data", required=False, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "run",
-    type=click.Path(path_type=Path),
-    help="Run folder for checkpoints, samples and metrics.",
-)
-@click.option(
-    "--resume",
-    "resume",
-    type=click.Path(path_type=Path),
-    help="Continue the run in this folder from its last.pt.",
-)
-@click.option(
-    "--size",
-    type=click.IntRange(32, 4096),
-    default=TrainConfig.size,
-    show_default=True,
-    help="Training crop size (224 cartoons, 480 game replays).",
-)
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=TrainConfig.epochs,
-    show_default=True,
-    help="Adversarial epochs (after --pretrain-epochs).",
-)
-@click.option(
-    "--pretrain-epochs",
-    type=click.IntRange(min=0),
-    default=TrainConfig.pretrain_epochs,
-    show_default=True,
-    help="L1-only generator epochs before the GAN starts.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 4096),
-    default=TrainConfig.batch_size,
-    show_default=True,
-    help="Images per step (per process under torchrun).",
-)
-@click.option(
-    "--lr",
-    type=click.FloatRange(min=0, min_open=True),
-    default=TrainConfig.lr,
-    show_default=True,
-    help="Adam learning rate (beta1 0.5).",
-)
-@click.option(
-    "--lambda-l1",
-    type=click.FloatRange(min=0),
-    default=TrainConfig.lambda_l1,
-    show_default=True,
-    help="Weight of the L1 loss against the adversarial loss.",
-)
-@click.option(
-    "--disc",
-    type=click.Choice(["patch", "global"]),
-    default=ModelConfig.disc,
-    show_default=True,
-    help="70x70 PatchGAN or a global conv+FC discriminator.",
-)
-@click.option(
-    "--base-width",
-    type=click.IntRange(4, 256),
-    default=ModelConfig.base_width,
-    show_default=True,
-    help="Generator/discriminator width.",
-)
-@click.option(
-    "--depth",
-    type=click.IntRange(2, 10),
-    default=ModelConfig.depth,
-    show_default=True,
-    help="U-Net down-sampling steps.",
-)
-@click.option(
-    "--val-fraction",
-    type=click.FloatRange(0, 0.9),
-    default=TrainConfig.val_fraction,
-    show_default=True,
-    help="Share of scenes held out for validation (0: validate on training data).",
-)
-@click.option(
-    "--checkpoint-every",
-    type=click.IntRange(min=1),
-    default=TrainConfig.checkpoint_every,
-    show_default=True,
-    help="Steps between last.pt saves (also at every epoch end).",
-)
+@click.option("-o", "--output", "run", type=click.Path(path_type=Path),
+              help="Run folder for checkpoints, samples and metrics.")  # fmt: skip
+@click.option("--resume", "resume", type=click.Path(path_type=Path),
+              help="Continue the run in this folder from its last.pt.")  # fmt: skip
+@click.option("--size", type=click.IntRange(32, 4096), default=TrainConfig.size, show_default=True,
+              help="Training crop size (224 cartoons, 480 game replays).")  # fmt: skip
+@click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs, show_default=True,
+              help="Adversarial epochs (after --pretrain-epochs).")  # fmt: skip
+@click.option("--pretrain-epochs", type=click.IntRange(min=0), default=TrainConfig.pretrain_epochs,
+              show_default=True,
+              help="L1-only generator epochs before the GAN starts.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=TrainConfig.batch_size,
+              show_default=True, help="Images per step (per process under torchrun).")  # fmt: skip
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TrainConfig.lr,
+              show_default=True, help="Adam learning rate (beta1 0.5).")  # fmt: skip
+@click.option("--lambda-l1", type=click.FloatRange(min=0), default=TrainConfig.lambda_l1,
+              show_default=True,
+              help="Weight of the L1 loss against the adversarial loss.")  # fmt: skip
+@click.option("--disc", type=click.Choice(["patch", "global"]), default=ModelConfig.disc,
+              show_default=True,
+              help="70x70 PatchGAN or a global conv+FC discriminator.")  # fmt: skip
+@click.option("--base-width", type=click.IntRange(4, 256), default=ModelConfig.base_width,
+              show_default=True, help="Generator/discriminator width.")  # fmt: skip
+@click.option("--depth", type=click.IntRange(2, 10), default=ModelConfig.depth, show_default=True,
+              help="U-Net down-sampling steps.")  # fmt: skip
+@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=TrainConfig.val_fraction,
+              show_default=True, help="Share of scenes held out for validation (0: validate on "
+              "training data).")  # fmt: skip
+@click.option("--checkpoint-every", type=click.IntRange(min=1),
+              default=TrainConfig.checkpoint_every, show_default=True,
+              help="Steps between last.pt saves (also at every epoch end).")  # fmt: skip
 @click.option("--device", default=TrainStage.device, show_default=True, help=DEVICES)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=TrainStage.workers,
-    show_default=True,
-    help="Data-loading processes.",
-)
+@click.option("--workers", type=click.IntRange(min=0), default=TrainStage.workers,
+              show_default=True, help="Data-loading processes.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=TrainConfig.seed,
               show_default=True, help="Random seed.")  # fmt: skip
 @click.pass_context
@@ -684,48 +580,29 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
 @main.command()
 @click.argument("src", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
-@click.option(
-    "--model",
-    type=click.Path(path_type=Path),
-    help="A model bundle or training checkpoint (default: the bundled model).",
-)
-@click.option(
-    "--render-size",
-    type=click.IntRange(min=32),
-    help="Short side the model works at (default: its training size).",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    help="Frames per model call (default 4 on CPU, 16 on CUDA; halved on CUDA OOM).",
-)
+@click.option("--model", type=click.Path(path_type=Path),
+              help="A model bundle or training checkpoint (default: the bundled "
+              "model).")  # fmt: skip
+@click.option("--render-size", type=click.IntRange(min=32),
+              help="Short side the model works at (default: its training size).")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Frames per model call (default 4 on CPU, 16 on CUDA; halved on "
+              "CUDA OOM).")  # fmt: skip
 @click.option("--device", default=RenderOptions.device, show_default=True, help=DEVICES)
-@click.option(
-    "--codec",
-    default=RenderOptions.codec,
-    show_default=True,
-    help="h264, h265, av1, vp9 or an FFmpeg encoder name.",
-)
+@click.option("--codec", default=RenderOptions.codec, show_default=True,
+              help="h264, h265, av1, vp9 or an FFmpeg encoder name.")  # fmt: skip
 @click.option("--crf", type=click.IntRange(0, 63), help="Quality (encoder's scale; lower: better).")
 @click.option("--preset", help="Encoder speed preset (x264: ultrafast ... veryslow).")
-@click.option(
-    "--preview",
-    type=click.Choice(["sbs"]),
-    help="sbs: OUT shows gray | colorized (| original colour) side by side.",
-)
-@click.option(
-    "--preview-frames",
-    type=click.IntRange(min=0),
-    default=RenderOptions.preview_frames,
-    help="Also write OUT's name + _preview.png: a contact sheet of N frames.",
-)
-@click.option(
-    "--temporal/--no-temporal",
-    default=RenderOptions.temporal,
-    show_default=True,
-    help="Carry colour along the motion from frame to frame (less flicker; about 0.85x the "
-    "speed on a CPU); it starts afresh at each scene cut.",
-)
+@click.option("--preview", type=click.Choice(["sbs"]),
+              help="sbs: OUT shows gray | colorized (| original colour) side by "
+              "side.")  # fmt: skip
+@click.option("--preview-frames", type=click.IntRange(min=0), default=RenderOptions.preview_frames,
+              help="Also write OUT's name + _preview.png: a contact sheet of N "
+              "frames.")  # fmt: skip
+@click.option("--temporal/--no-temporal", default=RenderOptions.temporal, show_default=True,
+              help="Carry colour along the motion from frame to frame (less "
+              "flicker; about 0.85x the speed on a CPU); it starts afresh at each "
+              "scene cut.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
@@ -942,36 +819,19 @@ def dataset() -> None:
 
 @dataset.command("build")
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    "out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Dataset folder (shards + manifest.json).",
-)
-@click.option(
-    "--preset",
-    type=click.Choice(["spongebob", "sc2", "generic"]),
-    default=BuildOptions.preset,
-    show_default=True,
-    help="Footage kind: crop size, sampling and shot detection.",
-)
-@click.option(
-    "--split-by",
-    type=click.Choice(["scene", "episode"]),
-    default=BuildOptions.split_by,
-    show_default=True,
-    help="Keep whole scenes, or whole episodes, in one split.",
-)
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
+              help="Dataset folder (shards + manifest.json).")  # fmt: skip
+@click.option("--preset", type=click.Choice(["spongebob", "sc2", "generic"]),
+              default=BuildOptions.preset, show_default=True,
+              help="Footage kind: crop size, sampling and shot detection.")  # fmt: skip
+@click.option("--split-by", type=click.Choice(["scene", "episode"]), default=BuildOptions.split_by,
+              show_default=True,
+              help="Keep whole scenes, or whole episodes, in one split.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(min=0), default=BuildOptions.seed, show_default=True,
               help="Seed of the split.")  # fmt: skip
-@click.option(
-    "--avoid-hud/--keep-hud",
-    default=BuildOptions.avoid_hud,
-    show_default=True,
-    help="Store only the largest part of the picture clear of static overlays (HUD, logos).",
-)
+@click.option("--avoid-hud/--keep-hud", default=BuildOptions.avoid_hud, show_default=True,
+              help="Store only the largest part of the picture clear of static "
+              "overlays (HUD, logos).")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
 @recipe_option("dataset")
 @user_errors
@@ -1012,11 +872,9 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
 
 @dataset.command("info")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option(
-    "--sheet",
-    type=click.Path(path_type=Path),
-    help="Contact sheet PNG, one frame per scene (default DATA/scenes.png).",
-)
+@click.option("--sheet", type=click.Path(path_type=Path),
+              help="Contact sheet PNG, one frame per scene (default "
+              "DATA/scenes.png).")  # fmt: skip
 @user_errors
 def dataset_info(data: Path, sheet: Path | None) -> None:
     """Counts per split, scene and source, and a contact sheet with one frame per scene.

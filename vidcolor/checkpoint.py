@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,10 +25,8 @@ from torch import nn
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
-from vidcolor.models import ModelConfig, build_discriminator, build_generator
-
-if TYPE_CHECKING:
-    from vidcolor.train import TrainConfig
+from vidcolor.models import build_discriminator, build_generator
+from vidcolor.options import ModelConfig, TrainConfig
 
 TRAINING_FORMAT = "vidcolor-training-checkpoint"  # G, D, optimizers ...: to resume training
 BUNDLE_FORMAT = "vidcolor-model"  # the generator, its config, provenance: to render
@@ -223,8 +221,6 @@ def _fits_optimizer(state: dict, model: nn.Module, where: str) -> None:
 
 
 def _train_config(v: Any, where: str) -> TrainConfig:
-    from vidcolor.train import TrainConfig  # here: train imports this module
-
     return _value(v, TrainConfig, where)
 
 

@@ -46,14 +46,6 @@ class BuildOptions:
     seed: int = 0
     avoid_hud: bool = False  # keep static HUD regions out of the stored frames (and crops)
 
-    def check(self) -> None:
-        from vidcolor.dataset_build import PRESETS, BuildError
-
-        if self.preset not in PRESETS:
-            raise BuildError(f"unknown preset '{self.preset}' ({', '.join(PRESETS)})")
-        if self.split_by not in ("scene", "episode"):
-            raise BuildError("--split-by takes scene or episode")
-
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -66,7 +66,10 @@ def build_dataset(
     be read is named in ``manifest["skipped"]`` and the rest are built. ``on_frames(n)``
     hears of decoded frames, ``on_note`` of things worth a line (a resumed build)."""
     options = options or BuildOptions()
-    options.check()
+    if options.preset not in PRESETS:
+        raise BuildError(f"unknown preset '{options.preset}' ({', '.join(PRESETS)})")
+    if options.split_by not in ("scene", "episode"):
+        raise BuildError("--split-by takes scene or episode")
     note = on_note or (lambda line: None)
     out = Path(os.path.abspath(out))  # "." has no name to build a hidden folder beside
     _check_target(out, overwrite)
