@@ -33,7 +33,7 @@ def main() -> None:
         if is_greyscale(truth):
             continue  # nothing to score against
         gray = gray_rgb(truth)
-        for name, out in (("gray input", gray), ("model", colorizer.colorize_rgb(truth))):
+        for name, out in (("gray input", gray), ("model", colorizer.colorize_frame(truth))):
             a = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
             b = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255
             rows[name].append((psnr(a, b).item(), ssim(out / 255, truth / 255)))

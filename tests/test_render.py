@@ -241,3 +241,23 @@ def test_failures_inside_threads_end_the_render_cleanly(tiny_model: Path, tmp_pa
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], done.stderr
         assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_a_frame_is_colorized_as_render_colorizes_it(tiny_model: Path, tmp_path: Path) -> None:
+    """eval DATA --model and score_model score colorize_frame: it must be what render ships."""
+    [photo] = write_photos(tmp_path, names=["coffee"], size=96)  # 96x144
+    rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)[:96, :128]
+    src, dst = tmp_path / "one.mp4", tmp_path / "out.mp4"
+    with av.open(str(src), "w") as out:  # the photo as a one-frame, near-lossless video
+        stream = out.add_stream("libx264", rate=24, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 128, 96, "yuv420p"
+        out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    colorizer = Colorizer(tiny_model, "cpu")
+    render_video(src, dst, colorizer, LOSSLESS, temporal=False)
+    with av.open(str(dst)) as c:
+        rendered = next(c.decode(video=0)).to_ndarray(format="rgb24").astype(int)
+    frame = colorizer.colorize_frame(rgb).astype(int)
+    still = colorizer.colorize_rgb(rgb).astype(int)
+    assert np.abs(frame - rendered).mean() < 2.0, np.abs(frame - rendered).mean()
+    assert np.abs(still - rendered).mean() > np.abs(frame - rendered).mean()

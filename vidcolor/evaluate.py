@@ -224,7 +224,7 @@ def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "aut
         for row in rows:
             truth = np.array(frames[row["offset"]])  # a copy: torch wants writable memory
             scene = f"{Path(row['source']).name}#{row['episode']}.{row['scene']}"
-            yield row["offset"], colorizer.colorize_rgb(truth), truth, scene
+            yield row["offset"], colorizer.colorize_frame(truth), truth, scene
 
     return len(rows), pairs()
 

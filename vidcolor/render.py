@@ -161,9 +161,18 @@ class Colorizer:
         planes = cbcr.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         return [(p[0], p[1]) for p in planes]
 
+    def colorize_frame(self, rgb: np.ndarray) -> np.ndarray:
+        """A video frame as ``render_video`` colorizes it: its luma plane in, chroma planes out
+        (4:2:0), given and returned as HxWx3 uint8 RGB. What ``eval DATA --model`` and
+        benchmarks/score_model.py measure, so their scores are the render's."""
+        y = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 0]  # full-range BT.601 luma, as JPEG
+        [(u, v)] = self.chroma([y], full_range=True, matrix="bt601")
+        return yuv_to_rgb(y, u, v, "bt601", full_range=True)
+
     @torch.inference_mode()
     def colorize_rgb(self, rgb: np.ndarray) -> np.ndarray:
-        """A still image: HxWx3 uint8 (its colour, if any, is ignored) -> colorized, same L."""
+        """A still image: HxWx3 uint8 (its colour, if any, is ignored) -> colorized, its Lab
+        lightness kept exactly (a video frame keeps its luma instead: ``colorize_frame``)."""
         h, w = rgb.shape[:2]
         lab = rgb_to_lab(torch.from_numpy(rgb).float().to(self.device) / 255)  # (H,W,3)
         L = lab[..., 0][None, None]  # (1,1,H,W)
