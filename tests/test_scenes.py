@@ -137,3 +137,32 @@ def test_a_size_change_mid_stream_is_seen_at_the_first_size() -> None:
     for i in range(40):
         detector.push(i, first if i < 20 else second)
     assert detector.cuts() == [20]
+
+
+def test_the_dissolve_check_is_a_pyscenedetect_detector(tmp_path: Path) -> None:
+    """DissolveDetector runs in PySceneDetect's own SceneManager, on its own video backend."""
+    from scenedetect import SceneManager, open_video
+
+    from vidcolor.scenes import DissolveDetector
+
+    episode = cartoon(1)  # a dissolve over 52-63
+    video = episode.write(tmp_path / "c.mp4")
+    manager, dissolves = SceneManager(), DissolveDetector()
+    manager.add_detector(dissolves)
+    manager.detect_scenes(video=open_video(str(video), backend="pyav"))
+    [(first, last)] = [(a, b) for a, b, kind in episode.cuts if kind == "dissolve"]
+    assert len(dissolves.middles) == 1 and first <= dissolves.middles[0] <= last
+
+
+def test_finish_gives_the_same_shots_when_asked_again(tmp_path: Path) -> None:
+    video = cartoon(1).write(tmp_path / "c.mp4")
+    with VideoReader(video, every=10**9) as reader:
+        detector = ShotDetector.attach(reader)
+        for _ in reader:
+            pass
+    shots = detector.finish()
+    assert len(shots.cuts) >= 2 and len(shots.transitions) == 2
+    assert detector.finish() == shots and detector.cuts() == shots.cuts
+    assert detector.scenes() == detector.scenes()
+    with pytest.raises(RuntimeError, match="finished"):
+        detector.push(10**6, np.zeros((54, 96, 3), np.uint8))

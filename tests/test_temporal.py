@@ -78,9 +78,8 @@ def test_cut_marks_come_in_time_and_match_the_shot_detector(tmp_path: Path) -> N
     video = episode.write(tmp_path / "ep.mp4")
     truth = [s.start_frame for s in detect_scenes(video)[1:]]
     assert {kind for _, _, kind in episode.cuts} == {"cut", "dissolve", "fade"} and len(truth) >= 5
-    marks = CutMarks(probe(video).frame_rate)
-    with VideoReader(video, planes=True, tap=marks.tap) as reader:
-        marked = list(marks.mark(reader))
+    with VideoReader(video, planes=True) as reader:
+        marked = list(CutMarks.attach(reader).mark(reader))
     assert [f.index for f, _ in marked] == list(range(300))  # every frame, in order
     assert [f.index for f, cut in marked if cut] == truth  # decided within the look-ahead
 
@@ -105,9 +104,8 @@ def test_cut_marks_wait_for_a_long_dissolve_and_a_long_black_hold(tmp_path: Path
     video = Episode(frame, 200, (160, 96)).write(tmp_path / "long.mp4")
     truth = [s.start_frame for s in detect_scenes(video)[1:]]
     assert any(40 < c < 88 for c in truth) and any(121 < c < 182 for c in truth), truth
-    marks = CutMarks(probe(video).frame_rate)
-    with VideoReader(video, planes=True, tap=marks.tap) as reader:
-        marked = list(marks.mark(reader))
+    with VideoReader(video, planes=True) as reader:
+        marked = list(CutMarks.attach(reader).mark(reader))
     assert [f.index for f, _ in marked] == list(range(200))
     assert [f.index for f, cut in marked if cut] == truth
 

@@ -56,7 +56,6 @@ class Evaluation:
         self._detector = ShotDetector(self.frame_rate) if self.temporal else None
         self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._hists: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(GAPS))
-        self._scened = False  # the detector's cuts can be asked for once only
         self._shape: tuple[int, ...] = ()
 
     def push(self, index: int, out: np.ndarray, truth: np.ndarray, scene: str | None = None
@@ -101,13 +100,10 @@ class Evaluation:
         self._hists.append((index, h_out, h_truth))
 
     def _scene_ids(self) -> None:
-        if self._scened:
-            return
         if self._detector is not None:
             cuts = self._detector.cuts()
             for f in self.frames:
                 f["scene"] = scene_of(f["frame"], cuts)
-        self._scened = True
 
     def report(self) -> dict:
         """Averages overall and per scene. Temporal pairs across a cut are left out."""

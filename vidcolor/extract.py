@@ -17,7 +17,7 @@ from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.errors import UserError
 from vidcolor.options import ExtractOptions
 from vidcolor.ownership import file_in, remove_file
-from vidcolor.scenes import TAP_SIZE, ShotDetector, scene_of
+from vidcolor.scenes import ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
 MANIFEST = "manifest.jsonl"
@@ -68,11 +68,8 @@ class FrameExtractor:
     ) -> None:
         self.video, self.out_dir, self.options = Path(video), Path(out_dir), options
         self.workers = max(1, workers)
-        self.detector: ShotDetector | None = None
         self.reader = VideoReader(
             self.video,
-            tap=self._detect if options.scenes else None,
-            tap_size=TAP_SIZE,
             gray=options.gray,
             start=options.start,
             end=options.end,
@@ -81,8 +78,7 @@ class FrameExtractor:
             size=options.size,
             autorotate=True,  # image files carry no rotation flag: store them upright
         )
-        if options.scenes:
-            self.detector = ShotDetector(self.reader.info.frame_rate)
+        self.detector = ShotDetector.attach(self.reader) if options.scenes else None
         try:
             self.done = self._prepare(overwrite, resume)
         except BaseException:
@@ -210,9 +206,6 @@ class FrameExtractor:
             raise NoFramesError(self.video, "in the requested range")
         if self.detector is not None:
             self._write_scenes()
-
-    def _detect(self, index: int, time: float, bgr: np.ndarray) -> None:
-        self.detector.push(index, bgr, time)
 
     def _write_scenes(self) -> None:
         """Once the stream has ended: every manifest row gets its scene id (atomic rewrite)."""

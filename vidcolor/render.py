@@ -252,9 +252,7 @@ def render_video(
     stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
-        marks = CutMarks(info.frame_rate) if temporal else None
-        if marks is not None:
-            reader.tap = marks.tap
+        marks = CutMarks.attach(reader) if temporal else None
         stabilizer = Stabilizer() if temporal else None  # this video's own state
         # Only previews need these: colour judged over the video, an exact frame count.
         had_colour = input_has_colour(src, info) if preview or preview_frames else None

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
-from fractions import Fraction
 
 import cv2
 import numpy as np
 
 from vidcolor.metrics import reliable, warp
 from vidcolor.scenes import ShotDetector
-from vidcolor.video import Frame
+from vidcolor.video import Frame, VideoReader
 
 CARRY = 0.75  # share of the carried chroma where it is trusted (the rest: the new prediction)
 LUMA_MATCH = 10.0  # gray levels: a carried pixel whose luma is further off is another surface
@@ -35,24 +34,25 @@ LOOKAHEAD = 48
 
 
 class CutMarks:
-    """The shot detector beside a render: ``tap`` goes to ``VideoReader(tap=...)``, and
-    ``mark(frames)`` yields ``(frame, starts_a_scene)`` once the detector has decided about
-    that frame, or once ``LOOKAHEAD`` frames wait behind it (a cut decided later than that
-    goes unmarked; the stabiliser's trust check is the fallback)."""
+    """The shot detector on a render's decode pass (``attach``): ``mark(frames)`` yields
+    ``(frame, starts_a_scene)`` once the detector has decided about that frame, or once
+    ``LOOKAHEAD`` frames wait behind it (a cut decided later than that goes unmarked; the
+    stabiliser's trust check is the fallback)."""
 
-    def __init__(self, frame_rate: Fraction | float) -> None:
-        self.detector = ShotDetector(frame_rate)
+    def __init__(self, detector: ShotDetector) -> None:
+        self.detector = detector
 
-    def tap(self, index: int, seconds: float, bgr: np.ndarray) -> None:
-        self.detector.push(index, bgr, seconds)
+    @classmethod
+    def attach(cls, reader: VideoReader) -> CutMarks:
+        return cls(ShotDetector.attach(reader))
 
     def mark(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, bool]]:
         ahead: deque[Frame] = deque()
         last = -self.detector.min_scene_len
 
         def marked(frame: Frame, cuts: set[int]) -> tuple[Frame, bool]:
-            nonlocal last  # cuts closer than min_scene_len count once, as in detector.cuts()
-            cut = frame.index in cuts and frame.index - last >= self.detector.min_scene_len
+            nonlocal last
+            cut = self.detector.starts_scene(frame.index, cuts, last)
             last = frame.index if cut else last
             return frame, cut
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from vidcolor.dataset_build.picture import RunningStd, letterbox
 from vidcolor.dataset_build.presets import BLOWN_OUT, DARK, HEADROOM, STORE, Box, Preset
-from vidcolor.scenes import TAP_SIZE, ShotDetector
+from vidcolor.scenes import ShotDetector
 from vidcolor.video import CorruptVideoError, VideoError, VideoReader
 
 
@@ -56,13 +56,6 @@ def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int
     rows: list[dict] = []
     seen = 0
 
-    def tap(index: int, seconds: float, bgr: np.ndarray) -> None:
-        nonlocal seen
-        detector.push(index, bgr, seconds)
-        seen += 1
-        if seen % 64 == 0:
-            on_frames(64)
-
     try:
         stat = video.stat()
         source = {"source": str(video.resolve()), "sha256": file_hash(video),
@@ -74,10 +67,19 @@ def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int
     brightest: np.ndarray | None = None
     shape = (0, 0)
     with VideoReader(video, fps=1 / preset.stride, autorotate=True, size=short,
-                     tap_size=TAP_SIZE, tap=tap, prefetch=8) as reader:  # fmt: skip
-        detector = ShotDetector(reader.info.frame_rate,
-                                adaptive_threshold=preset.adaptive_threshold,
-                                min_content=preset.min_content)  # fmt: skip
+                     prefetch=8) as reader:  # fmt: skip
+        detector = ShotDetector.attach(reader, adaptive_threshold=preset.adaptive_threshold,
+                                       min_content=preset.min_content)  # fmt: skip
+        detect = reader.tap
+
+        def tap(index: int, seconds: float, bgr: np.ndarray) -> None:  # and count, for progress
+            nonlocal seen
+            detect(index, seconds, bgr)
+            seen += 1
+            if seen % 64 == 0:
+                on_frames(64)
+
+        reader.tap = tap
         source["width"], source["height"] = reader.info.display_size
         if min(reader.info.width, reader.info.height) <= short * 1.1:
             reader.size = None  # a small source is kept as it is: no upscaling, no cost
