@@ -383,3 +383,17 @@ def test_no_frame_from_inside_a_fade_or_dissolve(tmp_path: Path) -> None:
     spans = [(a, b) for a, b, kind in episode.cuts if kind != "cut"]
     assert manifest["dropped"]["in a fade or dissolve"] > 0
     assert not [f for f in manifest["frames"] for a, b in spans if a <= f["frame"] <= b]
+
+
+def test_a_built_dataset_reads_back_through_its_manifest_type(episodes: list[Path],
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    from vidcolor.dataset import DatasetManifest
+
+    written = build_dataset(episodes, tmp_path / "d")
+    manifest = DatasetManifest.load(tmp_path / "d")
+    assert manifest.shape == tuple(written["shape"]) and manifest.preset == written["preset"]
+    assert manifest.sources == written["sources"] and manifest.frames == written["frames"]
+    for split, (name, count) in manifest.shards.items():
+        assert (name, count) == (f"{split}.npy", written["shards"][split]["count"])
+        assert manifest.open(split).shape == (count, *manifest.shape, 3)
+        assert [r["offset"] for r in manifest.rows(split)] == list(range(count))

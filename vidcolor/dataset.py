@@ -50,57 +50,79 @@ class TrainingData:
     notes: list[str] = field(default_factory=list)  # what was left out, and why
 
 
-def load_dataset_manifest(root: Path) -> dict:
-    """The manifest.json of a dataset built by ``vidcolor dataset build``, checked: its format
-    tag, and each shard's file a plain name inside ``root`` with a count of frames. Anything
-    else is one TrainDataError (a UserError) naming the file."""
-    path = root / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
-                             ) from None  # fmt: skip
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
-        raise TrainDataError(f"{root}: not a vidcolor dataset")
-    shards = manifest.get("shards")
-    if not isinstance(shards, dict) or not isinstance(manifest.get("frames", []), list):
-        raise TrainDataError(f"{path}: damaged (no shard table); build the dataset again")
-    for split, shard in shards.items():
-        where = f"{path}: shard {split!r}"
-        if not isinstance(shard, dict) or type(shard.get("count")) is not int or shard["count"] < 0:
-            raise TrainDataError(f"{where}: damaged; build the dataset again")
-        file_in(root, shard.get("file"), where)
-    return manifest
+@dataclass(frozen=True)
+class DatasetManifest:
+    """A built dataset's manifest.json, checked on ``load``: its format tag, and each shard's
+    file a plain name inside ``root`` with a count of frames. The one way to read a dataset."""
+
+    root: Path
+    shards: dict[str, tuple[str, int]]  # split -> (file, frames)
+    frames: list[dict]  # a row per frame: source, frame, scene, split, shard, offset ...
+    preset: str | None
+    split_by: str | None
+    shape: tuple[int, int] | None  # (height, width) of every stored frame
+    sources: list[dict] | None  # per video: cuts, picture, HUD (None: an earlier vidcolor's)
+    dropped: dict[str, int]
+
+    @classmethod
+    def load(cls, root: Path) -> DatasetManifest:
+        """The dataset in ``root``; anything else is one TrainDataError (a UserError) naming
+        the file."""
+        path = root / "manifest.json"
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
+                                 ) from None  # fmt: skip
+        if not isinstance(m, dict) or m.get("format") != DATASET_FORMAT:
+            raise TrainDataError(f"{root}: not a vidcolor dataset")
+        if not isinstance(m.get("shards"), dict) or not isinstance(m.get("frames", []), list):
+            raise TrainDataError(f"{path}: damaged (no shard table); build the dataset again")
+        shards = {}
+        for split, shard in m["shards"].items():
+            where = f"{path}: shard {split!r}"
+            count = shard.get("count") if isinstance(shard, dict) else None
+            if type(count) is not int or count < 0:
+                raise TrainDataError(f"{where}: damaged; build the dataset again")
+            shards[split] = (file_in(root, shard.get("file"), where).name, count)
+        shape = tuple(m["shape"]) if isinstance(m.get("shape"), list) else None
+        return cls(root, shards, m.get("frames", []), m.get("preset"), m.get("split_by"),
+                   shape, m.get("sources"), m.get("dropped", {}))  # fmt: skip
+
+    def open(self, split: str) -> np.ndarray:
+        """A split's shard as a read-only memory map (N, H, W, 3) uint8, checked against what
+        the manifest says of it."""
+        name, count = self.shards[split]
+        path = self.root / name
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else "not a shard file"
+            raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again"
+                                 ) from None  # fmt: skip
+        if array.dtype != np.uint8 or array.ndim != 4 or len(array) < count:
+            raise TrainDataError(f"{path}: not the shard its manifest describes; build the "
+                                 "dataset again")  # fmt: skip
+        return array
+
+    def rows(self, split: str) -> list[dict]:
+        """The split's frame rows, in shard order."""
+        return sorted((f for f in self.frames if f["split"] == split), key=lambda f: f["offset"])
 
 
-def open_shard(root: Path, shard: dict) -> np.ndarray:
-    """A shard of a checked manifest as a read-only memory map (N, H, W, 3) uint8."""
-    path = root / shard["file"]
-    try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else "not a shard file"
-        raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again") from None
-    if array.dtype != np.uint8 or array.ndim != 4 or len(array) < shard["count"]:
-        raise TrainDataError(f"{path}: not the shard its manifest describes; build the dataset "
-                             "again")  # fmt: skip
-    return array
-
-
-def _from_manifest(root: Path, manifest: dict) -> TrainingData:
+def _from_manifest(manifest: DatasetManifest) -> TrainingData:
     """A built dataset: its train and val shards, split by scene or episode at build time."""
-    shards = manifest["shards"]
 
     def frames(split: str) -> list[Path | ShardFrame]:
-        s = shards.get(split)
-        if not s:
+        if split not in manifest.shards:
             return []
-        open_shard(root, s)  # checked now, not in a loader worker mid-epoch
-        return [ShardFrame(root / s["file"], i) for i in range(s["count"])]
+        manifest.open(split)  # checked now, not in a loader worker mid-epoch
+        name, count = manifest.shards[split]
+        return [ShardFrame(manifest.root / name, i) for i in range(count)]
 
     train, val, notes = frames("train"), frames("val"), []
     if not train:
-        raise TrainDataError(f"{root}: the dataset has no training frames")
+        raise TrainDataError(f"{manifest.root}: the dataset has no training frames")
     if not val:
         notes.append("the dataset has no validation split: validating on training frames")
         val = train
@@ -169,7 +191,7 @@ def open_training_data(
         except (ValueError, AttributeError):
             raise TrainDataError(f"{root}/manifest.json: unreadable") from None
         if tag == DATASET_FORMAT:
-            return _from_manifest(root, load_dataset_manifest(root))
+            return _from_manifest(DatasetManifest.load(root))
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
     if exclude is not None:

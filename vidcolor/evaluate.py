@@ -203,17 +203,14 @@ def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "aut
                   ) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:  # fmt: skip
     """(count, iterator of (offset, output, original, scene)): a built dataset's ``split``
     colorized by ``model``."""
-    from vidcolor.dataset import load_dataset_manifest, open_shard
+    from vidcolor.dataset import DatasetManifest
     from vidcolor.render import Colorizer
 
-    manifest = load_dataset_manifest(data)
-    shard = manifest["shards"].get(split)
-    if shard is None:
-        have = ", ".join(manifest["shards"]) or "none"
+    manifest = DatasetManifest.load(data)
+    if split not in manifest.shards:
+        have = ", ".join(manifest.shards) or "none"
         raise EvalError(f"{data}: no '{split}' split (it has: {have})")
-    frames = open_shard(data, shard)
-    rows = sorted((f for f in manifest["frames"] if f["split"] == split),
-                  key=lambda f: f["offset"])  # fmt: skip
+    frames, rows = manifest.open(split), manifest.rows(split)
     colorizer = Colorizer(model, device)
 
     def pairs() -> Iterator[tuple[int, np.ndarray, np.ndarray, str]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.dataset import load_dataset_manifest, open_shard
+from vidcolor.dataset import DatasetManifest
 from vidcolor.dataset_build.presets import BuildError
 
 
@@ -15,18 +15,17 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
     """Lines of counts per split, scene and source; writes ``sheet`` (one frame per scene)."""
     from vidcolor.report import save_png
 
-    manifest = load_dataset_manifest(data)
-    if "sources" not in manifest:
+    manifest = DatasetManifest.load(data)
+    if manifest.sources is None or manifest.shape is None:
         raise BuildError(f"{data}: built by an earlier vidcolor; build it again to see it here "
                          "(training still reads it)")  # fmt: skip
-    frames = manifest["frames"]
-    lines = [f"{data}: preset {manifest['preset']}, frames {manifest['shape'][1]}x"
-             f"{manifest['shape'][0]}, split by {manifest['split_by']}"]  # fmt: skip
-    for split, shard in manifest["shards"].items():
-        rows = [f for f in frames if f["split"] == split]
-        scenes = {(f["episode"], f["scene"]) for f in rows}
-        lines.append(f"  {split:5} {shard['count']:6} frames  {len(scenes):4} scenes")
-    for source in manifest["sources"]:
+    frames = manifest.frames
+    lines = [f"{data}: preset {manifest.preset}, frames {manifest.shape[1]}x"
+             f"{manifest.shape[0]}, split by {manifest.split_by}"]  # fmt: skip
+    for split, (_, count) in manifest.shards.items():
+        scenes = {(f["episode"], f["scene"]) for f in manifest.rows(split)}
+        lines.append(f"  {split:5} {count:6} frames  {len(scenes):4} scenes")
+    for source in manifest.sources:
         rows = [f for f in frames if f["episode"] == source["episode"]]
         scenes = {f["scene"] for f in rows}
         x, y, w, h = source["picture"]
@@ -34,15 +33,15 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
                 f"kept of {len(source['cuts']) + 1}; picture {w}x{h} at ({x}, {y})")  # fmt: skip
         hud = "; ".join(f"{w}x{h} at ({x}, {y})" for x, y, w, h in source["hud"])
         lines.append(line + (f"; static overlay {hud}" if hud else ""))
-    dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
+    dropped = ", ".join(f"{k} {v}" for k, v in manifest.dropped.items() if v)
     lines.append(f"  dropped: {dropped or 'none'}")
     first: dict[tuple[int, int], dict] = {}
     for f in frames:
         first.setdefault((f["episode"], f["scene"]), f)
-    shards = {s["file"]: open_shard(data, s) for s in manifest["shards"].values()}
+    shards = {split: manifest.open(split) for split in manifest.shards}
     thumbs = []
     for f in first.values():
-        img = np.asarray(shards[f["shard"]][f["offset"]])
+        img = np.asarray(shards[f["split"]][f["offset"]])
         h, w = img.shape[:2]
         thumbs.append(cv2.resize(img, (160, round(160 * h / w)), interpolation=cv2.INTER_AREA))
     cols = 6
