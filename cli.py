@@ -847,13 +847,13 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
       vidcolor dataset build ep01.mp4 ep02.mp4 -o data/ --preset spongebob --split-by episode
       vidcolor dataset build --recipe pipelines/sc2replay.toml -o data/
     """
-    from vidcolor.dataset_build import BuildOptions, build_dataset, frame_total
+    from vidcolor.dataset_build import build_dataset, frame_total
     from vidcolor.interrupt import exit_code
 
     if not videos and recipe is None:
         raise click.UsageError("give VIDEOS, or a --recipe with inputs")
     paths = list(videos) or recipe.inputs()
-    options = BuildOptions(preset, split_by, seed, avoid_hud)
+    options = typed_stage("dataset", click.get_current_context().params)
 
     def note(line: str) -> None:
         click.echo(f"vidcolor: {line}", err=True)

@@ -347,3 +347,27 @@ def test_dataset_build_on_a_full_disk_keeps_only_what_can_resume(
     one_line(result, f"{small_disk}/.data.partial: cannot write (No space left on device)",
              "run the same command again to resume")  # fmt: skip
     assert sorted(p.name for p in (small_disk / ".data.partial").iterdir()) == left
+
+
+def test_extract_overwrite_deletes_nothing_of_a_folder_it_did_not_make(
+    clip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    (out / "manifest.jsonl").write_text(json.dumps({"file": "precious.txt", "frame": 0}) + "\n")
+    result = CliRunner().invoke(main, ["extract", str(clip), "-o", str(out), "--overwrite"])
+    one_line(result, "is not a vidcolor extraction's")
+    assert (out / "precious.txt").read_text() == "keep" and (out / "manifest.jsonl").exists()
+
+
+def test_a_build_stopped_between_its_plan_and_the_next_resumes(tmp_path: Path) -> None:
+    from vidcolor.dataset_build import build_dataset
+    from vidcolor.synthetic import cartoon
+
+    video = cartoon(1, length=48, size=(160, 96)).write(tmp_path / "ep1.mp4")
+    (tmp_path / ".data.partial").mkdir()
+    (tmp_path / ".data.partial" / "lock").touch()  # all that was left: no plan.json yet
+    build_dataset([video], tmp_path / "data")
+    assert (tmp_path / "data" / "manifest.json").is_file()
+    assert not (tmp_path / ".data.partial").exists()

@@ -16,7 +16,7 @@ import numpy as np
 from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.errors import UserError
 from vidcolor.options import ExtractOptions
-from vidcolor.ownership import file_in, remove_file
+from vidcolor.ownership import file_in, kind_of, remove_file
 from vidcolor.scenes import ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
@@ -123,7 +123,6 @@ class FrameExtractor:
         if not os.access(out, os.W_OK):
             raise ExtractError(f"{out}: the folder is not writable")
         manifest, settings = out / MANIFEST, out / SETTINGS
-        clear_stale(out)  # a killed run's half-written frames
         if not any(out.iterdir()):
             return {}
         if resume and settings.exists():
@@ -142,15 +141,23 @@ class FrameExtractor:
             rows = read_manifest(manifest)
             done = {r["frame"]: r for r in rows if (out / r["file"]).exists()}
             _rewrite_manifest(manifest, done.values())  # drop rows whose file went missing
+            clear_stale(out)  # the killed run's half-written frames
             return done
         if resume:
             raise ExtractError(f"{out}: nothing to resume here (no {SETTINGS})")
         if not overwrite:
             raise ExtractError(f"{out}: not empty; use --resume to continue or --overwrite")
+        if kind_of(out) != "extract":  # files of the user's own: left alone, none replaced
+            if manifest.exists() or settings.exists():
+                raise ExtractError(f"{out}: its {MANIFEST} or {SETTINGS} is not a vidcolor "
+                                   "extraction's; --overwrite replaces only an extraction "
+                                   "(choose a new or empty folder)")  # fmt: skip
+            return {}
         for row in read_manifest(manifest):  # only the files of the extraction it replaces
             remove_file(out / row["file"], out)
         remove_file(manifest, out)
         remove_file(settings, out)
+        clear_stale(out)
         return {}
 
     def _row(self, frame: Frame) -> dict:

@@ -30,6 +30,11 @@ def exit_code(e: KeyboardInterrupt) -> int:
     return 128 + getattr(e, "signum", signal.SIGINT)
 
 
+def _heeded() -> list[int]:
+    """The stop signals this process does not ignore: under ``nohup`` SIGHUP stays ignored."""
+    return [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+
+
 def _raise(signum: int, frame: object) -> None:
     raise Stopped(signum)
 
@@ -41,7 +46,7 @@ def signals_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, _raise) for s in STOP_SIGNALS if s != signal.SIGINT}
+    old = {s: signal.signal(s, _raise) for s in _heeded() if s != signal.SIGINT}
     try:
         yield
     finally:
@@ -70,7 +75,7 @@ class StopBetweenSteps:
 
     def __enter__(self) -> StopBetweenSteps:
         if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
+            self._old = {s: signal.signal(s, self._handle) for s in _heeded()}
         return self
 
     def _handle(self, signum: int, frame: object) -> None:

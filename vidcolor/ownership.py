@@ -60,8 +60,9 @@ def kind_of(folder: Path) -> str | None:
         return "extract"
     if {"data", "model", "size"} <= record("config.json").keys():
         return "train"
-    if folder.name.endswith(".partial") and "videos" in record("plan.json"):
-        return "dataset-partial"
+    if folder.name.endswith(".partial") and ("videos" in record("plan.json") or
+                                             {p.name for p in folder.iterdir()} == {"lock"}):
+        return "dataset-partial"  # (a lock alone: stopped between its plan and the next)
     ledger = folder / "pipeline"
     if ledger.is_dir() and any(record(f"pipeline/{p.name}").get("stage") for p in
                                ledger.glob("*.json")):  # fmt: skip

@@ -78,9 +78,6 @@ class Stabilizer:
         self.cuts = 0  # of which at a marked cut
         self.trusted = 0.0  # share of pixels carried in the last frame
 
-    def reset(self) -> None:
-        self._gray = self._chroma = None
-
     def stabilize(self, gray: np.ndarray, chroma: np.ndarray, cut: bool = False) -> np.ndarray:
         """``gray``: HxW uint8 luma of this frame; ``chroma``: HxWxC float32 predicted for
         it; ``cut``: this frame starts a new scene. Returns HxWxC float32."""

@@ -341,7 +341,7 @@ class Trainer:
                             acc, t_log, n_log = {}, time.perf_counter(), 0
                         if self.step % cfg.checkpoint_every == 0:
                             self.save("last.pt")
-                        if stop.requested:
+                        if self._all_agree(stop.requested):
                             raise stop.interrupt()
                     self.epoch += 1
                     scores = self._end_epoch(phase)
@@ -372,9 +372,17 @@ class Trainer:
                 save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
             plot_curves(self.run / "metrics.csv", self.run / "curves.png")
         self.save("last.pt")
-        if self.dist.world > 1:
-            dist.barrier()
+        self.dist.barrier()
         return scores
+
+    def _all_agree(self, requested: bool) -> bool:
+        """Whether any process was asked to stop: every rank leaves after the same step (one
+        that went on alone would wait in the next step's gradient all-reduce for ever)."""
+        if self.dist.world == 1:
+            return requested
+        flag = torch.tensor([float(requested)], device=self.dist.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
 
 
 def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int) -> Trainer:

@@ -158,9 +158,11 @@ def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
         note(f"resuming an interrupted build: {len(done)} of {len(plan['videos'])} videos "
              "already scanned")  # fmt: skip
     for item in work.iterdir():
-        if item.name != "lock" and not (same and item.name.startswith("scan_")):
+        if item.name != "lock" and not (same and item.name.startswith(("scan_", "plan.json"))):
             remove_file(item, work)
-    (work / "plan.json").write_text(json.dumps(plan))
+    if not same:  # the folder's marker: whole or absent, never half-written
+        with atomic_path(work / "plan.json") as tmp:
+            tmp.write_text(json.dumps(plan))
 
 
 def _scanned(video: Path, base: Path, preset: Preset, on_frames: Callable[[int], None]) -> Scan:
