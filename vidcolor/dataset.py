@@ -68,12 +68,17 @@ class DatasetManifest:
     def load(cls, root: Path) -> DatasetManifest:
         """The dataset in ``root``; anything else is one TrainDataError (a UserError) naming
         the file."""
-        path = root / "manifest.json"
         try:
-            m = json.loads(path.read_text())
+            m = json.loads((root / "manifest.json").read_text())
         except (OSError, ValueError):
             raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
                                  ) from None  # fmt: skip
+        return cls.from_record(root, m)
+
+    @classmethod
+    def from_record(cls, root: Path, m: object) -> DatasetManifest:
+        """The same checks on a manifest already read (JSON-decoded) from ``root``."""
+        path = root / "manifest.json"
         if not isinstance(m, dict) or m.get("format") != DATASET_FORMAT:
             raise TrainDataError(f"{root}: not a vidcolor dataset")
         if not isinstance(m.get("shards"), dict) or not isinstance(m.get("frames", []), list):
@@ -187,11 +192,13 @@ def open_training_data(
         raise TrainDataError(f"{root}: not a folder of images")
     if (root / "manifest.json").is_file():
         try:
-            tag = json.loads((root / "manifest.json").read_text()).get("format")
-        except (ValueError, AttributeError):
-            raise TrainDataError(f"{root}/manifest.json: unreadable") from None
-        if tag == DATASET_FORMAT:
-            return _from_manifest(DatasetManifest.load(root))
+            record = json.loads((root / "manifest.json").read_text())
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise TrainDataError(f"{root}/manifest.json: unreadable")
+        if record.get("format") == DATASET_FORMAT:
+            return _from_manifest(DatasetManifest.from_record(root, record))
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     files = [p for p in files if not p.name.startswith(".")]  # temp files of a running extract
     if exclude is not None:
