@@ -9,29 +9,13 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-
-if TYPE_CHECKING:
-    from vidcolor.train import Status
 
 from vidcolor import __version__
 from vidcolor.options import (
@@ -42,13 +26,13 @@ from vidcolor.options import (
     RenderOptions,
     TrainConfig,
     TrainStage,
+    from_params,
 )
 
 # Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 128 + N stopped by
 # signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 EXIT_FAILED = 1
 
-stderr = Console(stderr=True)
 SECONDS = click.FloatRange(min=0, max=1e7)  # finite: about 115 days of video
 DEVICES = "auto, cpu, cuda or cuda:N."
 
@@ -95,59 +79,10 @@ def quiet_ffmpeg() -> None:
         av.logging.set_libav_level(av.logging.PANIC)
 
 
-class RateColumn(ProgressColumn):
-    """Frames per second, from rich's own moving estimate."""
-
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
-
-
-def check_sampling(every: int, fps: float | None, start: float | None, end: float | None
-                   ) -> None:  # fmt: skip
-    """Option pairs of `extract` (also checked for a recipe's [extract] before any work)."""
-    if fps is not None and every != 1:
-        raise click.UsageError("use --every or --fps, not both")
-    if start is not None and end is not None and end <= start:
-        raise click.UsageError("--end must be after --start")
-
-
-def stage_values(command: click.Command, recipe: Any, section: str,
-                 skip: Collection[str] = ()) -> list[tuple[str, click.Option, Any]]:  # fmt: skip
-    """A recipe's ``[section]`` as (key, option, value) for ``command``, each value checked the
-    way the command line checks it; an unknown key or a bad value names the recipe's line.
-    Keys in ``skip`` belong to the pipeline, not the command."""
-    from vidcolor.pipeline.recipe import RecipeError
-
-    options = {name[2:]: p for p in command.params if isinstance(p, click.Option)
-               for name in p.opts if name.startswith("--") and name != "--recipe"}  # fmt: skip
-    values = []
-    for key, value in recipe.section(section).items():
-        if key in skip:
-            continue
-        param = options.get(key)
-        where = recipe.where(section, key)
-        if param is None:
-            raise RecipeError(f"{where}: unknown option (known: {', '.join(sorted(options))})")
-        if param.is_flag != isinstance(value, bool):
-            want = "true or false" if param.is_flag else f"a {param.type.name}, not true/false"
-            raise RecipeError(f"{where}: expected {want}")
-        if isinstance(value, float) and param.type.name.startswith("integer"):  # 2.9 is not 2
-            raise RecipeError(f"{where}: expected a whole number")
-        text = param.type is click.STRING or isinstance(param.type, click.Path)
-        if text and not isinstance(value, str):  # click would take str() of anything
-            raise RecipeError(f"{where}: expected text in quotes, got {value!r}")
-        try:
-            values.append((key, param, param.type.convert(value, param, None)))
-        except click.BadParameter as e:
-            raise RecipeError(f"{where}: {e.message}") from None
-        except (TypeError, ValueError, OverflowError):
-            raise RecipeError(f"{where}: not a valid {param.type.name}: {value!r}") from None
-    return values
-
-
 def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
     """A recipe's ``[section]`` as ``command``'s parameter values (see ``stage_values``)."""
+    from vidcolor.pipeline.check import stage_values
+
     return {param.name: value for _, param, value in stage_values(command, recipe, section)}
 
 
@@ -174,146 +109,6 @@ def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
                         callback=load, help=about)  # fmt: skip
 
 
-class Bar(Progress):
-    """rich's progress bar. ``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION[@TASK]`` (e.g. KILL@0.5@train)
-    makes the process send itself SIGNAL once a task whose first description starts with TASK
-    has done FRACTION of its total: the hook that tests/test_faults.py kills commands with."""
-
-    fault: tuple[int, float, str] | None = None
-    watched: Any = None
-
-    def add_task(self, description: str, *args: Any, **kwargs: Any) -> Any:
-        task_id = super().add_task(description, *args, **kwargs)
-        if Bar.fault is not None and description.startswith(Bar.fault[2]):
-            self.watched = task_id
-        return task_id
-
-    def update(self, task_id: Any, **kwargs: Any) -> None:
-        super().update(task_id, **kwargs)
-        self._maybe_fault(task_id)
-
-    def advance(self, task_id: Any, advance: float = 1) -> None:
-        super().advance(task_id, advance)
-        self._maybe_fault(task_id)
-
-    def _maybe_fault(self, task_id: Any) -> None:
-        if Bar.fault is None or task_id != self.watched:
-            return
-        task = self._tasks[task_id]
-        signum, fraction, _ = Bar.fault
-        if task.total and task.completed >= fraction * task.total:
-            Bar.fault = None  # once per process
-            os.kill(os.getpid(), signum)
-
-
-def progress_bar() -> Progress:
-    fault = os.environ.get("VIDCOLOR_TEST_FAULT")
-    if fault and Bar.fault is None:
-        import signal
-
-        name, fraction, *task = fault.split("@")
-        Bar.fault = (getattr(signal, f"SIG{name}"), float(fraction), task[0] if task else "")
-        os.environ.pop("VIDCOLOR_TEST_FAULT")  # the pipeline's stages share this process
-    return Bar(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        RateColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=not stderr.is_terminal,  # logs and pipes get the summary line only
-    )
-
-
-class RichTask:
-    """One task of a rich progress bar, as the library's pipeline runners drive it."""
-
-    def __init__(self, bar: Progress, task: Any) -> None:
-        self.bar, self.task = bar, task
-
-    def update(self, completed: int | None = None, total: int | None = None,
-               description: str | None = None) -> None:  # fmt: skip
-        given = {"completed": completed, "total": total, "description": description}
-        self.bar.update(self.task, **{k: v for k, v in given.items() if v is not None})
-
-    def advance(self, n: int = 1) -> None:
-        self.bar.advance(self.task, n)
-
-
-class ConsoleReport:
-    """What the commands say, as lines on stderr and progress bars; the pipeline's runners
-    report through it too, so a stage says what its command says."""
-
-    def say(self, line: str) -> None:
-        click.echo(f"vidcolor: {line}", err=True)
-
-    @contextmanager
-    def progress(self, description: str, total: int | None, completed: int = 0
-                 ) -> Iterator[RichTask]:  # fmt: skip
-        with progress_bar() as bar:
-            yield RichTask(bar, bar.add_task(description, total=total, completed=completed))
-
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        for note in job.reader.notes:
-            self.say(f"warning: {note}")
-        click.echo(f"{count} frames in {out} ({job.written} new), manifest: "
-                   f"{out / 'manifest.jsonl'}", err=True)  # fmt: skip
-
-    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
-        for reason in manifest["skipped"]:
-            self.say(f"warning: skipped {reason}")
-        for warning in manifest["warnings"]:
-            self.say(f"warning: {warning}")
-        for source in manifest["sources"]:
-            for x, y, w, h in source["hud"]:
-                what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
-                self.say(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} "
-                         f"({what})")  # fmt: skip
-        counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
-        dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
-        click.echo(f"{out}: {counts} frames (dropped: {dropped or 'none'})", err=True)
-
-    @contextmanager
-    def training(self, run: Path, trainer: Any, resumed: bool
-                 ) -> Iterator[Callable[[Status], None]]:  # fmt: skip
-        """The run's first lines, then a bar that each step moves on."""
-        if resumed:
-            click.echo(f"resuming {run} at step {trainer.step} of {trainer.total_steps}",
-                       err=True)  # fmt: skip
-        for note in trainer.data.notes:
-            self.say(f"note: {note}")
-        where = trainer.dist
-        click.echo(f"training on {len(trainer.data.train)} images, validating on "
-                   f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
-                   f"{where.device} x{where.world}", err=True)  # fmt: skip
-        with self.progress("train", trainer.total_steps, trainer.step) as bar:
-
-            def show(s: Status) -> None:
-                losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
-                bar.update(s.step, description=f"epoch {s.epoch + 1}/{s.epochs} {s.phase} "
-                           f"{losses} {s.images_per_s:.1f} img/s")  # fmt: skip
-
-            yield show
-
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-        click.echo(f"done: {trainer.step} steps; {summary}; checkpoints in {run}", err=True)
-
-    def rendered(self, dst: Path, result: Any, options: Any) -> None:
-        """``result``: a video's RenderResult, or None for an image."""
-        if result is None:
-            click.echo(f"wrote {dst}", err=True)
-            return
-        for note in result.notes:
-            self.say(f"note: {note}")
-        if options.batch_size and result.batch_size < options.batch_size:
-            self.say(f"note: out of GPU memory: batch size lowered to {result.batch_size}")
-        extra = f" and {dst.stem}_preview.png" if options.preview_frames else ""
-        click.echo(f"{result.frames} frames in {dst}{extra}", err=True)
-
-
 class Commands(click.Group):
     """The command group: SIGTERM and SIGHUP stop a command as Ctrl-C does, and a stop that no
     command handles itself ends in one line and 128 + the signal's number, not click's
@@ -325,8 +120,11 @@ class Commands(click.Group):
         try:
             with signals_interrupt():
                 return super().invoke(ctx)
-        except KeyboardInterrupt as e:
-            fail("interrupted; nothing was left half-written", exit_code(e))
+        except KeyboardInterrupt as e:  # a stage's advice says how to go on
+            advice = getattr(e, "advice", "interrupted; nothing was left half-written")
+            if not advice:
+                sys.exit(exit_code(e))
+            fail(advice, exit_code(e))
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -424,35 +222,15 @@ def extract(
       vidcolor extract episode.mp4 -o frames/ --fps 2 --scenes
       vidcolor extract episode.mp4 -o frames/ --resume
     """
-    from vidcolor.extract import FrameExtractor
-    from vidcolor.interrupt import exit_code
-    from vidcolor.video import VideoError
+    from vidcolor import stages
+    from vidcolor.console import ConsoleReport
+    from vidcolor.pipeline.check import check_sampling
 
     check_sampling(every, fps, start, end)
     if overwrite and resume:
         raise click.UsageError("use --overwrite or --resume, not both")
-    options = typed_stage("extract", click.get_current_context().params).options
-    with (
-        FrameExtractor(
-            video, out_dir, options, overwrite=overwrite, resume=resume, workers=workers
-        ) as job,
-        progress_bar() as bar,
-    ):
-        task = bar.add_task(f"extract {video.name}", total=job.expected)
-        count = 0
-        try:
-            for count, _row in enumerate(job, 1):
-                bar.update(task, completed=count, total=max(count, job.expected))
-            bar.update(task, total=count)
-        except KeyboardInterrupt as e:
-            bar.stop()
-            kept = len(job.done) + job.written
-            fail(f"interrupted: {kept} frames in {out_dir}; continue with --resume",
-                 exit_code(e))  # fmt: skip
-        except VideoError as e:
-            bar.stop()
-            fail(f"{e}; {len(job.done) + job.written} frames kept in {out_dir}")
-    ConsoleReport().extracted(out_dir, job, count)
+    stage = from_params("extract", click.get_current_context().params)
+    stages.extract(video, out_dir, stage, ConsoleReport(), overwrite, resume)
 
 
 @main.command()
@@ -541,10 +319,8 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     """
     from click.core import ParameterSource
 
-    from vidcolor.interrupt import ForcedStop, exit_code
-    from vidcolor.pipeline import Reporter
-    from vidcolor.runtime import setup_distributed
-    from vidcolor.train import resume_run, start_run
+    from vidcolor import stages
+    from vidcolor.console import ConsoleReport
 
     if (resume is None) == (data is None):
         raise click.UsageError("give DATA -o RUN for a new run, or --resume RUN")
@@ -555,26 +331,9 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(given - {"resume"}))
         raise click.UsageError(f"--resume continues with the run's own settings; only --epochs, "
                                f"--device and --workers may change (got {names})")  # fmt: skip
-    dist_info = setup_distributed(device)
-    if resume is not None:
-        trainer = resume_run(resume, dist_info, workers, epochs if "epochs" in given else None)
-        run = resume
-    else:
-        trainer = start_run(typed_stage("train", ctx.params).config, run, dist_info, workers)
-    report = ConsoleReport() if dist_info.main else Reporter()  # rank 0 speaks for the run
-    try:
-        with report.training(run, trainer, resume is not None) as on_step:
-            scores = trainer.fit(on_step)
-    except KeyboardInterrupt as e:
-        if not dist_info.main:
-            sys.exit(exit_code(e))
-        if isinstance(e, ForcedStop):
-            fail(f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint",
-                 exit_code(e))  # fmt: skip
-        fail(f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
-             f"continue with: vidcolor train --resume {run}", exit_code(e))  # fmt: skip
-    if dist_info.main:
-        report.trained(run, trainer, scores)
+    stage = from_params("train", ctx.params)
+    stages.train(resume or run, stage, ConsoleReport(), resume=resume is not None,
+                 epochs=epochs if "epochs" in given else None)  # fmt: skip
 
 
 @main.command()
@@ -620,86 +379,20 @@ def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
       vidcolor render photo.jpg photo_color.png
       vidcolor render frames/ colour_frames/ --model runs/cartoon/model.pt
     """
-    from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
-    from vidcolor.interrupt import exit_code
-    from vidcolor.render import Colorizer, image_files, render_image, render_video
-    from vidcolor.video import probe
+    from vidcolor import stages
+    from vidcolor.console import ConsoleReport
+    from vidcolor.dataset import IMAGE_SUFFIXES
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
-    # 1. Everything about the inputs and outputs is checked before the model loads.
-    is_image = src.suffix.lower() in IMAGE_SUFFIXES
-    if src.is_dir():
-        images = image_files(src)
-        if not images:
-            fail(f"{src}: no images to render")
-        taken = [dst / p.name for p in images if (dst / p.name).exists()]
-        if taken and not overwrite:
-            fail(f"{taken[0]}: exists ({len(taken)} of the outputs do); use --overwrite")
-    else:
-        sheet = dst.with_name(f"{dst.stem}_preview.png")
-        for path in [dst, sheet] if preview_frames else [dst]:
-            if path.exists() and not overwrite:
-                fail(f"{path}: exists; use --overwrite to replace it")
-        if not dst.parent.is_dir():
-            fail(f"{dst.parent}: {'not a folder' if dst.parent.exists() else 'no such folder'}")
-        if is_image:
-            read_rgb(src)  # missing or unreadable: one line now, not after the model loads
-            if dst.suffix.lower() not in IMAGE_SUFFIXES:
-                fail(f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        else:
-            probe(src)  # a bad video fails here
+    options = from_params("render", click.get_current_context().params)
+    stages.check_render(src, dst, options, overwrite)  # all of it before the model loads
     given = click.get_current_context().get_parameter_source("temporal")
-    if temporal and (is_image or src.is_dir()) and given != click.core.ParameterSource.DEFAULT:
+    still = src.suffix.lower() in IMAGE_SUFFIXES or src.is_dir()
+    if temporal and still and given != click.core.ParameterSource.DEFAULT:
         click.echo("vidcolor: note: --temporal applies to videos; images are colorized alone",
                    err=True)  # fmt: skip
-    options = typed_stage("render", click.get_current_context().params)
-    colorizer = Colorizer.from_options(options)
-    # 2. The work.
-    if src.is_dir():
-        render_folder(images, dst, colorizer)
-        return
-    if is_image:
-        render_image(src, dst, colorizer)
-        click.echo(f"wrote {dst}", err=True)
-        return
-    total = probe(src).frame_count
-    with progress_bar() as bar:
-        task = bar.add_task(f"render {src.name}", total=total)
-        try:
-            result = render_video(
-                src, dst, colorizer, options.encode, preview, preview_frames,
-                on_frame=lambda n: bar.update(task, completed=n), temporal=temporal,
-            )  # fmt: skip
-        except KeyboardInterrupt as e:
-            bar.stop()
-            fail(f"interrupted; {dst} was not written; run the command again", exit_code(e))
-        bar.update(task, total=result.frames, completed=result.frames)
-    ConsoleReport().rendered(dst, result, options)
-
-
-def render_folder(images: list[Path], dst: Path, colorizer: Any) -> None:
-    """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
-    and the command then fails (exit 1) so that scripts notice."""
-    from vidcolor.dataset import TrainDataError
-    from vidcolor.render import render_image
-
-    dst.mkdir(parents=True, exist_ok=True)
-    unreadable = []
-    with progress_bar() as bar:
-        task = bar.add_task(f"render {images[0].parent.name}", total=len(images))
-        for image in images:
-            try:
-                render_image(image, dst / image.name, colorizer)
-            except TrainDataError as e:  # this image's own fault: the others still go
-                unreadable.append(str(e))
-            bar.advance(task)
-    for reason in unreadable:
-        click.echo(f"vidcolor: warning: skipped {reason}", err=True)
-    click.echo(f"{len(images) - len(unreadable)} images in {dst}", err=True)
-    if unreadable:
-        fail(f"{len(unreadable)} of {len(images)} images could not be read (named above); the "
-             "rest are in place: render those alone once fixed")  # fmt: skip
+    stages.render(src, dst, options, ConsoleReport(), overwrite)
 
 
 @main.command("eval")
@@ -725,85 +418,26 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
       vidcolor eval colour_frames/ colorized_frames/ --json
       vidcolor eval data/ --model runs/cartoon/model.pt --split test
     """
-    from vidcolor import evaluate as ev_lib
-    from vidcolor.evaluate import EvalError, Evaluation
+    from vidcolor import stages
+    from vidcolor.console import ConsoleReport, format_scores
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise click.UsageError(f"--plot {plot}: a .png file")
-    if plot is not None and not plot.absolute().parent.is_dir():
-        raise EvalError(f"--plot {plot}: no folder {plot.absolute().parent}")
-
-    if output is None:
-        if not (truth / "manifest.json").is_file():
-            raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
-        ev = Evaluation(temporal=False)
-        total, pairs = ev_lib.dataset_pairs(truth, model, split, device)
-    else:
-        ctx = click.get_current_context()
-        given = [f"--{k}" for k in ("model", "split")
-                 if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT]  # fmt: skip
-        if given:
-            raise click.UsageError(f"{' and '.join(given)}: for a dataset, without OUTPUT "
-                                   "(OUTPUT is already colorized)")  # fmt: skip
-        for p in (truth, output):
-            if not p.exists():
-                raise EvalError(f"{p}: no such file or folder")
-        if truth.is_dir() != output.is_dir():
-            raise EvalError(f"{truth} and {output}: compare two videos or two image folders")
-        if truth.is_dir():
-            ev = Evaluation()
-            total, frames = ev_lib.folder_pairs(truth, output)
-        else:
-            rate, total, frames = ev_lib.video_pairs(truth, output)
-            ev = Evaluation(frame_rate=rate)
-        pairs = ((index, out, orig, None) for index, out, orig in frames)
-    with progress_bar() as bar:
-        task = bar.add_task("eval", total=total)
-        for index, out, orig, scene in pairs:
-            ev.push(index, out, orig, scene)
-            bar.advance(task)
-    result = ev.report()
-    if plot is not None:
-        ev_lib.plot(ev, plot)
+    if output is None and not (truth / "manifest.json").is_file():
+        raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
+    ctx = click.get_current_context()
+    given = [f"--{k}" for k in ("model", "split")
+             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT]  # fmt: skip
+    if output is not None and given:
+        raise click.UsageError(f"{' and '.join(given)}: for a dataset, without OUTPUT "
+                               "(OUTPUT is already colorized)")  # fmt: skip
+    result = stages.evaluate(truth, output, model, split, device, plot, ConsoleReport())
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return
     click.echo(format_scores(result))
     if plot is not None:
         click.echo(f"per-frame curves: {plot}")
-
-
-def format_scores(result: dict) -> str:
-    """The scores as a terminal table, overall then per scene."""
-
-    def num(v: float | None, spec: str) -> str:
-        width = spec.split(".")[0]
-        return format("-", f">{width}") if v is None else format(v, spec)
-
-    r = result
-    lines = [f"{r['frames']} frames", f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",
-             f"{'PSNR dB':24}{num(r['psnr'], '12.2f')}",
-             f"{'SSIM':24}{num(r['ssim'], '12.4f')}",
-             f"{'colourfulness':24}{num(r['colourfulness'], '12.1f')}"
-             f"{num(r['colourfulness_original'], '12.1f')}"
-             f"{num(r['colourfulness_ratio'], '8.2f')}"]  # fmt: skip
-    if "warp_error" in r:
-        lines.append(f"{'warping error':24}{num(r['warp_error'], '12.5f')}"
-                     f"{num(r['warp_error_original'], '12.5f')}"
-                     f"{num(r['warp_error_ratio'], '8.2f')}")  # fmt: skip
-        for g in r["cdc_output_by_gap"]:
-            lines.append(f"{f'CDC, frames {g} apart':24}{num(r['cdc_output_by_gap'][g], '12.5f')}"
-                         f"{num(r['cdc_original_by_gap'][g], '12.5f')}")  # fmt: skip
-    if len(r["per_scene"]) > 1:
-        lines.append(f"\n{'scene':>8}{'frames':>8}{'PSNR':>8}{'SSIM':>8}{'colour':>8}"
-                     f"{'warp err':>11}{'(orig)':>10}")  # fmt: skip
-        for s, v in r["per_scene"].items():
-            lines.append(f"{s:>8}{v['frames']:8d}{num(v['psnr'], '8.2f')}"
-                         f"{num(v['ssim'], '8.3f')}"
-                         f"{num(v['colourfulness_ratio'], '8.2f')}"
-                         f"{num(v.get('warp_error'), '11.5f')}"
-                         f"{num(v.get('warp_error_original'), '10.5f')}")  # fmt: skip
-    return "\n".join(lines)
 
 
 @main.group()
@@ -847,27 +481,13 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
       vidcolor dataset build ep01.mp4 ep02.mp4 -o data/ --preset spongebob --split-by episode
       vidcolor dataset build --recipe pipelines/sc2replay.toml -o data/
     """
-    from vidcolor.dataset_build import build_dataset, frame_total
-    from vidcolor.interrupt import exit_code
+    from vidcolor import stages
+    from vidcolor.console import ConsoleReport
 
     if not videos and recipe is None:
         raise click.UsageError("give VIDEOS, or a --recipe with inputs")
-    paths = list(videos) or recipe.inputs()
-    options = typed_stage("dataset", click.get_current_context().params)
-
-    def note(line: str) -> None:
-        click.echo(f"vidcolor: {line}", err=True)
-
-    with progress_bar() as bar:
-        task = bar.add_task("dataset build", total=frame_total(paths) or None)
-        try:
-            manifest = build_dataset(paths, out, options, overwrite, on_note=note,
-                                     on_frames=lambda n: bar.advance(task, n))  # fmt: skip
-        except KeyboardInterrupt as e:
-            bar.stop()
-            note("interrupted; run the same command again to resume")
-            sys.exit(exit_code(e))
-    ConsoleReport().built(out, manifest, avoid_hud)
+    options = from_params("dataset", click.get_current_context().params)
+    stages.build(list(videos) or recipe.inputs(), out, options, ConsoleReport(), overwrite)
 
 
 @dataset.command("info")
@@ -892,147 +512,13 @@ def dataset_info(data: Path, sheet: Path | None) -> None:
 
 # --- pipelines: the stages above, chained by a recipe ----------------------------------------
 
-# Options each stage's command takes that the pipeline sets itself (a recipe may not), and keys
-# a stage's section may hold besides its command's options.
-PIPELINE_SETS = {
-    "extract": {"output", "overwrite", "resume"},
-    "dataset": {"output", "overwrite", "recipe"},
-    "train": {"output", "resume"},
-    "render": {"overwrite"},
-}
-STAGE_EXTRA = {"render": {"inputs"}}  # [render] inputs: what to colorize (default: the inputs)
-PLACEHOLDERS = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
-                "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
-
-
-def stage_commands() -> dict[str, click.Command]:
-    return {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
-
-
-def typed_stage(name: str, p: dict[str, Any]) -> Any:
-    """A stage's typed options from its command's parsed parameters ``p``: the one mapping from
-    option names to the library's options, for the commands and the pipeline alike."""
-    if name == "extract":
-        return ExtractStage(ExtractOptions(p["image_format"], p["quality"], p["every"], p["fps"],
-                                           p["start"], p["end"], p["size"], p["gray"],
-                                           p["with_scenes"]), p["workers"])  # fmt: skip
-    if name == "dataset":
-        return BuildOptions(p["preset"], p["split_by"], p["seed"], p["avoid_hud"])
-    if name == "train":
-        config = TrainConfig(
-            data=str(p["data"].resolve()) if p.get("data") else "", size=p["size"],
-            epochs=p["epochs"], pretrain_epochs=p["pretrain_epochs"], batch_size=p["batch_size"],
-            lr=p["lr"], lambda_l1=p["lambda_l1"], val_fraction=p["val_fraction"],
-            checkpoint_every=p["checkpoint_every"], seed=p["seed"],
-            model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
-        )  # fmt: skip
-        return TrainStage(config, p["device"], p["workers"])
-    options = RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"],
-                            p["codec"], p["crf"], p["preset"], p["preview"], p["preview_frames"],
-                            p["temporal"])  # fmt: skip
-    options.encode  # noqa: B018 - a bad --preset is refused now, not after the model loads
-    return options
-
-
-def stage_argv(values: list[tuple[str, click.Option, Any]]) -> list[str]:
-    """(key, option, value) as command-line arguments for the stage's command."""
-    args: list[str] = []
-    for key, param, value in values:
-        if param.is_flag:
-            if value:
-                args.append(f"--{key}")
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-        elif value is not None:
-            args += [f"--{key}", str(value)]
-    return args
-
-
-def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict[str, Any]]:
-    """One stage of a recipe: its typed options, and its values as given (JSON-able), checked
-    as the command line checks them and for what its command would find out only once run."""
-    import av
-
-    from vidcolor.errors import UserError
-    from vidcolor.pipeline.recipe import RecipeError
-    from vidcolor.runtime import pick_device
-
-    reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
-                                            present else set())  # fmt: skip
-    for key in recipe.section(name):
-        if key in reserved:
-            raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
-    command = stage_commands()[name]
-    values = stage_values(command, recipe, name, STAGE_EXTRA.get(name, ()))
-    if name == "render" and recipe.section(name).get("model") is not None:
-        values = [(k, p, recipe.base(name, k) / v if k == "model" else v) for k, p, v in values]
-    try:
-        ctx = command.make_context(name, PLACEHOLDERS[name] + stage_argv(values))
-        p = ctx.params
-        pick_device(p["device"]) if "device" in p else None
-        if name == "extract":
-            check_sampling(p["every"], p["fps"], p["start"], p["end"])
-        options = typed_stage(name, p)
-        if name == "render":
-            try:  # what the command would find out only once it runs
-                av.codec.Codec(options.encode.encoder, "w")
-            except (ValueError, av.error.FFmpegError):
-                raise UserError(f"unknown video encoder '{options.encode.codec}'") from None
-    except (UserError, click.ClickException) as e:
-        message = e.format_message() if isinstance(e, click.ClickException) else str(e)
-        raise RecipeError(f"{recipe.where(None, name)}: {message}") from None
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, _, v in values}
-    return options, given
-
 
 def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> Any:
-    """Read and check a recipe whole, before any work: keys, types, globs, stage order; the
-    library's pipeline Plan."""
-    from vidcolor.pipeline import STAGES, Plan, WorkLayout, outside_work, render_name
-    from vidcolor.pipeline import work_folder_problem as problem_of
-    from vidcolor.pipeline.recipe import TOP_LEVEL, RecipeError, load
+    """The recipe at ``path`` checked whole, each stage as its command checks its options."""
+    from vidcolor.pipeline.check import plan_pipeline as plan
 
-    recipe = load(path)
-    for assignment in assignments:
-        recipe.set(assignment)
-    for key in recipe.data:  # a --set may name one
-        if key not in TOP_LEVEL:
-            raise RecipeError(f"{recipe.where(None, key)}: unknown key "
-                              f"(known: {', '.join(TOP_LEVEL)})")  # fmt: skip
-    if not isinstance(recipe.data.get("work"), str):
-        raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
-                          '(e.g. work = "work/cartoon")')  # fmt: skip
-    work = Path(os.path.abspath(recipe.base(None, "work") / recipe.data["work"]))
-    if problem := problem_of(work):
-        raise RecipeError(f"{recipe.where(None, 'work')}: {work}: {problem}")
-    present = [s for s in STAGES if s in recipe.data]
-    if not present:
-        raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
-    stages, given = {}, {}
-    for name in present:
-        stages[name], given[name] = checked_stage(recipe, name, present)
-    if "train" in present and not {"dataset", "extract"} & set(present):
-        raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
-                          "[extract] stage before it to train on")  # fmt: skip
-    own_render_inputs = "render" in present and "inputs" in recipe.section("render")
-    needs_inputs = {"extract", "dataset"} & set(present) or not own_render_inputs
-    inputs = outside_work(work, recipe.inputs()) if needs_inputs else []
-    if needs_inputs and not inputs:
-        raise RecipeError(f"{recipe.where(None, 'inputs')}: it matches only files in the work "
-                          "folder")  # fmt: skip
-    render_inputs = inputs
-    if own_render_inputs:
-        render_inputs = outside_work(work, recipe.globs("render", "inputs"))
-    model = stages["render"].model if "render" in present else None
-    if model is not None and not model.is_file():
-        raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
-    for stage, names in (("extract", [f.stem for f in inputs]),
-                         ("render", [render_name(f) for f in render_inputs])):  # fmt: skip
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if stage in present and twice:
-            raise RecipeError(f"{path}: two inputs would both make {stage} output "
-                              f"'{twice[0]}' (same name in two folders)")  # fmt: skip
-    return Plan(path, WorkLayout(work), inputs, render_inputs, stages, given)
+    commands = {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
+    return plan(path, assignments, commands)
 
 
 @main.group()
@@ -1058,7 +544,7 @@ def pipeline_status(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     from vidcolor.pipeline import Ledger, stage_keys
 
     plan = plan_pipeline(recipe_path, assignments)
-    ledger = Ledger(plan.layout.root)
+    ledger = Ledger(plan.layout.ledger)
     keys = stage_keys(plan, ledger)
     click.echo(f"{recipe_path}: work folder {plan.layout.root}, {len(plan.inputs)} input(s)")
     for name in plan.stages:
@@ -1081,9 +567,10 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     """
     from datetime import timedelta
 
-    from vidcolor.interrupt import exit_code
+    from vidcolor.console import ConsoleReport
     from vidcolor.pipeline import run_pipeline
     from vidcolor.runtime import setup_distributed
+    from vidcolor.stages import advise
 
     plan = plan_pipeline(recipe_path, assignments)
     device = plan.stages["train"].device if "train" in plan.stages else "auto"
@@ -1091,10 +578,9 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     dist_info = setup_distributed(device, timeout=timedelta(hours=72))
     try:
         run_pipeline(plan, dist_info, ConsoleReport())
-    except KeyboardInterrupt as e:
-        if not dist_info.main:
-            sys.exit(exit_code(e))  # rank 0 speaks for the run
-        fail("interrupted; run the pipeline again to resume", exit_code(e))
+    except KeyboardInterrupt as e:  # rank 0 speaks for the run
+        advise(e, "interrupted; run the pipeline again to resume" if dist_info.main else "")
+        raise
     finally:
         dist_info.close()
 

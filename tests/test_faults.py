@@ -4,8 +4,9 @@ replaces only what it made, and a killed command loses nothing.
 
 After the second run the output is whole and the same as an uninterrupted run's, no temporary
 file of the stopped run is left, and no file outside the command's own output changed. The stop
-comes from the CLI's progress bar (``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION@TASK``, see cli.Bar), so
-it lands at a known point of the work; the commands run as real processes.
+comes from the CLI's progress bar (``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION@TASK``, see
+vidcolor.console.Bar), so it lands at a known point of the work; the commands run as real
+processes.
 """
 
 from __future__ import annotations

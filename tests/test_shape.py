@@ -1,5 +1,5 @@
-"""The code's shape budgets: no module over 450 lines, no function over 80, cli.py at most 600.
-cli.py is not there yet (issue 13): until it is, it may not grow past where it stands."""
+"""The code's shape budgets: no module over 450 lines, no function over 80, cli.py at most 600
+(it maps flags onto the library's stage functions, and nothing else)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE_LINES, FUNCTION_LINES, CLI_LINES = 450, 80, 600
-CLI_LINES_TODAY = 1110  # only ever lowered, down to CLI_LINES
 
 
 def sources() -> list[Path]:
@@ -19,7 +18,7 @@ def test_no_module_is_over_its_budget() -> None:
     over = []
     for path in sources():
         lines = len(path.read_text().splitlines())
-        limit = max(CLI_LINES, CLI_LINES_TODAY) if path.name == "cli.py" else MODULE_LINES
+        limit = CLI_LINES if path.name == "cli.py" else MODULE_LINES
         if lines > limit:
             over.append(f"{path.relative_to(ROOT)}: {lines} lines (at most {limit})")
     assert not over, "\n".join(over)

@@ -120,3 +120,26 @@ class RenderOptions:
         from vidcolor.video import EncodeOptions
 
         return EncodeOptions(codec=self.codec, crf=self.crf, preset=self.preset)
+
+
+def from_params(stage: str, p: dict[str, Any]) -> Any:
+    """A stage's typed options from its command's parsed parameters ``p`` (click's names): the
+    one mapping from option names to options, for the commands and the pipeline alike."""
+    if stage == "extract":
+        return ExtractStage(ExtractOptions(p["image_format"], p["quality"], p["every"], p["fps"],
+                                           p["start"], p["end"], p["size"], p["gray"],
+                                           p["with_scenes"]), p["workers"])  # fmt: skip
+    if stage == "dataset":
+        return BuildOptions(p["preset"], p["split_by"], p["seed"], p["avoid_hud"])
+    if stage == "train":
+        config = TrainConfig(
+            data=str(p["data"].resolve()) if p.get("data") else "", size=p["size"],
+            epochs=p["epochs"], pretrain_epochs=p["pretrain_epochs"], batch_size=p["batch_size"],
+            lr=p["lr"], lambda_l1=p["lambda_l1"], val_fraction=p["val_fraction"],
+            checkpoint_every=p["checkpoint_every"], seed=p["seed"],
+            model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
+        )  # fmt: skip
+        return TrainStage(config, p["device"], p["workers"])
+    return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],
+                         p["crf"], p["preset"], p["preview"], p["preview_frames"],
+                         p["temporal"])  # fmt: skip

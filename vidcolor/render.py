@@ -9,7 +9,6 @@ inference and encoding overlap on three threads with bounded queues.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
@@ -92,7 +91,7 @@ class Colorizer:
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)
-        # channels_last: faster convolutions on GPUs and, measured, ~1.4x on this CPU (oneDNN)
+        # channels_last: faster convolutions on GPUs and on CPUs (oneDNN; docs/benchmarks.md)
         self.G = self.G.to(self.device, memory_format=torch.channels_last)
         self.amp = None
         if self.device.type == "cuda":
@@ -238,18 +237,16 @@ def render_video(
     preview: str | None = None,
     preview_frames: int = 0,
     on_frame: Callable[[int], None] | None = None,
-    stop: threading.Event | None = None,
     temporal: bool = True,
 ) -> RenderResult:
     """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
     rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
-    ``<dst stem>_preview.png``. ``stop`` (set from another thread) abandons the render.
+    ``<dst stem>_preview.png``.
 
     Three threads overlap: decoding (and the shot detector on the same pass), the model, and
     here, encoding; bounded queues between them keep memory flat."""
-    stop = stop or threading.Event()
     with VideoReader(src, planes=True) as reader:
         info = reader.info
         marks = CutMarks.attach(reader) if temporal else None
@@ -275,8 +272,6 @@ def render_video(
                 threaded(_colorized(decoded, colorizer, stabilizer, info), depth) as colorized,
             ):
                 for frame, u, v in colorized:
-                    if stop.is_set():
-                        raise KeyboardInterrupt
                     sheet.offer(frame, u, v)
                     y = _even(frame.image)
                     if preview == "sbs":

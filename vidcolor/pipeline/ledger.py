@@ -47,11 +47,11 @@ class StageState:
 
 
 class Ledger:
-    """The stage records in ``work/pipeline/``: rank 0 writes the stages' records, the rank
-    that renders an episode writes that episode's record."""
+    """The stage records in ``folder`` (a WorkLayout's ``ledger``): rank 0 writes the stages'
+    records, the rank that renders an episode writes that episode's record."""
 
-    def __init__(self, work: Path) -> None:
-        self.folder = work / "pipeline"
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
     def read(self, stage: str) -> dict | None:
         try:

@@ -4,62 +4,17 @@ what was interrupted, and leaves a record of how it ended (done, or failed and w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from vidcolor.errors import UserError
 from vidcolor.ownership import NotOursError, claim, remove_tree
 from vidcolor.pipeline.ledger import Ledger, StageState, stage_key
 from vidcolor.pipeline.plan import Plan, item_key, render_base_key, stage_keys
 from vidcolor.runtime import Dist
+from vidcolor.stages import Reporter
 
 Keys = dict[str, str | None] | None  # rank 0's stage keys, taken just before the stage
-
-
-class TaskBar:
-    """One progress bar's task; the silent one does nothing."""
-
-    def update(self, completed: int | None = None, total: int | None = None,
-               description: str | None = None) -> None:  # fmt: skip
-        """Where the task stands (each argument: unchanged when None)."""
-
-    def advance(self, n: int = 1) -> None:
-        """``n`` more units done."""
-
-
-class Reporter:
-    """What a pipeline tells its user; this one tells nothing. The CLI's draws progress bars
-    and prints the same lines as the commands themselves."""
-
-    def say(self, line: str) -> None:
-        """A line about the pipeline itself (rank 0 only)."""
-
-    @contextmanager
-    def progress(self, description: str, total: int | None, completed: int = 0
-                 ) -> Iterator[TaskBar]:  # fmt: skip
-        yield TaskBar()
-
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        """An episode's frames are in ``out`` (``job``: its FrameExtractor)."""
-
-    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
-        """The dataset is in ``out``."""
-
-    @contextmanager
-    def training(self, run: Path, trainer: Any, resumed: bool
-                 ) -> Iterator[Callable[[Any], None] | None]:  # fmt: skip
-        """While training runs (or resumes): what hears of each step (a Status), if any."""
-        yield None
-
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        """Training ended with these validation scores."""
-
-    def rendered(self, dst: Path, result: Any, options: Any) -> None:
-        """One input is colorized into ``dst`` (``result``: a video's RenderResult, None for an
-        image; ``options``: the RenderOptions)."""
 
 
 def run_pipeline(plan: Plan, dist: Dist, report: Reporter | None = None) -> None:
@@ -68,7 +23,7 @@ def run_pipeline(plan: Plan, dist: Dist, report: Reporter | None = None) -> None
     episodes to render are shared out). A stage whose work still holds is skipped."""
     report = report or Reporter()
     say = report.say if dist.main else (lambda line: None)
-    ledger = Ledger(plan.layout.root)
+    ledger = Ledger(plan.layout.ledger)
     if dist.main:
         claim(plan.layout.root, "pipeline", "a pipeline work folder")
     for name in plan.stages:
@@ -101,7 +56,7 @@ def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
              report: Reporter) -> list[Path]:  # fmt: skip
     """Each episode's frames to frames/<episode>/. An episode done under its own key (its file,
     the options) is kept; one interrupted under it resumes; anything else starts over."""
-    from vidcolor.extract import FrameExtractor
+    from vidcolor import stages
 
     stage, layout = plan.stages["extract"], plan.layout
     outputs = [layout.frames_manifest(v) for v in plan.inputs]
@@ -120,13 +75,8 @@ def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
             continue
         resume = item == ("running", mine) and (out / "extract.json").exists()
         ledger.item("extract", video.stem, "running", mine)
-        with FrameExtractor(video, out, stage.options, overwrite=not resume and out.exists(),
-                            resume=resume, workers=stage.workers) as job:  # fmt: skip
-            count = 0
-            with report.progress(f"extract {video.name}", job.expected) as bar:
-                for count, _row in enumerate(job, 1):
-                    bar.update(count, total=max(count, job.expected))
-        report.extracted(out, job, count)
+        stages.extract(video, out, stage, report, overwrite=not resume and out.exists(),
+                       resume=resume)  # fmt: skip
         ledger.item("extract", video.stem, "done", mine)
     return outputs
 
@@ -135,15 +85,12 @@ def _dataset(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
              report: Reporter) -> list[Path]:  # fmt: skip
     """The dataset, rebuilt: a stale one goes first (the ledger vouches that it is ours). An
     interrupted build resumes by itself from its finished scans."""
-    from vidcolor.dataset_build import build_dataset, frame_total
+    from vidcolor import stages
 
-    out, options = plan.layout.dataset, plan.stages["dataset"]
+    out = plan.layout.dataset
     if dist.main:
         remove_tree(out, plan.layout.root, "dataset", recorded=state.state != "pending")
-        with report.progress("dataset build", frame_total(plan.inputs) or None) as bar:
-            manifest = build_dataset(plan.inputs, out, options, on_frames=bar.advance,
-                                     on_note=report.say)  # fmt: skip
-        report.built(out, manifest, options.avoid_hud)
+        stages.build(plan.inputs, out, plan.stages["dataset"], report)
     return [out / "manifest.json"]
 
 
@@ -151,7 +98,7 @@ def _train(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist
            report: Reporter) -> list[Path]:  # fmt: skip
     """Training on the dataset (or the frames): resumed from its checkpoint when it was
     interrupted under the same key, else started afresh."""
-    from vidcolor.train import resume_run, start_run
+    from vidcolor import stages
 
     stage, run = plan.stages["train"], plan.layout.train
     mode = None
@@ -160,15 +107,8 @@ def _train(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist
         if mode == "fresh":
             remove_tree(run, plan.layout.root, "train", recorded=state.state != "pending")
     mode = dist.share(mode)
-    if mode == "resume":
-        trainer = resume_run(run, dist, stage.workers)
-    else:
-        config = replace(stage.config, data=str(plan.train_data().resolve()))
-        trainer = start_run(config, run, dist, stage.workers)
-    with (report if dist.main else Reporter()).training(run, trainer, mode == "resume") as step:
-        scores = trainer.fit(step)
-    if dist.main:
-        report.trained(run, trainer, scores)
+    stage = replace(stage, config=replace(stage.config, data=str(plan.train_data().resolve())))
+    stages.train(run, stage, report, resume=mode == "resume", dist=dist)
     return [plan.layout.model]
 
 
@@ -179,9 +119,8 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
     once, for all of a rank's episodes."""
     import torch
 
-    from vidcolor.dataset import IMAGE_SUFFIXES
-    from vidcolor.render import Colorizer, render_image, render_video
-    from vidcolor.video import probe
+    from vidcolor import stages
+    from vidcolor.render import Colorizer
 
     layout, options = plan.layout, plan.stages["render"]
     outputs = [layout.render(v) for v in plan.render_inputs]
@@ -207,15 +146,7 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
                                "again")  # fmt: skip
         colorizer = colorizer or Colorizer.from_options(options)
         ledger.item("render", dst.name, "running", mine)
-        if video.suffix.lower() in IMAGE_SUFFIXES:
-            render_image(video, dst, colorizer)
-            report.rendered(dst, None, options)
-        else:
-            with report.progress(f"render {video.name}", probe(video).frame_count) as bar:
-                result = render_video(video, dst, colorizer, options.encode, options.preview,
-                                      options.preview_frames, on_frame=bar.update,
-                                      temporal=options.temporal)  # fmt: skip
-            report.rendered(dst, result, options)
+        stages.render(video, dst, options, report, overwrite=True, colorizer=colorizer)
         ledger.item("render", dst.name, "done", mine)
     return outputs
 

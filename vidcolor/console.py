@@ -1,0 +1,214 @@
+"""What the commands show a person: one-line messages on stderr, rich progress bars, and the
+reports each stage ends with. The pipeline's runners report through the same ``ConsoleReport``,
+so a stage says what its command says."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from vidcolor.stages import Reporter
+
+if TYPE_CHECKING:
+    from vidcolor.train import Status
+
+stderr = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Frames per second, from rich's own moving estimate."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
+
+
+class Bar(Progress):
+    """rich's progress bar. ``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION[@TASK]`` (e.g. KILL@0.5@train)
+    makes the process send itself SIGNAL once a task whose first description starts with TASK
+    has done FRACTION of its total: the hook that tests/test_faults.py kills commands with."""
+
+    fault: tuple[int, float, str] | None = None
+    watched: Any = None
+
+    def add_task(self, description: str, *args: Any, **kwargs: Any) -> Any:
+        task_id = super().add_task(description, *args, **kwargs)
+        if Bar.fault is not None and description.startswith(Bar.fault[2]):
+            self.watched = task_id
+        return task_id
+
+    def update(self, task_id: Any, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._maybe_fault(task_id)
+
+    def advance(self, task_id: Any, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._maybe_fault(task_id)
+
+    def _maybe_fault(self, task_id: Any) -> None:
+        if Bar.fault is None or task_id != self.watched:
+            return
+        task = self._tasks[task_id]
+        signum, fraction, _ = Bar.fault
+        if task.total and task.completed >= fraction * task.total:
+            Bar.fault = None  # once per process
+            os.kill(os.getpid(), signum)
+
+
+def progress_bar() -> Progress:
+    fault = os.environ.get("VIDCOLOR_TEST_FAULT")
+    if fault and Bar.fault is None:
+        import signal
+
+        name, fraction, *task = fault.split("@")
+        Bar.fault = (getattr(signal, f"SIG{name}"), float(fraction), task[0] if task else "")
+        os.environ.pop("VIDCOLOR_TEST_FAULT")  # the pipeline's stages share this process
+    return Bar(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not stderr.is_terminal,  # logs and pipes get the summary line only
+    )
+
+
+class RichTask:
+    """One task of a rich progress bar, as the library's pipeline runners drive it."""
+
+    def __init__(self, bar: Progress, task: Any) -> None:
+        self.bar, self.task = bar, task
+
+    def update(self, completed: int | None = None, total: int | None = None,
+               description: str | None = None) -> None:  # fmt: skip
+        given = {"completed": completed, "total": total, "description": description}
+        self.bar.update(self.task, **{k: v for k, v in given.items() if v is not None})
+
+    def advance(self, n: int = 1) -> None:
+        self.bar.advance(self.task, n)
+
+
+class ConsoleReport(Reporter):
+    """What the stages say, as lines on stderr and progress bars."""
+
+    def say(self, line: str) -> None:
+        click.echo(f"vidcolor: {line}", err=True)
+
+    def done(self, line: str) -> None:
+        click.echo(line, err=True)
+
+    @contextmanager
+    def progress(self, description: str, total: int | None, completed: int = 0
+                 ) -> Iterator[RichTask]:  # fmt: skip
+        with progress_bar() as bar:
+            yield RichTask(bar, bar.add_task(description, total=total, completed=completed))
+
+    def extracted(self, out: Path, job: Any, count: int) -> None:
+        for note in job.reader.notes:
+            self.say(f"warning: {note}")
+        self.done(f"{count} frames in {out} ({job.written} new), manifest: "
+                  f"{out / 'manifest.jsonl'}")  # fmt: skip
+
+    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
+        for reason in manifest["skipped"]:
+            self.say(f"warning: skipped {reason}")
+        for warning in manifest["warnings"]:
+            self.say(f"warning: {warning}")
+        for source in manifest["sources"]:
+            for x, y, w, h in source["hud"]:
+                what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
+                self.say(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} "
+                         f"({what})")  # fmt: skip
+        counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
+        dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
+        self.done(f"{out}: {counts} frames (dropped: {dropped or 'none'})")
+
+    @contextmanager
+    def training(self, run: Path, trainer: Any, resumed: bool
+                 ) -> Iterator[Callable[[Status], None]]:  # fmt: skip
+        """The run's first lines, then a bar that each step moves on."""
+        if resumed:
+            self.done(f"resuming {run} at step {trainer.step} of {trainer.total_steps}")
+        for note in trainer.data.notes:
+            self.say(f"note: {note}")
+        where = trainer.dist
+        self.done(f"training on {len(trainer.data.train)} images, validating on "
+                  f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
+                  f"{where.device} x{where.world}")  # fmt: skip
+        with self.progress("train", trainer.total_steps, trainer.step) as bar:
+
+            def show(s: Status) -> None:
+                losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
+                bar.update(s.step, description=f"epoch {s.epoch + 1}/{s.epochs} {s.phase} "
+                           f"{losses} {s.images_per_s:.1f} img/s")  # fmt: skip
+
+            yield show
+
+    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
+        self.done(f"done: {trainer.step} steps; {summary}; checkpoints in {run}")
+
+    def rendered(self, dst: Path, result: Any, options: Any) -> None:
+        """``result``: a video's RenderResult, or None for an image."""
+        if result is None:
+            self.done(f"wrote {dst}")
+            return
+        for note in result.notes:
+            self.say(f"note: {note}")
+        if options.batch_size and result.batch_size < options.batch_size:
+            self.say(f"note: out of GPU memory: batch size lowered to {result.batch_size}")
+        extra = f" and {dst.stem}_preview.png" if options.preview_frames else ""
+        self.done(f"{result.frames} frames in {dst}{extra}")
+
+
+def format_scores(result: dict) -> str:
+    """The scores as a terminal table, overall then per scene."""
+
+    def num(v: float | None, spec: str) -> str:
+        width = spec.split(".")[0]
+        return format("-", f">{width}") if v is None else format(v, spec)
+
+    r = result
+    lines = [f"{r['frames']} frames", f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",
+             f"{'PSNR dB':24}{num(r['psnr'], '12.2f')}",
+             f"{'SSIM':24}{num(r['ssim'], '12.4f')}",
+             f"{'colourfulness':24}{num(r['colourfulness'], '12.1f')}"
+             f"{num(r['colourfulness_original'], '12.1f')}"
+             f"{num(r['colourfulness_ratio'], '8.2f')}"]  # fmt: skip
+    if "warp_error" in r:
+        lines.append(f"{'warping error':24}{num(r['warp_error'], '12.5f')}"
+                     f"{num(r['warp_error_original'], '12.5f')}"
+                     f"{num(r['warp_error_ratio'], '8.2f')}")  # fmt: skip
+        for g in r["cdc_output_by_gap"]:
+            lines.append(f"{f'CDC, frames {g} apart':24}{num(r['cdc_output_by_gap'][g], '12.5f')}"
+                         f"{num(r['cdc_original_by_gap'][g], '12.5f')}")  # fmt: skip
+    if len(r["per_scene"]) > 1:
+        lines.append(f"\n{'scene':>8}{'frames':>8}{'PSNR':>8}{'SSIM':>8}{'colour':>8}"
+                     f"{'warp err':>11}{'(orig)':>10}")  # fmt: skip
+        for s, v in r["per_scene"].items():
+            lines.append(f"{s:>8}{v['frames']:8d}{num(v['psnr'], '8.2f')}"
+                         f"{num(v['ssim'], '8.3f')}"
+                         f"{num(v['colourfulness_ratio'], '8.2f')}"
+                         f"{num(v.get('warp_error'), '11.5f')}"
+                         f"{num(v.get('warp_error_original'), '10.5f')}")  # fmt: skip
+    return "\n".join(lines)

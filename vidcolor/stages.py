@@ -1,0 +1,268 @@
+"""The library's API: one function per stage, taking that stage's typed options.
+
+Each runs the checks that need no work first, then the work, telling a ``Reporter`` how it goes
+(the silent base here; the command line's draws progress bars). The commands and the pipeline's
+runners call these same functions. A stop (Ctrl-C, SIGTERM) leaves a stage as KeyboardInterrupt
+carrying ``advice``: one line on how to go on, which the command line prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
+
+
+class TaskBar:
+    """One progress bar's task; the silent one does nothing."""
+
+    def update(self, completed: int | None = None, total: int | None = None,
+               description: str | None = None) -> None:  # fmt: skip
+        """Where the task stands (each argument: unchanged when None)."""
+
+    def advance(self, n: int = 1) -> None:
+        """``n`` more units done."""
+
+
+class Reporter:
+    """What a stage tells its user; this one tells nothing."""
+
+    def say(self, line: str) -> None:
+        """A note or warning on the way."""
+
+    def done(self, line: str) -> None:
+        """The line a stage ends with."""
+
+    @contextmanager
+    def progress(self, description: str, total: int | None, completed: int = 0
+                 ) -> Iterator[TaskBar]:  # fmt: skip
+        yield TaskBar()
+
+    def extracted(self, out: Path, job: Any, count: int) -> None:
+        """An episode's frames are in ``out`` (``job``: its FrameExtractor)."""
+
+    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
+        """The dataset is in ``out``."""
+
+    @contextmanager
+    def training(self, run: Path, trainer: Any, resumed: bool
+                 ) -> Iterator[Callable[[Any], None] | None]:  # fmt: skip
+        """While training runs (or resumes): what hears of each step (a Status), if any."""
+        yield None
+
+    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
+        """Training ended with these validation scores."""
+
+    def rendered(self, dst: Path, result: Any, options: RenderOptions) -> None:
+        """One input is colorized into ``dst`` (``result``: a video's RenderResult, None for an
+        image)."""
+
+
+def advise(e: KeyboardInterrupt, advice: str) -> None:
+    """Give the stop ``e`` one line on how to go on ("": say nothing, as a torchrun worker)."""
+    e.advice = advice  # type: ignore[attr-defined]
+
+
+def extract(video: Path, out: Path, stage: ExtractStage | None = None,
+            report: Reporter | None = None, overwrite: bool = False, resume: bool = False
+            ) -> int:  # fmt: skip
+    """The frames of ``video`` into ``out`` as image files with a manifest; their count."""
+    from vidcolor.extract import FrameExtractor
+    from vidcolor.video import VideoError
+
+    stage, report = stage or ExtractStage(), report or Reporter()
+    with FrameExtractor(video, out, stage.options, overwrite=overwrite, resume=resume,
+                        workers=stage.workers) as job:  # fmt: skip
+        count = 0
+        try:
+            with report.progress(f"extract {video.name}", job.expected) as bar:
+                for count, _row in enumerate(job, 1):
+                    bar.update(count, total=max(count, job.expected))
+                bar.update(total=count)
+        except KeyboardInterrupt as e:
+            kept = len(job.done) + job.written
+            advise(e, f"interrupted: {kept} frames in {out}; continue with --resume")
+            raise
+        except VideoError as e:
+            raise VideoError(f"{e}; {len(job.done) + job.written} frames kept in {out}") from e
+    report.extracted(out, job, count)
+    return count
+
+
+def build(videos: list[Path], out: Path, options: BuildOptions | None = None,
+          report: Reporter | None = None, overwrite: bool = False) -> dict:  # fmt: skip
+    """A scene-aware training set from ``videos`` in ``out``; its manifest."""
+    from vidcolor.dataset_build import build_dataset, frame_total
+
+    options, report = options or BuildOptions(), report or Reporter()
+    try:
+        with report.progress("dataset build", frame_total(videos) or None) as bar:
+            manifest = build_dataset(videos, out, options, overwrite, on_note=report.say,
+                                     on_frames=bar.advance)  # fmt: skip
+    except KeyboardInterrupt as e:
+        advise(e, "interrupted; run the same command again to resume")
+        raise
+    report.built(out, manifest, options.avoid_hud)
+    return manifest
+
+
+def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = None, *,
+          resume: bool = False, epochs: int | None = None, dist: Any = None
+          ) -> dict[str, float]:  # fmt: skip
+    """A new run into ``run`` from ``stage.config``, or (``resume``) the run there continued
+    with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
+    or this torchrun launch on ``stage.device``. The final validation scores."""
+    from vidcolor.interrupt import ForcedStop
+    from vidcolor.runtime import setup_distributed
+    from vidcolor.train import resume_run, start_run
+
+    stage = stage or TrainStage()
+    dist = dist or setup_distributed(stage.device)
+    if resume:
+        trainer = resume_run(run, dist, stage.workers, epochs)
+    else:
+        trainer = start_run(stage.config, run, dist, stage.workers)
+    report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
+    try:
+        with report.training(run, trainer, resume) as on_step:
+            scores = trainer.fit(on_step)
+    except KeyboardInterrupt as e:
+        if not dist.main:
+            advise(e, "")
+        elif isinstance(e, ForcedStop):
+            advise(e, f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint")
+        else:
+            advise(e, f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
+                   f"continue with: vidcolor train --resume {run}")  # fmt: skip
+        raise
+    report.trained(run, trainer, scores)
+    return scores
+
+
+def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool = False
+                 ) -> list[Path] | None:  # fmt: skip
+    """Everything about IN and OUT that can be known before the model loads, each a one-line
+    RenderError; for a folder, its images."""
+    from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
+    from vidcolor.render import RenderError, image_files
+    from vidcolor.video import probe
+
+    options.encode  # noqa: B018 - a bad preset is refused now, not after the model loads
+    if src.is_dir():
+        images = image_files(src)
+        if not images:
+            raise RenderError(f"{src}: no images to render")
+        taken = [dst / p.name for p in images if (dst / p.name).exists()]
+        if taken and not overwrite:
+            raise RenderError(f"{taken[0]}: exists ({len(taken)} of the outputs do); use "
+                              "--overwrite")  # fmt: skip
+        return images
+    sheet = dst.with_name(f"{dst.stem}_preview.png")
+    for path in [dst, sheet] if options.preview_frames else [dst]:
+        if path.exists() and not overwrite:
+            raise RenderError(f"{path}: exists; use --overwrite to replace it")
+    if not dst.parent.is_dir():
+        state = "not a folder" if dst.parent.exists() else "no such folder"
+        raise RenderError(f"{dst.parent}: {state}")
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        read_rgb(src)  # missing or unreadable: one line now, not after the model loads
+        if dst.suffix.lower() not in IMAGE_SUFFIXES:
+            raise RenderError(f"{dst}: an image goes to an image file "
+                              f"({', '.join(sorted(IMAGE_SUFFIXES))})")  # fmt: skip
+    else:
+        probe(src)  # a bad video fails here
+    return None
+
+
+def render(src: Path, dst: Path, options: RenderOptions | None = None,
+           report: Reporter | None = None, overwrite: bool = False, colorizer: Any = None
+           ) -> Any:  # fmt: skip
+    """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
+    ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult."""
+    from vidcolor.dataset import IMAGE_SUFFIXES
+    from vidcolor.render import Colorizer, render_image, render_video
+    from vidcolor.video import probe
+
+    options, report = options or RenderOptions(), report or Reporter()
+    images = check_render(src, dst, options, overwrite)
+    colorizer = colorizer or Colorizer.from_options(options)
+    if images is not None:
+        return _render_folder(images, dst, colorizer, report)
+    if src.suffix.lower() in IMAGE_SUFFIXES:
+        render_image(src, dst, colorizer)
+        report.rendered(dst, None, options)
+        return None
+    try:
+        with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
+            result = render_video(src, dst, colorizer, options.encode, options.preview,
+                                  options.preview_frames, on_frame=bar.update,
+                                  temporal=options.temporal)  # fmt: skip
+            bar.update(result.frames, total=result.frames)
+    except KeyboardInterrupt as e:
+        advise(e, f"interrupted; {dst} was not written; run the command again")
+        raise
+    report.rendered(dst, result, options)
+    return result
+
+
+def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Reporter) -> None:
+    """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
+    and then a RenderError says how many failed, so that scripts notice."""
+    from vidcolor.dataset import TrainDataError
+    from vidcolor.render import RenderError, render_image
+
+    dst.mkdir(parents=True, exist_ok=True)
+    unreadable = []
+    with report.progress(f"render {images[0].parent.name}", len(images)) as bar:
+        for image in images:
+            try:
+                render_image(image, dst / image.name, colorizer)
+            except TrainDataError as e:  # this image's own fault: the others still go
+                unreadable.append(str(e))
+            bar.advance()
+    for reason in unreadable:
+        report.say(f"warning: skipped {reason}")
+    report.done(f"{len(images) - len(unreadable)} images in {dst}")
+    if unreadable:
+        raise RenderError(f"{len(unreadable)} of {len(images)} images could not be read (named "
+                          "above); the rest are in place: render those alone once fixed")
+
+
+def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
+             split: str = "test", device: str = "auto", plot: Path | None = None,
+             report: Reporter | None = None) -> dict:  # fmt: skip
+    """Scores of ``output`` (a colorized video or image folder) against ``truth``, its colour
+    original; or, with no ``output``, of ``model`` on a built dataset's ``split``. ``plot``:
+    a PNG of the per-frame curves."""
+    from vidcolor import evaluate as ev
+
+    report = report or Reporter()
+    if plot is not None and not plot.absolute().parent.is_dir():
+        raise ev.EvalError(f"--plot {plot}: no folder {plot.absolute().parent}")
+    if output is None:
+        scores = ev.Evaluation(temporal=False)
+        total, pairs = ev.dataset_pairs(truth, model, split, device)
+    else:
+        for p in (truth, output):
+            if not p.exists():
+                raise ev.EvalError(f"{p}: no such file or folder")
+        if truth.is_dir() != output.is_dir():
+            raise ev.EvalError(f"{truth} and {output}: compare two videos or two image folders")
+        if truth.is_dir():
+            scores = ev.Evaluation()
+            total, frames = ev.folder_pairs(truth, output)
+        else:
+            rate, total, frames = ev.video_pairs(truth, output)
+            scores = ev.Evaluation(frame_rate=rate)
+        pairs = ((index, out, orig, None) for index, out, orig in frames)
+    with report.progress("eval", total) as bar:
+        for index, out, orig, scene in pairs:
+            scores.push(index, out, orig, scene)
+            bar.advance()
+    result = scores.report()
+    if plot is not None:
+        ev.plot(scores, plot)
+    return result
