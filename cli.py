@@ -297,10 +297,15 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
               "training data).")  # fmt: skip
 @click.option("--checkpoint-every", type=click.IntRange(min=1),
               default=TrainConfig.checkpoint_every, show_default=True,
-              help="Steps between last.pt saves (also at every epoch end).")  # fmt: skip
+              help="Steps between validation, samples and checkpoints (or --checkpoint-minutes, "
+              "whichever comes first; and at the end).")  # fmt: skip
+@click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
+              default=TrainConfig.checkpoint_minutes, show_default=True,
+              help="Minutes between validation, samples and checkpoints.")  # fmt: skip
 @click.option("--device", default=TrainStage.device, show_default=True, help=DEVICES)
 @click.option("--workers", type=click.IntRange(min=0), default=TrainStage.workers,
-              show_default=True, help="Data-loading processes.")  # fmt: skip
+              show_default=True,
+              help="Threads that decode DATA's images into the run's cache.")  # fmt: skip
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=TrainConfig.seed,
               show_default=True, help="Random seed.")  # fmt: skip
 @click.pass_context
@@ -308,7 +313,8 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
           size: int, epochs: int, pretrain_epochs: int, batch_size: int, lr: float,
           lambda_l1: float, disc: str, base_width: int, depth: int, val_fraction: float,
-          checkpoint_every: int, device: str, workers: int, seed: int) -> None:  # fmt: skip
+          checkpoint_every: int, checkpoint_minutes: float, device: str, workers: int,
+          seed: int) -> None:  # fmt: skip
     """Train a colorizer on DATA (a folder of colour images, searched recursively) into RUN.
 
     \b

@@ -16,7 +16,8 @@ from click.testing import CliRunner, Result
 from test_scenes import write_episode
 
 from cli import main
-from vidcolor.dataset import ColorCrops, ShardFrame, open_training_data
+from vidcolor.crops import Crops, on_device
+from vidcolor.dataset import ShardFrame, open_training_data
 from vidcolor.dataset_build import PRESETS, BuildError, BuildOptions, build_dataset
 from vidcolor.scenes import detect_scenes
 from vidcolor.synthetic import Episode, cartoon, replay
@@ -69,8 +70,12 @@ def test_training_reads_the_shards(episodes: list[Path], tmp_path: Path) -> None
     build_dataset(episodes, tmp_path / "data")
     data = open_training_data(tmp_path / "data")
     assert data.train and all(isinstance(x, ShardFrame) for x in data.train)
-    crop = ColorCrops(data.train, 64, train=True)[0]
-    assert crop.shape == (3, 64, 64) and crop.dtype == torch.uint8
+    crops = Crops(len(data.train), lambda i: data.picture(data.train[i]), 64, train=True)
+    canvas, theta = crops.batch([0, 1], epoch=0)
+    crop = on_device(canvas, theta, 64, torch.device("cpu"))
+    assert crop.shape == (2, 3, 64, 64) and crop.min() >= 0 and crop.max() <= 1
+    assert data.picture(data.train[0]).pixels.shape == tuple(np.load(data.train[0].shard,
+                                                                     mmap_mode="r").shape[1:])
 
 
 def test_duplicates_dropped(tmp_path: Path) -> None:

@@ -63,15 +63,16 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     out = tmp_path / "run"
     result = run("train", tmp_path / "photos", "-o", out, "--size", "32", "--epochs", "2",
                  "--pretrain-epochs", "1", "--batch-size", "2", "--base-width", "8", "--depth",
-                 "4", "--val-fraction", "0.25", "--workers", "0")  # fmt: skip
+                 "4", "--val-fraction", "0.25", "--workers", "0", "--checkpoint-every",
+                 "3")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "left out 1 greyscale image(s): grey.png" in result.stderr
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
-    for name in ("last.pt", "best.pt", "model.pt", "curves.png", "samples/epoch_000.png",
-                 "samples/epoch_002.png"):  # fmt: skip
+    for name in ("last.pt", "best.pt", "model.pt", "curves.png", "samples/step_0000003.png",
+                 "samples/step_0000009.png", "cache/cache.json"):  # fmt: skip
         assert (out / name).is_file(), name
-    grid = cv2.imread(str(out / "samples/epoch_002.png"))
+    grid = cv2.imread(str(out / "samples/step_0000009.png"))
     assert grid.shape == (2 * 32, 3 * 32, 3)  # 2 rows of gray | truth | generated
     state = load_checkpoint(out / "last.pt")
     assert state["step"] == 9 and state["epoch"] == 3  # 6 train images / 2 = 3 steps x 3 epochs

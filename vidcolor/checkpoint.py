@@ -57,6 +57,7 @@ LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "size": (lambda v: 32 <= v <= 4096, "from 32 to 4096"),  # 32: what the discriminators need
     "batch_size": (lambda v: 1 <= v <= 4096, "from 1 to 4096"),
     "lr": (lambda v: v > 0, "above 0"),
+    "checkpoint_minutes": (lambda v: v > 0, "above 0"),
     "beta1": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
     "val_fraction": (lambda v: 0 <= v <= 0.9, "from 0 to 0.9"),
     "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),  # numpy takes no negative seed

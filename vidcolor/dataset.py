@@ -1,23 +1,25 @@
 """Reading training data: what `vidcolor train DATA` accepts, behind one small interface.
 
-``open_training_data(path)`` returns the train/val image lists; ``ColorCrops`` turns a list into
-fixed-size uint8 RGB crops. DATA today is a folder of images (recursive), with an optional
-``manifest.jsonl`` from ``vidcolor extract`` (its ``scene`` field, when present, keeps whole
-scenes on one side of the split). Datasets from ``vidcolor dataset build`` plug in here.
+``open_training_data(path)`` returns the train/val image lists and how to read each one as a
+``crops.Picture``. DATA is a folder of images (recursive), with an optional ``manifest.jsonl``
+from ``vidcolor extract`` (its ``scene`` field, when present, keeps whole scenes on one side of
+the split), or a dataset from ``vidcolor dataset build``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from vidcolor.crops import FrameCache, Picture
 from vidcolor.errors import UserError
 from vidcolor.extract import read_manifest
 from vidcolor.ownership import file_in
@@ -48,6 +50,26 @@ class TrainingData:
     train: list[Path | ShardFrame]
     val: list[Path | ShardFrame]
     notes: list[str] = field(default_factory=list)  # what was left out, and why
+    cache: FrameCache | None = None  # a folder's images, decoded once (see crops.py)
+
+    def picture(self, item: Path | ShardFrame) -> Picture:
+        """``item``'s pixels: from its shard, the cache, or else its file."""
+        if isinstance(item, ShardFrame):
+            return _shard_picture(item)
+        if self.cache is not None:
+            return self.cache.picture(item)
+        rgb = read_rgb(item)
+        return Picture(rgb, rgb.shape[:2])
+
+
+_SHARDS: dict[Path, np.ndarray] = {}  # memory maps, opened once per process
+
+
+def _shard_picture(item: ShardFrame) -> Picture:
+    if item.shard not in _SHARDS:
+        _SHARDS[item.shard] = np.load(item.shard, mmap_mode="r")
+    pixels = _SHARDS[item.shard][item.offset]
+    return Picture(pixels, pixels.shape[:2])
 
 
 @dataclass(frozen=True)
@@ -180,12 +202,18 @@ def open_training_data(
     seed: int = 0,
     workers: int = 4,
     exclude: Path | None = None,
+    cache: Path | None = None,
+    cache_short: int = 0,
+    on_image: Callable[[int, int], None] | None = None,
 ) -> TrainingData:
     """Scan DATA, leave out greyscale images, split whole groups into train and val.
 
     ``val_fraction`` 0 validates on the training images themselves (said in ``notes``).
     ``exclude``: a folder inside DATA to pass over (the run folder, with its sample grids).
-    Raises TrainDataError for a missing or empty folder, a corrupt image, or nothing in colour.
+    ``cache``: a folder for a FrameCache of the images at short side ``cache_short``, made in
+    the same decode pass as the greyscale check (``on_image(done, total)``), or reused when the
+    files are unchanged. Raises TrainDataError for a missing or empty folder, a corrupt image,
+    or nothing in colour.
     """
     root = Path(path)
     if not root.is_dir():
@@ -206,8 +234,16 @@ def open_training_data(
         files = [p for p in files if not p.resolve().is_relative_to(skip)]
     if not files:
         raise TrainDataError(f"{root}: no images (png, jpg, webp) found")
-    with ThreadPoolExecutor(workers) as pool:
-        grey = list(pool.map(lambda p: is_greyscale(read_rgb(p)), files))
+    frame_cache = None
+    if cache is not None:
+        key = FrameCache.key(root, files, cache_short)
+        frame_cache = FrameCache.open(cache, key, root) or FrameCache.build(
+            cache, key, root, files, cache_short, read_rgb, is_greyscale, workers,
+            on_image=(lambda n: on_image(n, len(files))) if on_image else None)  # fmt: skip
+        grey = frame_cache.grey
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            grey = list(pool.map(lambda p: is_greyscale(read_rgb(p)), files))
     notes = []
     if any(grey):
         names = [p.name for p, g in zip(files, grey, strict=True) if g]
@@ -226,49 +262,14 @@ def open_training_data(
     if not val:
         notes.append("no held-out images: validating on the training images")
         val = train
-    return TrainingData(train, val, notes)
+    return TrainingData(train, val, notes, frame_cache)
 
 
-class ColorCrops(Dataset):
-    """Square ``size`` crops as uint8 RGB tensors (3, size, size).
-
-    Training: the short side is scaled to ``size`` x U(1, 1.25), then a random crop and a coin
-    flip mirror it. Validation: short side to ``size``, centre crop. Augmentation is drawn from
-    (seed, epoch, index), so it does not depend on worker count or on resuming.
-    """
-
-    def __init__(
-        self, files: list[Path | ShardFrame], size: int, train: bool, seed: int = 0
-    ) -> None:
-        self.files, self.size, self.train, self.seed = files, size, train, seed
-        self.epoch = 0
-        self._shards: dict[Path, np.ndarray] = {}  # memory maps, opened per worker process
-
-    def _load(self, item: Path | ShardFrame) -> np.ndarray:
-        if isinstance(item, ShardFrame):
-            if item.shard not in self._shards:
-                self._shards[item.shard] = np.load(item.shard, mmap_mode="r")
-            return np.asarray(self._shards[item.shard][item.offset])
-        return read_rgb(item)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        rgb = self._load(self.files[index])
-        rng = np.random.default_rng((self.seed, self.epoch, index))
-        h, w = rgb.shape[:2]
-        short = self.size * (rng.uniform(1.0, 1.25) if self.train else 1.0)
-        scale = short / min(h, w)
-        nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        rgb = cv2.resize(rgb, (nw, nh), interpolation=interp)
-        if self.train:
-            y = int(rng.integers(0, nh - self.size + 1))
-            x = int(rng.integers(0, nw - self.size + 1))
-        else:
-            y, x = (nh - self.size) // 2, (nw - self.size) // 2
-        crop = rgb[y : y + self.size, x : x + self.size]
-        if self.train and rng.random() < 0.5:
-            crop = crop[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)  # (3,S,S) uint8
+def data_fingerprint(data: TrainingData, root: str | Path) -> str:
+    """Which files train and validate (relative to DATA), as a short hash: resuming needs the
+    same data, wherever the command runs from."""
+    h = hashlib.sha256()
+    for part in (data.train, data.val):
+        names = "\n".join(os.path.relpath(p, root) for p in part)
+        h.update(names.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()[:16]

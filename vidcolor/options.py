@@ -76,7 +76,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_max: int = 256  # validation images scored per epoch
     samples: int = 6  # rows in each epoch's sample grid
-    checkpoint_every: int = 500  # steps between last.pt saves (and at every epoch end)
+    checkpoint_every: int = 2000  # steps between validation, samples and checkpoints ...
+    checkpoint_minutes: float = 10.0  # ... or minutes, whichever comes first; and at the end
     log_every: int = 20  # steps between metrics.csv rows
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -96,7 +97,7 @@ class TrainStage:
 
     config: TrainConfig = field(default_factory=lambda: TrainConfig(data=""))
     device: str = "auto"
-    workers: int = 2  # data-loading processes
+    workers: int = 2  # threads that decode DATA's images into the run's cache
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,8 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
             data=str(p["data"].resolve()) if p.get("data") else "", size=p["size"],
             epochs=p["epochs"], pretrain_epochs=p["pretrain_epochs"], batch_size=p["batch_size"],
             lr=p["lr"], lambda_l1=p["lambda_l1"], val_fraction=p["val_fraction"],
-            checkpoint_every=p["checkpoint_every"], seed=p["seed"],
+            checkpoint_every=p["checkpoint_every"],
+            checkpoint_minutes=p["checkpoint_minutes"], seed=p["seed"],
             model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
         )  # fmt: skip
         return TrainStage(config, p["device"], p["workers"])

@@ -30,7 +30,8 @@ OWNED: dict[str, tuple[str, ...]] = {
     "dataset": ("manifest.json", "train.npy", "val.npy", "test.npy", "scenes.png", "lock"),
     "dataset-partial": ("lock", "plan.json", "scan_*", "*.npy", "manifest.json"),
     "train": ("config.json", "last.pt", "best.pt", "model.pt", "metrics.csv", "curves.png",
-              "samples", "samples/epoch_*.png"),
+              "samples", "samples/epoch_*.png", "samples/step_*.png", "cache",
+              "cache/frames.u8", "cache/index.npy", "cache/cache.json"),
     "pipeline": ("pipeline", "pipeline/*.json", "pipeline/*.items", "pipeline/*.items/*.json",
                  "frames", "render", "render/*"),
 }

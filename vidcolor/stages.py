@@ -121,11 +121,16 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
 
     stage = stage or TrainStage()
     dist = dist or setup_distributed(stage.device)
-    if resume:
-        trainer = resume_run(run, dist, stage.workers, epochs)
-    else:
-        trainer = start_run(stage.config, run, dist, stage.workers)
     report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
+    with report.progress("decode DATA", None) as bar:  # once; reused while the files hold
+
+        def decoded(done: int, total: int) -> None:
+            bar.update(done, total=total)
+
+        if resume:
+            trainer = resume_run(run, dist, stage.workers, epochs, decoded)
+        else:
+            trainer = start_run(stage.config, run, dist, stage.workers, decoded)
     try:
         with report.training(run, trainer, resume) as on_step:
             scores = trainer.fit(on_step)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -17,19 +16,22 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import atomic_path, clear_stale
 from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
-from vidcolor.dataset import ColorCrops, TrainingData, open_training_data
+from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
+from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import TrainConfig
-from vidcolor.ownership import check_claim
+from vidcolor.ownership import check_claim, remove_tree
 from vidcolor.report import plot_curves, sample_grid, save_png
 from vidcolor.runtime import Dist, RunError
+from vidcolor.saver import Saver, snapshot
+from vidcolor.threads import threaded
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_run", "start_run"]
 
@@ -53,18 +55,6 @@ class Status:
     images_per_s: float
 
 
-def data_fingerprint(data: TrainingData, root: str | Path) -> str:
-    """Which files train and validate (relative to DATA), as a short hash: resuming needs the
-    same data, wherever the command runs from."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for part in (data.train, data.val):
-        names = "\n".join(os.path.relpath(p, root) for p in part)
-        h.update(names.encode("utf-8", "surrogateescape") + b"\0")
-    return h.hexdigest()[:16]
-
-
 def lr_factor(step: int, pretrain_steps: int, gan_steps: int, decay_steps: int) -> float:
     """1 through warm-up and the first adversarial epochs, then linearly down towards 0."""
     into = step - pretrain_steps - (gan_steps - decay_steps)
@@ -75,18 +65,22 @@ class Trainer:
     """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
 
     def __init__(self, cfg: TrainConfig, run: Path, dist_info: Dist, workers: int = 2,
-                 data: TrainingData | None = None) -> None:  # fmt: skip
+                 on_image: Callable[[int, int], None] | None = None) -> None:  # fmt: skip
         self.cfg, self.run, self.dist, self.workers = cfg, run, dist_info, workers
         dev = dist_info.device
         if cfg.size < MIN_SIZE:
             raise RunError(f"--size {cfg.size}: the discriminators need at least {MIN_SIZE}")
         torch.manual_seed(cfg.seed)
-        self.data = data or open_training_data(cfg.data, cfg.val_fraction, cfg.seed, exclude=run)
-        self.train_set = ColorCrops(self.data.train, cfg.size, train=True, seed=cfg.seed)
+        self.data = self._open_data(on_image)
+        train = self.data.train
+        self.train_set = Crops(len(train), lambda i: self.data.picture(train[i]), cfg.size,
+                               train=True, seed=cfg.seed)  # fmt: skip
         val = self.data.val
         if len(val) > cfg.val_max:  # an even spread, not the first scenes alone
             val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_max).astype(int)]
-        self.val_set = ColorCrops(val, cfg.size, train=False)
+        self.val_set = fixed_crops(val, self.data.picture, cfg.size)
+        self.saver = Saver()
+        self._saved_at, self._saved_step = time.monotonic(), -1
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
             n = len(self.train_set)
@@ -132,6 +126,20 @@ class Trainer:
         else:
             self.G_ddp, self.D_ddp = self.G, self.D
 
+    def _open_data(self, on_image: Callable[[int, int], None] | None) -> TrainingData:
+        """DATA, a folder's images decoded once into RUN/cache (rank 0 makes it; the other
+        ranks wait, then read it)."""
+        cfg = self.cfg
+
+        def open_data() -> TrainingData:
+            return open_training_data(
+                cfg.data, cfg.val_fraction, cfg.seed, max(1, self.workers), exclude=self.run,
+                cache=self.run / "cache", cache_short=cache_short(cfg.size), on_image=on_image)
+
+        data = open_data() if self.dist.main else None
+        self.dist.barrier()
+        return data or open_data()
+
     # -- run folder -------------------------------------------------------------------------
 
     def state(self) -> dict:
@@ -147,7 +155,9 @@ class Trainer:
         }  # fmt: skip
 
     def save(self, name: str) -> None:
+        """``name`` now, once the writes under way are done (they may be older steps)."""
         if self.dist.main:
+            self.saver.wait()
             save_checkpoint(self.run / name, self.state())
 
     def load(self, path: Path) -> None:
@@ -197,20 +207,19 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
 
-    def _loader(self, epoch: int) -> DataLoader:
-        """This epoch's batches, skipping those a resumed run already trained on."""
-        sampler = DistributedSampler(self.train_set, self.dist.world, self.dist.rank,
-                                     shuffle=True, seed=self.cfg.seed, drop_last=True)  # fmt: skip
+    def batches(self, epoch: int) -> threaded:
+        """This epoch's crops on the device (N, 3, S, S) in [0, 1], skipping those a resumed
+        run already trained on: sliced out of the stored pictures and resampled a few batches
+        ahead, in a thread of their own (on CUDA into pinned memory, then one stream)."""
+        sampler = DistributedSampler(range(len(self.train_set)), self.dist.world,
+                                     self.dist.rank, shuffle=True, seed=self.cfg.seed,
+                                     drop_last=True)  # fmt: skip
         sampler.set_epoch(epoch)
         done = self.step - epoch * self.steps_per_epoch
         indices = list(sampler)[done * self.cfg.batch_size :]
-        self.train_set.epoch = epoch
-        pin = self.dist.device.type == "cuda"
-        # Its own generator: a loader otherwise draws its seed from the global RNG, and a
-        # resumed run would then see different dropout noise than an uninterrupted one.
-        gen = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        return DataLoader(self.train_set, self.cfg.batch_size, sampler=indices, drop_last=True,
-                          num_workers=self.workers, pin_memory=pin, generator=gen)  # fmt: skip
+        dev, size = self.dist.device, self.cfg.size
+        batches = self.train_set.batches(indices, self.cfg.batch_size, epoch, dev.type == "cuda")
+        return threaded((on_device(c, t, size, dev) for c, t in batches), 3)
 
     def _autocast(self) -> torch.autocast | nullcontext:
         if self.amp_dtype is None:
@@ -218,7 +227,8 @@ class Trainer:
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
     def train_step(self, rgb: torch.Tensor, adversarial: bool) -> dict[str, float]:
-        """One D step (adversarial phase only) and one G step on a uint8 RGB batch."""
+        """One D step (adversarial phase only) and one G step on an RGB batch (N, 3, S, S):
+        uint8, or float in [0, 1]."""
         dev = self.dist.device
         rgb = rgb.to(dev, non_blocking=True)
         L, ab = rgb_to_model(rgb)  # (N,1,H,W), (N,2,H,W), float32
@@ -272,8 +282,7 @@ class Trainer:
         """L1 on ab, PSNR and SSIM of the RGB result, over the held-out crops."""
         self.G.eval()
         l1s, psnrs, ssims = [], [], []
-        loader = DataLoader(self.val_set, self.cfg.batch_size, num_workers=0)
-        for rgb in loader:
+        for rgb in self.val_set.split(self.cfg.batch_size):
             truth = rgb.to(self.dist.device).float() / 255
             L, ab = rgb_to_model(truth)
             with self._autocast():
@@ -289,26 +298,25 @@ class Trainer:
                 "val_SSIM": float(np.mean(ssims))}  # fmt: skip
 
     @torch.inference_mode()
-    def write_samples(self, epoch: int) -> None:
-        """samples/epoch_NNN.png: gray | truth | generated on the same validation crops."""
+    def samples(self) -> np.ndarray:
+        """The sample grid: gray | truth | generated on the same validation crops."""
         self.G.eval()
         # Spread across the validation set: neighbouring frames of one shot say little new.
         n = min(self.cfg.samples, len(self.val_set))
         picks = np.linspace(0, len(self.val_set) - 1, n).round().astype(int)
-        truth = torch.stack([self.val_set[i] for i in picks.tolist()])
-        truth = truth.to(self.dist.device).float() / 255
+        truth = self.val_set[picks].to(self.dist.device).float() / 255
         L, _ = rgb_to_model(truth)
         fake = self.G(L).float()
         gray = model_to_rgb(L, torch.zeros_like(fake))
-        (self.run / "samples").mkdir(exist_ok=True)
-        save_png(self.run / "samples" / f"epoch_{epoch:03d}.png",
-                 sample_grid(gray, truth, model_to_rgb(L, fake)))  # fmt: skip
         self.G.train()
+        return sample_grid(gray, truth, model_to_rgb(L, fake))
 
     def fit(self, on_step: Callable[[Status], None] | None = None) -> dict[str, float]:
         """Train to the configured number of epochs; returns the last validation scores.
-        Ctrl-C (or SIGTERM, SIGHUP) finishes the step in progress, saves last.pt and raises
-        KeyboardInterrupt; a second one raises ForcedStop at once and saves nothing."""
+        Validation, samples and checkpoints come every ``checkpoint_every`` steps or
+        ``checkpoint_minutes``, whichever is first, and at the end. Ctrl-C (or SIGTERM, SIGHUP)
+        finishes the step in progress, saves last.pt and raises KeyboardInterrupt; a second one
+        raises ForcedStop at once and saves nothing."""
         cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
         scores: dict[str, float] = {}
         acc: dict[str, list[float]] = {}
@@ -318,96 +326,120 @@ class Trainer:
             clear_stale(self.run / "samples")
         self.G.train()
         self.D.train()
+        phase = "pretrain"
         with StopBetweenSteps() as stop:
             try:
                 while self.epoch < epochs:
                     adversarial = self.epoch >= cfg.pretrain_epochs
                     phase = "gan" if adversarial else "pretrain"
-                    for rgb in self._loader(self.epoch):
-                        losses = self.train_step(rgb, adversarial)
-                        self.step += 1
-                        n_log += rgb.shape[0] * self.dist.world
-                        for k, v in losses.items():
-                            acc.setdefault(k, []).append(v)
-                        rate = n_log / max(1e-9, time.perf_counter() - t_log)
-                        if on_step is not None:
-                            on_step(Status(self.epoch, epochs, self.step, self.total_steps,
-                                           phase, losses, rate))  # fmt: skip
-                        if self.step % cfg.log_every == 0:
-                            means = {k: float(np.mean(v)) for k, v in acc.items()}
-                            lr = self.sched_G.get_last_lr()[0]
-                            self._log({"step": self.step, "epoch": self.epoch, "phase": phase,
-                                       "lr": lr, "images_per_s": rate, **means})  # fmt: skip
-                            acc, t_log, n_log = {}, time.perf_counter(), 0
-                        if self.step % cfg.checkpoint_every == 0:
-                            self.save("last.pt")
-                        if self._all_agree(stop.requested):
-                            raise stop.interrupt()
-                    self.epoch += 1
-                    scores = self._end_epoch(phase)
+                    with self.batches(self.epoch) as batches:
+                        for rgb in batches:
+                            losses = self.train_step(rgb, adversarial)
+                            self.step += 1
+                            if self.step == (self.epoch + 1) * self.steps_per_epoch:
+                                self.epoch += 1  # its last batch: a checkpoint now says so
+                            n_log += rgb.shape[0] * self.dist.world
+                            for k, v in losses.items():
+                                acc.setdefault(k, []).append(v)
+                            rate = n_log / max(1e-9, time.perf_counter() - t_log)
+                            if on_step is not None:
+                                on_step(Status(self.epoch, epochs, self.step, self.total_steps,
+                                               phase, losses, rate))  # fmt: skip
+                            if self.step % cfg.log_every == 0:
+                                means = {k: float(np.mean(v)) for k, v in acc.items()}
+                                lr = self.sched_G.get_last_lr()[0]
+                                self._log({"step": self.step, "epoch": self.epoch,
+                                           "phase": phase, "lr": lr, "images_per_s": rate,
+                                           **means})  # fmt: skip
+                                acc, t_log, n_log = {}, time.perf_counter(), 0
+                            stopping, due = self._all_agree(stop.requested, self._due())
+                            if due:
+                                scores = self._checkpoint(phase)
+                            if stopping:
+                                raise stop.interrupt()
+                if self._saved_step != self.step:
+                    scores = self._checkpoint(phase)
+                self.saver.close()
             except ForcedStop:
                 raise
             except KeyboardInterrupt:
                 self.save("last.pt")  # steps are whole: the interrupt came between them
                 raise
-            except Exception:
-                if not stop.requested:
-                    raise
-                # Ctrl-C reached the loader's worker processes too, and fetching the next
-                # batch failed: still between steps, so the state is whole.
-                self.save("last.pt")
-                raise stop.interrupt() from None
         return scores
 
-    def _end_epoch(self, phase: str) -> dict[str, float]:
-        """Validation, samples, best.pt and curves (rank 0), then last.pt and a barrier."""
+    def _due(self) -> bool:
+        """Whether validation and a checkpoint are due after this step (rank 0's clock)."""
+        minutes = (time.monotonic() - self._saved_at) / 60
+        return self.step % self.cfg.checkpoint_every == 0 or minutes >= self.cfg.checkpoint_minutes
+
+    def _checkpoint(self, phase: str) -> dict[str, float]:
+        """Validation and the sample grid now (rank 0); last.pt, and best.pt with model.pt
+        when validation improved, samples/step_N.png and curves.png written in the
+        background. A barrier keeps the ranks in step."""
         scores: dict[str, float] = {}
         if self.dist.main:
             scores = self.validate()
-            self._log({"step": self.step, "epoch": self.epoch - 1, "phase": phase, **scores})
-            self.write_samples(self.epoch - 1)
-            if scores["val_L1"] < self.best_val:
-                self.best_val = scores["val_L1"]
-                self.save("best.pt")
-                save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
-            plot_curves(self.run / "metrics.csv", self.run / "curves.png")
-        self.save("last.pt")
+            self._log({"step": self.step, "epoch": self.epoch, "phase": phase, **scores})
+            grid, state = self.samples(), snapshot(self.state())
+            improved = scores["val_L1"] < self.best_val
+            if improved:
+                self.best_val = state["best_val_L1"] = scores["val_L1"]
+            self.saver.submit(lambda: self._write(self.step, grid, state, improved))
+        self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
         return scores
 
-    def _all_agree(self, requested: bool) -> bool:
-        """Whether any process was asked to stop: every rank leaves after the same step (one
-        that went on alone would wait in the next step's gradient all-reduce for ever)."""
+    def _write(self, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
+        """What ``_checkpoint`` hands to the writer thread."""
+        (self.run / "samples").mkdir(exist_ok=True)
+        save_png(self.run / "samples" / f"step_{step:07d}.png", grid)
+        save_checkpoint(self.run / "last.pt", state)
+        if improved:
+            save_checkpoint(self.run / "best.pt", state)
+            save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
+        plot_curves(self.run / "metrics.csv", self.run / "curves.png")
+
+    def _all_agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
+        """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due:
+        every rank acts after the same step (one that went on alone would wait in the next
+        step's gradient all-reduce for ever)."""
         if self.dist.world == 1:
-            return requested
-        flag = torch.tensor([float(requested)], device=self.dist.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+            return stop, due
+        flags = torch.tensor([float(stop), float(due and self.dist.main)], device=self.dist.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        return bool(flags[0].item()), bool(flags[1].item())
 
 
-def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int) -> Trainer:
+def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
+              on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
     """A new run folder with config.json; refuses one that already holds a run, and a folder
-    of other files."""
+    of other files. ``on_image(done, total)``: the decode of DATA into the run's cache."""
     if (run / "last.pt").exists():
         raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
     # A run folder without last.pt is a run that stopped before its first checkpoint: nothing
     # to resume, so starting again over it loses nothing.
     check_claim(run, "train", "a training run")
-    trainer = Trainer(cfg, run, dist_info, workers)
+    made = not run.exists()
     if dist_info.main:
         run.mkdir(parents=True, exist_ok=True)
         with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-    return trainer
+    try:
+        return Trainer(cfg, run, dist_info, workers, on_image)
+    except BaseException:
+        if made and dist_info.main:  # bad data: the folder this call made goes again
+            remove_tree(run, run.parent, "train")
+        raise
 
 
-def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None) -> Trainer:
+def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None,
+               on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
     """Continue ``run`` from last.pt: same step, optimizer state and schedule."""
     if not (run / "last.pt").exists():
         raise RunError(f"{run}: no last.pt to resume from")
     cfg = TrainConfig.from_dict(load_checkpoint(run / "last.pt")["config"])
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    trainer = Trainer(cfg, run, dist_info, workers)
+    trainer = Trainer(cfg, run, dist_info, workers, on_image)
     trainer.load(run / "last.pt")
     return trainer
