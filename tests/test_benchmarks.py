@@ -1,0 +1,142 @@
+"""The benchmarks' own plumbing: a failing case is reported beside the others' figures, clips
+without audio are cut and rendered, the data path is timed on data smaller than asked for, and
+a real `vidcolor train` stopped by SIGINT is read back from its metrics.csv."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import pytest
+import torch
+from conftest import frame_times, make_video, write_photos
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "pipelines")]
+
+import bench_render  # noqa: E402
+import bench_train  # noqa: E402
+from common import run_cases  # noqa: E402
+from sample_clip import cut  # noqa: E402
+
+from vidcolor.models import ModelConfig  # noqa: E402
+from vidcolor.runtime import Dist  # noqa: E402
+from vidcolor.train import TrainConfig, Trainer  # noqa: E402
+
+KEY_EVERY_12 = {"crf": "12", "preset": "ultrafast",
+                "x264-params": "keyint=12:min-keyint=12:scenecut=0"}  # fmt: skip
+
+
+def test_a_failing_case_is_reported_and_the_others_still_run() -> None:
+    def broken() -> dict:
+        raise ValueError("3 frames make no batch of 4\n(second line)")
+
+    lines: list[str] = []
+    r = run_cases({"a": lambda: {"fps": 10.0}, "b": broken, "c": lambda: {"fps": 20.0}},
+                  log=lines.append)  # fmt: skip
+    assert r == {"a": {"fps": 10.0}, "b": {"error": "ValueError: 3 frames make no batch of 4"},
+                 "c": {"fps": 20.0}}  # fmt: skip
+    assert lines[1] == "b: error: ValueError: 3 frames make no batch of 4"
+    assert lines[0].startswith("a: done") and lines[2].startswith("c: done")
+
+
+def test_an_interrupt_keeps_what_was_measured() -> None:
+    def stopped() -> dict:
+        raise KeyboardInterrupt
+
+    r = run_cases({"a": lambda: {"fps": 1.0}, "b": stopped, "c": lambda: {"fps": 2.0}},
+                  log=lambda line: None)  # fmt: skip
+    assert r == {"a": {"fps": 1.0}, "b": {"error": "interrupted"},
+                 "c": {"error": "not run (interrupted)"}}  # fmt: skip
+
+
+def test_the_render_table_shows_figures_beside_an_error(capsys: pytest.CaptureFixture) -> None:
+    def case(name: str, fps: float, rss: float = 500.0) -> dict:
+        return {"case": name, "frames": 240, "seconds": 240 / fps, "fps": fps,
+                "peak_rss_mb": rss, "batch": 4}  # fmt: skip
+
+    r = {"io-floor": case("io-floor", 200.0), "model": case("model", 40.0),
+         "render": case("render", 30.0), "render-temporal": case("render-temporal", 24.0),
+         "naive": case("naive", 15.0), "render-10s": {"error": "KeyError: 'audio'"}}  # fmt: skip
+    args = argparse.Namespace(clip=Path("clip.mp4"), batch_size=None, naive_seconds=10.0)
+    summary = bench_render.report(r, args, "")
+    out = capsys.readouterr().out
+    assert "| render-10s | error: KeyError: 'audio' | | | |" in out
+    assert "| render | 240 | 8.00 | 30.0 | 500 |" in out
+    assert "render vs naive (target >= 2; 1080p on a GPU: >= 5): 2.00" in out
+    assert "(target <= 1.2): n/a" in out  # the memory ratio needs render-10s
+    assert summary["ratios"]["render --temporal vs without (target >= 0.8)"] == pytest.approx(0.8)
+
+
+def test_cut_copies_a_clip_without_audio(tmp_path: Path) -> None:
+    src, dst = tmp_path / "silent.mp4", tmp_path / "cut.mp4"
+    make_video(src, frames=48, x264=KEY_EVERY_12)  # keyframes every 0.5 s, no audio
+    stop = cut(src, dst, Fraction(1, 2), Fraction(9, 10))  # the end moves on to 1.0 s
+    assert stop == 1
+    with av.open(str(dst)) as c:
+        assert len(c.streams.audio) == 0
+    assert frame_times(dst) == [Fraction(i, 24) for i in range(12)]
+
+
+def test_cut_stops_the_audio_where_the_video_stops(tmp_path: Path) -> None:
+    src, dst = tmp_path / "tone.mp4", tmp_path / "cut.mp4"
+    make_video(src, frames=48, audio=True, x264=KEY_EVERY_12)
+    assert cut(src, dst, Fraction(0), Fraction(1)) == 1
+    assert len(frame_times(dst)) == 24
+    with av.open(str(dst)) as c:
+        a = c.streams.audio[0]
+        starts = [p.pts * p.time_base for p in c.demux(a) if p.pts is not None]
+    assert starts and max(starts) < 1
+
+
+def test_bench_render_runs_on_from_a_failed_case(tmp_path: Path) -> None:
+    """The model case has too few frames (its error is its row); render-10s, on a clip without
+    audio (it used to fail there), still runs and prints its figures. The bundled model."""
+    clip, out = tmp_path / "silent.mp4", tmp_path / "render.json"
+    make_video(clip, frames=36, x264=KEY_EVERY_12)
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_render.py"), "--clip", str(clip),
+           "--cases", "model,render-10s", "--naive-seconds", "0.01", "--json", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # a case failed, and says so
+    assert "| model | error: RuntimeError: exit code 1: ValueError: 1 frames" in done.stdout
+    assert "| render-10s | 36 |" in done.stdout
+    cases = json.loads(out.read_text())["cases"]
+    assert cases["render-10s"]["frames"] == 36 and "error" in cases["model"]
+
+
+@pytest.fixture
+def tiny_trainer(tmp_path: Path) -> Trainer:
+    """A real trainer on 8 photos: 2 batches of 4 an epoch."""
+    write_photos(tmp_path / "photos", size=48)
+    cfg = TrainConfig(data=str(tmp_path / "photos"), size=32, batch_size=4, val_fraction=0.0,
+                      model=ModelConfig(base_width=8, depth=4))  # fmt: skip
+    return Trainer(cfg, tmp_path / "run", Dist(), workers=0)
+
+
+def test_loader_rate_goes_round_data_smaller_than_asked(tiny_trainer: Trainer) -> None:
+    got = bench_train.loader_rate(lambda e: bench_train.trainer_batches(tiny_trainer, e), 5,
+                                  torch.device("cpu"))  # fmt: skip
+    # 1 untimed batch + 5 timed = 6 batches: 3 epochs of 2
+    assert got["batches"] == 5 and got["epochs"] == 3 and got["images_per_s"] > 0
+
+
+def test_step_rate_runs_on_the_trainers_own_batches(tiny_trainer: Trainer) -> None:
+    assert bench_train.step_rate(tiny_trainer, 2) > 0
+
+
+def test_end_to_end_reads_a_training_run_stopped_by_sigint(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real `vidcolor train` long enough for a metrics.csv row (one every 20 steps)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny steps: a second thread only waits
+    write_photos(tmp_path / "photos", size=48)
+    got = bench_train.end_to_end(tmp_path / "photos", tmp_path / "run", 12.0, size=32,
+                                 batch_size=2, model=ModelConfig(base_width=8, depth=4),
+                                 device="cpu", workers=1)  # fmt: skip
+    assert got["exit_code"] == 130  # Ctrl-C's code: the planned stop, not an error
+    assert got["rows"] >= 1 and got["steps_logged"] >= 20 and got["images_per_s"] > 0
+    assert (tmp_path / "run" / "last.pt").exists()
