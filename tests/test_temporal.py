@@ -1,19 +1,26 @@
 """The stabiliser: steady colour on a static scene, follows motion without ghosting, resets at
-a cut; and `render --temporal` end to end."""
+a cut; its flows found ahead on a pool of threads, the same as found one by one; and `render
+--temporal` end to end."""
 
 from __future__ import annotations
 
+import functools
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from click.testing import CliRunner
+from conftest import make_video
 
 from cli import main
+from vidcolor import render, temporal
 from vidcolor.scenes import detect_scenes
 from vidcolor.synthetic import Episode, cartoon
-from vidcolor.temporal import CutMarks, Stabilizer
-from vidcolor.video import VideoReader, probe
+from vidcolor.temporal import CutMarks, Stabilizer, measure_motion, motions_ahead
+from vidcolor.video import EncodeOptions, VideoReader, probe
 
 
 def backdrop(seed: int = 0) -> np.ndarray:
@@ -150,3 +157,82 @@ def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
     with VideoReader(first, planes=True) as a, VideoReader(second, planes=True) as b:
         for fa, fb in zip(a, b, strict=True):
             assert all(np.array_equal(x, y) for x, y in zip(fa.chroma, fb.chroma, strict=True))
+
+
+def panning(length: int, cut_at: int) -> Iterator[tuple[int, np.ndarray, bool]]:
+    """(index, gray, starts a scene): a backdrop panning 2 pixels a frame, another after the cut."""
+    for i in range(length):
+        seed = 0 if i < cut_at else 5
+        yield i, np.roll(backdrop(seed), 2 * i, axis=1), i == cut_at
+
+
+def test_motions_found_ahead_are_those_found_one_by_one() -> None:
+    grays = [g for _, g, _ in panning(40, cut_at=25)]
+    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    for workers in (1, 3):
+        out = list(motions_ahead(panning(40, cut_at=25), workers=workers))
+        assert [i for i, *_ in out] == list(range(40))
+        assert [i for i, _, _, m in out if m is None] == [0, 25]  # first frame, the cut
+        for i, gray, _, motion in out[1:25] + out[26:]:
+            alone = measure_motion(flow, grays[i - 1], gray)
+            assert np.array_equal(motion.back, alone.back) and motion.trusted == alone.trusted
+            assert motion.soft is not None and np.array_equal(motion.soft, alone.soft)
+
+
+def test_motions_ahead_keeps_few_frames_in_flight_and_stops_its_pool() -> None:
+    pulled = 0
+
+    def counted() -> Iterator[tuple[int, np.ndarray, bool]]:
+        nonlocal pulled
+        for item in panning(60, cut_at=30):
+            pulled += 1
+            yield item
+
+    for i, *_ in motions_ahead(counted(), workers=2, ahead=3):
+        assert pulled - i <= 3  # taken from the source, not yet handed on (this one included)
+    assert pulled == 60
+    early = motions_ahead(panning(60, cut_at=30), workers=2)
+    next(early), next(early)
+    early.close()  # as render's thread closes it on a stop or an error
+    assert not [t for t in threading.enumerate() if t.name.startswith("vidcolor-flow")]
+
+
+def test_flows_found_ahead_render_the_same_frames(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "in.mp4"
+    make_video(src, frames=40, width=96, height=64, cut_at=21)
+    lossless = EncodeOptions(crf=0, preset="ultrafast")  # decoded planes = what was written
+    trusted: list[float] = []
+
+    def spied(*args: np.ndarray) -> temporal.Motion:
+        motion = measure_motion(*args)
+        trusted.append(motion.trusted)
+        return motion
+
+    monkeypatch.setattr(temporal, "measure_motion", spied)
+
+    def rendered(found_by: object, on: bool = True) -> list[np.ndarray]:
+        monkeypatch.setattr(render, "motions_ahead", found_by)
+        dst = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.mp4"
+        colorizer = render.Colorizer(tiny_model, "cpu", batch_size=3)
+        result = render.render_video(src, dst, colorizer, lossless, temporal=on)
+        assert result.frames == 40
+        with VideoReader(dst, planes=True) as reader:
+            return [np.concatenate([f.image.ravel(), *(c.ravel() for c in f.chroma)])
+                    for f in reader]  # fmt: skip
+
+    def one_by_one(items: Iterator) -> Iterator:  # the stabiliser finds each motion itself
+        return ((item, gray, cut, None) for item, gray, cut in items)
+
+    own = rendered(one_by_one)
+    assert len(trusted) == 38 and min(trusted) > temporal.MIN_TRUSTED  # every motion carried
+    for found_by in (
+        functools.partial(motions_ahead, workers=1),
+        functools.partial(motions_ahead, workers=4, ahead=2),
+        motions_ahead,
+    ):
+        assert all(np.array_equal(a, b) for a, b in zip(own, rendered(found_by), strict=True))
+    assert len(trusted) == 4 * 38
+    plain = rendered(motions_ahead, on=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(own, plain, strict=True))

@@ -3,8 +3,9 @@
 Per frame: the stored luma plane (Y) goes to the encoder untouched; a copy, scaled to the
 working size, becomes L for the generator; the predicted ab, joined with that L, becomes RGB,
 then Cb/Cr, which are scaled to the 4:2:0 chroma size on the device. So the output's luma is the
-input's luma bit for bit, and no full-resolution colour conversion is ever done. Decoding,
-inference and encoding overlap on three threads with bounded queues.
+input's luma bit for bit, and no full-resolution colour conversion is ever done. Decoding, the
+working-size grays (and, with ``temporal``, the stabiliser's flows, on a pool of threads),
+inference and encoding overlap on four threads with bounded queues.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from vidcolor.errors import UserError
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
-from vidcolor.temporal import CutMarks, Stabilizer
+from vidcolor.temporal import CutMarks, Motion, Stabilizer, motions_ahead
 from vidcolor.threads import threaded
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter, scaled_size
 from vidcolor.video.probe import count_frames
@@ -127,19 +128,26 @@ class Colorizer:
         self.batch_size = max(1, min(self.batch_size, half))
         return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
 
+    def gray(self, y: np.ndarray, full_range: bool) -> np.ndarray:
+        """A stored luma plane (H, W) uint8 -> full-range gray at the working size: what the
+        model sees (as Lab L) and the stabiliser's flow runs on."""
+        h, w = y.shape
+        g = y if full_range else cv2.LUT(y, TV_TO_FULL)
+        return cv2.resize(g, scaled_size(w, h, self.size), interpolation=cv2.INTER_AREA)
+
     @torch.inference_mode()
     def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str,
-               stabilizer: Stabilizer | None = None, cuts: list[bool] | None = None
+               stabilizer: Stabilizer | None = None, cuts: list[bool] | None = None,
+               grays: list[np.ndarray] | None = None,
+               motions: list[Motion | None] | None = None,
                ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
         """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W). A
         ``stabilizer`` (the caller's: its state belongs to one video) carries colour along the
-        motion; ``cuts`` says which frames start a new scene."""
+        motion; ``cuts`` says which frames start a new scene. ``grays`` (``gray`` of each
+        plane) and ``motions`` (``motions_ahead``'s) may come precomputed."""
         h, w = ys[0].shape
-        ws, hs = scaled_size(w, h, self.size)
-        grays = []
-        for y in ys:  # 1. stored luma -> full-range gray at the working size
-            g = y if full_range else cv2.LUT(y, TV_TO_FULL)
-            grays.append(cv2.resize(g, (ws, hs), interpolation=cv2.INTER_AREA))
+        if grays is None:  # 1. stored luma -> full-range gray at the working size
+            grays = [self.gray(y, full_range) for y in ys]
         idx = torch.from_numpy(np.stack(grays)).to(self.device).long()
         L = self._l_of_gray[idx].unsqueeze(1)  # (N,1,hs,ws) in [0, 100]
         ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
@@ -147,8 +155,9 @@ class Colorizer:
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
         if stabilizer is not None:  # at the working size, where the model saw the frame
             cuts = cuts or [False] * len(ys)
-            steady = [stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut)
-                      for g, c, cut in zip(grays, cbcr, cuts, strict=True)]  # fmt: skip
+            motions = motions or [None] * len(ys)
+            steady = [stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut, m)
+                      for g, c, cut, m in zip(grays, cbcr, cuts, motions, strict=True)]  # fmt: skip
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
         cbcr = F.interpolate(
             cbcr,
@@ -245,8 +254,9 @@ def render_video(
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
     ``<dst stem>_preview.png``.
 
-    Three threads overlap: decoding (and the shot detector on the same pass), the model, and
-    here, encoding; bounded queues between them keep memory flat."""
+    Four threads overlap: decoding (and the shot detector on the same pass), the working-size
+    grays (and with ``temporal`` the stabiliser's flows, on a pool), the model, and here,
+    encoding; bounded queues between them keep memory flat."""
     with VideoReader(src, planes=True) as reader:
         info = reader.info
         marks = CutMarks.attach(reader) if temporal else None
@@ -269,7 +279,8 @@ def render_video(
         try:
             with (
                 threaded(marked, depth) as decoded,
-                threaded(_colorized(decoded, colorizer, stabilizer, info), depth) as colorized,
+                threaded(_prepared(decoded, colorizer, info, temporal), depth) as prepared,
+                threaded(_colorized(prepared, colorizer, stabilizer, info), depth) as colorized,
             ):
                 for frame, u, v in colorized:
                     sheet.offer(frame, u, v)
@@ -292,13 +303,28 @@ def render_video(
     return RenderResult(done, colorizer.batch_size, had_colour, notes, cuts)
 
 
-def _colorized(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer,
+_Prepared = tuple[Frame, np.ndarray, bool, Motion | None]  # frame, gray, cut, motion
+
+
+def _prepared(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer, info: VideoInfo,
+              temporal: bool) -> Iterator[_Prepared]:  # fmt: skip
+    """(frame, its working-size gray, starts a scene, the motion from the frame before) for
+    each (frame, starts a scene): everything that needs only the luma, found ahead of the
+    model. The motions (``temporal`` only) are found on a pool of threads."""
+    grays = ((f, colorizer.gray(f.image, info.full_range), cut) for f, cut in decoded)
+    if temporal:
+        yield from motions_ahead(grays)
+    else:
+        yield from ((f, g, cut, None) for f, g, cut in grays)
+
+
+def _colorized(prepared: Iterable[_Prepared], colorizer: Colorizer,
                stabilizer: Stabilizer | None, info: VideoInfo
                ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:  # fmt: skip
-    """(frame, Cb, Cr) for each (frame, starts a scene), in batches of the colorizer's
-    (current) batch size."""
-    batch: list[tuple[Frame, bool]] = []
-    for item in decoded:
+    """(frame, Cb, Cr) for each prepared frame, in batches of the colorizer's (current) batch
+    size."""
+    batch: list[_Prepared] = []
+    for item in prepared:
         batch.append(item)
         if len(batch) < colorizer.batch_size:
             continue
@@ -308,17 +334,17 @@ def _colorized(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer,
         yield from _colorize_batch(batch, colorizer, stabilizer, info)
 
 
-def _colorize_batch(batch: list[tuple[Frame, bool]], colorizer: Colorizer,
+def _colorize_batch(batch: list[_Prepared], colorizer: Colorizer,
                     stabilizer: Stabilizer | None, info: VideoInfo
                     ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:  # fmt: skip
-    frames, cuts = [f for f, _ in batch], [c for _, c in batch]
+    frames, grays, cuts, motions = (list(column) for column in zip(*batch, strict=True))
     for f in frames:
         if f.image.shape != (info.height, info.width):
             raise FrameError(f"{info.path}: frame size changes mid-stream ({info.width}x"
                              f"{info.height} to {f.image.shape[1]}x{f.image.shape[0]}); render "
                              "each part on its own")  # fmt: skip
     chroma = colorizer.chroma([f.image for f in frames], info.full_range, info.matrix,
-                              stabilizer, cuts)  # fmt: skip
+                              stabilizer, cuts, grays, motions)  # fmt: skip
     for f, (u, v) in zip(frames, chroma, strict=True):
         yield f, u, v
 
