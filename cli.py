@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -68,17 +67,6 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def quiet_ffmpeg() -> None:
-    """Keep FFmpeg's own log off the terminal: errors reach the user inside vidcolor's one-line
-    messages (VIDCOLOR_FFMPEG_LOG=1 shows the log). This sets FFmpeg's C-level threshold; PyAV's
-    Python log callback is never turned on, since FFmpeg threads logging through it need the
-    GIL and can deadlock against a thread that holds it while waiting on FFmpeg."""
-    import av.logging
-
-    if not os.environ.get("VIDCOLOR_FFMPEG_LOG"):
-        av.logging.set_libav_level(av.logging.PANIC)
-
-
 def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
     """A recipe's ``[section]`` as ``command``'s parameter values (see ``stage_values``)."""
     from vidcolor.pipeline.check import stage_values
@@ -137,6 +125,8 @@ def main() -> None:
       vidcolor render episode.mp4 episode_color.mp4
       vidcolor extract episode.mp4 -o frames/
     """
+    from vidcolor.console import quiet_ffmpeg
+
     quiet_ffmpeg()
 
 
@@ -302,6 +292,11 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 @click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
               default=TrainConfig.checkpoint_minutes, show_default=True,
               help="Minutes between validation, samples and checkpoints.")  # fmt: skip
+@click.option("--init", type=click.Path(path_type=Path),
+              help="Fine-tune: start from this model (a model.pt, a training checkpoint, or "
+              "'default', the bundled one) and its architecture. Unless given: --lr 5e-05, and "
+              "a new discriminator (a model.pt has none) first learns alone for 200 "
+              "adversarial steps while the generator trains on L1.")  # fmt: skip
 @click.option("--device", default=TrainStage.device, show_default=True, help=DEVICES)
 @click.option("--workers", type=click.IntRange(min=0), default=TrainStage.workers,
               show_default=True,
@@ -313,14 +308,15 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
           size: int, epochs: int, pretrain_epochs: int, batch_size: int, lr: float,
           lambda_l1: float, disc: str, base_width: int, depth: int, val_fraction: float,
-          checkpoint_every: int, checkpoint_minutes: float, device: str, workers: int,
-          seed: int) -> None:  # fmt: skip
+          checkpoint_every: int, checkpoint_minutes: float, init: Path | None, device: str,
+          workers: int, seed: int) -> None:  # fmt: skip
     """Train a colorizer on DATA (a folder of colour images, searched recursively) into RUN.
 
     \b
     Examples:
       vidcolor train frames/ -o runs/cartoon --pretrain-epochs 2 --epochs 20
       vidcolor train --resume runs/cartoon
+      vidcolor train frames/ -o runs/tuned --init default --epochs 5
       torchrun --nproc_per_node 4 -m cli train frames/ -o runs/cartoon
     """
     from click.core import ParameterSource
@@ -339,7 +335,7 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
                                f"--device and --workers may change (got {names})")  # fmt: skip
     stage = from_params("train", ctx.params)
     stages.train(resume or run, stage, ConsoleReport(), resume=resume is not None,
-                 epochs=epochs if "epochs" in given else None)  # fmt: skip
+                 epochs=epochs if "epochs" in given else None, given=given)  # fmt: skip
 
 
 @main.command()

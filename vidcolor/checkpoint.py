@@ -47,7 +47,7 @@ Check = Callable[[Any, str], Any]  # (value, where it sits in the file) -> the v
 # a file from asking for a huge network: base_width 256 is 4x pix2pix's 64 (at depth 10 a
 # 1.3e9-parameter U-Net, 5 GB), size 4096 a 4K frame, batch_size 4096 more than any GPU holds.
 _AT_LEAST_0 = ["epochs", "pretrain_epochs", "decay_epochs", "lambda_l1", "step", "epoch",
-               "last_epoch", "_growth_tracker"]  # fmt: skip
+               "d_warmup", "last_epoch", "_growth_tracker"]  # fmt: skip
 _AT_LEAST_1 = ["val_max", "samples", "checkpoint_every", "log_every", "world", "growth_interval"]
 LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "base_width": (lambda v: 4 <= v <= 256, "from 4 to 256"),
@@ -410,3 +410,18 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     g = build_generator(cfg)
     g.load_state_dict({k: v.float() for k, v in weights.items()})
     return g.eval(), info
+
+
+def load_start(path: str | Path) -> tuple[ModelConfig, dict, dict | None]:
+    """What a fine-tune starts from (``train --init``), checked whole: the model's config, its
+    generator's weights (float32), and its discriminator's when ``path`` is a training
+    checkpoint (a bundle has none)."""
+    path = Path(path)
+    state = _load(path, "model")
+    if state.get("format") == BUNDLE_FORMAT:
+        cfg = _checked(path, _check_bundle, state)
+        return cfg, {k: v.float() for k, v in state["generator"].items()}, None
+    if state.get("format") == TRAINING_FORMAT:
+        train_cfg = _checked(path, _check_checkpoint, state)
+        return train_cfg.model, state["G"], state["D"]
+    raise CheckpointError(f"{path}: not a vidcolor model (neither a bundle nor a checkpoint)")

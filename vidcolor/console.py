@@ -32,6 +32,17 @@ if TYPE_CHECKING:
 stderr = Console(stderr=True)
 
 
+def quiet_ffmpeg() -> None:
+    """Keep FFmpeg's own log off the terminal: errors reach the user inside vidcolor's one-line
+    messages (VIDCOLOR_FFMPEG_LOG=1 shows the log). This sets FFmpeg's C-level threshold; PyAV's
+    Python log callback is never turned on, since FFmpeg threads logging through it need the
+    GIL and can deadlock against a thread that holds it while waiting on FFmpeg."""
+    import av.logging
+
+    if not os.environ.get("VIDCOLOR_FFMPEG_LOG"):
+        av.logging.set_libav_level(av.logging.PANIC)
+
+
 class RateColumn(ProgressColumn):
     """Frames per second, from rich's own moving estimate."""
 

@@ -81,6 +81,9 @@ class TrainConfig:
     log_every: int = 20  # steps between metrics.csv rows
     seed: int = 0
     model: ModelConfig = field(default_factory=ModelConfig)
+    init: str = ""  # the model the run started from (train --init): its path, or "default"
+    init_sha256: str = ""  # ... and its file's hash, so the run says exactly what it tuned
+    d_warmup: int = 0  # first adversarial steps where D learns and G's loss is L1 alone
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +143,7 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
             checkpoint_every=p["checkpoint_every"],
             checkpoint_minutes=p["checkpoint_minutes"], seed=p["seed"],
             model=ModelConfig(base_width=p["base_width"], depth=p["depth"], disc=p["disc"]),
+            init=str(p.get("init") or ""),
         )  # fmt: skip
         return TrainStage(config, p["device"], p["workers"])
     return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],

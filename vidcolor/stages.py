@@ -8,7 +8,7 @@ carrying ``advice``: one line on how to go on, which the command line prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -110,11 +110,14 @@ def build(videos: list[Path], out: Path, options: BuildOptions | None = None,
 
 
 def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = None, *,
-          resume: bool = False, epochs: int | None = None, dist: Any = None
-          ) -> dict[str, float]:  # fmt: skip
+          resume: bool = False, epochs: int | None = None, dist: Any = None,
+          given: Collection[str] = ()) -> dict[str, float]:  # fmt: skip
     """A new run into ``run`` from ``stage.config``, or (``resume``) the run there continued
     with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
-    or this torchrun launch on ``stage.device``. The final validation scores."""
+    or this torchrun launch on ``stage.device``. With ``config.init`` the run starts from that
+    model (finetune.py); ``given``: the options the user set, which its defaults leave alone.
+    The final validation scores."""
+    from vidcolor.finetune import starting_point
     from vidcolor.interrupt import ForcedStop
     from vidcolor.runtime import setup_distributed
     from vidcolor.train import resume_run, start_run
@@ -122,6 +125,11 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
     stage = stage or TrainStage()
     dist = dist or setup_distributed(stage.device)
     report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
+    config, start = stage.config, None
+    if config.init and not resume:
+        config, *start, said = starting_point(config, given)
+        for line in said:
+            report.say(f"note: {line}")
     with report.progress("decode DATA", None) as bar:  # once; reused while the files hold
 
         def decoded(done: int, total: int) -> None:
@@ -130,7 +138,7 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
         if resume:
             trainer = resume_run(run, dist, stage.workers, epochs, decoded)
         else:
-            trainer = start_run(stage.config, run, dist, stage.workers, decoded)
+            trainer = start_run(config, run, dist, stage.workers, decoded, start)
     try:
         with report.training(run, trainer, resume) as on_step:
             scores = trainer.fit(on_step)

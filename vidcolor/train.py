@@ -37,8 +37,6 @@ __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_r
 
 METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
                  "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
-
-
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
@@ -65,7 +63,9 @@ class Trainer:
     """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
 
     def __init__(self, cfg: TrainConfig, run: Path, dist_info: Dist, workers: int = 2,
-                 on_image: Callable[[int, int], None] | None = None) -> None:  # fmt: skip
+                 on_image: Callable[[int, int], None] | None = None,
+                 start: tuple[dict, dict | None] | None = None) -> None:  # fmt: skip
+        """``start``: G's and D's first weights (``train --init``; None: a new D)."""
         self.cfg, self.run, self.dist, self.workers = cfg, run, dist_info, workers
         dev = dist_info.device
         if cfg.size < MIN_SIZE:
@@ -88,6 +88,9 @@ class Trainer:
                            f"x {dist_info.world} process(es): lower --batch-size")  # fmt: skip
         self.G = build_generator(cfg.model).to(dev)
         self.D = build_discriminator(cfg.model).to(dev)
+        for net, weights in zip((self.G, self.D), start or (None, None), strict=True):
+            if weights is not None:
+                net.load_state_dict(weights)
         if dev.type == "cuda":
             self.G = self.G.to(memory_format=torch.channels_last)
             self.D = self.D.to(memory_format=torch.channels_last)
@@ -101,7 +104,7 @@ class Trainer:
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else min(cfg.decay_epochs, cfg.epochs)
         spe = self.steps_per_epoch
         self.total_steps = total * spe
-        pre = cfg.pretrain_epochs * spe  # warm-up steps
+        self.pre_steps = pre = cfg.pretrain_epochs * spe  # warm-up steps
 
         def schedule(step: int) -> float:
             return lr_factor(step, pre, cfg.epochs * spe, decay * spe)
@@ -262,7 +265,7 @@ class Trainer:
         with self._autocast():
             l1 = (fake.float() - ab).abs().mean()
             loss_G = self.cfg.lambda_l1 * l1
-            if adversarial:
+            if adversarial and self.step >= self.pre_steps + self.cfg.d_warmup:
                 logit = self.D(L, fake)
                 g_gan = F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit))
                 loss_G = loss_G + g_gan
@@ -400,9 +403,8 @@ class Trainer:
         plot_curves(self.run / "metrics.csv", self.run / "curves.png")
 
     def _all_agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
-        """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due:
-        every rank acts after the same step (one that went on alone would wait in the next
-        step's gradient all-reduce for ever)."""
+        """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due: every
+        rank acts after the same step (else one would wait in the next all-reduce for ever)."""
         if self.dist.world == 1:
             return stop, due
         flags = torch.tensor([float(stop), float(due and self.dist.main)], device=self.dist.device)
@@ -411,7 +413,8 @@ class Trainer:
 
 
 def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
-              on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
+              on_image: Callable[[int, int], None] | None = None,
+              start: tuple[dict, dict | None] | None = None) -> Trainer:  # fmt: skip
     """A new run folder with config.json; refuses one that already holds a run, and a folder
     of other files. ``on_image(done, total)``: the decode of DATA into the run's cache."""
     if (run / "last.pt").exists():
@@ -425,7 +428,7 @@ def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
         with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
             tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
     try:
-        return Trainer(cfg, run, dist_info, workers, on_image)
+        return Trainer(cfg, run, dist_info, workers, on_image, start)
     except BaseException:
         if made and dist_info.main:  # bad data: the folder this call made goes again
             remove_tree(run, run.parent, "train")

@@ -100,8 +100,9 @@ def checked_stage(recipe: Any, name: str, present: list[str], command: click.Com
         if key in reserved:
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
     values = stage_values(command, recipe, name, STAGE_EXTRA.get(name, ()))
-    if name == "render" and recipe.section(name).get("model") is not None:
-        values = [(k, p, recipe.base(name, k) / v if k == "model" else v) for k, p, v in values]
+    path_key = {"render": "model", "train": "init"}.get(name)  # relative to the recipe
+    if recipe.section(name).get(path_key) not in (None, "default"):
+        values = [(k, p, recipe.base(name, k) / v if k == path_key else v) for k, p, v in values]
     try:
         ctx = command.make_context(name, PLACEHOLDERS[name] + stage_argv(values))
         p = ctx.params
@@ -164,6 +165,9 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...], commands: dict[str, 
     model = stages["render"].model if "render" in present else None
     if model is not None and not model.is_file():
         raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
+    init = stages["train"].config.init if "train" in present else ""
+    if init not in ("", "default") and not Path(init).is_file():
+        raise RecipeError(f"{recipe.where('train', 'init')}: {init}: no such file")
     for stage, names in (("extract", [f.stem for f in inputs]),
                          ("render", [render_name(f) for f in render_inputs])):  # fmt: skip
         twice = sorted({n for n in names if names.count(n) > 1})

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidcolor.finetune import model_file
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
 from vidcolor.render import default_model
@@ -60,8 +61,10 @@ def stage_keys(plan: Plan, ledger: Ledger) -> dict[str, str | None]:
         else:
             marks = ([plan.layout.dataset / "manifest.json"] if source == "dataset" else
                      [plan.layout.frames_manifest(v) for v in plan.inputs])  # fmt: skip
+            init = plan.stages["train"].config.init  # the model a fine-tune starts from
+            start = file_state(model_file(init)) if init else None
             keys["train"] = stage_key(stage="train", data=[file_state(m) for m in marks],
-                                      options=plan.key_options("train"))  # fmt: skip
+                                      options=plan.key_options("train"), init=start)  # fmt: skip
     if "render" in plan.stages:
         base = render_base_key(plan, ledger, keys.get("train"))
         videos = [file_state(v) for v in plan.render_inputs]

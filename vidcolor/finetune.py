@@ -1,0 +1,72 @@
+"""Fine-tuning (``train --init MODEL``): a new run that starts from a model's weights.
+
+The architecture comes from MODEL. The generator starts from MODEL's, the discriminator too when
+MODEL is a training checkpoint of the same kind of discriminator; otherwise the discriminator is
+new, and for its first ``D_WARMUP`` adversarial steps it learns while the generator trains on
+L1 alone, so an untrained critic does not undo what the generator knows. The learning rate
+defaults to ``FINE_TUNE_LR`` (a quarter of a run from scratch): the weights are already close.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from dataclasses import replace
+from pathlib import Path
+
+from vidcolor.checkpoint import load_start
+from vidcolor.options import TrainConfig
+from vidcolor.runtime import RunError
+
+FINE_TUNE_LR = 5e-5
+D_WARMUP = 200  # adversarial steps
+
+
+def model_file(init: str) -> Path:
+    """The file ``--init`` names: a path, or ``default`` for the bundled model."""
+    if init == "default":
+        from vidcolor.render import default_model
+
+        return default_model()
+    return Path(init)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def starting_point(cfg: TrainConfig, given: Collection[str] = ()
+                   ) -> tuple[TrainConfig, dict, dict | None, list[str]]:  # fmt: skip
+    """``cfg`` (with ``init`` set) as the run will train: MODEL's architecture, the fine-tuning
+    defaults for what ``given`` (the options the user set) leaves open, and the file's hash;
+    then the generator's and (None: a new one) the discriminator's weights, and a line for each
+    choice made. A --base-width or --depth that differs from MODEL's is refused."""
+    path = model_file(cfg.init)
+    if not path.is_file():
+        raise RunError(f"--init {cfg.init}: no such file")
+    model, g, d = load_start(path)
+    for key in ("base_width", "depth"):
+        mine, theirs = getattr(cfg.model, key), getattr(model, key)
+        if key in given and mine != theirs:
+            flag = key.replace("_", "-")
+            raise RunError(f"--{flag} {mine}: --init {path.name} is a model of --{flag} "
+                           f"{theirs}; leave --{flag} out (the model brings it)")  # fmt: skip
+    disc = cfg.model.disc if "disc" in given else model.disc
+    if disc != model.disc:
+        d = None  # another kind of discriminator: it starts afresh
+    sha = file_sha256(path)
+    said = [f"fine-tuning {path} (sha256 {sha[:12]}...)"]
+    lr = cfg.lr if "lr" in given else FINE_TUNE_LR
+    if "lr" not in given:
+        said.append(f"learning rate {lr:g} for fine-tuning (--lr to change it)")
+    warmup = 0 if d is not None else D_WARMUP
+    said.append("discriminator from the checkpoint" if d is not None else
+                f"a new discriminator: it learns alone for the first {warmup} adversarial steps")
+    cfg = replace(cfg, model=replace(model, disc=disc), lr=lr, d_warmup=warmup,
+                  init="default" if cfg.init == "default" else str(path.resolve()),
+                  init_sha256=sha)  # fmt: skip
+    return cfg, g, d, said
