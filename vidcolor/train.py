@@ -346,8 +346,9 @@ class Trainer:
                                 acc.setdefault(k, []).append(v)
                             rate = n_log / max(1e-9, time.perf_counter() - t_log)
                             if on_step is not None:
-                                on_step(Status(self.epoch, epochs, self.step, self.total_steps,
-                                               phase, losses, rate))  # fmt: skip
+                                on_step(Status((self.step - 1) // self.steps_per_epoch, epochs,
+                                               self.step, self.total_steps, phase, losses,
+                                               rate))  # fmt: skip
                             if self.step % cfg.log_every == 0:
                                 means = {k: float(np.mean(v)) for k, v in acc.items()}
                                 lr = self.sched_G.get_last_lr()[0]
@@ -387,7 +388,8 @@ class Trainer:
             improved = scores["val_L1"] < self.best_val
             if improved:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
-            self.saver.submit(lambda: self._write(self.step, grid, state, improved))
+            step = self.step  # now: the writer runs while training moves on
+            self.saver.submit(lambda: self._write(step, grid, state, improved))
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
         return scores
