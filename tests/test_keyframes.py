@@ -1,0 +1,278 @@
+"""Keyframe propagation on synthetic footage of known motion: a textured square moving right
+over a still background, then a hard cut; a textured pan for the luma check."""
+
+from __future__ import annotations
+
+import itertools
+import tracemalloc
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vidcolor.keyframes import (
+    DECAY,
+    LUMA_MISMATCH,
+    KeyframeError,
+    Propagator,
+    blend,
+    check_luma,
+    frame_index,
+    key_chroma,
+    load_keyframes,
+    luma_difference,
+)
+
+W, H = 128, 96
+SIDE, TOP, X0, STEP = 32, 32, 10, 3  # the square: size, top row, first left column, px/frame
+NEUTRAL = (128.0, 128.0)
+RED = (90.0, 200.0)  # Cb, Cr of the key's square
+
+
+def _texture(seed: int, h: int, w: int, blur: float, lo: int, hi: int) -> np.ndarray:
+    noise = np.random.default_rng(seed).random((h, w)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), blur)
+    noise = (noise - noise.min()) / (noise.max() - noise.min())
+    return (lo + noise * (hi - lo)).astype(np.uint8)
+
+
+BACKGROUND = _texture(1, H, W, 4.0, 90, 150)
+SQUARE = _texture(2, SIDE, SIDE, 1.2, 20, 240)
+OTHER_SCENE = _texture(3, H, W, 2.0, 30, 220)
+
+
+def square_x(i: int) -> int:
+    return X0 + STEP * i
+
+
+def shot_gray(i: int, cut_at: int | None = None) -> np.ndarray:
+    """Frame ``i`` (HxW uint8): the square moving right, or after ``cut_at`` another scene."""
+    if cut_at is not None and i >= cut_at:
+        return OTHER_SCENE.copy()
+    img = BACKGROUND.copy()
+    img[TOP : TOP + SIDE, square_x(i) : square_x(i) + SIDE] = SQUARE
+    return img
+
+
+def key_for(i: int) -> np.ndarray:
+    """HxWx2 Cb/Cr key of frame ``i``: the square red, the background neutral."""
+    key = np.empty((H, W, 2), np.float32)
+    key[:] = NEUTRAL
+    key[TOP : TOP + SIDE, square_x(i) : square_x(i) + SIDE] = RED
+    return key
+
+
+def inside(i: int, inset: int = 5) -> tuple[slice, slice]:
+    """The square's interior on frame ``i`` (its edges are where flow is least sure)."""
+    x = square_x(i)
+    return slice(TOP + inset, TOP + SIDE - inset), slice(x + inset, x + SIDE - inset)
+
+
+def run(keys: dict[int, np.ndarray], frames: int, cut_at: int | None = None, mark: bool = True,
+        decay: float = DECAY, tmp: Path | None = None) -> list:  # fmt: skip
+    with Propagator(keys, decay=decay, folder=tmp) as prop:
+        for i in range(frames):
+            prop.push(shot_gray(i, cut_at), cut=mark and i == cut_at)
+        return list(prop.carried())
+
+
+def test_colour_follows_the_moving_square_forwards():
+    out = run({0: key_for(0)}, 10)
+    chroma0, conf0 = out[0]
+    assert np.array_equal(chroma0, key_for(0)) and (conf0 == 1).all()
+    chroma, conf = out[8]
+    err = np.abs(chroma[inside(8)] - RED).mean()
+    assert err < 8, err
+    assert conf[inside(8)].mean() > 0.5
+    # Where the square was and is no longer: the background, which must stay neutral.
+    uncovered = (slice(TOP + 4, TOP + SIDE - 4), slice(X0 + 2, square_x(8) - 2))
+    shown = blend(np.full_like(chroma, 128), chroma, conf)
+    assert np.abs(shown[uncovered] - NEUTRAL).max() < 10
+    assert np.abs(shown[: TOP - 4] - NEUTRAL).max() < 2  # the background above the square
+
+
+def test_confidence_falls_with_distance():
+    out = run({0: key_for(0)}, 10)
+    means = [out[i][1][inside(i)].mean() for i in range(10)]
+    assert means[0] == 1
+    assert all(b < a for a, b in itertools.pairwise(means)), means
+    assert means[9] <= DECAY**9 + 1e-6
+
+
+@pytest.mark.parametrize("mark", [True, False])
+def test_nothing_crosses_a_cut(mark: bool):
+    """Marked by the detector or not (the flow's trust fails over the whole picture)."""
+    out = run({0: key_for(0)}, 12, cut_at=6, mark=mark)
+    assert all(o is not None for o in out[:6])
+    assert all(o is None for o in out[6:])
+
+
+def test_backward_from_a_key_in_the_middle():
+    out = run({8: key_for(8)}, 16)
+    chroma, conf = out[8]
+    assert np.array_equal(chroma, key_for(8)) and (conf == 1).all()
+    for i in (3, 13):  # before the key (carried backwards) and after it (forwards)
+        chroma, conf = out[i]
+        err = np.abs(chroma[inside(i)] - RED).mean()
+        assert err < 8, (i, err)
+        assert 0.3 < conf[inside(i)].mean() < 1
+    assert out[3][1][inside(3)].mean() < out[6][1][inside(6)].mean()
+
+
+def test_two_keys_meet_weighted_by_confidence():
+    blue = key_for(10)
+    blue[TOP : TOP + SIDE, square_x(10) : square_x(10) + SIDE] = (200.0, 90.0)
+    both = run({0: key_for(0), 10: blue}, 11)
+    red_only, blue_only = run({0: key_for(0)}, 11), run({10: blue}, 11)
+    for i in (2, 8):
+        (cr, wr), (cb, wb) = red_only[i], blue_only[i]
+        wr, wb = wr[..., None], wb[..., None]
+        expected = (wr * cr + wb * cb) / np.maximum(wr + wb, 1e-6)
+        both_chroma, both_conf = both[i]
+        reached = (wr + wb)[..., 0] > 0
+        assert np.allclose(both_chroma[reached], expected[reached], atol=1e-3)
+        assert np.array_equal(both_conf, np.maximum(wr, wb)[..., 0])
+    assert both[2][0][inside(2)][..., 1].mean() > both[2][0][inside(2)][..., 0].mean() + 10
+    assert both[8][0][inside(8)][..., 0].mean() > both[8][0][inside(8)][..., 1].mean() + 10
+    assert np.array_equal(both[10][0], blue)
+
+
+def test_blend_keeps_the_key_exactly():
+    predicted = np.random.default_rng(0).random((H, W, 2)).astype(np.float32) * 255
+    key = key_for(0)
+    assert np.array_equal(blend(predicted, key, np.ones((H, W), np.float32)), key)
+    half = blend(predicted, key, np.full((H, W), 0.5, np.float32))
+    assert np.allclose(half, (predicted + key) / 2, atol=1e-4)
+    assert np.array_equal(blend(predicted, key, np.zeros((H, W), np.float32)), predicted)
+
+
+def test_key_chroma_of_gray_is_neutral_and_of_red_is_red():
+    rgb = np.full((H * 2, W * 2, 3), 120, np.uint8)
+    rgb[:, :W] = (220, 30, 30)
+    cbcr = key_chroma(rgb, (H, W), "bt709", full_range=True)
+    assert cbcr.shape == (H, W, 2) and cbcr.dtype == np.float32
+    assert np.allclose(cbcr[:, -4:], 128, atol=0.01)
+    assert cbcr[:, :4, 1].min() > 200 and cbcr[:, :4, 0].max() < 110
+
+
+def test_memory_does_not_grow_with_shot_length(tmp_path: Path):
+    """Keys at both ends and no decay, so every frame is carried both ways and spilled."""
+
+    def peak(frames: int) -> int:
+        keys = {0: key_for(0), frames - 1: key_for(0)}  # ends: the square is held still
+        tracemalloc.start()
+        with Propagator(keys, decay=1.0, folder=tmp_path) as prop:
+            for _ in range(frames):
+                prop.push(shot_gray(0))
+            reached = sum(c is not None for c in prop.carried())
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert reached == frames
+        return top
+
+    short, long = peak(40), peak(400)
+    assert long < 1.5 * short, (short, long)
+    assert not list(tmp_path.iterdir())  # the spill folder is gone
+
+
+# --- the luma check: a textured pan, 4 px a frame ------------------------------------------
+
+PAN = cv2.cvtColor(np.dstack([_texture(s, 120, 400, 2.5, 10, 245) for s in (4, 5, 6)]),
+                   cv2.COLOR_RGB2BGR)  # fmt: skip
+
+
+def pan_rgb(i: int) -> np.ndarray:
+    return np.ascontiguousarray(PAN[:, 4 * i : 4 * i + 160])
+
+
+def pan_gray(i: int) -> np.ndarray:
+    return cv2.cvtColor(pan_rgb(i), cv2.COLOR_RGB2GRAY)
+
+
+def jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
+    _, data = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+
+
+def graded(rgb: np.ndarray) -> np.ndarray:
+    """Warmer, brighter, a touch more contrast: a colourist's copy of the frame."""
+    x = rgb.astype(np.float32) / 255
+    x = np.clip((x - 0.5) * 1.1 + 0.55, 0, 1) ** 0.9 * np.array([1.06, 1.0, 0.92])
+    return (np.clip(x, 0, 1) * 255).round().astype(np.uint8)
+
+
+def test_right_frame_passes_the_luma_check():
+    frame = pan_gray(10)
+    for copy in (pan_rgb(10), jpeg(pan_rgb(10), 60), graded(jpeg(pan_rgb(10), 80))):
+        assert check_luma(copy, frame, "keys/10.png", 10) < LUMA_MISMATCH / 2
+
+
+def test_a_frame_a_few_frames_away_fails_the_luma_check():
+    frame = pan_gray(10)
+    assert luma_difference(pan_rgb(12), frame) > 2 * LUMA_MISMATCH
+    with pytest.raises(KeyframeError) as e:
+        check_luma(graded(jpeg(pan_rgb(13), 80)), frame, "keys/10.png", 10)
+    message = str(e.value)
+    assert "\n" not in message and "keys/10.png" in message and "frame 10" in message
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def save(folder: Path, name: str, w: int = 64, h: int = 48) -> Path:
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    cv2.imwrite(str(path), np.full((h, w, 3), 100, np.uint8))
+    return path
+
+
+def test_names_give_the_frame_index():
+    assert frame_index(Path("120.png")) == 120
+    assert frame_index(Path("frame_000120.png")) == 120
+    assert frame_index(Path("shot2_0007.jpg")) == 7  # the last run of digits
+
+
+def test_load_keyframes(tmp_path: Path):
+    save(tmp_path, "0.png")
+    save(tmp_path, "frame_000120.jpg")
+    (tmp_path / ".DS_Store").write_bytes(b"")
+    keys = load_keyframes(tmp_path, 64, 48)
+    assert sorted(keys) == [0, 120]
+    assert keys[120].shape == (48, 64, 3) and keys[120].dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    ("names", "bad", "words"),
+    [
+        (["1.png", "key.png"], "key.png", "no frame number"),
+        (["0120.png", "frame_120.jpg"], "frame_120.jpg", "frame 120 already has a key"),
+        (["3.png", "notes.txt"], "notes.txt", "not an image"),
+    ],
+)
+def test_bad_names_are_one_line_naming_the_file(tmp_path: Path, names, bad, words):
+    for name in names:
+        if name.endswith(".txt"):
+            (tmp_path / name).write_text("x")
+        else:
+            save(tmp_path, name)
+    with pytest.raises(KeyframeError) as e:
+        load_keyframes(tmp_path, 64, 48)
+    message = str(e.value)
+    assert "\n" not in message and bad in message and words in message
+
+
+def test_a_key_of_another_size_is_refused(tmp_path: Path):
+    save(tmp_path, "5.png", 32, 24)
+    with pytest.raises(KeyframeError) as e:
+        load_keyframes(tmp_path, 64, 48)
+    message = str(e.value)
+    assert "\n" not in message and "5.png" in message
+    assert "32x24" in message and "64x48" in message
+
+
+def test_an_empty_or_missing_folder_is_refused(tmp_path: Path):
+    with pytest.raises(KeyframeError, match="no keyframes"):
+        load_keyframes(tmp_path, 64, 48)
+    with pytest.raises(KeyframeError, match="not a folder"):
+        load_keyframes(tmp_path / "missing", 64, 48)
