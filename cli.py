@@ -364,12 +364,19 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
               help="Carry colour along the motion from frame to frame (less "
               "flicker; about 0.85x the speed on a CPU); it starts afresh at each "
               "scene cut.")  # fmt: skip
+@click.option("--keyframes", type=click.Path(path_type=Path),
+              help="A folder of colour keys named by 0-based frame number (120.png, "
+              "frame_000120.png), the video's size: each key's colour is carried forwards and "
+              "backwards through its shot, fading into the model's where the motion is lost or "
+              "far from the key; its own frame keeps the key's colour. --temporal also "
+              "steadies the frames between; --no-temporal carries the keys alone.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
            batch_size: int | None,
            device: str, codec: str, crf: int | None, preset: str | None, preview: str | None,
-           preview_frames: int, temporal: bool, overwrite: bool) -> None:  # fmt: skip
+           preview_frames: int, temporal: bool, keyframes: Path | None,
+           overwrite: bool) -> None:  # fmt: skip
     """Colorize IN (a video, an image, or a folder of images) into OUT.
 
     The output keeps the input's luma, frame count, timestamps, rotation and audio.

@@ -276,3 +276,74 @@ def test_an_empty_or_missing_folder_is_refused(tmp_path: Path):
         load_keyframes(tmp_path, 64, 48)
     with pytest.raises(KeyframeError, match="not a folder"):
         load_keyframes(tmp_path / "missing", 64, 48)
+
+
+# -- render --keyframes: the keys carried through a real video ------------------------------
+
+
+def chroma_planes(path: Path) -> list[np.ndarray]:
+    """Each frame's U and V planes, stacked (2, h, w) float."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            uv = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+                  for p in f.planes[1:]]  # fmt: skip
+            out.append(np.stack(uv).astype(float))
+    return out
+
+
+def test_render_carries_a_key_through_its_shot_and_not_past_the_cut(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    import cv2 as cv
+    from conftest import make_video
+
+    from vidcolor import stages
+    from vidcolor.options import RenderOptions
+
+    src = tmp_path / "in.mp4"
+    rgb = make_video(src, frames=36, width=96, height=64, cut_at=20)
+    (tmp_path / "keys").mkdir()
+    cv.imwrite(str(tmp_path / "keys" / "frame_0.png"), cv.cvtColor(rgb[0], cv.COLOR_RGB2BGR))
+    plain = RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast")
+    stages.render(src, tmp_path / "plain.mp4", plain)
+    stages.render(src, tmp_path / "keyed.mp4", RenderOptions(
+        tiny_model, "cpu", crf=0, preset="ultrafast", keyframes=tmp_path / "keys"))  # fmt: skip
+    truth, without, keyed = (chroma_planes(tmp_path / n) for n in ("in.mp4", "plain.mp4",
+                                                                  "keyed.mp4"))  # fmt: skip
+    assert len(truth) == len(without) == len(keyed) == 36
+
+    def error(frames: list[np.ndarray], i: int) -> float:
+        return float(np.abs(frames[i] - truth[i]).mean())
+
+    assert error(keyed, 0) < 4  # the keyed frame: the key's colour (4:2:0, working size)
+    for i in range(1, 5):  # carried along the motion: far closer than the model's guess
+        assert error(keyed, i) < 0.5 * error(without, i), (i, error(keyed, i), error(without, i))
+    fading = [error(keyed, i) for i in range(12)]  # into the model's guess, with distance
+    assert fading == sorted(fading) and fading[-1] < error(without, 11)
+    for i in range(21, 36):  # after the cut: nothing carried, the same frames as without keys
+        assert np.array_equal(keyed[i], without[i]), i
+
+
+def test_render_refuses_a_key_for_another_frame(tmp_path: Path, tiny_model: Path) -> None:
+    import cv2 as cv
+    from click.testing import CliRunner
+    from conftest import make_video
+
+    from cli import main
+
+    src = tmp_path / "in.mp4"
+    rgb = make_video(src, frames=24, width=96, height=64)
+    (tmp_path / "keys").mkdir()
+    cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(rgb[12], cv.COLOR_RGB2BGR))
+    args = ["render", str(src), str(tmp_path / "out.mp4"), "--model", str(tiny_model),
+            "--keyframes", str(tmp_path / "keys")]  # fmt: skip
+    done = CliRunner().invoke(main, args)
+    lines = done.stderr.strip().splitlines()
+    assert done.exit_code == 1 and len(lines) == 1 and "does not match frame 0" in lines[0]
+    assert not (tmp_path / "out.mp4").exists()
+    cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(rgb[0][:32], cv.COLOR_RGB2BGR))
+    done = CliRunner().invoke(main, args)
+    assert done.exit_code == 1 and "96x64" in done.stderr and "Traceback" not in done.stderr

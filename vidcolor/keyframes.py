@@ -230,7 +230,8 @@ class Propagator:
         if motion.soft is None:  # the flow fails over most of the picture: an unmarked cut
             return None
         chroma, confidence = state
-        confidence = warp(confidence, motion.back) * motion.soft * np.float32(self.decay)
+        trusted = (motion.soft > 0).astype(np.float32)  # the soft edge is for one blend only
+        confidence = warp(confidence, motion.back) * trusted * np.float32(self.decay)
         confidence[confidence < MIN_CONFIDENCE] = 0
         if not confidence.any():
             return None

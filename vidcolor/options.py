@@ -117,6 +117,7 @@ class RenderOptions:
     preview: str | None = None  # "sbs": gray | colorized (| original) side by side
     preview_frames: int = 0  # a contact sheet of this many frames beside the output
     temporal: bool = True  # carry colour along the motion, afresh at each cut
+    keyframes: Path | None = None  # colour keys named by frame number, carried through shots
 
     @property
     def encode(self) -> Any:
@@ -148,4 +149,4 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
         return TrainStage(config, p["device"], p["workers"])
     return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],
                          p["crf"], p["preset"], p["preview"], p["preview_frames"],
-                         p["temporal"])  # fmt: skip
+                         p["temporal"], p.get("keyframes"))  # fmt: skip

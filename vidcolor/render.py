@@ -10,10 +10,13 @@ inference and encoding overlap on four threads with bounded queues.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,6 +28,7 @@ from vidcolor.checkpoint import load_model
 from vidcolor.color import ab_from_model, l_to_model, lab_to_rgb, rgb_to_lab
 from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
+from vidcolor.keyframes import Propagator, blend, check_luma, key_chroma, load_keyframes
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
@@ -140,11 +144,13 @@ class Colorizer:
                stabilizer: Stabilizer | None = None, cuts: list[bool] | None = None,
                grays: list[np.ndarray] | None = None,
                motions: list[Motion | None] | None = None,
+               carried: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
                ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
         """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W). A
         ``stabilizer`` (the caller's: its state belongs to one video) carries colour along the
         motion; ``cuts`` says which frames start a new scene. ``grays`` (``gray`` of each
-        plane) and ``motions`` (``motions_ahead``'s) may come precomputed."""
+        plane) and ``motions`` (``motions_ahead``'s) may come precomputed. ``carried``: per
+        frame, keyframe colour and its confidence (keyframes.Propagator), blended in last."""
         h, w = ys[0].shape
         if grays is None:  # 1. stored luma -> full-range gray at the working size
             grays = [self.gray(y, full_range) for y in ys]
@@ -153,11 +159,18 @@ class Colorizer:
         ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
-        if stabilizer is not None:  # at the working size, where the model saw the frame
-            cuts = cuts or [False] * len(ys)
-            motions = motions or [None] * len(ys)
-            steady = [stabilizer.stabilize(g, c.permute(1, 2, 0).cpu().numpy(), cut, m)
-                      for g, c, cut, m in zip(grays, cbcr, cuts, motions, strict=True)]  # fmt: skip
+        if stabilizer is not None or carried is not None:  # at the working size
+            steady = []
+            for i, (g, c) in enumerate(zip(grays, cbcr, strict=True)):
+                out = c.permute(1, 2, 0).cpu().numpy()
+                if stabilizer is not None:
+                    out = stabilizer.stabilize(g, out, bool(cuts and cuts[i]),
+                                               motions[i] if motions else None)  # fmt: skip
+                if carried is not None and carried[i] is not None:
+                    out = blend(out, *carried[i])  # the key's own frame: the key's colour
+                    if stabilizer is not None:
+                        stabilizer.keep(out)
+                steady.append(out)
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
         cbcr = F.interpolate(
             cbcr,
@@ -247,12 +260,14 @@ def render_video(
     preview_frames: int = 0,
     on_frame: Callable[[int], None] | None = None,
     temporal: bool = True,
+    keyframes: Path | None = None,
 ) -> RenderResult:
     """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
     rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
-    ``<dst stem>_preview.png``.
+    ``<dst stem>_preview.png``. ``keyframes``: a folder of colour keys named by frame number,
+    carried through their shots (a first pass over the luma finds and checks them).
 
     Four threads overlap: decoding (and the shot detector on the same pass), the working-size
     grays (and with ``temporal`` the stabiliser's flows, on a pool), the model, and here,
@@ -276,10 +291,14 @@ def render_video(
         sheet, done = _ContactSheet(preview_frames, total, info), 0
         depth = 2 * colorizer.batch_size
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
+        keys = _carried_keys(src, keyframes, colorizer, info) if keyframes else None
+        carried = keys.carried() if keys else None
         try:
             with (
+                keys or nullcontext(),
                 threaded(marked, depth) as decoded,
-                threaded(_prepared(decoded, colorizer, info, temporal), depth) as prepared,
+                threaded(_prepared(decoded, colorizer, info, temporal, carried),
+                         depth) as prepared,  # fmt: skip
                 threaded(_colorized(prepared, colorizer, stabilizer, info), depth) as colorized,
             ):
                 for frame, u, v in colorized:
@@ -303,19 +322,48 @@ def render_video(
     return RenderResult(done, colorizer.batch_size, had_colour, notes, cuts)
 
 
-_Prepared = tuple[Frame, np.ndarray, bool, Motion | None]  # frame, gray, cut, motion
+_Prepared = tuple[Frame, np.ndarray, bool, Motion | None, Any]  # frame, gray, cut, motion, key
 
 
 def _prepared(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer, info: VideoInfo,
-              temporal: bool) -> Iterator[_Prepared]:  # fmt: skip
-    """(frame, its working-size gray, starts a scene, the motion from the frame before) for
-    each (frame, starts a scene): everything that needs only the luma, found ahead of the
-    model. The motions (``temporal`` only) are found on a pool of threads."""
+              temporal: bool, carried: Iterator | None = None) -> Iterator[_Prepared]:  # fmt: skip
+    """(frame, its working-size gray, starts a scene, the motion from the frame before, the
+    keyframe colour carried to it) for each (frame, starts a scene): everything that needs only
+    the luma, found ahead of the model. The motions (``temporal`` only) are found on a pool of
+    threads."""
     grays = ((f, colorizer.gray(f.image, info.full_range), cut) for f, cut in decoded)
-    if temporal:
-        yield from motions_ahead(grays)
-    else:
-        yield from ((f, g, cut, None) for f, g, cut in grays)
+    items = motions_ahead(grays) if temporal else ((f, g, c, None) for f, g, c in grays)
+    keyed = itertools.chain(carried or (), itertools.repeat(None))  # never a frame short
+    for item, key in zip(items, keyed, strict=False):  # keyed never ends
+        yield (*item, key)
+
+
+def _carried_keys(src: Path, folder: Path, colorizer: Colorizer, info: VideoInfo
+                  ) -> Propagator:  # fmt: skip
+    """The first pass of ``--keyframes``: the luma alone, decoded with its cuts, each key
+    checked against its frame and carried through its shot (spilled to disk, not held)."""
+    if info.rotation:
+        raise RenderError(f"{src}: --keyframes does not take rotated videos yet")
+    keys = load_keyframes(folder, info.width, info.height)
+    ws, hs = scaled_size(info.width, info.height, colorizer.size)
+    chroma = {i: key_chroma(k, (hs, ws), info.matrix, info.full_range) for i, k in keys.items()}
+    propagator, count = Propagator(chroma), 0
+    try:
+        with VideoReader(src, planes=True) as reader:
+            marks = CutMarks.attach(reader)
+            for frame, cut in marks.mark(reader):
+                gray = colorizer.gray(frame.image, info.full_range)
+                if count in keys:
+                    check_luma(keys[count], gray, f"{folder}: the key for frame {count}", count)
+                propagator.push(gray, cut)
+                count += 1
+        if late := sorted(i for i in keys if i >= count):
+            raise RenderError(f"{folder}: a key for frame {late[0]}, but {src.name} has "
+                              f"{count} frames (keys: 0-based frame numbers)")  # fmt: skip
+    except BaseException:
+        propagator.close()
+        raise
+    return propagator
 
 
 def _colorized(prepared: Iterable[_Prepared], colorizer: Colorizer,
@@ -337,14 +385,14 @@ def _colorized(prepared: Iterable[_Prepared], colorizer: Colorizer,
 def _colorize_batch(batch: list[_Prepared], colorizer: Colorizer,
                     stabilizer: Stabilizer | None, info: VideoInfo
                     ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:  # fmt: skip
-    frames, grays, cuts, motions = (list(column) for column in zip(*batch, strict=True))
+    frames, grays, cuts, motions, keys = (list(column) for column in zip(*batch, strict=True))
     for f in frames:
         if f.image.shape != (info.height, info.width):
             raise FrameError(f"{info.path}: frame size changes mid-stream ({info.width}x"
                              f"{info.height} to {f.image.shape[1]}x{f.image.shape[0]}); render "
                              "each part on its own")  # fmt: skip
     chroma = colorizer.chroma([f.image for f in frames], info.full_range, info.matrix,
-                              stabilizer, cuts, grays, motions)  # fmt: skip
+                              stabilizer, cuts, grays, motions, keys)  # fmt: skip
     for f, (u, v) in zip(frames, chroma, strict=True):
         yield f, u, v
 

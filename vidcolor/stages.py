@@ -164,6 +164,8 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
     from vidcolor.video import probe
 
     options.encode  # noqa: B018 - a bad preset is refused now, not after the model loads
+    if options.keyframes and (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES):
+        raise RenderError(f"--keyframes {options.keyframes}: for a video, not for images")
     if src.is_dir():
         images = image_files(src)
         if not images:
@@ -212,7 +214,8 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
         with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
             result = render_video(src, dst, colorizer, options.encode, options.preview,
                                   options.preview_frames, on_frame=bar.update,
-                                  temporal=options.temporal)  # fmt: skip
+                                  temporal=options.temporal,
+                                  keyframes=options.keyframes)  # fmt: skip
             bar.update(result.frames, total=result.frames)
     except KeyboardInterrupt as e:
         advise(e, f"interrupted; {dst} was not written; run the command again")

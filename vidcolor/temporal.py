@@ -159,6 +159,11 @@ class Stabilizer:
         self.cuts = 0  # of which at a marked cut
         self.trusted = 0.0  # share of pixels carried in the last frame
 
+    def keep(self, chroma: np.ndarray) -> None:
+        """What this frame finally got (a keyframe's colour blended in): the chroma the next
+        frame carries on from."""
+        self._chroma = chroma
+
     def stabilize(self, gray: np.ndarray, chroma: np.ndarray, cut: bool = False,
                   motion: Motion | None = None) -> np.ndarray:  # fmt: skip
         """``gray``: HxW uint8 luma of this frame; ``chroma``: HxWxC float32 predicted for
