@@ -32,7 +32,7 @@ import numpy as np
 from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
 from vidcolor.metrics import warp
-from vidcolor.temporal import measure_motion
+from vidcolor.temporal import LUMA_MATCH, measure_motion
 
 # Confidence kept per frame carried, where the flow is trusted: it halves in about 17 frames
 # and falls under MIN_CONFIDENCE after about 73 (3 s at 24 fps): far from a key, the model's
@@ -46,6 +46,7 @@ MIN_CONFIDENCE = 0.05  # below this a carried pixel counts as nothing carried
 # shot passes, and does little harm there: its colour is nearly where the frame's is.
 LUMA_MISMATCH = 3.5
 LUMA_SIZE = 64  # long side of the common size the luma check compares at
+STILL = 1.0  # pixels of flow under which a matching luma is trust enough (flow noise on flats)
 
 
 class KeyframeError(UserError):
@@ -230,7 +231,14 @@ class Propagator:
         if motion.soft is None:  # the flow fails over most of the picture: an unmarked cut
             return None
         chroma, confidence = state
-        trusted = (motion.soft > 0).astype(np.float32)  # the soft edge is for one blend only
+        # Trusted: the flow's checks pass, or it barely moves and the carried luma matches. On
+        # flat areas the forward-backward check fails on harmless sub-pixel noise, and what a
+        # carry loses once stays lost for every frame after; where something really moves (an
+        # uncovered background), the check still decides.
+        carried_luma = warp(gray_from, motion.back).astype(np.float32)
+        still = (np.hypot(motion.back[..., 0], motion.back[..., 1]) < STILL) & (
+            np.abs(carried_luma - gray_to) < LUMA_MATCH)  # fmt: skip
+        trusted = ((motion.soft > 0) | still).astype(np.float32)
         confidence = warp(confidence, motion.back) * trusted * np.float32(self.decay)
         confidence[confidence < MIN_CONFIDENCE] = 0
         if not confidence.any():
