@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -32,7 +32,8 @@ import numpy as np
 from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
 from vidcolor.metrics import warp
-from vidcolor.temporal import LUMA_MATCH, measure_motion
+from vidcolor.temporal import LUMA_MATCH, CutMarks, measure_motion
+from vidcolor.video import VideoInfo, VideoReader
 
 # Confidence kept per frame carried, where the flow is trusted: it halves in about 17 frames
 # and falls under MIN_CONFIDENCE after about 73 (3 s at 24 fps): far from a key, the model's
@@ -311,3 +312,29 @@ def _merged(ahead: np.ndarray | None, behind: np.ndarray | None
     chroma = np.where(total > 0, (wa * ahead[..., :-1] + wb * behind[..., :-1])
                       / np.maximum(total, 1e-6), ahead[..., :-1])  # fmt: skip
     return chroma.astype(np.float32), np.maximum(wa, wb)[..., 0]
+
+
+def carry_keys(src: Path, folder: Path, info: VideoInfo, size: tuple[int, int],
+               gray: Callable[[np.ndarray], np.ndarray]) -> Propagator:  # fmt: skip
+    """The first pass of ``render --keyframes``: ``src``'s luma alone, decoded with the render's
+    own shot detector, ``gray`` turning each stored luma plane into the working size ``size``
+    (w, h); each key checked against its frame and carried through its shot. A key past the
+    end is a KeyframeError too."""
+    keys = load_keyframes(folder, info.width, info.height)
+    chroma = {i: key_chroma(k, size[::-1], info.matrix, info.full_range) for i, k in keys.items()}
+    propagator, count = Propagator(chroma), 0
+    try:
+        with VideoReader(src, planes=True) as reader:
+            for frame, cut in CutMarks.attach(reader).mark(reader):
+                small = gray(frame.image)
+                if count in keys:
+                    check_luma(keys[count], small, f"{folder}: the key for frame {count}", count)
+                propagator.push(small, cut)
+                count += 1
+        if late := sorted(i for i in keys if i >= count):
+            raise KeyframeError(f"{folder}: a key for frame {late[0]}, but {src.name} has "
+                                f"{count} frames (keys: 0-based frame numbers)")  # fmt: skip
+    except BaseException:
+        propagator.close()
+        raise
+    return propagator

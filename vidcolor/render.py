@@ -28,7 +28,7 @@ from vidcolor.checkpoint import load_model
 from vidcolor.color import ab_from_model, l_to_model, lab_to_rgb, rgb_to_lab
 from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
 from vidcolor.errors import UserError
-from vidcolor.keyframes import Propagator, blend, check_luma, key_chroma, load_keyframes
+from vidcolor.keyframes import blend, carry_keys
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
@@ -291,7 +291,13 @@ def render_video(
         sheet, done = _ContactSheet(preview_frames, total, info), 0
         depth = 2 * colorizer.batch_size
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
-        keys = _carried_keys(src, keyframes, colorizer, info) if keyframes else None
+        keys = None
+        if keyframes:  # the first pass: the luma alone, each key checked and carried
+            if info.rotation:
+                raise RenderError(f"{src}: --keyframes does not take rotated videos yet")
+            size = scaled_size(info.width, info.height, colorizer.size)
+            keys = carry_keys(src, keyframes, info, size,
+                              lambda y: colorizer.gray(y, info.full_range))  # fmt: skip
         carried = keys.carried() if keys else None
         try:
             with (
@@ -336,34 +342,6 @@ def _prepared(decoded: Iterable[tuple[Frame, bool]], colorizer: Colorizer, info:
     keyed = itertools.chain(carried or (), itertools.repeat(None))  # never a frame short
     for item, key in zip(items, keyed, strict=False):  # keyed never ends
         yield (*item, key)
-
-
-def _carried_keys(src: Path, folder: Path, colorizer: Colorizer, info: VideoInfo
-                  ) -> Propagator:  # fmt: skip
-    """The first pass of ``--keyframes``: the luma alone, decoded with its cuts, each key
-    checked against its frame and carried through its shot (spilled to disk, not held)."""
-    if info.rotation:
-        raise RenderError(f"{src}: --keyframes does not take rotated videos yet")
-    keys = load_keyframes(folder, info.width, info.height)
-    ws, hs = scaled_size(info.width, info.height, colorizer.size)
-    chroma = {i: key_chroma(k, (hs, ws), info.matrix, info.full_range) for i, k in keys.items()}
-    propagator, count = Propagator(chroma), 0
-    try:
-        with VideoReader(src, planes=True) as reader:
-            marks = CutMarks.attach(reader)
-            for frame, cut in marks.mark(reader):
-                gray = colorizer.gray(frame.image, info.full_range)
-                if count in keys:
-                    check_luma(keys[count], gray, f"{folder}: the key for frame {count}", count)
-                propagator.push(gray, cut)
-                count += 1
-        if late := sorted(i for i in keys if i >= count):
-            raise RenderError(f"{folder}: a key for frame {late[0]}, but {src.name} has "
-                              f"{count} frames (keys: 0-based frame numbers)")  # fmt: skip
-    except BaseException:
-        propagator.close()
-        raise
-    return propagator
 
 
 def _colorized(prepared: Iterable[_Prepared], colorizer: Colorizer,
