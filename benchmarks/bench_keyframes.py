@@ -33,13 +33,17 @@ UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unse
 SIDES = ("gray input", "without keys", "--keyframes (first frame)", "--keyframes (middle)")
 
 
-def cut_unseen(clip: Path, out: Path) -> None:
+def cut_unseen(clip: Path, out: Path) -> list[tuple[int, int]]:
+    """``clip`` from UNSEEN_FROM to its end into ``out`` (packets copied); the (first, last)
+    frames of its shots of a second or more."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
     from sample_clip import cut
 
     cut(clip, out, UNSEEN_FROM, Fraction(10**6))  # to the end of the stream
+    return [(s.start_frame, s.end_frame) for s in detect_scenes(out, 8)
+            if s.end_frame - s.start_frame >= 24]  # fmt: skip
 
 
 def write_keys(src: Path, folder: Path, frames: set[int]) -> None:
@@ -95,9 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "unseen.mp4"
-        cut_unseen(args.clip, src)
-        shots = [(s.start_frame, s.end_frame) for s in detect_scenes(src, 8)
-                 if s.end_frame - s.start_frame >= 24]  # fmt: skip
+        shots = cut_unseen(args.clip, src)
         keys = {"first": {a for a, _ in shots}, "middle": {(a + b) // 2 for a, b in shots}}
         renders: dict[str, float] = {}
 

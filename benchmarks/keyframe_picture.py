@@ -19,7 +19,6 @@ from common import ROOT, SHARED_CLIP
 from vidcolor import stages
 from vidcolor.color import gray_rgb
 from vidcolor.options import RenderOptions
-from vidcolor.scenes import detect_scenes
 from vidcolor.video import VideoReader
 
 WIDTH = 320  # of each panel
@@ -48,9 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "unseen.mp4"
-        cut_unseen(args.clip, src)
-        shots = [(s.start_frame, s.end_frame) for s in detect_scenes(src, 8)
-                 if s.end_frame - s.start_frame >= 24]  # fmt: skip
+        shots = cut_unseen(args.clip, src)
         keys = {(a + b) // 2 for a, b in shots}
         write_keys(src, tmp / "keys", keys)
         stages.render(src, tmp / "plain.mp4", RenderOptions())

@@ -146,3 +146,15 @@ def test_a_kill_during_a_background_write_leaves_the_last_checkpoint_whole(tmp_p
     clear_stale(tmp_path)
     assert os.listdir(tmp_path) == ["last.pt"]
     assert torch.load(last, weights_only=True)["step"] == 1
+
+
+def test_a_cache_folder_with_someone_elses_record_is_refused(tmp_path: Path) -> None:
+    from vidcolor.ownership import NotOursError
+
+    write_photos(tmp_path / "photos", NAMES[:2], size=60)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "cache.json").write_text('{"format": "my own notes"}')
+    with pytest.raises(NotOursError, match="not a vidcolor cache"):
+        open_training_data(tmp_path / "photos", cache=tmp_path / "c", cache_short=40)
+    assert (tmp_path / "c" / "cache.json").read_text() == '{"format": "my own notes"}'
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["cache.json"]

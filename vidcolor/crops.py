@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.atomic import atomic_path
+from vidcolor.ownership import NotOursError
 
 CACHE_FORMAT = "vidcolor-crop-cache-1"
 HEADROOM = 1.25  # crops scale the short side to size x U(1, 1.25): the cache keeps that much
@@ -89,7 +90,15 @@ class FrameCache:
         greyscale and store it scaled; ``cache.json`` comes last, so a killed build is no
         cache and is made again."""
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "cache.json").unlink(missing_ok=True)
+        record = folder / "cache.json"
+        if record.exists():  # a stale cache of ours goes; anything else is not ours to touch
+            try:
+                ours = json.loads(record.read_text()).get("format") == CACHE_FORMAT
+            except (OSError, ValueError, AttributeError):
+                ours = False
+            if not ours:
+                raise NotOursError(f"{record}: not a vidcolor cache; move it away")
+            record.unlink()
 
         def load(path: Path) -> tuple[np.ndarray, tuple[int, int], bool]:
             rgb = read(path)
