@@ -47,8 +47,8 @@ class FrameCache:
     def __init__(self, folder: Path, record: dict, root: Path) -> None:
         self.folder, self.record, self.root = folder, record, root
         self.index = np.load(folder / "index.npy")
-        size = int(self.index[-1, 0] + self.index[-1, 1] * self.index[-1, 2] * 3) if len(
-            self.index) else 0  # fmt: skip
+        offset, h, w = (int(v) for v in self.index[-1, :3]) if len(self.index) else (0, 0, 0)
+        size = offset + h * w * 3  # where the last picture ends
         self.flat = np.memmap(folder / "frames.u8", np.uint8, "r", shape=(max(size, 1),))
         self.rows = {name: i for i, name in enumerate(record["files"])}
         self.grey = record["grey"]
