@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from vidcolor.color import gray_rgb
-from vidcolor.dataset import is_greyscale, read_rgb
+from vidcolor.dataset import is_greyscale
+from vidcolor.images import read_rgb
 from vidcolor.metrics import colourfulness, psnr, ssim
 from vidcolor.render import Colorizer, image_files
 

@@ -18,7 +18,8 @@ from conftest import write_photos
 
 from vidcolor.checkpoint import save_checkpoint
 from vidcolor.crops import Crops, FrameCache, cache_short, on_device
-from vidcolor.dataset import open_training_data, read_rgb
+from vidcolor.dataset import open_training_data
+from vidcolor.images import read_rgb
 from vidcolor.saver import Saver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ through the same code on the CPU. Matches ``skimage.color.rgb2lab``/``lab2rgb`` 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -23,6 +24,8 @@ _WHITE = torch.tensor([0.95047, 1.0, 1.08883], dtype=torch.float64)
 _EPS, _KAPPA = 0.008856, 7.787  # CIE's linear segment of f(t) near black
 
 L_SCALE, L_SHIFT, AB_SCALE = 50.0, 1.0, 110.0  # L in [0, 100] -> [-1, 1]; ab / 110
+# Y'CbCr: (Kr, Kb) per matrix.
+KRB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 
 
 def _matmul(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
@@ -104,3 +107,30 @@ def gray_rgb(rgb: np.ndarray) -> np.ndarray:
     lab = rgb_to_lab(torch.from_numpy(rgb).float() / 255)
     lab[..., 1:] = 0
     return (lab_to_rgb(lab).numpy() * 255).round().astype(np.uint8)
+
+
+def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tensor:
+    """(N,3,H,W) RGB in [0, 1] -> (N,2,H,W) Cb, Cr in 0-255 code values (not rounded)."""
+    kr, kb = KRB[matrix]
+    r, g, b = rgb.unbind(1)
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    scale = 255.0 if full_range else 224.0
+    cb = 128 + scale * (b - y) / (2 * (1 - kb))
+    cr = 128 + scale * (r - y) / (2 * (1 - kr))
+    return torch.stack([cb, cr], dim=1)
+
+
+def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_range: bool
+               ) -> np.ndarray:  # fmt: skip
+    """4:2:0 planes -> HxWx3 uint8 RGB (for previews and contact sheets)."""
+    h, w = y.shape
+    kr, kb = KRB[matrix]
+    cb = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
+    cr = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
+    yy = (y.astype(np.float32) if full_range else (y.astype(np.float32) - 16) * 255 / 219) / 255
+    scale = 255.0 if full_range else 224.0
+    pb, pr = cb / scale, cr / scale
+    r = yy + 2 * (1 - kr) * pr
+    b = yy + 2 * (1 - kb) * pb
+    g = (yy - kr * r - kb * b) / (1 - kr - kb)
+    return (np.stack([r, g, b], -1).clip(0, 1) * 255).round().astype(np.uint8)

@@ -22,9 +22,9 @@ import numpy as np
 from vidcolor.crops import FrameCache, Picture
 from vidcolor.errors import UserError
 from vidcolor.extract import read_manifest
+from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.ownership import file_in
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 DATASET_FORMAT = "vidcolor-dataset"  # manifest.json of `vidcolor dataset build`
 # An image is greyscale when 99% of its pixels have channels within this many levels.
 GREY_SPREAD = 6
@@ -154,19 +154,6 @@ def _from_manifest(manifest: DatasetManifest) -> TrainingData:
         notes.append("the dataset has no validation split: validating on training frames")
         val = train
     return TrainingData(train, val, notes)
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB, or TrainDataError naming the file. Decoded from bytes read in Python:
-    cv2.imread crashes the process on file names that are not valid UTF-8."""
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as e:
-        raise TrainDataError(f"{path}: cannot read ({e.strerror})") from None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if img is None:
-        raise TrainDataError(f"{path}: not a readable image (corrupt or unsupported)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def is_greyscale(rgb: np.ndarray) -> bool:

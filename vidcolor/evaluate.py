@@ -186,7 +186,7 @@ def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int | None, Iterat
 def folder_pairs(truth: Path, output: Path) -> tuple[int, Iterator]:
     """(count, iterator of (index, output RGB, original RGB)): images matched by file name, in
     name order."""
-    from vidcolor.dataset import read_rgb
+    from vidcolor.images import read_rgb
     from vidcolor.render import image_files
 
     names = [p.name for p in image_files(truth)]

@@ -159,7 +159,7 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
                  ) -> list[Path] | None:  # fmt: skip
     """Everything about IN and OUT that can be known before the model loads, each a one-line
     RenderError; for a folder, its images."""
-    from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
+    from vidcolor.images import IMAGE_SUFFIXES, read_rgb
     from vidcolor.render import RenderError, image_files
     from vidcolor.video import probe
 
@@ -227,7 +227,7 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
 def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Reporter) -> None:
     """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
     and then a RenderError says how many failed, so that scripts notice."""
-    from vidcolor.dataset import TrainDataError
+    from vidcolor.images import ImageError
     from vidcolor.render import RenderError, render_image
 
     dst.mkdir(parents=True, exist_ok=True)
@@ -236,7 +236,7 @@ def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Report
         for image in images:
             try:
                 render_image(image, dst / image.name, colorizer)
-            except TrainDataError as e:  # this image's own fault: the others still go
+            except ImageError as e:  # this image's own fault: the others still go
                 unreadable.append(str(e))
             bar.advance()
     for reason in unreadable:
