@@ -365,11 +365,11 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
               "flicker; about 0.85x the speed on a CPU); it starts afresh at each "
               "scene cut.")  # fmt: skip
 @click.option("--keyframes", type=click.Path(path_type=Path),
-              help="A folder of colour keys named by 0-based frame number (120.png, "
-              "frame_000120.png), the video's size: each key's colour is carried forwards and "
-              "backwards through its shot, fading into the model's where the motion is lost or "
-              "far from the key; its own frame keeps the key's colour. --temporal also "
-              "steadies the frames between; --no-temporal carries the keys alone.")  # fmt: skip
+              help="Colour keys, the video's size: images named by 0-based frame (120.png, "
+              "frame_000120.png) or timecode (00:01:02.500.png), or a colour video as long as "
+              "IN whose non-black frames are keys. Each key's colour is carried through its "
+              "shot, fading into the model's where the motion is lost. --temporal also steadies "
+              "the frames between; --no-temporal carries the keys alone.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, model: Path | None, render_size: int | None,

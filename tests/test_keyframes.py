@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import itertools
 import tracemalloc
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from vidcolor.keyframes import (
-    DECAY,
+from vidcolor.keyframes import DECAY, Propagator, blend
+from vidcolor.keys import (
     LUMA_MISMATCH,
     KeyframeError,
-    Propagator,
-    blend,
     check_luma,
     frame_index,
     key_chroma,
-    load_keyframes,
+    key_files,
     luma_difference,
+    read_key,
 )
 
 W, H = 128, 96
@@ -73,7 +73,7 @@ def run(keys: dict[int, np.ndarray], frames: int, cut_at: int | None = None, mar
         decay: float = DECAY, tmp: Path | None = None) -> list:  # fmt: skip
     with Propagator(keys, decay=decay, folder=tmp) as prop:
         for i in range(frames):
-            prop.push(shot_gray(i, cut_at), cut=mark and i == cut_at)
+            prop.push(shot_gray(i, cut_at), cut=mark and i == cut_at, key=keys.get(i))
         return list(prop.carried())
 
 
@@ -100,6 +100,17 @@ def test_confidence_falls_with_distance():
     assert means[9] <= DECAY**9 + 1e-6
 
 
+def test_a_key_holds_through_a_long_steady_shot():
+    """Where the flow is trusted, distance alone fades the colour slowly (DECAY): five
+    seconds on, a key still colours its held square."""
+    with Propagator([0]) as prop:
+        for i in range(120):
+            prop.push(shot_gray(0), key=key_for(0) if i == 0 else None)
+        chroma, conf = list(prop.carried())[-1]
+    assert conf[inside(0)].min() > 0.75
+    assert np.abs(chroma[inside(0)] - RED).max() < 1
+
+
 @pytest.mark.parametrize("mark", [True, False])
 def test_nothing_crosses_a_cut(mark: bool):
     """Marked by the detector or not (the flow's trust fails over the whole picture)."""
@@ -120,17 +131,18 @@ def test_backward_from_a_key_in_the_middle():
     assert out[3][1][inside(3)].mean() < out[6][1][inside(6)].mean()
 
 
-def test_two_keys_meet_weighted_by_confidence():
+def test_two_keys_cross_fade_by_nearness_and_confidence():
     blue = key_for(10)
     blue[TOP : TOP + SIDE, square_x(10) : square_x(10) + SIDE] = (200.0, 90.0)
     both = run({0: key_for(0), 10: blue}, 11)
     red_only, blue_only = run({0: key_for(0)}, 11), run({10: blue}, 11)
-    for i in (2, 8):
+    for i in (2, 8):  # a cross-fade: each key by its confidence and its nearness
         (cr, wr), (cb, wb) = red_only[i], blue_only[i]
         wr, wb = wr[..., None], wb[..., None]
-        expected = (wr * cr + wb * cb) / np.maximum(wr + wb, 1e-6)
+        nr, nb = wr * (10 - i) / 10, wb * i / 10
+        expected = (nr * cr + nb * cb) / np.maximum(nr + nb, 1e-6)
         both_chroma, both_conf = both[i]
-        reached = (wr + wb)[..., 0] > 0
+        reached = (nr + nb)[..., 0] > 0
         assert np.allclose(both_chroma[reached], expected[reached], atol=1e-3)
         assert np.array_equal(both_conf, np.maximum(wr, wb)[..., 0])
     assert both[2][0][inside(2)][..., 1].mean() > both[2][0][inside(2)][..., 0].mean() + 10
@@ -145,6 +157,16 @@ def test_blend_keeps_the_key_exactly():
     half = blend(predicted, key, np.full((H, W), 0.5, np.float32))
     assert np.allclose(half, (predicted + key) / 2, atol=1e-4)
     assert np.array_equal(blend(predicted, key, np.zeros((H, W), np.float32)), predicted)
+
+
+def test_blend_softens_a_speckle_in_the_confidence():
+    """A lone pixel the flow checks dropped takes mostly the carried colour, not a dot of the
+    prediction that would flicker on and off."""
+    predicted, key = np.zeros((H, W, 2), np.float32), key_for(0)
+    confidence = np.ones((H, W), np.float32)
+    confidence[50, 20] = 0
+    out = blend(predicted, key, confidence)
+    assert np.abs(out[50, 20] - key[50, 20]).max() < 0.25 * np.abs(key[50, 20]).max()
 
 
 def test_key_chroma_of_gray_is_neutral_and_of_red_is_red():
@@ -163,8 +185,8 @@ def test_memory_does_not_grow_with_shot_length(tmp_path: Path):
         keys = {0: key_for(0), frames - 1: key_for(0)}  # ends: the square is held still
         tracemalloc.start()
         with Propagator(keys, decay=1.0, folder=tmp_path) as prop:
-            for _ in range(frames):
-                prop.push(shot_gray(0))
+            for i in range(frames):
+                prop.push(shot_gray(0), key=keys.get(i))
             reached = sum(c is not None for c in prop.carried())
         _, top = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -231,15 +253,23 @@ def test_names_give_the_frame_index():
     assert frame_index(Path("120.png")) == 120
     assert frame_index(Path("frame_000120.png")) == 120
     assert frame_index(Path("shot2_0007.jpg")) == 7  # the last run of digits
+    # A timecode, as `vidcolor scenes` prints it, is the frame shown then: 24 fps from 0.5 s.
+    rate, start = Fraction(24), Fraction(1, 2)
+    assert frame_index(Path("00:00:02.500.png"), rate, start) == 48
+    assert frame_index(Path("shot_00-00-02.510.jpg"), rate, start) == 48  # to the nearest
+    assert frame_index(Path("01:00:00.500.png"), rate, start) == 86400
+    with pytest.raises(KeyframeError, match="frame rate"):
+        frame_index(Path("00:00:02.500.png"))
 
 
-def test_load_keyframes(tmp_path: Path):
+def test_key_files_in_frame_order(tmp_path: Path):
     save(tmp_path, "0.png")
     save(tmp_path, "frame_000120.jpg")
     (tmp_path / ".DS_Store").write_bytes(b"")
-    keys = load_keyframes(tmp_path, 64, 48)
-    assert sorted(keys) == [0, 120]
-    assert keys[120].shape == (48, 64, 3) and keys[120].dtype == np.uint8
+    keys = key_files(tmp_path)
+    assert list(keys) == [0, 120] and keys[120].name == "frame_000120.jpg"
+    rgb = read_key(keys[120], 64, 48)
+    assert rgb.shape == (48, 64, 3) and rgb.dtype == np.uint8
 
 
 @pytest.mark.parametrize(
@@ -257,15 +287,14 @@ def test_bad_names_are_one_line_naming_the_file(tmp_path: Path, names, bad, word
         else:
             save(tmp_path, name)
     with pytest.raises(KeyframeError) as e:
-        load_keyframes(tmp_path, 64, 48)
+        key_files(tmp_path)
     message = str(e.value)
     assert "\n" not in message and bad in message and words in message
 
 
 def test_a_key_of_another_size_is_refused(tmp_path: Path):
-    save(tmp_path, "5.png", 32, 24)
     with pytest.raises(KeyframeError) as e:
-        load_keyframes(tmp_path, 64, 48)
+        read_key(save(tmp_path, "5.png", 32, 24), 64, 48)
     message = str(e.value)
     assert "\n" not in message and "5.png" in message
     assert "32x24" in message and "64x48" in message
@@ -273,9 +302,9 @@ def test_a_key_of_another_size_is_refused(tmp_path: Path):
 
 def test_an_empty_or_missing_folder_is_refused(tmp_path: Path):
     with pytest.raises(KeyframeError, match="no keyframes"):
-        load_keyframes(tmp_path, 64, 48)
+        key_files(tmp_path)
     with pytest.raises(KeyframeError, match="not a folder"):
-        load_keyframes(tmp_path / "missing", 64, 48)
+        key_files(tmp_path / "missing")
 
 
 # -- render --keyframes: the keys carried through a real video ------------------------------
@@ -347,3 +376,87 @@ def test_render_refuses_a_key_for_another_frame(tmp_path: Path, tiny_model: Path
     cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(rgb[0][:32], cv.COLOR_RGB2BGR))
     done = CliRunner().invoke(main, args)
     assert done.exit_code == 1 and "96x64" in done.stderr and "Traceback" not in done.stderr
+
+
+def write_video(path: Path, frames: list[np.ndarray]) -> None:
+    """RGB frames as a near-lossless H.264 video at 24 fps (a key video)."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.height, v.width = frames[0].shape[:2]
+        v.pix_fmt, v.options = "yuv420p", {"crf": "12", "preset": "ultrafast"}
+        for img in frames:
+            out.mux(v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")))
+        out.mux(v.encode(None))
+
+
+def test_a_key_video_colours_like_the_same_key_in_a_folder(tmp_path: Path, tiny_model: Path):
+    """Its frames that are not black are the keys: frame 0 here, black after it."""
+    import cv2 as cv
+    from conftest import make_video
+
+    from vidcolor import stages
+    from vidcolor.options import RenderOptions
+
+    src = tmp_path / "in.mp4"
+    rgb = make_video(src, frames=12, width=96, height=64)
+    write_video(tmp_path / "keys.mp4", [rgb[0]] + [np.zeros_like(rgb[0])] * 11)
+    (tmp_path / "keys").mkdir()
+    cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(rgb[0], cv.COLOR_RGB2BGR))
+    outs = {}
+    for name in ("keys.mp4", "keys"):
+        outs[name] = tmp_path / f"out_{name}.mp4"
+        stages.render(src, outs[name], RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast",
+                                                     keyframes=tmp_path / name))  # fmt: skip
+    from_video, from_folder = chroma_planes(outs["keys.mp4"]), chroma_planes(outs["keys"])
+    truth = chroma_planes(src)
+    assert len(from_video) == len(from_folder) == 12
+    assert np.abs(from_video[0] - truth[0]).mean() < 4
+    for a, b in zip(from_video, from_folder, strict=True):
+        assert np.abs(a - b).mean() < 1.5  # the key video's own compression, no more
+
+
+@pytest.mark.parametrize(
+    ("frames", "black", "words"),
+    [(10, False, "10 frames, but in.mp4 has 12"), (12, True, "every frame is black")],
+)
+def test_a_key_video_of_another_length_or_all_black_is_one_line(
+    tmp_path: Path, tiny_model: Path, frames: int, black: bool, words: str
+) -> None:
+    from click.testing import CliRunner
+    from conftest import make_video
+
+    from cli import main
+
+    rgb = make_video(tmp_path / "in.mp4", frames=12, width=96, height=64)
+    write_video(tmp_path / "keys.mp4", [np.zeros_like(f) if black else f for f in rgb[:frames]])
+    done = CliRunner().invoke(main, ["render", str(tmp_path / "in.mp4"), str(tmp_path / "o.mp4"),
+                                     "--model", str(tiny_model), "--keyframes",
+                                     str(tmp_path / "keys.mp4")])  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.exit_code == 1 and len(lines) == 1 and words in lines[0], done.stderr
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_rotated_video_takes_its_keys_upright(tmp_path: Path, tiny_model: Path) -> None:
+    """Keys are drawn as the video is shown: a video stored sideways turns them to match."""
+    import cv2 as cv
+    from conftest import make_video
+
+    from vidcolor import stages
+    from vidcolor.options import RenderOptions
+
+    src = tmp_path / "in.mp4"
+    rgb = make_video(src, frames=8, width=96, height=64, rotation=90)
+    (tmp_path / "keys").mkdir()
+    upright = np.ascontiguousarray(np.rot90(rgb[0], 1))  # 64x96 on screen
+    cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(upright, cv.COLOR_RGB2BGR))
+    options = RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast")
+    stages.render(src, tmp_path / "plain.mp4", options)
+    stages.render(src, tmp_path / "keyed.mp4", RenderOptions(
+        tiny_model, "cpu", crf=0, preset="ultrafast", keyframes=tmp_path / "keys"))  # fmt: skip
+    truth, without, keyed = (chroma_planes(tmp_path / n) for n in ("in.mp4", "plain.mp4",
+                                                                  "keyed.mp4"))  # fmt: skip
+    assert np.abs(keyed[0] - truth[0]).mean() < 4
+    assert np.abs(keyed[1] - truth[1]).mean() < 0.5 * np.abs(without[1] - truth[1]).mean()

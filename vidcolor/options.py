@@ -117,7 +117,7 @@ class RenderOptions:
     preview: str | None = None  # "sbs": gray | colorized (| original) side by side
     preview_frames: int = 0  # a contact sheet of this many frames beside the output
     temporal: bool = True  # carry colour along the motion, afresh at each cut
-    keyframes: Path | None = None  # colour keys named by frame number, carried through shots
+    keyframes: Path | None = None  # colour keys (vidcolor.keys), carried through their shots
 
     @property
     def encode(self) -> Any:

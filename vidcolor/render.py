@@ -25,9 +25,16 @@ import torch.nn.functional as F
 
 from vidcolor.atomic import atomic_path
 from vidcolor.checkpoint import load_model
-from vidcolor.color import ab_from_model, l_to_model, lab_to_rgb, rgb_to_lab
-from vidcolor.dataset import IMAGE_SUFFIXES, read_rgb
+from vidcolor.color import (
+    ab_from_model,
+    l_to_model,
+    lab_to_rgb,
+    rgb_to_cbcr,
+    rgb_to_lab,
+    yuv_to_rgb,
+)
 from vidcolor.errors import UserError
+from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.keyframes import blend, carry_keys
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
@@ -39,8 +46,6 @@ from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
 from vidcolor.video.writer import FrameError
 
-# Y'CbCr: (Kr, Kb) per matrix.
-KRB = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722)}
 # Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.
 _GRAY = torch.arange(256, dtype=torch.float64).repeat_interleave(3).reshape(256, 3) / 255
 L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
@@ -53,33 +58,6 @@ class RenderError(UserError):
 def default_model() -> Path:
     """The model bundled with vidcolor (see README: trained on Big Buck Bunny, CC-BY)."""
     return Path(str(files("vidcolor") / "weights" / "default.pt"))
-
-
-def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tensor:
-    """(N,3,H,W) RGB in [0, 1] -> (N,2,H,W) Cb, Cr in 0-255 code values (not rounded)."""
-    kr, kb = KRB[matrix]
-    r, g, b = rgb.unbind(1)
-    y = kr * r + (1 - kr - kb) * g + kb * b
-    scale = 255.0 if full_range else 224.0
-    cb = 128 + scale * (b - y) / (2 * (1 - kb))
-    cr = 128 + scale * (r - y) / (2 * (1 - kr))
-    return torch.stack([cb, cr], dim=1)
-
-
-def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_range: bool
-               ) -> np.ndarray:  # fmt: skip
-    """4:2:0 planes -> HxWx3 uint8 RGB (for previews and contact sheets)."""
-    h, w = y.shape
-    kr, kb = KRB[matrix]
-    cb = cv2.resize(u, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
-    cr = cv2.resize(v, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) - 128
-    yy = (y.astype(np.float32) if full_range else (y.astype(np.float32) - 16) * 255 / 219) / 255
-    scale = 255.0 if full_range else 224.0
-    pb, pr = cb / scale, cr / scale
-    r = yy + 2 * (1 - kr) * pr
-    b = yy + 2 * (1 - kb) * pb
-    g = (yy - kr * r - kb * b) / (1 - kr - kb)
-    return (np.stack([r, g, b], -1).clip(0, 1) * 255).round().astype(np.uint8)
 
 
 class Colorizer:
@@ -266,8 +244,9 @@ def render_video(
     rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
-    ``<dst stem>_preview.png``. ``keyframes``: a folder of colour keys named by frame number,
-    carried through their shots (a first pass over the luma finds and checks them).
+    ``<dst stem>_preview.png``. ``keyframes``: colour keys (``vidcolor.keys``: a folder of
+    images or a colour video), carried through their shots (a first pass over the luma finds
+    and checks them).
 
     Four threads overlap: decoding (and the shot detector on the same pass), the working-size
     grays (and with ``temporal`` the stabiliser's flows, on a pool), the model, and here,
@@ -293,8 +272,6 @@ def render_video(
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
         keys = None
         if keyframes:  # the first pass: the luma alone, each key checked and carried
-            if info.rotation:
-                raise RenderError(f"{src}: --keyframes does not take rotated videos yet")
             size = scaled_size(info.width, info.height, colorizer.size)
             keys = carry_keys(src, keyframes, info, size,
                               lambda y: colorizer.gray(y, info.full_range))  # fmt: skip
