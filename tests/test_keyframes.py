@@ -460,3 +460,40 @@ def test_a_rotated_video_takes_its_keys_upright(tmp_path: Path, tiny_model: Path
                                                                   "keyed.mp4"))  # fmt: skip
     assert np.abs(keyed[0] - truth[0]).mean() < 4
     assert np.abs(keyed[1] - truth[1]).mean() < 0.5 * np.abs(without[1] - truth[1]).mean()
+
+
+def test_the_first_pass_on_a_pool_carries_as_one_thread_does(tmp_path: Path) -> None:
+    """carry_keys finds the forward flows ahead on a pool; fed one frame at a time with the
+    flows found in turn, a Propagator gives the same colour, bit for bit."""
+    import cv2 as cv
+    from conftest import make_video
+
+    from vidcolor.keyframes import carry_keys
+    from vidcolor.keys import key_chroma
+    from vidcolor.temporal import CutMarks
+    from vidcolor.video import VideoReader, probe
+
+    src = tmp_path / "in.mp4"
+    rgb = make_video(src, frames=30, width=96, height=64, cut_at=20)
+    (tmp_path / "keys").mkdir()
+    for i in (3, 22):
+        cv.imwrite(str(tmp_path / "keys" / f"{i}.png"), cv.cvtColor(rgb[i], cv.COLOR_RGB2BGR))
+    info = probe(src)
+
+    def gray(y: np.ndarray) -> np.ndarray:
+        return cv.resize(y, (48, 32), interpolation=cv.INTER_AREA)
+
+    with carry_keys(src, tmp_path / "keys", info, (48, 32), gray) as pooled:
+        got = list(pooled.carried())
+    with Propagator([3, 22]) as alone, VideoReader(src, planes=True) as reader:
+        for frame, cut in CutMarks.attach(reader).mark(reader):
+            key = None
+            if frame.index in (3, 22):
+                key = key_chroma(rgb[frame.index], (32, 48), info.matrix, info.full_range)
+            alone.push(gray(frame.image), cut, key)
+        want = list(alone.carried())
+    assert [g is None for g in got] == [w is None for w in want]
+    assert sum(g is not None for g in got) >= 20  # both keys carried, both ways
+    for g, w in zip(got, want, strict=True):
+        if g is not None:
+            assert np.array_equal(g[0], w[0]) and np.array_equal(g[1], w[1])

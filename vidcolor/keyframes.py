@@ -28,7 +28,7 @@ import numpy as np
 
 from vidcolor.keys import check_luma, key_chroma, open_keys
 from vidcolor.metrics import warp
-from vidcolor.temporal import LUMA_MATCH, CutMarks, measure_motion
+from vidcolor.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
 from vidcolor.video import VideoInfo, VideoReader
 
 # Confidence kept per frame carried where the flow is trusted: it halves in about 350 frames
@@ -80,6 +80,13 @@ class _Spill:
         self._file.close()
 
 
+def motion_flow() -> cv2.DISOpticalFlow:
+    """The DIS flow a carry follows: the medium preset, not the stabiliser's fast one; a carry
+    chains dozens of flows, so one that falls short of the motion drags colour off its surface
+    frame by frame."""
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
 class Propagator:
     """One video's keys carried along the motion. ``frames``: the frames that have keys. Push
     every frame's working-size gray in order (``push``), with its key's chroma at the working
@@ -103,9 +110,7 @@ class Propagator:
                         math.ceil(math.log(MIN_CONFIDENCE) / math.log(decay)))  # fmt: skip
         self._tmp = tempfile.TemporaryDirectory(prefix="vidcolor-keys-", dir=folder)
         self._spills: dict[str, _Spill] = {}
-        # The medium preset, not the stabiliser's fast one: a carry chains dozens of flows, so
-        # a flow that falls short of the motion drags colour off its surface frame by frame.
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._flow = motion_flow()
         self._count = 0
         self._cuts: set[int] = set()
         self._prev: np.ndarray | None = None
@@ -129,12 +134,14 @@ class Propagator:
         return self._spills[name]
 
     def _step(self, state: tuple[np.ndarray, np.ndarray] | None, gray_from: np.ndarray,
-              gray_to: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+              gray_to: np.ndarray, motion: Motion | None = None
+              ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
         """``state`` (chroma, confidence) on the frame of ``gray_from`` carried to the frame
-        of ``gray_to``; None when nothing is left of it."""
+        of ``gray_to`` (``motion``: between the two, found here when not given); None when
+        nothing is left of it."""
         if state is None or gray_from.shape != gray_to.shape:
             return None
-        motion = measure_motion(self._flow, gray_from, gray_to)
+        motion = motion or measure_motion(self._flow, gray_from, gray_to)
         if motion.soft is None:  # the flow fails over most of the picture: an unmarked cut
             return None
         chroma, confidence = state
@@ -152,15 +159,19 @@ class Propagator:
             return None
         return warp(chroma, motion.back), confidence
 
-    def push(self, gray: np.ndarray, cut: bool = False, key: np.ndarray | None = None) -> None:
+    def push(self, gray: np.ndarray, cut: bool = False, key: np.ndarray | None = None,
+             motion: Motion | None = None) -> None:  # fmt: skip
         """The next frame's working-size full-range gray (hxw uint8); ``cut``: it starts a new
-        scene (nothing is carried across); ``key``: its key's chroma, on a frame in ``frames``."""
+        scene (nothing is carried across); ``key``: its key's chroma, on a frame in ``frames``;
+        ``motion``: from the frame before (``motion_flow``), found here when needed and not
+        given."""
         index, self._count = self._count, self._count + 1
         if (key is not None) != (index in self._keyed):
             raise ValueError(f"frame {index}: a key must come with the frames that have keys")
         if cut:
             self._cuts.add(index)
-        state = None if cut or self._prev is None else self._step(self._state, self._prev, gray)
+        state = (None if cut or self._prev is None else
+                 self._step(self._state, self._prev, gray, motion))  # fmt: skip
         if key is not None:
             key = key.astype(np.float32)
             self._spill("keys", key.shape).put(index, key)
@@ -173,6 +184,14 @@ class Propagator:
         later = self.frames[bisect.bisect_left(self.frames, index):][:1]
         if later and later[0] - index <= self.horizon:  # a backward carry will need it
             self._spill("grays", gray.shape, np.uint8).put(index, gray)
+
+    def reaches(self, index: int, last_cut: int) -> bool:
+        """Whether a forward carry can reach frame ``index`` (so needs the motion into it),
+        the last cut at or before it being at ``last_cut``: a key after that cut and before
+        it, within ``horizon`` frames."""
+        before = bisect.bisect_left(self.frames, index)
+        return before > 0 and last_cut <= self.frames[before - 1] and (
+            index - self.frames[before - 1] <= self.horizon)  # fmt: skip
 
     def _backward(self) -> None:
         """Each key's colour carried back towards the start of its shot, until it fades, meets
@@ -242,18 +261,28 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
     another length, is a KeyframeError too."""
     source = open_keys(keys, info)
     turn = -(info.rotation // 90)  # display -> stored orientation
-    propagator, count = Propagator(source.frames), 0
+    propagator, count, last_cut = Propagator(source.frames), 0, -1
     try:
         images = source.images()
         with VideoReader(src, planes=True) as reader:
-            for frame, cut in CutMarks.attach(reader).mark(reader):
-                small, key = gray(frame.image), next(images)
+
+            def grays() -> Iterator[tuple[int, np.ndarray, bool]]:
+                nonlocal last_cut
+                for frame, cut in CutMarks.attach(reader).mark(reader):
+                    last_cut = frame.index if cut else last_cut
+                    yield frame.index, gray(frame.image), cut
+
+            # The forward carry's flows depend on the grays alone: found ahead on a pool.
+            for _, small, cut, motion in motions_ahead(
+                grays(), flow=motion_flow, needed=lambda i: propagator.reaches(i, last_cut)
+            ):
+                key = next(images)
                 if key is not None:
                     key = np.ascontiguousarray(np.rot90(key, turn))
                     check_luma(key, small, f"{source.name(count)}: the key for frame {count}",
                                count)  # fmt: skip
                     key = key_chroma(key, small.shape, info.matrix, info.full_range)
-                propagator.push(small, cut, key)
+                propagator.push(small, cut, key, motion)
                 count += 1
         images.close()
         source.check_length(count, src)

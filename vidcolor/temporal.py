@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -106,20 +106,23 @@ def measure_motion(flow: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.nda
 
 
 def motions_ahead(items: Iterable[tuple[T, np.ndarray, bool]], workers: int | None = None,
-                  ahead: int | None = None
+                  ahead: int | None = None, flow: Callable[[], cv2.DISOpticalFlow] = _dis,
+                  needed: Callable[[T], bool] | None = None,
                   ) -> Iterator[tuple[T, np.ndarray, bool, Motion | None]]:  # fmt: skip
     """``(item, gray, cut)`` in, ``(item, gray, cut, motion)`` out, in order: the motion from
     the frame before (None for the first frame, at a cut and at a size change, where the
-    stabiliser starts afresh), found on ``workers`` threads (default: one per core), at most
-    ``ahead`` frames (default: two per worker) before they are handed on, so memory stays
-    bounded however long the video. The pool is shut down when the generator is closed."""
+    stabiliser starts afresh, and where ``needed(item)``, asked as the item arrives, is
+    false), found on ``workers`` threads (default: one per core) with a DIS object ``flow``
+    makes for each, at most ``ahead`` frames (default: two per worker) before they are handed
+    on, so memory stays bounded however long the video. The pool is shut down when the
+    generator is closed."""
     workers = max(1, workers or os.cpu_count() or 1)
     ahead = max(1, ahead or 2 * workers)
     local = threading.local()  # one DIS object per worker thread
 
     def measure(prev_gray: np.ndarray, gray: np.ndarray) -> Motion:
         if not hasattr(local, "flow"):
-            local.flow = _dis()
+            local.flow = flow()
         return measure_motion(local.flow, prev_gray, gray)
 
     def handed_on(entry: tuple[T, np.ndarray, bool, Future[Motion] | None]
@@ -133,6 +136,7 @@ def motions_ahead(items: Iterable[tuple[T, np.ndarray, bool]], workers: int | No
     try:
         for item, gray, cut in items:
             wanted = prev is not None and prev.shape == gray.shape and not cut
+            wanted = wanted and (needed is None or needed(item))
             pending.append((item, gray, cut, pool.submit(measure, prev, gray) if wanted else None))
             prev = gray
             while pending and (len(pending) >= ahead or _ready(pending[0][3])):
