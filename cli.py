@@ -370,13 +370,12 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
               "IN whose non-black frames are keys. Each key's colour is carried through its "
               "shot, fading into the model's where the motion is lost. --temporal also steadies "
               "the frames between; --no-temporal carries the keys alone.")  # fmt: skip
+@click.option("--adapt", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+              help="With --keyframes: first fine-tune the model on the keys for this long (L1, "
+              "at the working size), so shots without a key take their palette too.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
-def render(src: Path, dst: Path, model: Path | None, render_size: int | None,
-           batch_size: int | None,
-           device: str, codec: str, crf: int | None, preset: str | None, preview: str | None,
-           preview_frames: int, temporal: bool, keyframes: Path | None,
-           overwrite: bool) -> None:  # fmt: skip
+def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -> None:
     """Colorize IN (a video, an image, or a folder of images) into OUT.
 
     The output keeps the input's luma, frame count, timestamps, rotation and audio.

@@ -3,8 +3,9 @@
 The bundled default model trained on the shared clip's first 45 s; its last shots (from
 47.71 s) are unseen. For each of them one key is given, the shot's first frame and then its
 middle frame (the original colour frame), and the rest of the shot is scored against the
-original (the keys themselves left out): the gray input, the render without keys, and
-``--keyframes``. Also the render time with keys against without. Usage:
+original (the keys themselves left out): the gray input, the render without keys,
+``--keyframes``, and ``--keyframes --adapt ADAPT`` (the model first tuned on the keys). Also
+the render time with keys against without. Usage:
 
     python benchmarks/bench_keyframes.py [--clip ...] [--json out.json]
 """
@@ -30,7 +31,9 @@ from vidcolor.scenes import detect_scenes
 from vidcolor.video import VideoReader
 
 UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unseen shot's start
-SIDES = ("gray input", "without keys", "--keyframes (first frame)", "--keyframes (middle)")
+ADAPT = 30.0  # seconds of --adapt
+SIDES = ("gray input", "without keys", "--keyframes (first frame)", "--keyframes (middle)",
+         f"--adapt {ADAPT:g} (first frame)", f"--adapt {ADAPT:g} (middle)")
 
 
 def cut_unseen(clip: Path, out: Path) -> list[tuple[int, int]]:
@@ -103,19 +106,20 @@ def main() -> None:
         keys = {"first": {a for a, _ in shots}, "middle": {(a + b) // 2 for a, b in shots}}
         renders: dict[str, float] = {}
 
-        def render(name: str, key_frames: set[int] | None) -> Path:
+        def render(name: str, key_frames: set[int] | None, adapt: float = 0) -> Path:
             folder = None
             if key_frames is not None:
                 folder = tmp / f"keys_{name}"
                 write_keys(src, folder, key_frames)
             out = tmp / f"{name}.mp4"
             t0 = time.perf_counter()
-            stages.render(src, out, RenderOptions(keyframes=folder))
+            stages.render(src, out, RenderOptions(keyframes=folder, adapt=adapt))
             renders[name] = time.perf_counter() - t0
             return out
 
-        def side(name: str, key_frames: set[int] | None, left_out: set[int]) -> Result:
-            out = None if name == "gray" else render(name, key_frames)
+        def side(name: str, key_frames: set[int] | None, left_out: set[int], adapt: float = 0
+                 ) -> Result:  # fmt: skip
+            out = None if name == "gray" else render(name, key_frames, adapt)
             result = scores(src, out, shots, left_out)
             if name in renders:
                 result["render_s"] = renders[name]
@@ -127,6 +131,8 @@ def main() -> None:
             SIDES[1]: lambda: side("plain", None, every_key),
             SIDES[2]: lambda: side("first", keys["first"], every_key),
             SIDES[3]: lambda: side("middle", keys["middle"], every_key),
+            SIDES[4]: lambda: side("adapt_first", keys["first"], every_key, ADAPT),
+            SIDES[5]: lambda: side("adapt_middle", keys["middle"], every_key, ADAPT),
         }
         r = run_cases(cases)
     print(f"\nshots {shots} of {src.name} (from {float(UNSEEN_FROM):.3f} s of {args.clip.name}); "
@@ -147,7 +153,7 @@ def main() -> None:
         if "error" not in x and "error" not in plain:
             gain, speed = x["psnr"] - plain["psnr"], ratio(plain["render_s"], x["render_s"])
             print(f"{name}: PSNR {gain:+.2f} dB against no keys (target +4), speed "
-                  f"{fmt(speed)}x of no keys (target 0.7)")  # fmt: skip
+                  f"{fmt(speed)}x of no keys (target 0.7 without --adapt)")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps({"shots": shots, "cases": r}, indent=2))
     if any_failed(r):

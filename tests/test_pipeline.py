@@ -158,6 +158,10 @@ BAD = {
         "r.toml:4: [render] model: ",
     'inputs = ["eps/*.mp4"]\nwork = "w"\n[dataset]\n[train]\n[render]\nmodel = "m.pt"\n':
         "r.toml:6: [render] model: set by the pipeline itself",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\nkeyframes = "keys"\n':
+        "r.toml:4: [render] keyframes: keyframes belong to one video",
+    'inputs = ["eps/*.mp4"]\nwork = "w"\n[render]\nadapt = 30\n':
+        "r.toml:4: [render] adapt: keyframes belong to one video",
 }  # fmt: skip
 
 

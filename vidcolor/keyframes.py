@@ -252,13 +252,16 @@ def _merged(ahead: np.ndarray | None, behind: np.ndarray | None, near: float
 
 
 def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
-               gray: Callable[[np.ndarray], np.ndarray]) -> Propagator:  # fmt: skip
+               gray: Callable[[np.ndarray], np.ndarray],
+               on_frame: Callable[[int], None] | None = None,
+               keep: Callable[[np.ndarray], None] | None = None) -> Propagator:  # fmt: skip
     """The first pass of ``render --keyframes``: ``src``'s luma alone, decoded with the render's
     own shot detector, ``gray`` turning each stored luma plane into the working size ``size``
     (w, h); the keys (a folder, or a video) checked against their frames and carried through
     their shots. Keys are upright, as the video is shown; a rotated video's planes are stored
     turned, so each key is turned the same way first. A key past the end, or a key video of
-    another length, is a KeyframeError too."""
+    another length, is a KeyframeError too. ``on_frame(frames done)`` hears after each frame;
+    ``keep`` is handed each key's RGB as the model's frames are turned (``adapt.KeySample``)."""
     source = open_keys(keys, info)
     turn = -(info.rotation // 90)  # display -> stored orientation
     propagator, count, last_cut = Propagator(source.frames), 0, -1
@@ -281,9 +284,13 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
                     key = np.ascontiguousarray(np.rot90(key, turn))
                     check_luma(key, small, f"{source.name(count)}: the key for frame {count}",
                                count)  # fmt: skip
+                    if keep is not None:
+                        keep(key)
                     key = key_chroma(key, small.shape, info.matrix, info.full_range)
                 propagator.push(small, cut, key, motion)
                 count += 1
+                if on_frame is not None:
+                    on_frame(count)
         images.close()
         source.check_length(count, src)
     except BaseException:

@@ -118,6 +118,7 @@ class RenderOptions:
     preview_frames: int = 0  # a contact sheet of this many frames beside the output
     temporal: bool = True  # carry colour along the motion, afresh at each cut
     keyframes: Path | None = None  # colour keys (vidcolor.keys), carried through their shots
+    adapt: float = 0  # seconds of fine-tuning the generator on the keys first (vidcolor.adapt)
 
     @property
     def encode(self) -> Any:
@@ -149,4 +150,4 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
         return TrainStage(config, p["device"], p["workers"])
     return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],
                          p["crf"], p["preset"], p["preview"], p["preview_frames"],
-                         p["temporal"], p.get("keyframes"))  # fmt: skip
+                         p["temporal"], p.get("keyframes"), p.get("adapt") or 0)  # fmt: skip

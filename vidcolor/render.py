@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -35,7 +34,7 @@ from vidcolor.color import (
 )
 from vidcolor.errors import UserError
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-from vidcolor.keyframes import blend, carry_keys
+from vidcolor.keyframes import Propagator, blend
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
@@ -238,15 +237,14 @@ def render_video(
     preview_frames: int = 0,
     on_frame: Callable[[int], None] | None = None,
     temporal: bool = True,
-    keyframes: Path | None = None,
+    keys: Propagator | None = None,
 ) -> RenderResult:
     """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
     rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
-    ``<dst stem>_preview.png``. ``keyframes``: colour keys (``vidcolor.keys``: a folder of
-    images or a colour video), carried through their shots (a first pass over the luma finds
-    and checks them).
+    ``<dst stem>_preview.png``. ``keys``: colour keys carried through their shots, from
+    ``keyframes.carry_keys`` (a first pass over the luma; the caller closes it).
 
     Four threads overlap: decoding (and the shot detector on the same pass), the working-size
     grays (and with ``temporal`` the stabiliser's flows, on a pool), the model, and here,
@@ -270,15 +268,9 @@ def render_video(
         sheet, done = _ContactSheet(preview_frames, total, info), 0
         depth = 2 * colorizer.batch_size
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
-        keys = None
-        if keyframes:  # the first pass: the luma alone, each key checked and carried
-            size = scaled_size(info.width, info.height, colorizer.size)
-            keys = carry_keys(src, keyframes, info, size,
-                              lambda y: colorizer.gray(y, info.full_range))  # fmt: skip
         carried = keys.carried() if keys else None
         try:
             with (
-                keys or nullcontext(),
                 threaded(marked, depth) as decoded,
                 threaded(_prepared(decoded, colorizer, info, temporal, carried),
                          depth) as prepared,  # fmt: skip

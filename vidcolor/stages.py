@@ -166,6 +166,8 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
     options.encode  # noqa: B018 - a bad preset is refused now, not after the model loads
     if options.keyframes and (src.is_dir() or src.suffix.lower() in IMAGE_SUFFIXES):
         raise RenderError(f"--keyframes {options.keyframes}: for a video, not for images")
+    if options.adapt and not options.keyframes:
+        raise RenderError("--adapt tunes the model on the keys: give --keyframes too")
     if src.is_dir():
         images = image_files(src)
         if not images:
@@ -197,7 +199,7 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
            ) -> Any:  # fmt: skip
     """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
     ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult."""
-    from vidcolor.dataset import IMAGE_SUFFIXES
+    from vidcolor.images import IMAGE_SUFFIXES
     from vidcolor.render import Colorizer, render_image, render_video
     from vidcolor.video import probe
 
@@ -210,18 +212,57 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
         render_image(src, dst, colorizer)
         report.rendered(dst, None, options)
         return None
+    keys = None
     try:
+        if options.keyframes:
+            keys, colorizer = _keys(src, options, colorizer, report)
         with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
             result = render_video(src, dst, colorizer, options.encode, options.preview,
                                   options.preview_frames, on_frame=bar.update,
-                                  temporal=options.temporal,
-                                  keyframes=options.keyframes)  # fmt: skip
+                                  temporal=options.temporal, keys=keys)  # fmt: skip
             bar.update(result.frames, total=result.frames)
     except KeyboardInterrupt as e:
         advise(e, f"interrupted; {dst} was not written; run the command again")
         raise
+    finally:
+        if keys is not None:
+            keys.close()
     report.rendered(dst, result, options)
     return result
+
+
+def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
+          ) -> tuple[Any, Any]:  # fmt: skip
+    """``render --keyframes``'s first pass (keyframes.carry_keys), then with ``--adapt`` the
+    generator tuned on the keys: (the carried keys, the colorizer to render with). The tuned
+    one is a copy: a colorizer the caller handed in keeps its weights."""
+    import copy
+
+    from vidcolor.adapt import KeySample, adapt
+    from vidcolor.keyframes import carry_keys
+    from vidcolor.video import probe, scaled_size
+
+    info = probe(src)
+    size = scaled_size(info.width, info.height, colorizer.size)
+    sample = KeySample(size) if options.adapt else None
+    with report.progress(f"keys {src.name}", info.frame_count) as bar:
+        keys = carry_keys(src, options.keyframes, info, size,
+                          lambda y: colorizer.gray(y, info.full_range), on_frame=bar.update,
+                          keep=sample.offer if sample else None)  # fmt: skip
+    if sample is None:
+        return keys, colorizer
+    try:
+        colorizer = copy.copy(colorizer)
+        colorizer.G = copy.deepcopy(colorizer.G)
+        with report.progress(f"adapt to {len(sample.keys)} keys", round(options.adapt)) as bar:
+            losses = adapt(colorizer, sample.keys, options.adapt, on_time=lambda t: bar.update(
+                min(round(t), round(options.adapt))))  # fmt: skip
+        report.say(f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
+                   f"{losses[0]:.4f} -> {losses[-1]:.4f}")  # fmt: skip
+    except BaseException:
+        keys.close()
+        raise
+    return keys, colorizer
 
 
 def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Reporter) -> None:
