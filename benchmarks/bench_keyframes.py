@@ -33,7 +33,8 @@ from vidcolor.video import VideoReader
 UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unseen shot's start
 ADAPT = 30.0  # seconds of --adapt
 SIDES = ("gray input", "without keys", "--keyframes (first frame)", "--keyframes (middle)",
-         f"--adapt {ADAPT:g} (first frame)", f"--adapt {ADAPT:g} (middle)")
+         f"--adapt {ADAPT:g} (first frame)", f"--adapt {ADAPT:g} (middle)",
+         f"--adapt {ADAPT:g}, key in shot 1 only: shot 2")
 
 
 def cut_unseen(clip: Path, out: Path) -> list[tuple[int, int]]:
@@ -117,12 +118,20 @@ def main() -> None:
             renders[name] = time.perf_counter() - t0
             return out
 
-        def side(name: str, key_frames: set[int] | None, left_out: set[int], adapt: float = 0
-                 ) -> Result:  # fmt: skip
+        def side(name: str, key_frames: set[int] | None, left_out: set[int], adapt: float = 0,
+                 scored: list[tuple[int, int]] | None = None) -> Result:  # fmt: skip
             out = None if name == "gray" else render(name, key_frames, adapt)
-            result = scores(src, out, shots, left_out)
+            result = scores(src, out, scored or shots, left_out)
             if name in renders:
                 result["render_s"] = renders[name]
+            return result
+
+        def unkeyed_shot() -> Result:
+            """One key in the first shot's middle, then the second shot alone scored: what
+            --adapt gives a shot without a key (against no keys on the same frames)."""
+            result = side("adapt_other", {sum(shots[0]) // 2}, every_key, ADAPT, shots[1:])
+            result["without_keys_psnr"] = scores(src, tmp / "plain.mp4", shots[1:],
+                                                 every_key)["psnr"]  # fmt: skip
             return result
 
         every_key = keys["first"] | keys["middle"]  # scored on the same frames, side by side
@@ -133,6 +142,7 @@ def main() -> None:
             SIDES[3]: lambda: side("middle", keys["middle"], every_key),
             SIDES[4]: lambda: side("adapt_first", keys["first"], every_key, ADAPT),
             SIDES[5]: lambda: side("adapt_middle", keys["middle"], every_key, ADAPT),
+            SIDES[6]: unkeyed_shot,
         }
         r = run_cases(cases)
     print(f"\nshots {shots} of {src.name} (from {float(UNSEEN_FROM):.3f} s of {args.clip.name}); "
@@ -148,7 +158,11 @@ def main() -> None:
         print(f"| {name} | {x['frames']} | {fmt(x['psnr'])} | {fmt(x['colourfulness_ratio'])} | "
               f"{fmt(x['warp_ratio'], '.3f')} | {fmt(x.get('render_s'), '.1f')} |")  # fmt: skip
     plain = r[SIDES[1]]
-    for name in SIDES[2:]:
+    if "error" not in r[SIDES[6]]:
+        x = r[SIDES[6]]
+        print(f"{SIDES[6]}: PSNR {x['psnr']:.2f} dB against {x['without_keys_psnr']:.2f} without "
+              "keys on the same frames")  # fmt: skip
+    for name in SIDES[2:6]:
         x = r[name]
         if "error" not in x and "error" not in plain:
             gain, speed = x["psnr"] - plain["psnr"], ratio(plain["render_s"], x["render_s"])
