@@ -50,8 +50,9 @@ def test_a_key_sample_is_bounded_and_uniform() -> None:
     assert len(set(values)) > 5  # not the first ten, not one value
 
 
-def test_render_with_adapt_tunes_a_copy_and_keeps_every_frame(tmp_path: Path,
-                                                              tiny_model: Path) -> None:  # fmt: skip
+def test_render_with_adapt_tunes_a_copy_and_keeps_every_frame(
+    tmp_path: Path, tiny_model: Path
+) -> None:
     import cv2 as cv
     from conftest import make_video
 

@@ -265,8 +265,8 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
     source = open_keys(keys, info)
     turn = -(info.rotation // 90)  # display -> stored orientation
     propagator, count, last_cut = Propagator(source.frames), 0, -1
+    images = source.images()
     try:
-        images = source.images()
         with VideoReader(src, planes=True) as reader:
 
             def grays() -> Iterator[tuple[int, np.ndarray, bool]]:
@@ -291,9 +291,10 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
                 count += 1
                 if on_frame is not None:
                     on_frame(count)
-        images.close()
         source.check_length(count, src)
     except BaseException:
         propagator.close()
         raise
+    finally:
+        images.close()  # a key video's reader
     return propagator
