@@ -323,25 +323,31 @@ def chroma_planes(path: Path) -> list[np.ndarray]:
     return out
 
 
+def plain_and_keyed(src: Path, keys: Path, model: Path) -> tuple[list, list, list]:
+    """The chroma planes of ``src``, of its render without keys and of its render with
+    ``keys`` (lossless, beside ``src``)."""
+    from vidcolor import stages
+    from vidcolor.options import RenderOptions
+
+    for name, folder in (("plain.mp4", None), ("keyed.mp4", keys)):
+        stages.render(src, src.parent / name, RenderOptions(model, "cpu", crf=0,
+                                                            preset="ultrafast",
+                                                            keyframes=folder))  # fmt: skip
+    return chroma_planes(src), chroma_planes(src.parent / "plain.mp4"), chroma_planes(
+        src.parent / "keyed.mp4")  # fmt: skip
+
+
 def test_render_carries_a_key_through_its_shot_and_not_past_the_cut(
     tmp_path: Path, tiny_model: Path
 ) -> None:
     import cv2 as cv
     from conftest import make_video
 
-    from vidcolor import stages
-    from vidcolor.options import RenderOptions
-
     src = tmp_path / "in.mp4"
     rgb = make_video(src, frames=36, width=96, height=64, cut_at=20)
     (tmp_path / "keys").mkdir()
     cv.imwrite(str(tmp_path / "keys" / "frame_0.png"), cv.cvtColor(rgb[0], cv.COLOR_RGB2BGR))
-    plain = RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast")
-    stages.render(src, tmp_path / "plain.mp4", plain)
-    stages.render(src, tmp_path / "keyed.mp4", RenderOptions(
-        tiny_model, "cpu", crf=0, preset="ultrafast", keyframes=tmp_path / "keys"))  # fmt: skip
-    truth, without, keyed = (chroma_planes(tmp_path / n) for n in ("in.mp4", "plain.mp4",
-                                                                  "keyed.mp4"))  # fmt: skip
+    truth, without, keyed = plain_and_keyed(src, tmp_path / "keys", tiny_model)
     assert len(truth) == len(without) == len(keyed) == 36
 
     def error(frames: list[np.ndarray], i: int) -> float:
@@ -444,20 +450,12 @@ def test_a_rotated_video_takes_its_keys_upright(tmp_path: Path, tiny_model: Path
     import cv2 as cv
     from conftest import make_video
 
-    from vidcolor import stages
-    from vidcolor.options import RenderOptions
-
     src = tmp_path / "in.mp4"
     rgb = make_video(src, frames=8, width=96, height=64, rotation=90)
     (tmp_path / "keys").mkdir()
     upright = np.ascontiguousarray(np.rot90(rgb[0], 1))  # 64x96 on screen
     cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(upright, cv.COLOR_RGB2BGR))
-    options = RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast")
-    stages.render(src, tmp_path / "plain.mp4", options)
-    stages.render(src, tmp_path / "keyed.mp4", RenderOptions(
-        tiny_model, "cpu", crf=0, preset="ultrafast", keyframes=tmp_path / "keys"))  # fmt: skip
-    truth, without, keyed = (chroma_planes(tmp_path / n) for n in ("in.mp4", "plain.mp4",
-                                                                  "keyed.mp4"))  # fmt: skip
+    truth, without, keyed = plain_and_keyed(src, tmp_path / "keys", tiny_model)
     assert np.abs(keyed[0] - truth[0]).mean() < 4
     assert np.abs(keyed[1] - truth[1]).mean() < 0.5 * np.abs(without[1] - truth[1]).mean()
 
