@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,12 @@ def test_an_interrupt_while_the_model_loads_exits_130_in_one_line(
     one_line(result, "interrupted")
 
 
+def _heed_sighup() -> None:
+    """In the child: SIGHUP back to its default, which a suite run under nohup would otherwise
+    pass on as ignored (and vidcolor rightly leaves an ignored SIGHUP ignored)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signal_name", "code"), [("TERM", 143), ("HUP", 129)])
 def test_sigterm_and_sighup_mid_render_leave_no_temporary_file(
     clip: Path, tiny_model: Path, tmp_path: Path, signal_name: str, code: int
@@ -272,7 +279,8 @@ def test_sigterm_and_sighup_mid_render_leave_no_temporary_file(
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VIDCOLOR_TEST_FAULT": f"{signal_name}@0.5"}
     done = subprocess.run([sys.executable, "-m", "cli", "render", str(clip), str(out),
                            "--model", str(tiny_model), "--batch-size", "2"],
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+                          env=env, capture_output=True, text=True, timeout=120,
+                          preexec_fn=_heed_sighup)  # fmt: skip
     assert done.returncode == code, done.stderr
     assert "was not written; run the command again" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
