@@ -150,6 +150,14 @@ def test_two_keys_cross_fade_by_nearness_and_confidence():
     assert np.array_equal(both[10][0], blue)
 
 
+def test_the_fade_is_per_second_whatever_the_frame_rate():
+    from vidcolor.keyframes import decay_at
+
+    assert decay_at(24) == DECAY and decay_at(None) == DECAY
+    assert decay_at(60) ** 60 == pytest.approx(DECAY**24)  # one second at each rate
+    assert decay_at(12) < DECAY < decay_at(60)
+
+
 def test_blend_keeps_the_key_exactly():
     predicted = np.random.default_rng(0).random((H, W, 2)).astype(np.float32) * 255
     key = key_for(0)

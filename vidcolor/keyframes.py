@@ -31,9 +31,10 @@ from vidcolor.metrics import warp
 from vidcolor.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
 from vidcolor.video import VideoInfo, VideoReader
 
-# Confidence kept per frame carried where the flow is trusted: it halves in about 350 frames
-# (14 s at 24 fps). The flow's checks, not the distance, end most of a carry: a shorter fade
-# (0.96, two seconds) threw away colour the flow still carried well (docs/benchmarks.md).
+# Confidence kept per frame carried where the flow is trusted, at 24 fps (``decay_at`` for
+# other rates): it halves in about 14 s. The flow's checks, not the distance, end most of a
+# carry: a shorter fade (0.96, two seconds) threw away colour the flow still carried well
+# (docs/benchmarks.md).
 DECAY = 0.998
 MIN_CONFIDENCE = 0.05  # below this a carried pixel counts as nothing carried
 STILL = 1.0  # pixels of flow under which a matching luma is trust enough (flow noise on flats)
@@ -41,6 +42,12 @@ STILL = 1.0  # pixels of flow under which a matching luma is trust enough (flow 
 # the speckle the flow checks leave in texture, and the edges of what is carried, blend in
 # instead of flickering from frame to frame (docs/benchmarks.md).
 SEAM = 2.0
+
+
+def decay_at(frame_rate: float | None) -> float:
+    """The decay per frame that fades a carry as fast per second at ``frame_rate`` as
+    ``DECAY`` does at 24 fps."""
+    return DECAY ** (24 / float(frame_rate)) if frame_rate else DECAY
 
 
 def blend(predicted: np.ndarray, carried: np.ndarray, confidence: np.ndarray) -> np.ndarray:
@@ -264,7 +271,7 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
     ``keep`` is handed each key's RGB as the model's frames are turned (``adapt.KeySample``)."""
     source = open_keys(keys, info)
     turn = -(info.rotation // 90)  # display -> stored orientation
-    propagator, count, last_cut = Propagator(source.frames), 0, -1
+    propagator, count, last_cut = Propagator(source.frames, decay_at(info.frame_rate)), 0, -1
     images = source.images()
     try:
         with VideoReader(src, planes=True) as reader:
