@@ -289,8 +289,7 @@ def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
                 key = next(images)
                 if key is not None:
                     key = np.ascontiguousarray(np.rot90(key, turn))
-                    check_luma(key, small, f"{source.name(count)}: the key for frame {count}",
-                               count)  # fmt: skip
+                    check_luma(key, small, source.name(count), count)
                     if keep is not None:
                         keep(key)
                     key = key_chroma(key, small.shape, info.matrix, info.full_range)

@@ -39,6 +39,8 @@ LUMA_SIZE = 64  # long side of the common size the luma check compares at
 # (full-range gray): a dark key still has highlights; a black frame has at most noise.
 BLACK = 24
 TIMECODE = re.compile(r"(\d+)[:-](\d{2})[:-](\d{2}\.\d+)$")  # H:MM:SS.mmm, ':' or '-'
+
+
 class KeyframeError(UserError):
     """A keyframe folder or file cannot be used as given."""
 
@@ -145,6 +147,7 @@ class FolderKeys:
         self.frames = list(self.paths)
 
     def name(self, index: int) -> str:
+        """How an error names the key for frame ``index``."""
         return f"{self.paths[index]}"
 
     def images(self) -> Iterator[np.ndarray | None]:
@@ -184,7 +187,7 @@ class VideoKeys:
             raise KeyframeError(f"{path}: every frame is black, so it holds no keyframes")
 
     def name(self, index: int) -> str:
-        return f"{self.path}: frame {index}"
+        return f"{self.path}"
 
     def images(self) -> Iterator[np.ndarray | None]:
         keyed = set(self.frames)
