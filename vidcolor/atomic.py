@@ -3,11 +3,14 @@ and a killed run's temporary files are cleared by the next one."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+
+from vidcolor.errors import UserError
 
 _TEMP = re.compile(r"^\.(?P<stem>.*)\.part-(?P<pid>\d+)(?P<suffix>(\.[^.]*)?)$")
 
@@ -50,13 +53,44 @@ def clear_stale(folder: Path, target: Path | None = None) -> int:
     return removed
 
 
+class AppearedError(UserError):
+    """A file appeared at the target while vidcolor wrote it without leave to replace."""
+
+
+def publish(tmp: Path, target: Path, replace: bool = True) -> None:
+    """Move the finished ``tmp`` to ``target``. Without ``replace`` a file that appeared at
+    ``target`` since the command checked it (another program, a second vidcolor) is kept: the
+    move is a hard link, which never replaces, then the temporary name is dropped."""
+    if replace:
+        os.replace(tmp, target)
+        return
+    appeared = AppearedError(
+        f"{target}: appeared while vidcolor was writing it; left as it is "
+        "(use --overwrite to replace it)"
+    )
+    try:
+        os.link(tmp, target, follow_symlinks=False)
+    except FileExistsError:
+        raise appeared from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV):
+            raise
+        # A file system without hard links (FAT, some network shares): a last look, then move.
+        if os.path.lexists(target):
+            raise appeared from None
+        os.replace(tmp, target)
+        return
+    tmp.unlink()
+
+
 @contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; it replaces ``target`` only if the block succeeds."""
+def atomic_path(target: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path to write; it becomes ``target`` only if the block succeeds (see
+    ``publish`` for ``replace``)."""
     target = Path(target)
     tmp = temp_beside(target)
     try:
         yield tmp
-        os.replace(tmp, target)
+        publish(tmp, target, replace)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,66 @@
+"""One writer at a time: an advisory lock on a file vidcolor makes, so that two vidcolor
+processes never write the same output (two trainings into one run folder, two renders to one
+file) and the second says so in one line instead of interleaving or replacing the first's work.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from vidcolor.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no advisory locks, one writer is the user's care
+    fcntl = None  # type: ignore[assignment]
+
+
+class BusyError(UserError):
+    """Another vidcolor process holds the output this one was asked to write."""
+
+
+def _take(lock: Path, what: str) -> int:
+    """An open descriptor of ``lock`` holding its exclusive lock, or BusyError naming ``what``.
+
+    The lock file is deleted by its holder on release, so a descriptor can end up locking a
+    file that is no longer at ``lock``; such a lock guards nothing and the open is retried."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BusyError(
+                f"{what}: another vidcolor process is writing it; wait for it to end, "
+                "or choose another output"
+            ) from None
+        try:
+            here = os.stat(lock, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            here = None
+        if here == os.fstat(fd).st_ino:
+            return fd
+        os.close(fd)
+
+
+@contextmanager
+def exclusive(lock: Path, what: str) -> Iterator[None]:
+    """Hold the lock file ``lock`` for the block, or raise BusyError naming ``what`` (the output
+    it guards) at once. The file is vidcolor's own and is deleted as the block ends; one left
+    by a killed process holds no lock and is taken over."""
+    if fcntl is None:
+        yield
+        return
+    try:
+        fd = _take(lock, what)
+    except OSError as e:  # a link planted at the lock's name (O_NOFOLLOW), a read-only folder
+        raise UserError(f"{lock}: cannot lock ({e.strerror or e})") from None
+    try:
+        yield
+    finally:
+        with suppress(FileNotFoundError):
+            os.unlink(lock)  # while still held: a waiting opener then sees a new inode
+        os.close(fd)
