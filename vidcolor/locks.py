@@ -22,6 +22,14 @@ class BusyError(UserError):
     """Another vidcolor process holds the output this one was asked to write."""
 
 
+def beside(target: Path) -> Path:
+    """The lock file of the output ``target`` (a file or a folder): hidden, in the folder that
+    holds it, so that it guards a name that does not exist yet and never sits among a folder
+    output's own files."""
+    target = Path(os.path.abspath(target))
+    return target.with_name(f".{target.name}.lock")
+
+
 def _take(lock: Path, what: str) -> int:
     """An open descriptor of ``lock`` holding its exclusive lock, or BusyError naming ``what``.
 

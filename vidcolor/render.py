@@ -238,13 +238,16 @@ def render_video(
     on_frame: Callable[[int], None] | None = None,
     temporal: bool = True,
     keys: Propagator | None = None,
+    replace: bool = True,
 ) -> RenderResult:
     """Colorize ``src`` into ``dst`` (temp file + rename): same frame count, timestamps, frame
     rate, rotation and audio. ``temporal`` carries colour along the motion, afresh at each cut
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
     ``<dst stem>_preview.png``. ``keys``: colour keys carried through their shots, from
-    ``keyframes.carry_keys`` (a first pass over the luma; the caller closes it).
+    ``keyframes.carry_keys`` (a first pass over the luma; the caller closes it). Without
+    ``replace`` a file that appeared at ``dst`` (or the sheet's name) meanwhile is kept, and
+    atomic.AppearedError says so.
 
     Four threads overlap: decoding (and the shot detector on the same pass), the working-size
     grays (and with ``temporal`` the stabiliser's flows, on a pool), the model, and here,
@@ -260,7 +263,8 @@ def render_video(
             total = count_frames(src)
         writer = VideoWriter(dst, frame_rate=info.frame_rate, time_base=info.time_base,
                              encode=encode, rotation=info.rotation, copy_streams_from=src,
-                             full_range=info.full_range, matrix=info.matrix)  # fmt: skip
+                             full_range=info.full_range, matrix=info.matrix,
+                             replace=replace)  # fmt: skip
         notes: list[str] = []
         if info.width % 2 or info.height % 2:
             notes.append(f"{info.width}x{info.height} is odd: one copied edge row/column added "
@@ -292,7 +296,7 @@ def render_video(
             raise
         notes += writer.notes + reader.notes
         if preview_frames:
-            sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour))
+            sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour), replace)
     cuts = stabilizer.cuts if stabilizer is not None else 0
     return RenderResult(done, colorizer.batch_size, had_colour, notes, cuts)
 
@@ -369,15 +373,16 @@ class _ContactSheet:
         self.rows.append([cv2.resize(np.ascontiguousarray(p), size, interpolation=cv2.INTER_AREA)
                           for p in rgb])  # fmt: skip
 
-    def save(self, path: Path, had_colour: bool) -> None:
+    def save(self, path: Path, had_colour: bool, replace: bool = True) -> None:
         if not self.rows:
             return
         rows = [np.concatenate(r if had_colour else r[:2], axis=1) for r in self.rows]
-        save_png(path, np.concatenate(rows))
+        save_png(path, np.concatenate(rows), replace)
 
 
-def render_image(src: Path, dst: Path, colorizer: Colorizer) -> None:
-    """A still image to a colorized image file (format from ``dst``'s suffix)."""
+def render_image(src: Path, dst: Path, colorizer: Colorizer, replace: bool = True) -> None:
+    """A still image to a colorized image file (format from ``dst``'s suffix); without
+    ``replace`` a file that appeared at ``dst`` meanwhile is kept (atomic.AppearedError)."""
     if dst.suffix.lower() not in IMAGE_SUFFIXES:
         raise RenderError(f"{dst}: not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
     rgb = read_rgb(src)
@@ -388,7 +393,7 @@ def render_image(src: Path, dst: Path, colorizer: Colorizer) -> None:
         ok = False
     if not ok:
         raise RenderError(f"{dst}: OpenCV cannot write '{dst.suffix}' images here")
-    with atomic_path(dst) as tmp:
+    with atomic_path(dst, replace) as tmp:
         tmp.write_bytes(buf.tobytes())
 
 

@@ -21,11 +21,12 @@ def sample_grid(gray: torch.Tensor, truth: torch.Tensor, fake: torch.Tensor) -> 
     return (grid.clamp(0, 1) * 255).round().byte().cpu().numpy()
 
 
-def save_png(path: Path, rgb: np.ndarray) -> None:
+def save_png(path: Path, rgb: np.ndarray, replace: bool = True) -> None:
+    """HxWx3 uint8 RGB to a PNG file, whole or not at all (``replace``: atomic.publish's)."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"cannot encode {path}")
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace) as tmp:
         tmp.write_bytes(buf.tobytes())
 
 

@@ -198,20 +198,36 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
            report: Reporter | None = None, overwrite: bool = False, colorizer: Any = None
            ) -> Any:  # fmt: skip
     """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
-    ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult."""
+    ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
+    One render at a time per ``dst`` (locks.BusyError for a second), and without
+    ``overwrite`` no file that appears at ``dst`` meanwhile is replaced."""
     from vidcolor.images import IMAGE_SUFFIXES
-    from vidcolor.render import Colorizer, render_image, render_video
-    from vidcolor.video import probe
+    from vidcolor.locks import beside, exclusive
+    from vidcolor.render import Colorizer, render_image
 
     options, report = options or RenderOptions(), report or Reporter()
     images = check_render(src, dst, options, overwrite)
-    colorizer = colorizer or Colorizer.from_options(options)
     if images is not None:
-        return _render_folder(images, dst, colorizer, report)
-    if src.suffix.lower() in IMAGE_SUFFIXES:
-        render_image(src, dst, colorizer)
+        dst.mkdir(parents=True, exist_ok=True)  # the folder its lock sits beside
+    with exclusive(beside(dst), str(dst)):  # refused now, not after the model loads
+        check_render(src, dst, options, overwrite)  # as it is now that no render writes it
+        colorizer = colorizer or Colorizer.from_options(options)
+        if images is not None:
+            return _render_folder(images, dst, colorizer, report, overwrite)
+        if src.suffix.lower() not in IMAGE_SUFFIXES:
+            return _render_video(src, dst, options, report, overwrite, colorizer)
+        render_image(src, dst, colorizer, overwrite)
         report.rendered(dst, None, options)
         return None
+
+
+def _render_video(
+    src: Path, dst: Path, options: RenderOptions, report: Reporter, overwrite: bool, colorizer: Any
+) -> Any:
+    """``render`` of a video, with its keys' first pass when asked; its RenderResult."""
+    from vidcolor.render import render_video
+    from vidcolor.video import probe
+
     keys = None
     try:
         if options.keyframes:
@@ -219,7 +235,8 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
         with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
             result = render_video(src, dst, colorizer, options.encode, options.preview,
                                   options.preview_frames, on_frame=bar.update,
-                                  temporal=options.temporal, keys=keys)  # fmt: skip
+                                  temporal=options.temporal, keys=keys,
+                                  replace=overwrite)  # fmt: skip
             bar.update(result.frames, total=result.frames)
     except KeyboardInterrupt as e:
         advise(e, f"interrupted; {dst} was not written; run the command again")
@@ -265,9 +282,12 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
     return keys, colorizer
 
 
-def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Reporter) -> None:
+def _render_folder(
+    images: list[Path], dst: Path, colorizer: Any, report: Reporter, overwrite: bool
+) -> None:
     """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
-    and then a RenderError says how many failed, so that scripts notice."""
+    and then a RenderError says how many failed, so that scripts notice. Without
+    ``overwrite`` a file that appears at an output's name meanwhile ends the render."""
     from vidcolor.images import ImageError
     from vidcolor.render import RenderError, render_image
 
@@ -276,7 +296,7 @@ def _render_folder(images: list[Path], dst: Path, colorizer: Any, report: Report
     with report.progress(f"render {images[0].parent.name}", len(images)) as bar:
         for image in images:
             try:
-                render_image(image, dst / image.name, colorizer)
+                render_image(image, dst / image.name, colorizer, overwrite)
             except ImageError as e:  # this image's own fault: the others still go
                 unreadable.append(str(e))
             bar.advance()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -12,7 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidcolor.atomic import clear_stale, temp_beside
+from vidcolor.atomic import clear_stale, publish, temp_beside
 from vidcolor.video.errors import CorruptVideoError, NoFramesError, VideoError
 from vidcolor.video.probe import VideoInfo, open_container
 
@@ -153,6 +152,8 @@ class VideoWriter:
     ``notes`` lists what was re-encoded or left out. Those streams are carried over whole, so
     write the whole video (trimming audio to a written span is not done yet). An exception
     inside the ``with`` block deletes the temporary file and leaves ``path`` as it was.
+    Without ``replace``, a file that appeared at ``path`` while the video was written is kept
+    and the close fails (atomic.AppearedError).
     """
 
     def __init__(
@@ -166,8 +167,9 @@ class VideoWriter:
         copy_streams_from: str | Path | None = None,
         full_range: bool = False,
         matrix: str | None = None,
+        replace: bool = True,
     ) -> None:
-        self.path = Path(path)
+        self.path, self.replace = Path(path), replace
         self.full_range, self.matrix = full_range, matrix
         self.fmt = CONTAINERS.get(self.path.suffix.lower())
         if self.fmt is None:
@@ -432,7 +434,7 @@ class VideoWriter:
             self._out.close()
             if self._src is not None:
                 self._src.close()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path, self.replace)
         except BaseException:
             self.abort()
             raise

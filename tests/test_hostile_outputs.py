@@ -1,0 +1,218 @@
+"""Issue 20's hostile outputs: files that must not be replaced, two processes on one output, and
+what a failed or killed command leaves behind. Each case runs the real command (a child process
+where the case is a race) and checks the user's files byte for byte.
+
+A race is staged with the progress bar's fault hook (vidcolor.console.Bar): the child stops
+itself with SIGSTOP at a known point of its work, the test does what another program would do
+meanwhile, then lets the child go on with SIGCONT.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_video, write_photos
+
+from vidcolor.video import probe
+
+ROOT = Path(__file__).resolve().parents[1]
+MINE = b"the user's own file, not vidcolor's\n"
+
+
+def env(fault: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a vidcolor child: this checkout, one thread, and the fault hook."""
+    dropped = ("VIDCOLOR_TEST_FAULT", "FORCE_COLOR", "TTY_COMPATIBLE")
+    kept = {k: v for k, v in os.environ.items() if k not in dropped}
+    kept |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra}
+    if fault:
+        kept["VIDCOLOR_TEST_FAULT"] = fault
+    return kept
+
+
+def _default_signals() -> None:
+    """In the child: SIGTERM and SIGINT at their defaults, whatever the suite runs under."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def start(argv: list, fault: str | None = None, **extra: str) -> subprocess.Popen:
+    """A vidcolor command as a child process, running on its own."""
+    command = [sys.executable, "-m", "cli", *map(str, argv)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env(fault, **extra), preexec_fn=_default_signals, **pipes
+    )
+
+
+def run(argv: list, fault: str | None = None, **extra: str) -> subprocess.CompletedProcess:
+    """A vidcolor command as a child process, to its end."""
+    command = [sys.executable, "-m", "cli", *map(str, argv)]
+    return subprocess.run(
+        command, cwd=ROOT, env=env(fault, **extra), capture_output=True, text=True, timeout=180
+    )
+
+
+def wait_stopped(child: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``child`` has stopped itself (the hook's SIGSTOP); fails if it ended instead."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            _, err = child.communicate()
+            pytest.fail(f"the child ended ({child.returncode}) before its stop: {err}")
+        state = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "T":
+            return
+        time.sleep(0.05)
+    child.kill()
+    pytest.fail("the child never stopped")
+
+
+def finish(child: subprocess.Popen) -> tuple[int, str]:
+    """Let a stopped child go on; its exit status and stderr."""
+    child.send_signal(signal.SIGCONT)
+    _, err = child.communicate(timeout=180)
+    return child.returncode, err
+
+
+def one_line(code: int, err: str, pattern: str) -> None:
+    """A failure said in one line matching ``pattern`` (a regex), with no traceback."""
+    assert code not in (0, None), err
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    make_video(path, frames=48, width=64, height=48, cut_at=24)
+    return path
+
+
+def render_args(src: Path, dst: Path, model: Path, *more: str) -> list:
+    return ["render", src, dst, "--model", model, "--batch-size", "2", "--device", "cpu", *more]
+
+
+# --- finding 4: races between two processes on one output ----------------------------------
+
+
+def test_4a_render_keeps_a_file_that_appeared_at_out_while_it_ran(
+    clip: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    child = start(render_args(clip, out, tiny_model), "STOP@0.5@render")
+    wait_stopped(child)
+    out.write_bytes(MINE)  # another program writes OUT meanwhile
+    code, err = finish(child)
+    one_line(code, err, rf"{re.escape(str(out))}: appeared while vidcolor was writing it")
+    assert out.read_bytes() == MINE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # no temporary file
+
+
+def test_4a_folder_render_keeps_an_image_that_appeared_while_it_ran(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos, names=["astronaut", "coffee", "chelsea", "rocket"], size=40)
+    out = tmp_path / "out"
+    child = start(render_args(photos, out, tiny_model), "STOP@0.5@render")
+    wait_stopped(child)  # two of the four are done: astronaut, chelsea
+    (out / "rocket.png").write_bytes(MINE)
+    code, err = finish(child)
+    one_line(code, err, rf"{re.escape(str(out / 'rocket.png'))}: appeared while vidcolor")
+    assert (out / "rocket.png").read_bytes() == MINE
+
+
+def test_4a_image_render_keeps_a_file_that_appeared_at_out(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from vidcolor import stages
+    from vidcolor.atomic import AppearedError
+    from vidcolor.options import RenderOptions
+    from vidcolor.render import Colorizer
+
+    [photo] = write_photos(tmp_path / "photos", names=["coffee"], size=40)
+    out = tmp_path / "out.png"
+
+    class Racing(Colorizer):
+        """Another program writes OUT while the model runs (after the command's checks)."""
+
+        def colorize_rgb(self, rgb: np.ndarray) -> np.ndarray:
+            out.write_bytes(MINE)
+            return super().colorize_rgb(rgb)
+
+    with pytest.raises(AppearedError, match=re.escape(f"{out}: appeared while")):
+        stages.render(photo, out, RenderOptions(model=tiny_model), colorizer=Racing(tiny_model))
+    assert out.read_bytes() == MINE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "photos"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_4c_a_second_render_to_the_same_out_is_refused_at_once(
+    clip: Path, tiny_model: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    out = tmp_path / "out.mp4"
+    more = ["--overwrite"] if overwrite else []
+    first = start(render_args(clip, out, tiny_model, *more), "STOP@0.5@render")
+    wait_stopped(first)
+    second = run(render_args(clip, out, tiny_model, *more))  # a wait would never end
+    one_line(
+        second.returncode,
+        second.stderr,
+        rf"{re.escape(str(out))}: another vidcolor process is writing it",
+    )
+    code, err = finish(first)
+    assert code == 0, err
+    assert probe(out).frame_count == 48
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]  # the lock is gone too
+
+
+@pytest.mark.slow
+def test_4c_a_second_folder_render_to_the_same_out_is_refused(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    write_photos(photos, names=["astronaut", "coffee", "chelsea", "rocket"], size=40)
+    out = tmp_path / "out"
+    first = start(render_args(photos, out, tiny_model), "STOP@0.5@render")
+    wait_stopped(first)
+    second = run(render_args(photos, out, tiny_model, "--overwrite"))
+    one_line(
+        second.returncode,
+        second.stderr,
+        rf"{re.escape(str(out))}: another vidcolor process is writing it",
+    )
+    code, err = finish(first)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+        "rocket.png",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "photos"]
+
+
+def test_4c_the_lock_a_killed_render_leaves_is_vidcolors_own_in_a_work_folder(
+    tmp_path: Path,
+) -> None:
+    from vidcolor.locks import beside
+    from vidcolor.ownership import check_removable
+
+    work = tmp_path / "work"
+    (work / "pipeline").mkdir(parents=True)
+    (work / "pipeline" / "render.json").write_text('{"stage": "render"}')
+    (work / "render").mkdir()
+    (work / "render" / "ep.mp4").write_bytes(b"video")
+    beside(work / "render" / "ep.mp4").write_bytes(b"")  # SIGKILL left it
+    check_removable(work, tmp_path, "pipeline")  # raises if the lock is not vidcolor's
