@@ -413,9 +413,10 @@ def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.option("--plot", type=click.Path(path_type=Path),
               help="Write the per-frame curves to this PNG.")  # fmt: skip
+@click.option("--overwrite", is_flag=True, help="Replace the --plot file if it exists.")
 @user_errors
 def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, device: str,
-             as_json: bool, plot: Path | None) -> None:  # fmt: skip
+             as_json: bool, plot: Path | None, overwrite: bool) -> None:  # fmt: skip
     """Score OUTPUT (a colorized video or image folder) against TRUTH, its colour original:
     PSNR, SSIM, colourfulness, warping error and colour distribution consistency, overall and
     per scene. With TRUTH a built dataset and no OUTPUT, score --model on its --split.
@@ -439,7 +440,7 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
     if output is not None and given:
         raise click.UsageError(f"{' and '.join(given)}: for a dataset, without OUTPUT "
                                "(OUTPUT is already colorized)")  # fmt: skip
-    result = stages.evaluate(truth, output, model, split, device, plot, ConsoleReport())
+    result = stages.evaluate(truth, output, model, split, device, plot, ConsoleReport(), overwrite)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

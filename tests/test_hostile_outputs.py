@@ -216,3 +216,35 @@ def test_4c_the_lock_a_killed_render_leaves_is_vidcolors_own_in_a_work_folder(
     (work / "render" / "ep.mp4").write_bytes(b"video")
     beside(work / "render" / "ep.mp4").write_bytes(b"")  # SIGKILL left it
     check_removable(work, tmp_path, "pipeline")  # raises if the lock is not vidcolor's
+
+
+# --- finding 3: eval --plot FILE -------------------------------------------------------------
+
+
+def test_3_eval_plot_refuses_an_existing_file_without_overwrite(clip: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "myphoto.png"
+    photo.write_bytes(MINE)
+    done = run(["eval", clip, clip, "--plot", photo])
+    one_line(done.returncode, done.stderr, rf"{re.escape(str(photo))}: exists; use --overwrite")
+    assert photo.read_bytes() == MINE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["myphoto.png"]
+
+
+def test_3_eval_plot_overwrite_replaces_the_file(clip: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "curves.png"
+    plot.write_bytes(MINE)
+    done = run(["eval", clip, clip, "--plot", plot, "--overwrite"])
+    assert done.returncode == 0, done.stderr
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+
+
+def test_3_eval_plot_keeps_a_file_that_appeared_while_it_ran(clip: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "curves.png"
+    child = start(["eval", clip, clip, "--plot", plot], "STOP@0.5@eval")
+    wait_stopped(child)
+    plot.write_bytes(MINE)
+    code, err = finish(child)
+    one_line(code, err, rf"{re.escape(str(plot))}: appeared while vidcolor was writing it")
+    assert plot.read_bytes() == MINE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]

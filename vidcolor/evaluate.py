@@ -222,8 +222,10 @@ def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "aut
     return len(rows), pairs()
 
 
-def plot(evaluation: Evaluation, path: Path) -> None:
-    """Per-frame curves: PSNR, SSIM, colourfulness of both sides, warping error of both."""
+def plot(evaluation: Evaluation, path: Path, replace: bool = True) -> None:
+    """Per-frame curves: PSNR, SSIM, colourfulness of both sides, warping error of both. The
+    file lands whole; without ``replace`` one that appeared at ``path`` meanwhile is kept
+    (atomic.AppearedError)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -256,6 +258,8 @@ def plot(evaluation: Evaluation, path: Path) -> None:
             ax.legend(loc="upper right", fontsize=8)
     np.atleast_1d(axes)[-1].set_xlabel("frame")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_path(path, replace) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)

@@ -8,6 +8,7 @@ carrying ``advice``: one line on how to go on, which the command line prints.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -310,15 +311,17 @@ def _render_folder(
 
 def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
              split: str = "test", device: str = "auto", plot: Path | None = None,
-             report: Reporter | None = None) -> dict:  # fmt: skip
+             report: Reporter | None = None, overwrite: bool = False) -> dict:  # fmt: skip
     """Scores of ``output`` (a colorized video or image folder) against ``truth``, its colour
     original; or, with no ``output``, of ``model`` on a built dataset's ``split``. ``plot``:
-    a PNG of the per-frame curves."""
+    a PNG of the per-frame curves, which replaces a file only with ``overwrite``."""
     from vidcolor import evaluate as ev
 
     report = report or Reporter()
     if plot is not None and not plot.absolute().parent.is_dir():
         raise ev.EvalError(f"--plot {plot}: no folder {plot.absolute().parent}")
+    if plot is not None and os.path.lexists(plot) and not overwrite:
+        raise ev.EvalError(f"{plot}: exists; use --overwrite to replace it")
     if output is None:
         scores = ev.Evaluation(temporal=False)
         total, pairs = ev.dataset_pairs(truth, model, split, device)
@@ -341,5 +344,5 @@ def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
             bar.advance()
     result = scores.report()
     if plot is not None:
-        ev.plot(scores, plot)
+        ev.plot(scores, plot, replace=overwrite)
     return result
