@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
+from typing import TextIO
 
 import cv2
 import numpy as np
 
-from vidcolor.atomic import atomic_path, clear_stale
+from vidcolor.atomic import AppearedError, atomic_path, clear_stale, publish, temp_beside
 from vidcolor.errors import UserError
 from vidcolor.options import ExtractOptions
 from vidcolor.ownership import file_in, kind_of, remove_file
@@ -48,12 +51,47 @@ def _write_file(path: Path, data: bytes) -> None:
         raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
 
 
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a temporary file beside ``path``, which ``_publish`` then moves into place."""
+    tmp = temp_beside(path)
+    try:
+        tmp.write_bytes(data)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
+    return tmp
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Move a finished frame into place. Whatever is at ``path`` by now is not the folder's
+    record's (those were removed or skipped as the run began), so it is kept."""
+    try:
+        publish(tmp, path, replace=False)
+    except AppearedError:
+        raise _not_listed(path) from None
+    except OSError as e:
+        raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _not_listed(path: Path) -> ExtractError:
+    """A file at a frame's name that the folder's record does not list: the user's."""
+    return ExtractError(
+        f"{path}: named like a frame, but not one vidcolor wrote (its {MANIFEST} does not list "
+        "it); left as it is: move it away, or choose a new or empty folder"
+    )
+
+
 class FrameExtractor:
     """Stream ``video``'s frames into ``out_dir``; iterate it to do the work.
 
-    Each image lands whole (temporary file, then rename) before its manifest row is appended,
-    so a killed run leaves only complete files and rows, and ``resume`` picks up after them.
-    Images are encoded on ``workers`` threads (OpenCV releases the GIL) with a bounded queue.
+    Each image lands whole (temporary file, then a move that never replaces a file) just before
+    its manifest row is appended, so a killed run leaves only complete files and rows, and
+    ``resume`` picks up after them. The folder's files at a frame's name are replaced only when
+    its manifest lists them: anything else there is the user's. A run that fails before its
+    first frame takes back what it made. Images are encoded on ``workers`` threads (OpenCV
+    releases the GIL) with a bounded queue.
     """
 
     def __init__(
@@ -79,7 +117,9 @@ class FrameExtractor:
             autorotate=True,  # image files carry no rotation flag: store them upright
         )
         self.detector = ShotDetector.attach(self.reader) if options.scenes else None
+        self._made: list[Path] = []  # the folders this run created, innermost first
         try:
+            self._check_start()
             self.done = self._prepare(overwrite, resume)
         except BaseException:
             self.reader.close()
@@ -111,17 +151,32 @@ class FrameExtractor:
             "options": asdict(self.options),
         }
 
-    def _prepare(self, overwrite: bool, resume: bool) -> dict[int, dict]:
-        """Check the folder and return the manifest rows already done (when resuming)."""
+    def _check_start(self) -> None:
+        """A start at or past the video's end, said before any folder is made."""
+        info, start = self.reader.info, self.options.start
+        if start is None or not info.duration:
+            return
+        end = float(info.start_time) + info.duration
+        if start >= end:
+            raise ExtractError(f"{self.video}: --start {start:g} is past its end ({end:.2f} s)")
+
+    def _make_folder(self) -> None:
         out = self.out_dir
         if out.exists() and not out.is_dir():
             raise ExtractError(f"{out}: exists and is not a folder")
+        missing = [p for p in (out, *out.parents) if not os.path.lexists(p)]
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ExtractError(f"{out}: cannot create the folder ({e.strerror})") from None
+        self._made = missing
         if not os.access(out, os.W_OK):
             raise ExtractError(f"{out}: the folder is not writable")
+
+    def _prepare(self, overwrite: bool, resume: bool) -> dict[int, dict]:
+        """Check the folder and return the manifest rows already done (when resuming)."""
+        self._make_folder()
+        out = self.out_dir
         manifest, settings = out / MANIFEST, out / SETTINGS
         if not any(out.iterdir()):
             return {}
@@ -139,6 +194,7 @@ class FrameExtractor:
                 what = f"options differ: {', '.join(changed)}" if changed else "another source"
                 raise ExtractError(f"{out}: cannot resume, it holds another extraction ({what})")
             rows = read_manifest(manifest)
+            self._refuse_unlisted(rows)
             done = {r["frame"]: r for r in rows if (out / r["file"]).exists()}
             _rewrite_manifest(manifest, done.values())  # drop rows whose file went missing
             clear_stale(out)  # the killed run's half-written frames
@@ -148,17 +204,29 @@ class FrameExtractor:
         if not overwrite:
             raise ExtractError(f"{out}: not empty; use --resume to continue or --overwrite")
         if kind_of(out) != "extract":  # files of the user's own: left alone, none replaced
-            if manifest.exists() or settings.exists():
+            if os.path.lexists(manifest) or os.path.lexists(settings):
                 raise ExtractError(f"{out}: its {MANIFEST} or {SETTINGS} is not a vidcolor "
                                    "extraction's; --overwrite replaces only an extraction "
                                    "(choose a new or empty folder)")  # fmt: skip
+            self._refuse_unlisted([])
             return {}
-        for row in read_manifest(manifest):  # only the files of the extraction it replaces
+        rows = read_manifest(manifest)
+        self._refuse_unlisted(rows)  # before anything is deleted
+        for row in rows:  # only the files of the extraction it replaces
             remove_file(out / row["file"], out)
         remove_file(manifest, out)
         remove_file(settings, out)
         clear_stale(out)
         return {}
+
+    def _refuse_unlisted(self, rows: list[dict]) -> None:
+        """Refuse a folder holding a file at one of this video's frame names that ``rows``
+        (the folder's record) do not list: the user's, which no frame may replace."""
+        name = rf"{re.escape(self.video.stem)}_\d{{6,}}\.{self.options.image_format}"
+        listed = {r["file"] for r in rows}
+        for entry in sorted(self.out_dir.iterdir()):
+            if re.fullmatch(name, entry.name) and entry.name not in listed:
+                raise _not_listed(entry)
 
     def _row(self, frame: Frame) -> dict:
         name = f"{self.video.stem}_{frame.index:06d}.{self.options.image_format}"
@@ -172,14 +240,22 @@ class FrameExtractor:
 
     def __iter__(self) -> Iterator[dict]:
         """Yield one manifest row per frame of the range, already on disk when yielded."""
+        try:
+            yield from self._extract()
+        except Exception:
+            if self.written == 0 and not self.done:
+                self._take_back()
+            raise
+
+    def _extract(self) -> Iterator[dict]:
         out = self.out_dir
         _write_file(out / SETTINGS, json.dumps(self._settings(), indent=2).encode())
         pending: deque[tuple[dict, Future]] = deque()
-        with open(out / MANIFEST, "a") as manifest, ThreadPoolExecutor(self.workers) as pool:
+        with self._open_manifest() as manifest, ThreadPoolExecutor(self.workers) as pool:
 
             def finish_oldest() -> dict:
-                row, future = pending.popleft()
-                future.result()
+                row, job = pending.popleft()
+                _publish(job.result(), out / row["file"])
                 try:
                     manifest.write(json.dumps(row) + "\n")
                     manifest.flush()
@@ -194,8 +270,8 @@ class FrameExtractor:
                         yield self.done[frame.index]
                         continue
                     row = self._row(frame)
-                    data_job = pool.submit(self._encode_and_write, frame.image, out / row["file"])
-                    pending.append((row, data_job))
+                    job = pool.submit(self._encode, frame.image, out / row["file"])
+                    pending.append((row, job))
                     if len(pending) > 2 * self.workers:
                         yield finish_oldest()
                 while pending:
@@ -207,12 +283,33 @@ class FrameExtractor:
                         finish_oldest()
                     except Exception:
                         break
+                for _, job in pending:  # what is left after a failure is dropped
+                    with suppress(Exception):
+                        job.result().unlink(missing_ok=True)
         if self.written == 0 and not self.done:
-            remove_file(out / MANIFEST, out)
-            remove_file(out / SETTINGS, out)
             raise NoFramesError(self.video, "in the requested range")
         if self.detector is not None:
             self._write_scenes()
+
+    def _open_manifest(self) -> TextIO:
+        """The manifest, to append to; never through a link planted at its name."""
+        path = self.out_dir / MANIFEST
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            return os.fdopen(os.open(path, flags, 0o644), "a")
+        except OSError as e:
+            raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
+
+    def _take_back(self) -> None:
+        """After a run that failed before its first frame: its records go (a --resume would
+        have nothing to go on), and so do the folders it made, once empty."""
+        for name in (MANIFEST, SETTINGS):
+            remove_file(self.out_dir / name, self.out_dir)
+        for folder in self._made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: something else is in it now
+                break
 
     def _write_scenes(self) -> None:
         """Once the stream has ended: every manifest row gets its scene id (atomic rewrite)."""
@@ -222,8 +319,9 @@ class FrameExtractor:
             row["scene"] = scene_of(row["frame"], cuts)
         _rewrite_manifest(self.out_dir / MANIFEST, rows)
 
-    def _encode_and_write(self, image: np.ndarray, path: Path) -> None:
-        _write_file(path, encode_image(image, self.options))
+    def _encode(self, image: np.ndarray, path: Path) -> Path:
+        """The frame's image file, written beside ``path`` under a temporary name."""
+        return _write_temp(path, encode_image(image, self.options))
 
 
 def read_manifest(path: Path) -> list[dict]:

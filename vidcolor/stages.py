@@ -88,7 +88,10 @@ def extract(video: Path, out: Path, stage: ExtractStage | None = None,
             advise(e, f"interrupted: {kept} frames in {out}; continue with --resume")
             raise
         except VideoError as e:
-            raise VideoError(f"{e}; {len(job.done) + job.written} frames kept in {out}") from e
+            kept = len(job.done) + job.written
+            if not kept:  # the extraction took back what it made
+                raise
+            raise VideoError(f"{e}; {kept} frames kept in {out}") from e
     report.extracted(out, job, count)
     return count
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from vidcolor.errors import UserError
-from vidcolor.ownership import NotOursError, claim, remove_tree
+from vidcolor.ownership import NotOursError, claim, is_inside, remove_tree
 from vidcolor.pipeline.ledger import Ledger, StageState, stage_key
 from vidcolor.pipeline.plan import Plan, item_key, render_base_key, stage_keys
 from vidcolor.runtime import Dist
@@ -70,6 +70,7 @@ def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
     base = stage_key(stage="extract", options=plan.key_options("extract"))
     for video, manifest in zip(plan.inputs, outputs, strict=True):
         out, mine = manifest.parent, item_key(base, video)
+        _inside_work(out, layout.root)
         item = ledger.item_state("extract", video.stem)
         if item == ("done", mine) and manifest.exists():
             continue
@@ -79,6 +80,16 @@ def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
                        resume=resume)  # fmt: skip
         ledger.item("extract", video.stem, "done", mine)
     return outputs
+
+
+def _inside_work(folder: Path, work: Path) -> None:
+    """Refuse a stage's output folder that a link takes out of the work folder: the pipeline
+    writes and replaces only inside its own folder."""
+    if not is_inside(folder, work, follow=True):
+        raise NotOursError(
+            f"{folder}: links out of the work folder {work}; refused (the pipeline writes only "
+            "inside it): remove the link and run again"
+        )
 
 
 def _dataset(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist,
@@ -128,6 +139,7 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
     base = None
     if dist.main:
         layout.render().mkdir(parents=True, exist_ok=True)
+        _inside_work(layout.render(), layout.root)
         base = render_base_key(plan, ledger, (keys or {}).get("train"))
     base = dist.share(base)
     device = options.device

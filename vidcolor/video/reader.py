@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from vidcolor.threads import threaded
-from vidcolor.video.errors import CorruptVideoError
+from vidcolor.video.errors import CorruptVideoError, VideoError
 from vidcolor.video.probe import VideoInfo, open_container, stream_info
 
 
@@ -267,9 +267,14 @@ class VideoReader:
             w, h = scaled_size(frame.width, frame.height, self.size)
             shrink = w < frame.width
             interpolation = "AREA" if shrink else "BICUBIC"
-            image = frame.to_ndarray(
-                format=fmt, width=w, height=h, interpolation=interpolation, threads=threads
-            )
+            try:
+                image = frame.to_ndarray(
+                    format=fmt, width=w, height=h, interpolation=interpolation, threads=threads
+                )
+            except av.error.FFmpegError as e:  # a size past what FFmpeg's scaler takes
+                reason = e.strerror or type(e).__name__
+                msg = f"{self.path}: cannot scale its frames to {w}x{h} ({reason})"
+                raise VideoError(msg) from None
         if self.autorotate and self.info.rotation:
             image = np.ascontiguousarray(np.rot90(image, k=self.info.rotation // 90))
         return image
