@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
-from conftest import make_video, write_photos
+from conftest import make_video, shapes_frame, write_photos
 
 from vidcolor.video import probe
 
@@ -359,3 +360,38 @@ def test_14_a_failed_extraction_into_an_empty_folder_leaves_it_empty(
     done = run(["extract", clip, "-o", tmp_path / "frames", "--size", "100000"])
     one_line(done.returncode, done.stderr, r"cannot scale its frames")
     assert tree(tmp_path) == {"frames": "folder"}
+
+
+# --- finding 13: what a killed render --keyframes leaves in the temporary folder -------------
+
+
+@pytest.mark.slow
+def test_13_the_next_keyframe_render_clears_a_killed_ones_spill(
+    clip: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    keys, temp = tmp_path / "keys", tmp_path / "temp"
+    keys.mkdir()
+    temp.mkdir()
+    key = shapes_frame(0, 64, 48, cut_at=24)
+    cv2.imwrite(str(keys / "frame_0.png"), cv2.cvtColor(key, cv2.COLOR_RGB2BGR))
+    # Beside it, what is not a killed run's spill: a live process's (pid 1), a dead one's that
+    # holds a file of someone else's, a link, a file of the same prefix, another program's.
+    live = temp / "vidcolor-keys-1-abcd1234"
+    odd = temp / "vidcolor-keys-999999-abcd1234"
+    for folder in (live, odd):
+        folder.mkdir()
+        (folder / "keys.bin").write_bytes(MINE)
+    (odd / "notes.txt").write_bytes(MINE)
+    (temp / "vidcolor-keys-999998-link").symlink_to(live)
+    (temp / "vidcolor-keys-notes.txt").write_bytes(MINE)
+    (temp / "other").mkdir()
+    before = tree(temp)
+    argv = render_args(clip, tmp_path / "a.mp4", tiny_model, "--keyframes", keys)
+    killed = run(argv, "KILL@0.5@keys", TMPDIR=str(temp))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = set(tree(temp)) - set(before)
+    assert any(re.fullmatch(r"vidcolor-keys-[^/]+/\w+\.bin", p) for p in left), left
+    argv = render_args(clip, tmp_path / "b.mp4", tiny_model, "--keyframes", keys)
+    done = run(argv, TMPDIR=str(temp))
+    assert done.returncode == 0, done.stderr
+    assert tree(temp) == before  # the killed run's spill gone, everything else as it was

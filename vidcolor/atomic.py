@@ -21,7 +21,8 @@ def temp_beside(target: Path) -> Path:
     return target.with_name(f".{target.stem}.part-{os.getpid()}{target.suffix}")
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run: a temporary file it names is then left alone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -42,7 +43,7 @@ def clear_stale(folder: Path, target: Path | None = None) -> int:
         return 0
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if m is None or int(m["pid"]) == os.getpid() or _alive(int(m["pid"])):
+        if m is None or int(m["pid"]) == os.getpid() or alive(int(m["pid"])):
             continue
         if target is not None and (m["stem"], m["suffix"]) != (target.stem, target.suffix):
             continue

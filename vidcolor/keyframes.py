@@ -12,13 +12,18 @@ The forward carry runs as frames arrive; the backward carry needs the frames bef
 after the key itself, so the grays it will need (those within ``horizon`` frames before a
 later key), the keys' own chroma and the carried results are spilled to files in a temporary
 folder, and read back one frame at a time: memory holds a few frames whatever the shot's
-length or the number of keys; disk holds only frames within reach of a key.
+length or the number of keys; disk holds only frames within reach of a key. The folder is
+named with the process id, so that the next run clears one a killed run left
+(``clear_stale_spills``).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import os
+import re
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -26,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidcolor.atomic import alive
 from vidcolor.keys import check_luma, key_chroma, open_keys
 from vidcolor.metrics import warp
 from vidcolor.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
@@ -42,6 +48,10 @@ STILL = 1.0  # pixels of flow under which a matching luma is trust enough (flow 
 # the speckle the flow checks leave in texture, and the edges of what is carried, blend in
 # instead of flickering from frame to frame (docs/benchmarks.md).
 SEAM = 2.0
+# The spill folder: this prefix, the process id, "-", tempfile's random part; and its files.
+SPILL_PREFIX = "vidcolor-keys-"
+SPILL_FILES = ("keys", "forward", "grays", "backward")  # each NAME.bin
+_SPILL_FOLDER = re.compile(rf"{SPILL_PREFIX}(?P<pid>\d+)-\w+")
 
 
 def decay_at(frame_rate: float | None) -> float:
@@ -87,6 +97,38 @@ class _Spill:
         self._file.close()
 
 
+def clear_stale_spills(folder: Path | None = None) -> int:
+    """Delete the spill folders in ``folder`` (the system's temporary folder by default) that
+    ``render --keyframes`` runs killed before their cleanup left; returns how many. Only a
+    folder named as ``Propagator`` names its own, of a process that no longer runs, this user's
+    and holding nothing but spill files, is deleted: anything else there is left alone."""
+    root = Path(folder or tempfile.gettempdir())
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return 0
+    spills = {f"{name}.bin" for name in SPILL_FILES}
+    removed = 0
+    for entry in entries:
+        m = _SPILL_FOLDER.fullmatch(entry.name)
+        if m is None or int(m["pid"]) == os.getpid() or alive(int(m["pid"])):
+            continue
+        try:
+            info = entry.lstat()
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue  # a link, or someone else's
+            files = list(entry.iterdir())
+            if any(f.name not in spills or not stat.S_ISREG(f.lstat().st_mode) for f in files):
+                continue
+            for f in files:
+                f.unlink()
+            entry.rmdir()
+            removed += 1
+        except OSError:
+            continue
+    return removed
+
+
 def motion_flow() -> cv2.DISOpticalFlow:
     """The DIS flow a carry follows: the medium preset, not the stabiliser's fast one; a carry
     chains dozens of flows, so one that falls short of the motion drags colour off its surface
@@ -106,7 +148,8 @@ class Propagator:
     crosses a cut, a frame whose flow fails over most of the picture, or another key. A frame
     reached from the keys either side of it cross-fades between them: each side weighted by
     its confidence and by its nearness (1 at its key, 0 at the other), the larger confidence
-    kept. A context manager: the spill folder is removed on close."""
+    kept. A context manager: the spill folder is removed on close; one that a killed run left
+    is removed as the next one starts."""
 
     def __init__(self, frames: Iterable[int], decay: float = DECAY,
                  folder: Path | None = None) -> None:  # fmt: skip
@@ -115,7 +158,9 @@ class Propagator:
         # Frames a carry can reach before its confidence falls under MIN_CONFIDENCE.
         self.horizon = (math.inf if decay >= 1 else
                         math.ceil(math.log(MIN_CONFIDENCE) / math.log(decay)))  # fmt: skip
-        self._tmp = tempfile.TemporaryDirectory(prefix="vidcolor-keys-", dir=folder)
+        clear_stale_spills(folder)
+        prefix = f"{SPILL_PREFIX}{os.getpid()}-"
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=folder)
         self._spills: dict[str, _Spill] = {}
         self._flow = motion_flow()
         self._count = 0
