@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,19 @@ from vidcolor.video import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 MINE = b"the user's own file, not vidcolor's\n"
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_child_left() -> Iterator[None]:
+    """A test that fails part-way still ends the children it started: a stopped one would
+    otherwise wait for ever."""
+    yield
+    while STARTED:
+        child = STARTED.pop()
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
 
 
 def env(fault: str | None = None, **extra: str) -> dict[str, str]:
@@ -48,9 +62,11 @@ def start(argv: list, fault: str | None = None, **extra: str) -> subprocess.Pope
     """A vidcolor command as a child process, running on its own."""
     command = [sys.executable, "-m", "cli", *map(str, argv)]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
-    return subprocess.Popen(
+    child = subprocess.Popen(
         command, cwd=ROOT, env=env(fault, **extra), preexec_fn=_default_signals, **pipes
     )
+    STARTED.append(child)
+    return child
 
 
 def run(argv: list, fault: str | None = None, **extra: str) -> subprocess.CompletedProcess:

@@ -251,17 +251,29 @@ class FrameExtractor:
         out = self.out_dir
         _write_file(out / SETTINGS, json.dumps(self._settings(), indent=2).encode())
         pending: deque[tuple[dict, Future]] = deque()
-        with self._open_manifest() as manifest, ThreadPoolExecutor(self.workers) as pool:
+        with (
+            self._open_manifest() as manifest,
+            ThreadPoolExecutor(self.workers) as pool,
+            ThreadPoolExecutor(1) as lander,
+        ):
 
-            def finish_oldest() -> dict:
-                row, job = pending.popleft()
-                _publish(job.result(), out / row["file"])
+            def land(row: dict, tmp: Path) -> None:
+                """A frame's file, then its row, on a thread of its own: Python runs a stop
+                signal's handler in the main thread only, so no stop comes between the two
+                (a file without its row is the user's to a later --resume)."""
+                _publish(tmp, out / row["file"])
                 try:
                     manifest.write(json.dumps(row) + "\n")
                     manifest.flush()
                 except OSError as e:
                     raise ExtractError(f"{out / MANIFEST}: cannot write ({e.strerror})") from None
                 self.written += 1
+
+            def finish_oldest() -> dict:
+                row, job = pending[0]
+                tmp = job.result()  # a stop here leaves the frame in flight, landed below
+                pending.popleft()
+                lander.submit(land, row, tmp).result()
                 return row
 
             try:
