@@ -103,8 +103,8 @@ class Colorizer:
                 f"{src}: a working size of {self.size} is larger than both its short side "
                 f"({short}) and the model's own ({own}); use at most {max(short, own)}"
             )
-        free = available_bytes()
-        if self.device.type != "cpu" or free is None:
+        free = available_bytes() if self.device.type == "cpu" else None  # CUDA: _generate
+        if free is None:
             return
         ws, hs = scaled_size(width, height, self.size)
         wide = int(self.info["model"]["base_width"])
