@@ -32,15 +32,18 @@ from vidcolor.options import (
 # signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 EXIT_FAILED = 1
 
-SECONDS = click.FloatRange(min=0, max=1e7)  # finite: about 115 days of video
+
+class Finite(click.FloatRange):
+    """Every float option's type (recipes too): NaN and inf pass click's range checks."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if math.isfinite(number := super().convert(value, param, ctx)):
+            return number
+        self.fail(f"{value!r} is not a finite number", param, ctx)
+
+
+SECONDS = Finite(min=0, max=1e7)  # about 115 days of video
 DEVICES = "auto, cpu, cuda or cuda:N."
-
-
-def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """Reject NaN, which passes every range check."""
-    if value is not None and math.isnan(value):
-        raise click.BadParameter("must be a number of seconds")
-    return value
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -171,10 +174,10 @@ def probe(video: Path, as_json: bool) -> None:
               show_default=True, help="JPEG quality.")  # fmt: skip
 @click.option("--every", type=click.IntRange(min=1), default=ExtractOptions.every,
               show_default=True, help="Keep every Nth frame.")  # fmt: skip
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True),
+@click.option("--fps", type=Finite(min=0, min_open=True),
               help="Keep at most this many frames per second (instead of --every).")  # fmt: skip
-@click.option("--start", type=SECONDS, callback=finite, help="Start time in seconds.")
-@click.option("--end", type=SECONDS, callback=finite, help="End time in seconds (exclusive).")
+@click.option("--start", type=SECONDS, help="Start time in seconds.")
+@click.option("--end", type=SECONDS, help="End time in seconds (exclusive).")
 @click.option("--size", type=click.IntRange(min=8),
               help="Scale frames so their short side has this many pixels.")  # fmt: skip
 @click.option("--gray", is_flag=True, help="Store single-channel gray frames.")
@@ -270,9 +273,9 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
               help="L1-only generator epochs before the GAN starts.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=TrainConfig.batch_size,
               show_default=True, help="Images per step (per process under torchrun).")  # fmt: skip
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=TrainConfig.lr,
+@click.option("--lr", type=Finite(min=0, min_open=True), default=TrainConfig.lr,
               show_default=True, help="Adam learning rate (beta1 0.5).")  # fmt: skip
-@click.option("--lambda-l1", type=click.FloatRange(min=0), default=TrainConfig.lambda_l1,
+@click.option("--lambda-l1", type=Finite(min=0), default=TrainConfig.lambda_l1,
               show_default=True,
               help="Weight of the L1 loss against the adversarial loss.")  # fmt: skip
 @click.option("--disc", type=click.Choice(["patch", "global"]), default=ModelConfig.disc,
@@ -282,14 +285,14 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
               show_default=True, help="Generator/discriminator width.")  # fmt: skip
 @click.option("--depth", type=click.IntRange(2, 10), default=ModelConfig.depth, show_default=True,
               help="U-Net down-sampling steps.")  # fmt: skip
-@click.option("--val-fraction", type=click.FloatRange(0, 0.9), default=TrainConfig.val_fraction,
+@click.option("--val-fraction", type=Finite(0, 0.9), default=TrainConfig.val_fraction,
               show_default=True, help="Share of scenes held out for validation (0: validate on "
               "training data).")  # fmt: skip
 @click.option("--checkpoint-every", type=click.IntRange(min=1),
               default=TrainConfig.checkpoint_every, show_default=True,
               help="Steps between validation, samples and checkpoints (or --checkpoint-minutes, "
               "whichever comes first; and at the end).")  # fmt: skip
-@click.option("--checkpoint-minutes", type=click.FloatRange(min=0, min_open=True),
+@click.option("--checkpoint-minutes", type=Finite(min=0, min_open=True),
               default=TrainConfig.checkpoint_minutes, show_default=True,
               help="Minutes between validation, samples and checkpoints.")  # fmt: skip
 @click.option("--init", type=click.Path(path_type=Path),
@@ -370,7 +373,7 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
               "IN whose non-black frames are keys. Each key's colour is carried through its "
               "shot, fading into the model's where the motion is lost. --temporal also steadies "
               "the frames between; --no-temporal carries the keys alone.")  # fmt: skip
-@click.option("--adapt", type=click.FloatRange(min=0), default=0, metavar="SECONDS",
+@click.option("--adapt", type=Finite(min=0), default=0, metavar="SECONDS",
               help="With --keyframes: first fine-tune the model on the keys for this long (L1, "
               "at the working size), so shots without a key take their palette too.")  # fmt: skip
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")

@@ -25,7 +25,7 @@ import torch
 
 from vidcolor.color import rgb_to_cbcr
 from vidcolor.errors import UserError
-from vidcolor.images import IMAGE_SUFFIXES, read_rgb
+from vidcolor.images import IMAGE_SUFFIXES, ImageTooLargeError, read_rgb
 from vidcolor.video import VideoError, VideoInfo, VideoReader, probe
 
 # Mean absolute luma difference (gray levels, 0-255) between a key and its frame, at
@@ -86,11 +86,13 @@ def key_files(folder: Path, frame_rate: Fraction | None = None, start: Fraction 
 
 def read_key(path: Path, width: int, height: int) -> np.ndarray:
     """A key file as HxWx3 uint8 RGB; a KeyframeError unless it is ``width`` x ``height``."""
-    try:
-        rgb = read_rgb(path)
+    try:  # a key larger than the frame is refused from its header, before any decoding
+        rgb = read_rgb(path, max_pixels=width * height)
+        w, h = rgb.shape[1::-1]
+    except ImageTooLargeError as e:
+        w, h = e.size
     except UserError as e:
         raise KeyframeError(str(e)) from None
-    h, w = rgb.shape[:2]
     if (w, h) != (width, height):
         raise KeyframeError(f"{path}: {w}x{h}, but the video is {width}x{height} (display "
                             "size); keys must be the video's size")  # fmt: skip

@@ -4,9 +4,20 @@ FFmpeg): `vidcolor --help` stays quick."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+
+def check_finite(options: Any) -> None:
+    """A ValueError unless each float field of ``options`` is finite: NaN passes every range
+    check and inf every lower bound, so a library caller's NaN would otherwise run (the command
+    line and recipes refuse them earlier, in their float options' type)."""
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, not {value}")
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,7 @@ class ExtractOptions:
     scenes: bool = False  # write each frame's scene id (shot detection on every frame)
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.image_format not in ("png", "jpg"):
             raise ValueError(f"image format must be png or jpg, not {self.image_format}")
 
@@ -56,6 +68,9 @@ class ModelConfig:
     disc: str = "patch"  # "patch" (70x70 PatchGAN) or "global" (conv + fully connected)
     dropout: float = 0.5  # in the three innermost decoder blocks, as pix2pix
 
+    def __post_init__(self) -> None:
+        check_finite(self)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -84,6 +99,9 @@ class TrainConfig:
     init: str = ""  # the model the run started from (train --init): its path, or "default"
     init_sha256: str = ""  # ... and its file's hash, so the run says exactly what it tuned
     d_warmup: int = 0  # first adversarial steps where D learns and G's loss is L1 alone
+
+    def __post_init__(self) -> None:
+        check_finite(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,6 +137,9 @@ class RenderOptions:
     temporal: bool = True  # carry colour along the motion, afresh at each cut
     keyframes: Path | None = None  # colour keys (vidcolor.keys), carried through their shots
     adapt: float = 0  # seconds of fine-tuning the generator on the keys first (vidcolor.adapt)
+
+    def __post_init__(self) -> None:
+        check_finite(self)
 
     @property
     def encode(self) -> Any:

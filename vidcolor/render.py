@@ -35,6 +35,7 @@ from vidcolor.color import (
 from vidcolor.errors import UserError
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.keyframes import Propagator, blend
+from vidcolor.memory import GB, available_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
 from vidcolor.runtime import pick_device
@@ -90,18 +91,52 @@ class Colorizer:
         """The model ``options`` name, on their device, at their working size."""
         return cls(options.model, options.device, options.render_size, options.batch_size)
 
+    def fit(self, width: int, height: int, temporal: bool, src: Path) -> None:
+        """Check the working size for a ``width`` x ``height`` input before any work, as a
+        one-line RenderError naming ``src``: beyond both the input's short side and the model's
+        own size it adds no detail, only memory and time; and on a CPU the batch is halved
+        until the render fits in the memory left (memory.py), as CUDA's out-of-memory halves
+        it, and refused, saying what it would need, when one frame does not fit."""
+        short, own = min(width, height), int(self.info["size"])
+        if self.size > max(short, own):
+            raise RenderError(
+                f"{src}: a working size of {self.size} is larger than both its short side "
+                f"({short}) and the model's own ({own}); use at most {max(short, own)}"
+            )
+        free = available_bytes() if self.device.type == "cpu" else None  # CUDA: _generate
+        if free is None:
+            return
+        ws, hs = scaled_size(width, height, self.size)
+        wide = int(self.info["model"]["base_width"])
+        while self.batch_size > 1 and render_bytes(ws, hs, self.batch_size, wide, temporal) > free:
+            self.batch_size //= 2
+        if (need := render_bytes(ws, hs, 1, wide, temporal)) > free:
+            raise RenderError(
+                f"{src}: colorizing at {ws}x{hs} (working size {self.size}) needs about "
+                f"{need / GB:.1f} GB of memory, and {free / GB:.1f} GB is free; use a smaller "
+                "--render-size"
+            )
+
     def _generate(self, L: torch.Tensor) -> torch.Tensor:
-        """ab (model scale) for a batch of L (model scale); on CUDA out-of-memory the batch is
-        halved, for this call and the rest of the run: slower, but no frame is lost."""
+        """ab (model scale) for a batch of L (model scale); when memory runs out (CUDA's, or an
+        allocation on the CPU) the batch is halved, for this call and the rest of the run:
+        slower, but no frame is lost. Out of memory for one frame: a one-line RenderError."""
         L = L.contiguous(memory_format=torch.channels_last)
         try:
             if self.amp is None:
                 return self.G(L)
             with torch.autocast("cuda", dtype=self.amp):
                 return self.G(L).float()
-        except torch.cuda.OutOfMemoryError:
-            if L.shape[0] == 1:
+        except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
+            cpu = "can't allocate memory" in str(e)  # the CPU allocator's RuntimeError
+            if not (cpu or isinstance(e, torch.cuda.OutOfMemoryError)):
                 raise
+            if L.shape[0] == 1:
+                raise RenderError(
+                    f"out of {'memory' if cpu else 'GPU memory'} for one frame at "
+                    f"{L.shape[-1]}x{L.shape[-2]} (working size {self.size}); use a smaller "
+                    "--render-size"
+                ) from None
         # Out of the except block: its traceback held the failed attempt's activations, which
         # empty_cache could not have freed while it lived.
         torch.cuda.empty_cache()
@@ -254,6 +289,7 @@ def render_video(
     encoding; bounded queues between them keep memory flat."""
     with VideoReader(src, planes=True) as reader:
         info = reader.info
+        colorizer.fit(info.width, info.height, temporal, src)
         marks = CutMarks.attach(reader) if temporal else None
         stabilizer = Stabilizer() if temporal else None  # this video's own state
         # Only previews need these: colour judged over the video, an exact frame count.
@@ -386,6 +422,7 @@ def render_image(src: Path, dst: Path, colorizer: Colorizer, replace: bool = Tru
     if dst.suffix.lower() not in IMAGE_SUFFIXES:
         raise RenderError(f"{dst}: not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
     rgb = read_rgb(src)
+    colorizer.fit(rgb.shape[1], rgb.shape[0], False, src)
     out = colorizer.colorize_rgb(rgb)
     try:
         ok, buf = cv2.imencode(dst.suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))

@@ -18,6 +18,7 @@ from vidcolor.dataset_build.picture import RunningStd, letterbox
 from vidcolor.dataset_build.presets import BLOWN_OUT, DARK, HEADROOM, STORE, Box, Preset
 from vidcolor.scenes import ShotDetector
 from vidcolor.video import CorruptVideoError, VideoError, VideoReader
+from vidcolor.video.probe import check_file
 
 
 def file_hash(path: Path) -> str:
@@ -56,6 +57,7 @@ def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int
     rows: list[dict] = []
     seen = 0
 
+    check_file(video)  # before the hash reads it: not a FIFO or a device
     try:
         stat = video.stat()
         source = {"source": str(video.resolve()), "sha256": file_hash(video),

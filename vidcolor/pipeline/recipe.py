@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from vidcolor.errors import UserError
+from vidcolor.files import read_regular
+
+MAX_RECIPE_BYTES = 1 << 20  # a recipe is a page of TOML; anything this long is not one
 
 
 class RecipeError(UserError):
@@ -120,11 +123,13 @@ TOP_LEVEL = ("inputs", "work", "extract", "dataset", "train", "render")
 
 
 def load(path: Path) -> Recipe:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError(f"{path}: no such recipe") from None
-    except (OSError, UnicodeDecodeError) as e:
+    if not path.exists():
+        raise RecipeError(f"{path}: no such recipe")
+    try:  # a regular file of a sane size: /dev/zero as a recipe would fill the memory
+        text = read_regular(path, "recipes", limit=MAX_RECIPE_BYTES).decode("utf-8")
+    except UserError as e:
+        raise RecipeError(str(e)) from None
+    except UnicodeDecodeError as e:
         raise RecipeError(f"{path}: cannot read the recipe ({e})") from None
     try:
         data = tomllib.loads(text)

@@ -53,15 +53,26 @@ class VideoInfo:
         return self.width, self.height
 
 
+def check_file(path: Path) -> None:
+    """A NotAVideoError unless ``path`` is a regular file: a FIFO would block whoever opens or
+    hashes it for ever, and a device such as /dev/zero never ends."""
+    if not path.exists():
+        raise NotAVideoError(path, "no such file")
+    if path.is_dir():
+        raise NotAVideoError(path, "it is a folder")
+    if not path.is_file():
+        raise NotAVideoError(
+            path,
+            "not a regular file: a pipe or a device; vidcolor reads videos only from regular files",
+        )
+
+
 def open_container(path: str | Path, threads: int = 0) -> av.container.InputContainer:
     """Open ``path`` for reading, turning every way it can fail into a one-line VideoError.
     The video decoder gets frame+slice threads (``threads``: 0 = one per core), which must be
     set before the first decode."""
     path = Path(path)
-    if not path.exists():
-        raise NotAVideoError(path, "no such file")
-    if path.is_dir():
-        raise NotAVideoError(path, "it is a folder")
+    check_file(path)
     try:
         container = av.open(str(path), mode="r")
     except av.error.FFmpegError as e:

@@ -1,0 +1,71 @@
+"""How much memory a render at a working size needs, and how much this process may still take:
+so that a working size far beyond the machine (``--render-size 4096``, or a bundle made at
+that size) ends in one line that says what it would need, not in an allocator's traceback
+part-way through the video."""
+
+from __future__ import annotations
+
+import os
+import resource
+from pathlib import Path
+
+GB = 1 << 30
+
+# Bytes per working-size pixel, from the peak RSS of CPU renders at several sizes, rounded
+# down: the generator's activations for one frame at base width 32 (they grow with the
+# width) ...
+MODEL_BYTES = 200
+# ... and a frame's own buffers besides (gray, L, ab, RGB, Cb/Cr), with the stabiliser's flow
+# and carried colour when colour is carried along the motion.
+FRAME_BYTES = 100
+TEMPORAL_BYTES = 300
+
+
+def render_bytes(width: int, height: int, batch: int, base_width: int, temporal: bool) -> int:
+    """What colorizing at a ``width`` x ``height`` working size in batches of ``batch`` takes
+    beyond the process's own, at least: an estimate on the low side, so that no render that
+    would fit is refused."""
+    pixels = width * height
+    per_frame = FRAME_BYTES + (TEMPORAL_BYTES if temporal else 0)
+    return pixels * (batch * MODEL_BYTES * base_width // 32 + per_frame)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What the process's cgroup (v2) still allows, where it sets a limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit == "max" else int(limit) - used
+
+
+def _address_space_room() -> int | None:
+    """What an address-space limit (``ulimit -v``) leaves, beside what is mapped already."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return soft - pages * os.sysconf("SC_PAGE_SIZE")
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still take: the least of what the system has available, what
+    its cgroup allows and what its address-space limit leaves; None where none is known."""
+    rooms = [
+        r for r in (_meminfo_available(), _cgroup_room(), _address_space_room()) if r is not None
+    ]
+    return max(0, min(rooms)) if rooms else None
