@@ -433,8 +433,6 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
     from vidcolor import stages
     from vidcolor.console import ConsoleReport, format_scores
 
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise click.UsageError(f"--plot {plot}: a .png file")
     if output is None and not (truth / "manifest.json").is_file():
         raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
     ctx = click.get_current_context()

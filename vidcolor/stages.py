@@ -322,6 +322,8 @@ def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
     from vidcolor import evaluate as ev
 
     report = report or Reporter()
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ev.EvalError(f"--plot {plot}: a .png file")
     if plot is not None and not plot.absolute().parent.is_dir():
         raise ev.EvalError(f"--plot {plot}: no folder {plot.absolute().parent}")
     if plot is not None and os.path.lexists(plot) and not overwrite:
