@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.crops import FrameCache, Picture
+from vidcolor.crops import FrameCache, Picture, open_cache
 from vidcolor.errors import UserError
 from vidcolor.extract import read_manifest
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
@@ -221,17 +221,23 @@ def open_training_data(
         files = [p for p in files if not p.resolve().is_relative_to(skip)]
     if not files:
         raise TrainDataError(f"{root}: no images (png, jpg, webp) found")
-    frame_cache = None
+    frame_cache, note = None, None
     if cache is not None:
-        key = FrameCache.key(root, files, cache_short)
-        frame_cache = FrameCache.open(cache, key, root) or FrameCache.build(
-            cache, key, root, files, cache_short, read_rgb, is_greyscale, workers,
-            on_image=(lambda n: on_image(n, len(files))) if on_image else None)  # fmt: skip
+        frame_cache, note = open_cache(
+            cache,
+            root,
+            files,
+            cache_short,
+            read_rgb,
+            is_greyscale,
+            workers,
+            on_image=(lambda n: on_image(n, len(files))) if on_image else None,
+        )
         grey = frame_cache.grey
     else:
         with ThreadPoolExecutor(workers) as pool:
             grey = list(pool.map(lambda p: is_greyscale(read_rgb(p)), files))
-    notes = []
+    notes = [note] if note else []
     if any(grey):
         names = [p.name for p, g in zip(files, grey, strict=True) if g]
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
