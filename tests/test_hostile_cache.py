@@ -20,8 +20,7 @@ from conftest import write_photos
 from cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ("--size", "32", "--base-width", "8", "--depth", "3", "--batch-size", "4",
-        "--workers", "0")  # fmt: skip
+TINY = ("--size", "32", "--base-width", "8", "--depth", "3", "--batch-size", "4", "--workers", "0")
 CACHE_FILES = ("cache.json", "frames.u8", "index.npy")
 
 
@@ -52,8 +51,9 @@ def tree(folder: Path) -> dict[str, bytes | str]:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
     """A real run of one epoch on five photos, and its cache's files as that run made them."""
     root = tmp_path_factory.mktemp("hostile_cache")
-    write_photos(root / "photos", ["astronaut", "coffee", "chelsea", "rocket", "colorwheel"],
-                 size=48)  # fmt: skip
+    write_photos(
+        root / "photos", ["astronaut", "coffee", "chelsea", "rocket", "colorwheel"], size=48
+    )
     result = run("train", root / "photos", "-o", root / "run", "--epochs", "1", *TINY)
     assert result.exit_code == 0, result.output
     return root / "run", {n: (root / "run" / "cache" / n).read_bytes() for n in CACHE_FILES}
@@ -184,8 +184,9 @@ def test_a_fifo_in_place_of_the_index_is_refused_not_read(run_copy: Path) -> Non
     os.mkfifo(run_copy / "cache" / "index.npy")
     args = ["train", "--resume", str(run_copy), "--epochs", "2", "--workers", "0"]
     # A read of the FIFO would wait for ever: a child process, with a hard timeout.
-    done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     fifo = run_copy / "cache" / "index.npy"
     want = f"{fifo}: not a plain file, so not vidcolor's training cache; move it away"
@@ -218,8 +219,11 @@ def small_cache_disk(run_copy: Path) -> Iterator[Path]:
     cache = run_copy / "cache"
     shutil.rmtree(cache)
     cache.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(cache)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(cache)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()}); needs root")
     yield cache
@@ -227,6 +231,131 @@ def small_cache_disk(run_copy: Path) -> Iterator[Path]:
 
 
 def test_a_full_disk_while_caching_names_the_folder(small_cache_disk: Path) -> None:
-    one_line(resume(small_cache_disk.parent), f"{small_cache_disk}: cannot write the training "
-             "cache (No space left on device); free some space")  # fmt: skip
+    one_line(
+        resume(small_cache_disk.parent),
+        f"{small_cache_disk}: cannot write the training "
+        "cache (No space left on device); free some space",
+    )
     assert list(small_cache_disk.iterdir()) == []  # no half-written file left
+
+
+# --- finding 10: a dataset's manifest and shards, tampered ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real dataset built from a short cartoon: one 'train' shard of a few frames."""
+    from vidcolor.dataset_build import build_dataset
+    from vidcolor.synthetic import cartoon
+
+    root = tmp_path_factory.mktemp("hostile_dataset")
+    video = cartoon(1, length=48, size=(160, 96)).write(root / "ep1.mp4")
+    build_dataset([video], root / "data")
+    return root / "data"
+
+
+def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], str]:
+    def edit(data: Path) -> str:
+        manifest = json.loads((data / "manifest.json").read_text())
+        change(manifest)
+        (data / "manifest.json").write_text(json.dumps(manifest))
+        return str(data / "manifest.json")
+
+    return edit
+
+
+def set_row(key: str, value: object) -> Callable[[Path], str]:
+    return edit_manifest(lambda m: m["frames"][1].update({key: value}))
+
+
+def replace_shard(array: np.ndarray) -> Callable[[Path], str]:
+    def edit(data: Path) -> str:
+        np.save(data / "train.npy", array)
+        return str(data / "train.npy")
+
+    return edit
+
+
+def shard_fifo(data: Path) -> str:
+    (data / "train.npy").unlink()
+    os.mkfifo(data / "train.npy")
+    return f"{data / 'train.npy'}: not a plain file"
+
+
+DAMAGED = {
+    "row offset 1e9": (set_row("offset", 1_000_000_000), "frame row 1 has offset 1000000000"),
+    "row offset 1e9 as a float": (set_row("offset", 1e9), "frame row 1 has offset 1000000000.0"),
+    "row offset -1": (set_row("offset", -1), "frame row 1 has offset -1"),
+    "row of a split with no shard": (set_row("split", "val"), "frame row 1 names no shard"),
+    "row without its scene": (
+        edit_manifest(lambda m: m["frames"][1].pop("scene")),
+        "frame row 1 lacks its source, episode or scene",
+    ),
+    "two rows for one frame": (set_row("offset", 0), "do not list its"),
+    "rows but one gone": (
+        edit_manifest(lambda m: m.update(frames=m["frames"][:1])),
+        "do not list its",
+    ),
+    "a frame shape of zero": (
+        edit_manifest(lambda m: m.update(shape=[0, 5])),
+        "its frame shape [0, 5] is not a height and width",
+    ),
+    "shard 4x0x5x3": (
+        replace_shard(np.zeros((4, 0, 5, 3), np.uint8)),
+        "4x0x5x3 uint8, not the shard its manifest describes",
+    ),
+    "shard of another frame size": (
+        replace_shard(np.zeros((4, 8, 8, 3), np.uint8)),
+        "4x8x8x3 uint8, not the shard its manifest describes",
+    ),
+    "shard of floats": (
+        replace_shard(np.zeros((4, 294, 490, 3), np.float32)),
+        "float32, not the shard its manifest describes",
+    ),
+}
+
+
+@pytest.fixture
+def data_copy(built: Path, tmp_path: Path) -> Path:
+    shutil.copytree(built, tmp_path / "data")
+    manifest = json.loads((built / "manifest.json").read_text())
+    assert manifest["shape"] == [294, 490] and manifest["shards"]["train"]["count"] >= 3
+    assert set(manifest["shards"]) == {"train"}
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(("tamper", "says"), DAMAGED.values(), ids=DAMAGED.keys())
+def test_every_stage_refuses_a_damaged_dataset_with_the_same_line(
+    data_copy: Path, tmp_path: Path, tiny_model: Path, tamper: Callable[[Path], str], says: str
+) -> None:
+    named = tamper(data_copy)
+    before = tree(data_copy)
+    lines = []
+    for args in (
+        ["dataset", "info", data_copy, "--sheet", tmp_path / "sheet.png"],
+        ["eval", data_copy, "--model", tiny_model, "--split", "train", "--device", "cpu"],
+        ["train", data_copy, "-o", tmp_path / "run", "--epochs", "1", *TINY],
+    ):
+        result = run(*args)
+        one_line(result, f"{named}: ", says, "build the dataset again")
+        lines.append(result.stderr)
+    assert lines[0] == lines[1] == lines[2]
+    assert tree(data_copy) == before and not (tmp_path / "sheet.png").exists()
+
+
+def test_a_fifo_in_place_of_a_shard_is_refused_not_read(data_copy: Path, tmp_path: Path) -> None:
+    says = shard_fifo(data_copy)
+    for args in (
+        ["dataset", "info", data_copy, "--sheet", tmp_path / "sheet.png"],
+        ["train", data_copy, "-o", tmp_path / "run", "--epochs", "1", *TINY],
+    ):
+        # A read of the FIFO would wait for ever: a child process, with a hard timeout.
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", *map(str, args)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip() == f"vidcolor: error: {says}; build the dataset again"
