@@ -359,3 +359,11 @@ def test_a_fifo_in_place_of_a_shard_is_refused_not_read(data_copy: Path, tmp_pat
         )
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
         assert done.stderr.strip() == f"vidcolor: error: {says}; build the dataset again"
+
+
+def test_dataset_info_refuses_a_manifest_without_rows(data_copy: Path, tmp_path: Path) -> None:
+    named = edit_manifest(lambda m: m.update(frames=[]))(data_copy)
+    before = tree(data_copy)
+    result = run("dataset", "info", data_copy, "--sheet", tmp_path / "sheet.png")
+    one_line(result, f"{named}: lists no frames; build the dataset again")
+    assert tree(data_copy) == before and not (tmp_path / "sheet.png").exists()
