@@ -2,14 +2,16 @@
 
 Each image of a frames folder is decoded once, scaled to a little above the working size, into a
 uint8 cache in the run folder (one memory-mapped file, like a dataset's shards), reused on
-``--resume`` and rebuilt when the files change. A built dataset's shards serve as they are. A
-batch is then slices of those arrays: the resize, the flip and the Lab conversion run on the
-device, in batches. Each crop is drawn from (seed, epoch, index) as before, and covers the same
+``--resume`` and rebuilt when the files change or it fails its checks; a link or other file in
+its place is refused, never read or written through. A built dataset's shards serve as they
+are. A batch is then slices of those arrays: the resize, the flip and the Lab conversion run on
+the device, in batches. Each crop is drawn from (seed, epoch, index) as before, and covers the same
 part of the picture as the crop the decoded file would give.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -24,11 +26,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcolor.atomic import atomic_path
+from vidcolor.atomic import atomic_path, clear_stale
+from vidcolor.errors import UserError
 from vidcolor.ownership import NotOursError
 
-CACHE_FORMAT = "vidcolor-crop-cache-1"
+CACHE_FORMAT = "vidcolor-crop-cache-2"
 HEADROOM = 1.25  # crops scale the short side to size x U(1, 1.25): the cache keeps that much
+FILES = ("cache.json", "frames.u8", "index.npy")  # what a cache folder holds
+# frames.u8's digest reads the whole file up to SAMPLES blocks of BLOCK bytes, and that many
+# blocks spread evenly over a larger one: opening a cache of any size costs one bounded read.
+BLOCK, SAMPLES = 1 << 20, 64
+MAX_SIDE = 1 << 20  # larger than any image: bounds the index's sizes before any arithmetic
+
+
+class CacheError(UserError):
+    """The training cache cannot be kept in the run folder: a link or another kind of file in
+    its place, or no room to write it."""
+
+
+class CacheDamaged(Exception):
+    """A cache made under the right key that does not match its own record (why, in words)."""
 
 
 @dataclass(frozen=True)
@@ -42,16 +59,33 @@ class Picture:
 
 class FrameCache:
     """Images scaled to a short side of ``short`` pixels (smaller ones as they are), back to
-    back in ``frames.u8``; ``index.npy`` holds each one's offset, stored and original size."""
+    back in ``frames.u8``; ``index.npy`` holds each one's offset, stored and original size.
+    Opening one checks it as a checkpoint is checked: the index's shape, dtype and bounds, the
+    pictures back to back and filling frames.u8 exactly, and a digest of the index, the
+    record's lists and frames.u8 (sampled when large) against the record."""
 
     def __init__(self, folder: Path, record: dict, root: Path) -> None:
         self.folder, self.record, self.root = folder, record, root
-        self.index = np.load(folder / "index.npy")
-        offset, h, w = (int(v) for v in self.index[-1, :3]) if len(self.index) else (0, 0, 0)
-        size = offset + h * w * 3  # where the last picture ends
-        self.flat = np.memmap(folder / "frames.u8", np.uint8, "r", shape=(max(size, 1),))
-        self.rows = {name: i for i, name in enumerate(record["files"])}
-        self.grey = record["grey"]
+        files, grey = record.get("files"), record.get("grey")
+        if not (isinstance(files, list) and files and all(isinstance(f, str) for f in files)):
+            raise CacheDamaged("its record lists no files")
+        if not isinstance(grey, list) or [type(g) for g in grey] != [bool] * len(files):
+            raise CacheDamaged("its record's greyscale list does not match its files")
+        self.index = _load_index(folder / "index.npy", len(files))
+        sizes = self.index[:, 1] * self.index[:, 2] * 3
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        if not np.array_equal(self.index[:, 0], starts):
+            raise CacheDamaged("index.npy's pictures do not lie back to back")
+        total = int(sizes.sum())
+        found = _size(folder / "frames.u8")
+        if found != total:
+            raise CacheDamaged(f"frames.u8 holds {found} bytes where its index says {total}")
+        parts = _record_parts(self.index, files, grey)
+        if _digest(folder / "frames.u8", total, parts) != record.get("digest"):
+            raise CacheDamaged("its contents do not match its record's digest")
+        self.flat = np.memmap(folder / "frames.u8", np.uint8, "r", shape=(total,))
+        self.rows = {name: i for i, name in enumerate(files)}
+        self.grey = grey
 
     def picture(self, path: Path) -> Picture:
         """The stored picture of ``path``, a file under the cache's DATA folder."""
@@ -72,13 +106,20 @@ class FrameCache:
 
     @classmethod
     def open(cls, folder: Path, key: str, root: Path) -> FrameCache | None:
-        """The cache in ``folder`` of DATA folder ``root`` if it was made under ``key``."""
+        """The cache in ``folder`` of DATA folder ``root`` if it was made under ``key``; None
+        when there is none (or one of other files). CacheDamaged when it was made under
+        ``key`` but fails its checks; CacheError for a link or other file in its place."""
+        _guard(folder)
         try:
             record = json.loads((folder / "cache.json").read_text())
-            if record.get("format") == CACHE_FORMAT and record.get("key") == key:
-                return cls(folder, record, root)
         except (OSError, ValueError):
-            pass
+            return None
+        if (
+            isinstance(record, dict)
+            and record.get("format") == CACHE_FORMAT
+            and record.get("key") == key
+        ):
+            return cls(folder, record, root)
         return None
 
     @classmethod
@@ -89,11 +130,13 @@ class FrameCache:
         """Decode each of ``files`` once (``workers`` threads, in order), note whether it is
         greyscale and store it scaled; ``cache.json`` comes last, so a killed build is no
         cache and is made again."""
+        _guard(folder)
         folder.mkdir(parents=True, exist_ok=True)
         record = folder / "cache.json"
         if record.exists():  # a stale cache of ours goes; anything else is not ours to touch
             try:
-                ours = json.loads(record.read_text()).get("format") == CACHE_FORMAT
+                value = json.loads(record.read_text())
+                ours = str(value.get("format")).startswith("vidcolor-crop-cache-")
             except (OSError, ValueError, AttributeError):
                 ours = False
             if not ours:
@@ -110,23 +153,132 @@ class FrameCache:
             return np.ascontiguousarray(rgb), (h0, w0), is_grey(rgb)
 
         index, grey, offset = [], [], 0
-        with (atomic_path(folder / "frames.u8") as tmp, open(tmp, "wb") as out,
-              ThreadPoolExecutor(max(1, workers)) as pool):  # fmt: skip
-            for rgb, (h0, w0), g in pool.map(load, files):
-                out.write(rgb.tobytes())
-                index.append((offset, rgb.shape[0], rgb.shape[1], h0, w0))
-                grey.append(g)
-                offset += rgb.size
-                if on_image is not None:
-                    on_image(len(index))
-        with atomic_path(folder / "index.npy") as tmp, open(tmp, "wb") as f:
-            np.save(f, np.array(index, np.int64).reshape(-1, 5))
         names = [os.path.relpath(f, root) for f in files]
-        record = {"format": CACHE_FORMAT, "key": key, "short": short, "files": names,
-                  "grey": grey}  # fmt: skip
-        with atomic_path(folder / "cache.json") as tmp:
-            tmp.write_text(json.dumps(record))
+        try:
+            with (
+                atomic_path(folder / "frames.u8") as tmp,
+                open(tmp, "wb") as out,
+                ThreadPoolExecutor(max(1, workers)) as pool,
+            ):
+                for rgb, (h0, w0), g in pool.map(load, files):
+                    out.write(rgb.tobytes())
+                    index.append((offset, rgb.shape[0], rgb.shape[1], h0, w0))
+                    grey.append(g)
+                    offset += rgb.size
+                    if on_image is not None:
+                        on_image(len(index))
+                out.flush()
+                table = np.array(index, np.int64).reshape(-1, 5)
+                digest = _digest(tmp, offset, _record_parts(table, names, grey))
+            with atomic_path(folder / "index.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, table)
+            record = {
+                "format": CACHE_FORMAT,
+                "key": key,
+                "short": short,
+                "files": names,
+                "grey": grey,
+                "digest": digest,
+            }
+            with atomic_path(folder / "cache.json") as tmp:
+                tmp.write_text(json.dumps(record))
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise
+            raise CacheError(
+                f"{folder}: cannot write the training cache ({e.strerror}); free "
+                "some space and run again"
+            ) from None
         return cls(folder, record, root)
+
+
+def open_cache(
+    folder: Path,
+    root: Path,
+    files: list[Path],
+    short: int,
+    read: Callable[[Path], np.ndarray],
+    is_grey: Callable[[np.ndarray], bool],
+    workers: int = 4,
+    on_image: Callable[[int], None] | None = None,
+) -> tuple[FrameCache, str | None]:
+    """The cache of ``files`` (under DATA folder ``root``) in ``folder``: reused when it was
+    made from them and passes its checks, else made again (see FrameCache.build), with a note
+    saying why when it was damaged. What a killed build left in ``folder`` is cleared first."""
+    _guard(folder)
+    clear_stale(folder)
+    key = FrameCache.key(root, files, short)
+    note = None
+    try:
+        cache = FrameCache.open(folder, key, root)
+    except CacheDamaged as e:
+        cache, note = None, f"{folder}: the training cache was damaged ({e}); made it again"
+    if cache is None:
+        cache = FrameCache.build(folder, key, root, files, short, read, is_grey, workers, on_image)
+    return cache, note
+
+
+def _guard(folder: Path) -> None:
+    """Refuse, naming the path, a link or another kind of file where the cache folder or one
+    of its files belongs: vidcolor reads and writes its cache only inside the run folder, and
+    replaces only files it made."""
+    for path in (folder, *(folder / name for name in FILES)):
+        if path.is_symlink():
+            raise CacheError(
+                f"{path}: a link; vidcolor keeps the training cache inside the run "
+                "folder and follows no link out of it; remove the link"
+            )
+        if path == folder and not path.exists():
+            return
+        if path.exists() and not (path.is_dir() if path == folder else path.is_file()):
+            what = "a folder" if path == folder else "a plain file"
+            raise CacheError(f"{path}: not {what}, so not vidcolor's training cache; move it away")
+
+
+def _load_index(path: Path, rows: int) -> np.ndarray:
+    """index.npy, checked: ``rows`` x 5 int64 (offset, stored h and w, original h and w), every
+    size from 1 to MAX_SIDE and every offset from 0 on; read only when its size allows that."""
+    if _size(path) > rows * 5 * 8 + 4096:  # the .npy header is at most a few KB
+        raise CacheDamaged("index.npy is larger than its record allows")
+    try:
+        index = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise CacheDamaged("index.npy is not a readable array") from None
+    if index.dtype != np.int64 or index.shape != (rows, 5):
+        raise CacheDamaged(f"index.npy is {index.dtype} {index.shape}, not int64 ({rows}, 5)")
+    sizes = index[:, 1:]
+    if (sizes < 1).any() or (sizes > MAX_SIDE).any() or (index[:, 0] < 0).any():
+        raise CacheDamaged("index.npy holds sizes or offsets out of bounds")
+    return index
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        raise CacheDamaged(f"{path.name} is missing") from None
+
+
+def _record_parts(index: np.ndarray, files: list[str], grey: list[bool]) -> list[bytes]:
+    """What the digest covers besides frames.u8: the index and the record's two lists."""
+    return [np.ascontiguousarray(index, "<i8").tobytes(), json.dumps([files, grey]).encode()]
+
+
+def _digest(frames: Path, size: int, parts: list[bytes]) -> str:
+    """A digest of ``parts`` and of the file ``frames`` (``size`` bytes): all of it up to
+    SAMPLES blocks, else SAMPLES blocks spread over it, its first and last included."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little") + part)
+    if size <= BLOCK * SAMPLES:
+        starts: range | list[int] = range(0, size, BLOCK)
+    else:
+        starts = [k * (size - BLOCK) // (SAMPLES - 1) for k in range(SAMPLES)]
+    with open(frames, "rb") as f:
+        for start in starts:
+            f.seek(start)
+            h.update(f.read(BLOCK))
+    return h.hexdigest()
 
 
 def cache_short(size: int) -> int:

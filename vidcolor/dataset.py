@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.crops import FrameCache, Picture
+from vidcolor.crops import FrameCache, Picture, open_cache
 from vidcolor.errors import UserError
 from vidcolor.extract import read_manifest
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
@@ -74,8 +74,11 @@ def _shard_picture(item: ShardFrame) -> Picture:
 
 @dataclass(frozen=True)
 class DatasetManifest:
-    """A built dataset's manifest.json, checked on ``load``: its format tag, and each shard's
-    file a plain name inside ``root`` with a count of frames. The one way to read a dataset."""
+    """A built dataset's manifest.json, checked on ``load``: its format tag, each shard's file
+    a plain name inside ``root`` with a count of frames, the frame shape, and each frame row
+    inside its shard (each shard's frames once each) with the source, episode and scene that
+    the stages read; each shard is checked against all that when opened. The one way to read
+    a dataset, so every stage refuses a damaged one with the same line."""
 
     root: Path
     shards: dict[str, tuple[str, int]]  # split -> (file, frames)
@@ -91,6 +94,8 @@ class DatasetManifest:
         """The dataset in ``root``; anything else is one TrainDataError (a UserError) naming
         the file."""
         try:
+            if not (root / "manifest.json").is_file():  # a FIFO would wait for a writer
+                raise ValueError
             m = json.loads((root / "manifest.json").read_text())
         except (OSError, ValueError):
             raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
@@ -112,29 +117,112 @@ class DatasetManifest:
             if type(count) is not int or count < 0:
                 raise TrainDataError(f"{where}: damaged; build the dataset again")
             shards[split] = (file_in(root, shard.get("file"), where).name, count)
-        shape = tuple(m["shape"]) if isinstance(m.get("shape"), list) else None
-        return cls(root, shards, m.get("frames", []), m.get("preset"), m.get("split_by"),
-                   shape, m.get("sources"), m.get("dropped", {}))  # fmt: skip
+        shape, sources, dropped = m.get("shape"), m.get("sources"), m.get("dropped", {})
+        if shape is not None and not _is_ints(shape, 2, low=1):
+            raise _damaged(path, f"its frame shape {shape!r} is not a height and width")
+        if sources is not None and not _good_sources(sources):
+            raise _damaged(path, "its table of sources is damaged")
+        if not isinstance(dropped, dict):
+            raise _damaged(path, "its count of dropped frames is damaged")
+        _check_rows(path, m.get("frames", []), shards)
+        return cls(
+            root,
+            shards,
+            m.get("frames", []),
+            m.get("preset"),
+            m.get("split_by"),
+            tuple(shape) if shape else None,
+            sources,
+            dropped,
+        )
 
     def open(self, split: str) -> np.ndarray:
         """A split's shard as a read-only memory map (N, H, W, 3) uint8, checked against what
         the manifest says of it."""
         name, count = self.shards[split]
         path = self.root / name
+        if path.exists() and not path.is_file():  # a FIFO would wait for a writer
+            raise TrainDataError(f"{path}: not a plain file; build the dataset again")
         try:
             array = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else "not a shard file"
             raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again"
                                  ) from None  # fmt: skip
-        if array.dtype != np.uint8 or array.ndim != 4 or len(array) < count:
-            raise TrainDataError(f"{path}: not the shard its manifest describes; build the "
-                                 "dataset again")  # fmt: skip
+        frame = (*self.shape, 3) if self.shape else None
+        if (
+            array.dtype != np.uint8
+            or array.ndim != 4
+            or len(array) < count
+            or min(array.shape[1:]) < 1
+            or array.shape[3] != 3
+            or frame not in (None, array.shape[1:])
+        ):
+            found = "x".join(map(str, array.shape))
+            raise TrainDataError(
+                f"{path}: {found} {array.dtype}, not the shard its manifest describes; build "
+                "the dataset again"
+            )
         return array
 
     def rows(self, split: str) -> list[dict]:
         """The split's frame rows, in shard order."""
         return sorted((f for f in self.frames if f["split"] == split), key=lambda f: f["offset"])
+
+
+def _damaged(path: Path, why: str) -> TrainDataError:
+    return TrainDataError(f"{path}: {why}; build the dataset again")
+
+
+def _is_ints(value: object, count: int, low: int = 0) -> bool:
+    """Whether ``value`` is a list of ``count`` whole numbers (not booleans), each >= low."""
+    return (
+        isinstance(value, list)
+        and len(value) == count
+        and all(type(v) is int and v >= low for v in value)
+    )
+
+
+def _good_sources(sources: object) -> bool:
+    """A manifest's per-video table, as ``dataset info`` reads it."""
+    return isinstance(sources, list) and all(
+        isinstance(s, dict)
+        and isinstance(s.get("source"), str)
+        and type(s.get("episode")) is int
+        and isinstance(s.get("cuts"), list)
+        and _is_ints(s.get("picture"), 4)
+        and isinstance(s.get("hud"), list)
+        and all(_is_ints(box, 4) for box in s["hud"])
+        for s in sources
+    )
+
+
+def _check_rows(path: Path, rows: list, shards: dict[str, tuple[str, int]]) -> None:
+    """Each frame row names a shard of the table and a frame inside it, with the source,
+    episode and scene the stages read; when there are rows, they list each shard's frames
+    once each."""
+    offsets: dict[str, list[int]] = {split: [] for split in shards}
+    for i, row in enumerate(rows):
+        split = row.get("split") if isinstance(row, dict) else None
+        shard = shards.get(split) if isinstance(split, str) else None
+        if shard is None or row.get("shard") != shard[0]:
+            raise _damaged(path, f"frame row {i} names no shard of the dataset")
+        offset, count = row.get("offset"), shard[1]
+        if type(offset) is not int or not 0 <= offset < count:
+            raise _damaged(
+                path, f"frame row {i} has offset {offset!r}, outside its shard of {count} frames"
+            )
+        if not (
+            isinstance(row.get("source"), str)
+            and type(row.get("episode")) is int
+            and type(row.get("scene")) is int
+        ):
+            raise _damaged(path, f"frame row {i} lacks its source, episode or scene")
+        offsets[split].append(offset)
+    for split, found in offsets.items():
+        if rows and sorted(found) != list(range(shards[split][1])):
+            count = shards[split][1]
+            raise _damaged(path, f"the rows of shard {split!r} do not list its {count} frames")
 
 
 def _from_manifest(manifest: DatasetManifest) -> TrainingData:
@@ -221,17 +309,23 @@ def open_training_data(
         files = [p for p in files if not p.resolve().is_relative_to(skip)]
     if not files:
         raise TrainDataError(f"{root}: no images (png, jpg, webp) found")
-    frame_cache = None
+    frame_cache, note = None, None
     if cache is not None:
-        key = FrameCache.key(root, files, cache_short)
-        frame_cache = FrameCache.open(cache, key, root) or FrameCache.build(
-            cache, key, root, files, cache_short, read_rgb, is_greyscale, workers,
-            on_image=(lambda n: on_image(n, len(files))) if on_image else None)  # fmt: skip
+        frame_cache, note = open_cache(
+            cache,
+            root,
+            files,
+            cache_short,
+            read_rgb,
+            is_greyscale,
+            workers,
+            on_image=(lambda n: on_image(n, len(files))) if on_image else None,
+        )
         grey = frame_cache.grey
     else:
         with ThreadPoolExecutor(workers) as pool:
             grey = list(pool.map(lambda p: is_greyscale(read_rgb(p)), files))
-    notes = []
+    notes = [note] if note else []
     if any(grey):
         names = [p.name for p, g in zip(files, grey, strict=True) if g]
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")

@@ -19,6 +19,8 @@ def dataset_summary(data: Path, sheet: Path) -> list[str]:
     if manifest.sources is None or manifest.shape is None:
         raise BuildError(f"{data}: built by an earlier vidcolor; build it again to see it here "
                          "(training still reads it)")  # fmt: skip
+    if not manifest.frames:
+        raise BuildError(f"{data / 'manifest.json'}: lists no frames; build the dataset again")
     frames = manifest.frames
     lines = [f"{data}: preset {manifest.preset}, frames {manifest.shape[1]}x"
              f"{manifest.shape[0]}, split by {manifest.split_by}"]  # fmt: skip
