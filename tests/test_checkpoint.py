@@ -21,7 +21,8 @@ from conftest import make_video
 from cli import main
 from vidcolor.checkpoint import BUNDLE_FORMAT, CheckpointError, load_checkpoint, load_model
 from vidcolor.models import ModelConfig, build_generator
-from vidcolor.train import Dist, RunError, TrainConfig, Trainer, resume_run
+from vidcolor.runfolder import resume_run
+from vidcolor.train import Dist, RunError, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,8 @@ from conftest import write_photos
 from cli import main
 from vidcolor.checkpoint import CheckpointError, load_checkpoint
 from vidcolor.models import ModelConfig
-from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor, resume_run, start_run
+from vidcolor.runfolder import resume_run, start_run
+from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor
 
 TINY = ModelConfig(base_width=8, depth=4)
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from vidcolor.atomic import atomic_path, clear_stale
+from vidcolor.atomic import clear_stale
 from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
@@ -27,13 +26,12 @@ from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import TrainConfig
-from vidcolor.ownership import check_claim, remove_tree
 from vidcolor.report import plot_curves, sample_grid, save_png
 from vidcolor.runtime import Dist, RunError
 from vidcolor.saver import Saver, snapshot
 from vidcolor.threads import threaded
 
-__all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_run", "start_run"]
+__all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
 METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
                  "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
@@ -413,38 +411,3 @@ class Trainer:
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
         return bool(flags[0].item()), bool(flags[1].item())
 
-
-def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
-              on_image: Callable[[int, int], None] | None = None,
-              start: tuple[dict, dict | None] | None = None) -> Trainer:  # fmt: skip
-    """A new run folder with config.json; refuses one that already holds a run, and a folder
-    of other files. ``on_image(done, total)``: the decode of DATA into the run's cache."""
-    if (run / "last.pt").exists():
-        raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
-    # A run folder without last.pt is a run that stopped before its first checkpoint: nothing
-    # to resume, so starting again over it loses nothing.
-    check_claim(run, "train", "a training run")
-    made = not run.exists()
-    if dist_info.main:
-        run.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
-            tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-    try:
-        return Trainer(cfg, run, dist_info, workers, on_image, start)
-    except BaseException:
-        if made and dist_info.main:  # bad data: the folder this call made goes again
-            remove_tree(run, run.parent, "train")
-        raise
-
-
-def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None,
-               on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
-    """Continue ``run`` from last.pt: same step, optimizer state and schedule."""
-    if not (run / "last.pt").exists():
-        raise RunError(f"{run}: no last.pt to resume from")
-    cfg = TrainConfig.from_dict(load_checkpoint(run / "last.pt")["config"])
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    trainer = Trainer(cfg, run, dist_info, workers, on_image)
-    trainer.load(run / "last.pt")
-    return trainer
