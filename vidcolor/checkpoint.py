@@ -225,6 +225,15 @@ def _train_config(v: Any, where: str) -> TrainConfig:
     return _value(v, TrainConfig, where)
 
 
+def check_train_config(record: Any, path: Path) -> TrainConfig:
+    """``record`` (read from ``path``) as a TrainConfig, checked as a checkpoint's config is:
+    known fields, each of its type and within bounds; else a CheckpointError naming ``path``."""
+    try:
+        return _train_config(record, "config")
+    except _Bad as e:
+        raise CheckpointError(f"{path}: {e}") from None
+
+
 def _score(v: Any, where: str) -> float:
     if not (_is_int(v) or isinstance(v, float)) or math.isnan(v):  # inf: nothing validated yet
         raise _Bad(f"{where} is {_shown(v)}; it must be a number")

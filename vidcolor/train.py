@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,7 @@ class Trainer:
             val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_max).astype(int)]
         self.val_set = fixed_crops(val, self.data.picture, cfg.size)
         self.saver = Saver()
+        self.hold = ExitStack()  # what the run folder holds while it trains: fit releases it
         self._saved_at, self._saved_step = time.monotonic(), -1
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
@@ -317,7 +318,8 @@ class Trainer:
         Validation, samples and checkpoints come every ``checkpoint_every`` steps or
         ``checkpoint_minutes``, whichever is first, and at the end. Ctrl-C (or SIGTERM, SIGHUP)
         finishes the step in progress, saves last.pt and raises KeyboardInterrupt; a second one
-        raises ForcedStop at once and saves nothing."""
+        raises ForcedStop at once and saves nothing. The run folder's lock is released as it
+        ends."""
         cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
         scores: dict[str, float] = {}
         acc: dict[str, list[float]] = {}
@@ -328,7 +330,7 @@ class Trainer:
         self.G.train()
         self.D.train()
         phase = "pretrain"
-        with StopBetweenSteps() as stop:
+        with self.hold, StopBetweenSteps() as stop:
             try:
                 while self.epoch < epochs:
                     adversarial = self.epoch >= cfg.pretrain_epochs
