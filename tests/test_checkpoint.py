@@ -51,7 +51,8 @@ def tiny_run(tiny_model: Path, tmp_path: Path) -> Path:
     """A copy of the tiny model's run folder (its last.pt: step 4 of 4), to resume or break."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    shutil.copy(tiny_model.parent / "run" / "last.pt", run_dir / "last.pt")
+    for name in ("config.json", "last.pt"):
+        shutil.copy(tiny_model.parent / "run" / name, run_dir / name)
     return run_dir
 
 
