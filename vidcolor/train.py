@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
@@ -18,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
+from vidcolor.checkpoint import load_checkpoint, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
@@ -26,15 +25,13 @@ from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import TrainConfig
-from vidcolor.report import plot_curves, sample_grid, save_png
+from vidcolor.report import sample_grid
 from vidcolor.runtime import Dist, RunError
-from vidcolor.saver import Saver, snapshot
+from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.threads import threaded
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
-METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
-                 "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
@@ -197,15 +194,8 @@ class Trainer:
             torch.manual_seed(self.cfg.seed * 1_000_003 + self.step * 101 + self.dist.rank)
 
     def _log(self, row: dict) -> None:
-        if not self.dist.main:
-            return
-        path = self.run / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, METRIC_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        if self.dist.main:
+            append_metrics(self.run / "metrics.csv", row)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -389,20 +379,10 @@ class Trainer:
             if improved:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
             step = self.step  # now: the writer runs while training moves on
-            self.saver.submit(lambda: self._write(step, grid, state, improved))
+            self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved))
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
         return scores
-
-    def _write(self, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
-        """What ``_checkpoint`` hands to the writer thread."""
-        (self.run / "samples").mkdir(exist_ok=True)
-        save_png(self.run / "samples" / f"step_{step:07d}.png", grid)
-        save_checkpoint(self.run / "last.pt", state)
-        if improved:
-            save_checkpoint(self.run / "best.pt", state)
-            save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
-        plot_curves(self.run / "metrics.csv", self.run / "curves.png")
 
     def _all_agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
         """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due: every
