@@ -13,14 +13,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner, Result
 from conftest import write_photos
 
 from cli import main
-from vidcolor.checkpoint import load_checkpoint
+from vidcolor.checkpoint import load_checkpoint, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "32", "--base-width", "8", "--depth", "3", "--batch-size", "4", "--epochs",
@@ -32,12 +34,14 @@ def cli(*args: str | Path) -> Result:
 
 
 def one_line(result: Result, pattern: str) -> str:
-    """The command failed with exit 1 and one error line matching ``pattern``, no traceback."""
+    """The command failed with exit 1 and one error line matching ``pattern``, last on stderr
+    (after at most the lines on what a resumed run trains on), no traceback."""
     assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    assert re.search(pattern, lines[0]), lines[0]
-    return lines[0]
+    *said, line = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.output and len(said) <= 2, result.output
+    assert not [s for s in said if "error" in s], said
+    assert re.search(pattern, line), line
+    return line
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -179,3 +183,145 @@ def test_a_stale_lock_of_a_killed_run_is_taken_over(run_copy: Path) -> None:
     result = cli("train", "--resume", run_copy, "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert not (run_copy / "lock").exists()
+
+
+# --- finding 8: checkpoints consistent, weights finite, training stops when it diverges ------
+
+
+def rewrite(path: Path, change: object) -> None:
+    """Load ``path``, apply ``change`` to its dict, save it back (a crafted file)."""
+    state = torch.load(path, weights_only=True)
+    change(state)  # type: ignore[operator]
+    torch.save(state, path)
+
+
+def first_float(weights: dict) -> str:
+    return next(k for k, t in weights.items() if t.is_floating_point())
+
+
+def poison(weights: dict, value: float) -> None:
+    weights[first_float(weights)].fill_(value)
+
+
+CRAFTED = {
+    "step ahead of its epoch": (lambda s: s.update(step=s["step"] + 2),
+                                r"step 3 is not in epoch 1 at 1 steps an epoch"),
+    "scheduler behind its step": (lambda s: s["sched_G"].update(last_epoch=0),
+                                  r"sched_G\.last_epoch is 0, not 1 at step 1"),
+    "a moment missing": (lambda s: s["opt_G"]["state"][0].pop("exp_avg"),
+                         r"opt_G\.state\[0\] has no 'exp_avg'; Adam keeps"),
+    "an unknown moment": (lambda s: s["opt_D"]["state"][0].update(max_exp_avg_sq=torch.ones(1)),
+                          r"opt_D\.state\[0\] has an unknown 'max_exp_avg_sq'"),
+    "a NaN moment": (lambda s: s["opt_G"]["state"][1]["exp_avg_sq"].fill_(float("nan")),
+                     r"opt_G\.state\[1\]\.exp_avg_sq holds NaN or infinite values"),
+    "an all-zero rng": (lambda s: s["rng"].zero_(),
+                        r"rng is not a valid generator state \(.*mt19937"),
+    "NaN weights in G": (lambda s: poison(s["G"], float("nan")),
+                         r"G\.\S+ holds NaN or infinite values"),
+    "inf weights in D": (lambda s: poison(s["D"], float("inf")),
+                         r"D\.\S+ holds NaN or infinite values"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CRAFTED))
+def test_train_resume_refuses_an_inconsistent_checkpoint_in_one_line(run_copy: Path, case: str
+                                                                     ) -> None:  # fmt: skip
+    change, message = CRAFTED[case]
+    rewrite(run_copy / "last.pt", change)
+    before = digests(run_copy)
+    # A process with a hard timeout: a step ahead of its epoch used to spin for ever.
+    done = subprocess.run([sys.executable, "-m", "cli", "train", "--resume", str(run_copy),
+                           "--epochs", "3"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert re.match(rf"vidcolor: error: {re.escape(str(run_copy / 'last.pt'))}: {message}",
+                    lines[0]), lines[0]  # fmt: skip
+    assert digests(run_copy) == before
+
+
+def test_render_refuses_a_bundle_of_inf_weights(trained: Path, photos: Path, tmp_path: Path
+                                                ) -> None:  # fmt: skip
+    model = tmp_path / "model.pt"
+    shutil.copy(trained / "model.pt", model)
+    rewrite(model, lambda s: poison(s["generator"], float("inf")))
+    out = tmp_path / "out.png"
+    line = one_line(cli("render", photos / "coffee.png", out, "--model", model),
+                    rf"{re.escape(str(model))}: generator\.\S+ holds NaN or infinite values")
+    assert "diverged" in line and not out.exists()  # never an all-black picture, exit 0
+
+
+def test_train_init_refuses_a_checkpoint_of_nan_weights(trained: Path, photos: Path,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    start = tmp_path / "start.pt"
+    shutil.copy(trained / "last.pt", start)
+    rewrite(start, lambda s: poison(s["D"], float("nan")))
+    one_line(cli("train", photos, "-o", tmp_path / "tuned", "--init", start, *TINY[:2],
+                 "--epochs", "1", "--batch-size", "4", "--workers", "0"),
+             rf"{re.escape(str(start))}: D\.\S+ holds NaN or infinite values")  # fmt: skip
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_training_that_diverges_stops_in_one_line_and_keeps_the_last_good_checkpoint(
+    photos: Path, tmp_path: Path
+) -> None:
+    # A huge (finite) learning rate: step 1 (L1 alone) throws G's weights far out, and a later
+    # step's loss is NaN. The checkpoint of step 1 is whole; nothing after it is written.
+    run = tmp_path / "run"
+    result = cli("train", photos, "-o", run, *TINY, "--pretrain-epochs", "1", "--epochs", "3",
+                 "--lr", "1e37", "--checkpoint-every", "1")  # fmt: skip
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    *said, line = result.stderr.strip().splitlines()  # after the line on what it trains on
+    assert not [s for s in said if "error" in s] and len(said) <= 1, said
+    assert re.match(rf"vidcolor: error: {re.escape(str(run))}: training diverged at step 2 "
+                    r"\([^)]*G_L1 is nan[^)]*\)", line), line  # fmt: skip
+    assert re.search(rf"{re.escape(str(run / 'last.pt'))} keeps step 1, the last good one", line)
+    state = load_checkpoint(run / "last.pt")  # finite: it loads, and it is step 1's
+    assert state["step"] == 1
+    for name in ("best.pt", "model.pt"):  # finite, if written at all (NaN validates worse)
+        if (run / name).exists():
+            load_model(run / name)
+    assert not list(run.glob(".*.part-*"))
+
+
+# --- finding 9: the disk fills while a checkpoint is written ----------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real file system of its own (tmpfs, 64 MB) that a test can fill: needs root."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` with a file of zeros until only about ``leave`` bytes are free."""
+    st = os.statvfs(disk)
+    with open(disk / "filler", "wb") as f:
+        f.write(bytes(st.f_bavail * st.f_frsize - leave))
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_keeps_the_last(
+    trained: Path, small_disk: Path
+) -> None:
+    run = Path(shutil.copytree(trained, small_disk / "run", symlinks=True))
+    last = (run / "last.pt").read_bytes()
+    fill(small_disk, leave=len(last) // 2)  # the sample grid fits, the new last.pt does not
+    one_line(cli("train", "--resume", run, "--epochs", "2"),
+             rf"{re.escape(str(run / 'last.pt'))}: not written \(No space left on device\); free "
+             r"some space on its disk, then run again; a file there before is kept$")  # fmt: skip
+    assert (run / "last.pt").read_bytes() == last
+    assert not list(run.glob(".*.part-*"))  # the half-written temporary file is gone
+    (small_disk / "filler").unlink()  # space again: the run goes on from its last.pt
+    result = cli("train", "--resume", run, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run / "last.pt")["step"] == 2

@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import pickle
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -77,7 +79,17 @@ def _rng(v: Any, where: str, sizes: range) -> torch.Tensor:
             and _held([v])):  # fmt: skip
         want = f"{sizes.start} to {sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
         raise Bad(f"{where} is {shown(v)}; it must be a generator state ({want} bytes)")
+    if v.numel() == torch.get_rng_state().numel():  # a CPU generator's: torch checks it
+        try:
+            torch.Generator().set_state(v)
+        except RuntimeError as e:
+            raise Bad(f"{where} is not a valid generator state ({_first_line(e)})") from None
     return v
+
+
+def _first_line(e: Exception) -> str:
+    first = str(e).strip().split("\n")[0].split(". ")[0]
+    return textwrap.shorten(first, 90, placeholder=" ...")
 
 
 def _fits(weights: dict[str, torch.Tensor], model: nn.Module, where: str) -> None:
@@ -92,19 +104,42 @@ def _fits(weights: dict[str, torch.Tensor], model: nn.Module, where: str) -> Non
         t = weights[name]
         if t.shape != ref.shape or t.is_floating_point() != ref.is_floating_point():
             raise Bad(f"{MISFIT} ({where}.{name} is {dims(t)}, the model's {dims(ref)})")
+        _finite(t, f"{where}.{name}")
+
+
+def _finite(t: torch.Tensor, where: str) -> None:
+    """A floating tensor holds numbers only: NaN or inf weights would train to NaN, or render
+    black frames, without a word."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise Bad(f"{where} holds NaN or infinite values (a run that diverged, or a damaged file)")
+
+
+ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")  # what Adam keeps for each parameter it stepped
 
 
 def _fits_optimizer(state: dict, model: nn.Module, where: str) -> None:
-    """Adam's moments for ``model``: keyed by parameter index, each the parameter's shape (a
-    misfit would load without complaint and fail at the next step)."""
+    """Adam's state for ``model``: keyed by parameter index, each entry a step count and two
+    moments of the parameter's shape, finite, the second not negative (a misfit or a missing
+    moment would load without complaint and fail at the next step)."""
     shapes = [p.shape for p in model.parameters()]
     for i, moments in state.items():
         if not (is_int(i) and 0 <= i < len(shapes)):
             raise Bad(f"{where} has {shown(i)}, not one of the model's {len(shapes)} parameters")
-        for name, t in _weights(moments, f"{where}[{i}]").items():
-            if not t.is_floating_point() or (t.dim() and t.shape != shapes[i]):  # step: a scalar
-                want = dims(shapes[i])
-                raise Bad(f"{where}[{i}].{name} is {dims(t)}; parameter {i} is {want}")
+        at = f"{where}[{i}]"
+        moments = _weights(moments, at)
+        missing = [k for k in ADAM_STATE if k not in moments]
+        odd = missing or [k for k in moments if k not in ADAM_STATE]
+        if odd:
+            said = "has no" if odd[0] in ADAM_STATE else "has an unknown"
+            raise Bad(f"{at} {said} {odd[0]!r}; Adam keeps {', '.join(ADAM_STATE)}")
+        for name, t in moments.items():
+            want = torch.Size() if name == "step" else shapes[i]
+            if not t.is_floating_point() or t.shape != want:
+                said = f"parameter {i} is {dims(want)}" if want else "it must be a float scalar"
+                raise Bad(f"{at}.{name} is {dims(t)}; {said}")
+            _finite(t, f"{at}.{name}")
+            if name != "exp_avg" and bool((t < 0).any()):
+                raise Bad(f"{at}.{name} is negative; it must be at least 0")
 
 
 # -- the two kinds of file ------------------------------------------------------------------
@@ -220,8 +255,7 @@ def _unreadable(path: Path, e: Exception) -> str:
     elif path.stat().st_size == 0:
         return "the file is empty"
     elif isinstance(e, RuntimeError | OSError) and said.strip():  # these say what is wrong
-        first = said.strip().split("\n")[0].split(". ")[0]
-        return f"it cannot be read ({textwrap.shorten(first, 90, placeholder=' ...')})"
+        return f"it cannot be read ({_first_line(e)})"
     return "it cannot be read (damaged, or not a file PyTorch wrote)"
 
 
@@ -244,12 +278,77 @@ def _checked(path: Path, check: Callable[[dict], Any], state: dict) -> Any:
         raise CheckpointError(f"{path}: {e}") from None
 
 
+def check_progress(path: Path, state: dict, steps_per_epoch: int, pretrain_steps: int) -> None:
+    """A checked checkpoint's counters agree for a run of ``steps_per_epoch`` batches an epoch:
+    its epoch is the one its step falls in, G's scheduler counted every step and D's those
+    after ``pretrain_steps``. A step ahead of its epoch would leave the epoch no batches to
+    train on, and the loop would spin for ever."""
+    step, epoch = state["step"], state["epoch"]
+    counted = {"sched_G": step, "sched_D": max(0, step - pretrain_steps)}
+    damaged = "the file was edited or damaged"
+    if epoch != step // steps_per_epoch:
+        at = f"{steps_per_epoch} steps an epoch"
+        raise CheckpointError(f"{path}: step {step} is not in epoch {epoch} at {at}; {damaged}")
+    for key, want in counted.items():
+        if (got := state[key]["last_epoch"]) != want:
+            said = f"{key}.last_epoch is {got}, not {want} at step {step}"
+            raise CheckpointError(f"{path}: {said}; {damaged}")
+
+
+class SaveError(UserError):
+    """A file vidcolor writes could not be written (a full disk, most often)."""
+
+
+@contextmanager
+def saving(target: Path) -> Iterator[None]:
+    """A failed write of ``target`` as one SaveError naming it (not its temporary name); what
+    was at ``target`` before is unchanged, as every write goes to a temporary file first."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch's writer, from a path
+        why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = "; free some space on its disk, then run again" if full else ""
+        message = f"{target}: not written ({why}){advice}; a file there before is kept"
+        raise SaveError(message) from None
+
+
+class _Sink:
+    """The file ``torch.save`` writes through, which keeps the OSError of a failed write: torch
+    turns it into a RuntimeError ('unexpected pos') that says nothing of the disk."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _torch_save(obj: dict, target: Path) -> None:
+    """``torch.save`` to ``target`` via temp + rename; a failed write is the OSError that
+    says why (a full disk), not torch's account of it."""
+    with saving(target), atomic_path(target) as tmp, open(tmp, "wb") as f:
+        sink = _Sink(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
+
+
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write a training ``state`` (tensors, state dicts, numbers, strings) via temp + rename,
     tagged with the format and the vidcolor version."""
     state = {"format": TRAINING_FORMAT, "vidcolor": __version__, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _torch_save(state, Path(path))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -263,6 +362,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def _half(t: torch.Tensor) -> torch.Tensor:
+    """A float tensor in float16 unless that overflows it (the bundle's weights stay finite)."""
+    if not t.is_floating_point():
+        return t
+    h = t.half()
+    return h if bool(torch.isfinite(h).all()) else t
+
+
 def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = "") -> dict:
     """A shareable model from a training checkpoint: the generator alone (fp16 weights halve
     the file; inference runs in float32 or autocast), its config, and where it came from
@@ -274,7 +381,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
         "vidcolor": __version__,
         "model": cfg["model"],
         "size": cfg["size"],  # the training crop size: render's default working size
-        "generator": {k: v.half() if v.is_floating_point() else v for k, v in s["G"].items()},
+        "generator": {k: _half(v) for k, v in s["G"].items()},
         "provenance": {
             "data": cfg["data"],
             "step": s["step"],
@@ -284,8 +391,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
             "about": about,
         },
     }
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
+    _torch_save(bundle, Path(path))
     return bundle
 
 

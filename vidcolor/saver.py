@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcolor.checkpoint import save_bundle, save_checkpoint
+from vidcolor.checkpoint import save_bundle, save_checkpoint, saving
 from vidcolor.report import plot_curves, save_png
 
 METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
@@ -94,10 +94,13 @@ def append_metrics(path: Path, row: dict) -> None:
 def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
     """What a trainer's checkpoint hands to the writer thread: the sample grid, last.pt, and
     best.pt with model.pt when validation improved, then the curves."""
-    (run / "samples").mkdir(exist_ok=True)
-    save_png(run / "samples" / f"step_{step:07d}.png", grid)
+    sample = run / "samples" / f"step_{step:07d}.png"
+    with saving(sample):
+        sample.parent.mkdir(exist_ok=True)
+        save_png(sample, grid)
     save_checkpoint(run / "last.pt", state)
     if improved:
         save_checkpoint(run / "best.pt", state)
         save_bundle(run / "model.pt", run / "best.pt")  # for render
-    plot_curves(run / "metrics.csv", run / "curves.png")
+    with saving(run / "curves.png"):
+        plot_curves(run / "metrics.csv", run / "curves.png")

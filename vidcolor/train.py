@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, nullcontext
@@ -17,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.checkpoint import load_checkpoint, save_checkpoint
+from vidcolor.checkpoint import CheckpointError, check_progress, load_checkpoint, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
@@ -54,6 +55,12 @@ def lr_factor(step: int, pretrain_steps: int, gan_steps: int, decay_steps: int) 
     return 1.0 if into < 0 else max(0.0, 1.0 - into / max(1, decay_steps))
 
 
+def not_finite(losses: dict[str, float]) -> str:
+    """The losses that are NaN or inf, said ('G_L1 is nan'), or that another rank's are."""
+    bad = [f"{k} is {v}" for k, v in losses.items() if not math.isfinite(v)]
+    return ", ".join(bad) or "a loss is NaN or inf on another process"
+
+
 class Trainer:
     """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
 
@@ -77,6 +84,7 @@ class Trainer:
         self.saver = Saver()
         self.hold = ExitStack()  # what the run folder holds while it trains: fit releases it
         self._saved_at, self._saved_step = time.monotonic(), -1
+        self.kept_step: int | None = None  # the step of the last checkpoint written or loaded
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
             n = len(self.train_set)
@@ -157,7 +165,10 @@ class Trainer:
         """``name`` now, once the writes under way are done (they may be older steps)."""
         if self.dist.main:
             self.saver.wait()
+            if not self._finite():  # rank 0 alone here: no other rank to ask
+                raise self._diverged("the weights hold NaN or inf")
             save_checkpoint(self.run / name, self.state())
+            self.kept_step = self.step
 
     def load(self, path: Path) -> None:
         """Continue from ``path``, a checkpoint of this run's model, data and process count.
@@ -172,16 +183,22 @@ class Trainer:
         if s["world"] != self.dist.world:
             raise RunError(f"{path}: saved by {s['world']} process(es), resumed by "
                            f"{self.dist.world}: the batches per epoch would differ")  # fmt: skip
-        self.G.load_state_dict(s["G"])
-        self.D.load_state_dict(s["D"])
-        # Adam's moments from the file; its hyper-parameters from the config (the same values).
-        self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
-        self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
-        self.sched_G.load_state_dict(s["sched_G"])
-        self.sched_D.load_state_dict(s["sched_D"])
-        if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
-            self.scaler.load_state_dict(s["scaler"])
+        check_progress(path, s, self.steps_per_epoch, self.pre_steps)
+        try:  # checked whole already: torch's own checks are the last word
+            self.G.load_state_dict(s["G"])
+            self.D.load_state_dict(s["D"])
+            # Adam's moments from the file; its hyper-parameters from the config (the same).
+            self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
+            self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
+            self.sched_G.load_state_dict(s["sched_G"])
+            self.sched_D.load_state_dict(s["sched_D"])
+            if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
+                self.scaler.load_state_dict(s["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            said = (str(e).splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{path}: cannot be loaded ({said})") from None
         self.step, self.epoch, self.best_val = s["step"], s["epoch"], s["best_val_L1"]
+        self.kept_step = self.step
         # A changed --epochs changes the schedule: take each lr from it, not from the file.
         for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
             for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas,
@@ -346,7 +363,10 @@ class Trainer:
                                            "phase": phase, "lr": lr, "images_per_s": rate,
                                            **means})  # fmt: skip
                                 acc, t_log, n_log = {}, time.perf_counter(), 0
-                            stopping, due = self._all_agree(stop.requested, self._due())
+                            bad = not all(map(math.isfinite, losses.values()))
+                            stopping, due, bad = self._all_agree(stop.requested, self._due(), bad)
+                            if bad:
+                                raise self._diverged(not_finite(losses))
                             if due:
                                 scores = self._checkpoint(phase)
                             if stopping:
@@ -371,6 +391,8 @@ class Trainer:
         when validation improved, samples/step_N.png and curves.png written in the
         background. A barrier keeps the ranks in step."""
         scores: dict[str, float] = {}
+        if self._all_agree(False, False, not self._finite())[2]:  # on any rank
+            raise self._diverged("the weights hold NaN or inf")
         if self.dist.main:
             scores = self.validate()
             self._log({"step": self.step, "epoch": self.epoch, "phase": phase, **scores})
@@ -380,16 +402,37 @@ class Trainer:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
             step = self.step  # now: the writer runs while training moves on
             self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved))
+            self.kept_step = step
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
         return scores
 
-    def _all_agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
-        """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due: every
-        rank acts after the same step (else one would wait in the next all-reduce for ever)."""
+    def _all_agree(self, stop: bool, due: bool, bad: bool) -> tuple[bool, bool, bool]:
+        """Whether any process was asked to stop, whether rank 0 finds a checkpoint due, and
+        whether any process's numbers turned NaN or inf: every rank acts after the same step
+        (else one would wait in the next all-reduce for ever)."""
         if self.dist.world == 1:
-            return stop, due
-        flags = torch.tensor([float(stop), float(due and self.dist.main)], device=self.dist.device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0].item()), bool(flags[1].item())
+            return stop, due, bad
+        flags = [float(stop), float(due and self.dist.main), float(bad)]
+        agreed = torch.tensor(flags, device=self.dist.device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+        stop, due, bad = (bool(f) for f in agreed.tolist())
+        return stop, due, bad
+
+    def _finite(self) -> bool:
+        """Whether G's and D's weights here are all numbers: a checkpoint of NaN or inf would
+        resume nothing and render black frames."""
+        weights = [t for net in (self.G, self.D) for t in net.state_dict().values()]
+        return all(bool(torch.isfinite(t).all()) for t in weights if t.is_floating_point())
+
+    def _diverged(self, what: str) -> RunError:
+        """Training has gone to NaN or inf (``what`` says where): the error to stop with, once
+        the checkpoints already queued (all of finite weights) are on the disk."""
+        if self.dist.main:
+            self.saver.close()
+        kept = "no checkpoint was written"
+        if self.kept_step is not None:
+            kept = f"{self.run / 'last.pt'} keeps step {self.kept_step}, the last good one"
+        return RunError(f"{self.run}: training diverged at step {self.step} ({what}); {kept}; "
+                        "a lower --lr may help")  # fmt: skip
 
