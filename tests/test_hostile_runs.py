@@ -325,3 +325,26 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_keeps_the_last(
     result = cli("train", "--resume", run, "--epochs", "2")
     assert result.exit_code == 0, result.output
     assert load_checkpoint(run / "last.pt")["step"] == 2
+
+
+def test_a_checkpoint_past_the_file_size_limit_is_one_line_and_keeps_the_last(
+    run_copy: Path,
+) -> None:
+    """The same without root: RLIMIT_FSIZE makes the kernel refuse the write (EFBIG)."""
+    import resource
+
+    last = (run_copy / "last.pt").read_bytes()
+    limit = len(last) // 2  # the cache, the sample grid and the curves fit; last.pt does not
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # SIGXFSZ: Python ignores it
+
+    done = subprocess.run([sys.executable, "-m", "cli", "train", "--resume", str(run_copy),
+                           "--epochs", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, preexec_fn=small_files)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line == (f"vidcolor: error: {run_copy / 'last.pt'}: not written (File too large); "
+                    "a file there before is kept"), line  # fmt: skip
+    assert (run_copy / "last.pt").read_bytes() == last
+    assert not list(run_copy.glob(".*.part-*"))
