@@ -72,10 +72,12 @@ def _claim_new(run: Path, cfg: TrainConfig, hold: ExitStack) -> bool:
     _check_new(run)
     made = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
-    hold.enter_context(exclusive(run / "lock", str(run)))
-    if (run / "last.pt").exists():  # a run another process made here since the check
-        raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
-    _write_record(run, cfg.to_dict())
+    with ExitStack() as failing:
+        failing.enter_context(exclusive(run / "lock", str(run)))  # released if what follows fails
+        if (run / "last.pt").exists():  # a run another process made here since the check
+            raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
+        _write_record(run, cfg.to_dict())
+        hold.push(failing.pop_all())
     return made
 
 
@@ -88,11 +90,13 @@ def _claim_resume(run: Path, hold: ExitStack) -> None:
     marked = kind_of(run) == "train"
     earlier = None if marked else earlier_run(run)
     if not marked and earlier is None:
-        raise NotOursError(f"{run}: not a training run vidcolor made (its config.json is not "
-                           "a run's record); left alone")  # fmt: skip
-    hold.enter_context(exclusive(run / "lock", str(run)))
-    if earlier is not None:
-        _write_record(run, earlier)
+        why = "its config.json is not a run's record"
+        raise NotOursError(f"{run}: not a training run vidcolor made ({why}); left alone")
+    with ExitStack() as failing:
+        failing.enter_context(exclusive(run / "lock", str(run)))  # released if what follows fails
+        if earlier is not None:
+            _write_record(run, earlier)
+        hold.push(failing.pop_all())
 
 
 def _on_rank_0(dist_info: Dist, claim: Callable[[], object]) -> object:
