@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,7 @@ from cli import main
 from vidcolor.checkpoint import load_checkpoint, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--size", "32", "--base-width", "8", "--depth", "3", "--batch-size", "4", "--epochs",
-        "1", "--workers", "0"]  # fmt: skip
+TINY = shlex.split("--size 32 --base-width 8 --depth 3 --batch-size 4 --epochs 1 --workers 0")
 
 
 def cli(*args: str | Path) -> Result:
@@ -46,8 +46,11 @@ def one_line(result: Result, pattern: str) -> str:
 
 def digests(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` by its relative path: its content's sha256."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,25 +85,31 @@ def unmarked(run: Path) -> dict:
 # --- finding 1: a folder that only looks like a run -----------------------------------------
 
 
-def test_train_o_refuses_a_folder_whose_config_has_a_runs_keys(photos: Path, tmp_path: Path
-                                                                ) -> None:  # fmt: skip
+def test_train_o_refuses_a_folder_whose_config_has_a_runs_keys(
+    photos: Path, tmp_path: Path
+) -> None:
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "config.json").write_text('{"data":"imagenet","model":"resnet50","size":224}')
     (proj / "model.pt").write_text("mine")
     before = digests(proj)
-    one_line(cli("train", photos, "-o", proj, *TINY),
-             rf"{re.escape(str(proj))}: holds files and is not a training run vidcolor made")
+    one_line(
+        cli("train", photos, "-o", proj, *TINY),
+        rf"{re.escape(str(proj))}: holds files and is not a training run vidcolor made",
+    )
     assert digests(proj) == before and sorted(os.listdir(proj)) == ["config.json", "model.pt"]
 
 
-def test_train_o_never_starts_over_a_run_an_earlier_version_made(photos: Path, run_copy: Path
-                                                                 ) -> None:  # fmt: skip
+def test_train_o_never_starts_over_a_run_an_earlier_version_made(
+    photos: Path, run_copy: Path
+) -> None:
     unmarked(run_copy)
     (run_copy / "last.pt").unlink()  # stopped before its first save: still not taken
     before = digests(run_copy)
-    one_line(cli("train", photos, "-o", run_copy, *TINY),
-             rf"{re.escape(str(run_copy))}: holds files and is not a training run vidcolor made")
+    one_line(
+        cli("train", photos, "-o", run_copy, *TINY),
+        rf"{re.escape(str(run_copy))}: holds files and is not a training run vidcolor made",
+    )
     assert digests(run_copy) == before
 
 
@@ -113,16 +122,18 @@ def test_train_resume_continues_a_run_an_earlier_version_made(run_copy: Path) ->
     assert marked == {"format": "vidcolor-run", **record}  # marked now: a run like any other
 
 
-def test_train_resume_refuses_a_folder_that_only_looks_like_a_run(trained: Path, tmp_path: Path
-                                                                  ) -> None:  # fmt: skip
+def test_train_resume_refuses_a_folder_that_only_looks_like_a_run(
+    trained: Path, tmp_path: Path
+) -> None:
     proj = tmp_path / "proj"
     proj.mkdir()
     (proj / "config.json").write_text('{"data":"imagenet","model":"resnet50","size":224}')
     shutil.copy(trained / "last.pt", proj / "last.pt")  # a checkpoint the user keeps there
     (proj / "model.pt").write_text("mine")
     before = digests(proj)
-    one_line(cli("train", "--resume", proj),
-             rf"{re.escape(str(proj))}: not a training run vidcolor made")
+    one_line(
+        cli("train", "--resume", proj), rf"{re.escape(str(proj))}: not a training run vidcolor made"
+    )
     assert digests(proj) == before
 
 
@@ -130,9 +141,14 @@ def test_train_resume_refuses_a_folder_that_only_looks_like_a_run(trained: Path,
 
 
 def vidcolor(*args: str | Path, **kw: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "cli", *map(str, args)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            **kw)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def wait_for(check: object, what: str, timeout: float = 120) -> None:
@@ -144,8 +160,9 @@ def wait_for(check: object, what: str, timeout: float = 120) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("second", ["start", "resume"])
-def test_a_second_training_into_a_run_is_refused_at_once(photos: Path, run_copy: Path,
-                                                         second: str) -> None:  # fmt: skip
+def test_a_second_training_into_a_run_is_refused_at_once(
+    photos: Path, run_copy: Path, second: str
+) -> None:
     # Both start a new run in one folder, or both resume one (the first: 40 more epochs).
     if second == "start":
         shutil.rmtree(run_copy)
@@ -156,9 +173,13 @@ def test_a_second_training_into_a_run_is_refused_at_once(photos: Path, run_copy:
     try:
         wait_for(lambda: (run_copy / "lock").exists() or first.poll() is not None, "the lock")
         t0 = time.monotonic()
-        refused = subprocess.run([sys.executable, "-m", "cli", "train", *map(str, args)],
-                                 cwd=ROOT, capture_output=True, text=True,
-                                 timeout=120)  # fmt: skip
+        refused = subprocess.run(
+            [sys.executable, "-m", "cli", "train", *map(str, args)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert first.poll() is None, "the first run ended before the second was tried"
         assert time.monotonic() - t0 < 60  # refused as it starts, not after the first ends
         _, err = first.communicate(timeout=300)
@@ -168,7 +189,9 @@ def test_a_second_training_into_a_run_is_refused_at_once(photos: Path, run_copy:
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and re.fullmatch(
         rf"vidcolor: error: {re.escape(str(run_copy))}: another vidcolor process is writing it; "
-        r"wait for it to end, or choose another output", lines[0]), lines
+        r"wait for it to end, or choose another output",
+        lines[0],
+    ), lines
     assert first.returncode == 0, err
     assert load_checkpoint(run_copy / "last.pt")["step"] == 41  # 7 training images: 1 step each
     rows = (run_copy / "metrics.csv").read_text().splitlines()
@@ -204,62 +227,103 @@ def poison(weights: dict, value: float) -> None:
 
 
 CRAFTED = {
-    "step ahead of its epoch": (lambda s: s.update(step=s["step"] + 2),
-                                r"step 3 is not in epoch 1 at 1 steps an epoch"),
-    "scheduler behind its step": (lambda s: s["sched_G"].update(last_epoch=0),
-                                  r"sched_G\.last_epoch is 0, not 1 at step 1"),
-    "a moment missing": (lambda s: s["opt_G"]["state"][0].pop("exp_avg"),
-                         r"opt_G\.state\[0\] has no 'exp_avg'; Adam keeps"),
-    "an unknown moment": (lambda s: s["opt_D"]["state"][0].update(max_exp_avg_sq=torch.ones(1)),
-                          r"opt_D\.state\[0\] has an unknown 'max_exp_avg_sq'"),
-    "a NaN moment": (lambda s: s["opt_G"]["state"][1]["exp_avg_sq"].fill_(float("nan")),
-                     r"opt_G\.state\[1\]\.exp_avg_sq holds NaN or infinite values"),
-    "an all-zero rng": (lambda s: s["rng"].zero_(),
-                        r"rng is not a valid generator state \(.*mt19937"),
-    "NaN weights in G": (lambda s: poison(s["G"], float("nan")),
-                         r"G\.\S+ holds NaN or infinite values"),
-    "inf weights in D": (lambda s: poison(s["D"], float("inf")),
-                         r"D\.\S+ holds NaN or infinite values"),
-}  # fmt: skip
+    "step ahead of its epoch": (
+        lambda s: s.update(step=s["step"] + 2),
+        r"step 3 is not in epoch 1 at 1 steps an epoch",
+    ),
+    "scheduler behind its step": (
+        lambda s: s["sched_G"].update(last_epoch=0),
+        r"sched_G\.last_epoch is 0, not 1 at step 1",
+    ),
+    "a moment missing": (
+        lambda s: s["opt_G"]["state"][0].pop("exp_avg"),
+        r"opt_G\.state\[0\] has no 'exp_avg'; Adam keeps",
+    ),
+    "an unknown moment": (
+        lambda s: s["opt_D"]["state"][0].update(max_exp_avg_sq=torch.ones(1)),
+        r"opt_D\.state\[0\] has an unknown 'max_exp_avg_sq'",
+    ),
+    "a NaN moment": (
+        lambda s: s["opt_G"]["state"][1]["exp_avg_sq"].fill_(float("nan")),
+        r"opt_G\.state\[1\]\.exp_avg_sq holds NaN or infinite values",
+    ),
+    "an all-zero rng": (
+        lambda s: s["rng"].zero_(),
+        r"rng is not a valid generator state \(.*mt19937",
+    ),
+    "NaN weights in G": (
+        lambda s: poison(s["G"], float("nan")),
+        r"G\.\S+ holds NaN or infinite values",
+    ),
+    "inf weights in D": (
+        lambda s: poison(s["D"], float("inf")),
+        r"D\.\S+ holds NaN or infinite values",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(CRAFTED))
-def test_train_resume_refuses_an_inconsistent_checkpoint_in_one_line(run_copy: Path, case: str
-                                                                     ) -> None:  # fmt: skip
+def test_train_resume_refuses_an_inconsistent_checkpoint_in_one_line(
+    run_copy: Path, case: str
+) -> None:
     change, message = CRAFTED[case]
     rewrite(run_copy / "last.pt", change)
     before = digests(run_copy)
     # A process with a hard timeout: a step ahead of its epoch used to spin for ever.
-    done = subprocess.run([sys.executable, "-m", "cli", "train", "--resume", str(run_copy),
-                           "--epochs", "3"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--resume", str(run_copy), "--epochs", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
-    assert re.match(rf"vidcolor: error: {re.escape(str(run_copy / 'last.pt'))}: {message}",
-                    lines[0]), lines[0]  # fmt: skip
+    assert re.match(
+        rf"vidcolor: error: {re.escape(str(run_copy / 'last.pt'))}: {message}", lines[0]
+    ), lines[0]
     assert digests(run_copy) == before
 
 
-def test_render_refuses_a_bundle_of_inf_weights(trained: Path, photos: Path, tmp_path: Path
-                                                ) -> None:  # fmt: skip
+def test_render_refuses_a_bundle_of_inf_weights(
+    trained: Path, photos: Path, tmp_path: Path
+) -> None:
     model = tmp_path / "model.pt"
     shutil.copy(trained / "model.pt", model)
     rewrite(model, lambda s: poison(s["generator"], float("inf")))
     out = tmp_path / "out.png"
-    line = one_line(cli("render", photos / "coffee.png", out, "--model", model),
-                    rf"{re.escape(str(model))}: generator\.\S+ holds NaN or infinite values")
+    line = one_line(
+        cli("render", photos / "coffee.png", out, "--model", model),
+        rf"{re.escape(str(model))}: generator\.\S+ holds NaN or infinite values",
+    )
     assert "diverged" in line and not out.exists()  # never an all-black picture, exit 0
 
 
-def test_train_init_refuses_a_checkpoint_of_nan_weights(trained: Path, photos: Path,
-                                                        tmp_path: Path) -> None:  # fmt: skip
+def test_train_init_refuses_a_checkpoint_of_nan_weights(
+    trained: Path, photos: Path, tmp_path: Path
+) -> None:
     start = tmp_path / "start.pt"
     shutil.copy(trained / "last.pt", start)
     rewrite(start, lambda s: poison(s["D"], float("nan")))
-    one_line(cli("train", photos, "-o", tmp_path / "tuned", "--init", start, *TINY[:2],
-                 "--epochs", "1", "--batch-size", "4", "--workers", "0"),
-             rf"{re.escape(str(start))}: D\.\S+ holds NaN or infinite values")  # fmt: skip
+    one_line(
+        cli(
+            "train",
+            photos,
+            "-o",
+            tmp_path / "tuned",
+            "--init",
+            start,
+            *TINY[:2],
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+        ),
+        rf"{re.escape(str(start))}: D\.\S+ holds NaN or infinite values",
+    )
     assert not (tmp_path / "tuned").exists()
 
 
@@ -269,13 +333,29 @@ def test_training_that_diverges_stops_in_one_line_and_keeps_the_last_good_checkp
     # A huge (finite) learning rate: step 1 (L1 alone) throws G's weights far out, and a later
     # step's loss is NaN. The checkpoint of step 1 is whole; nothing after it is written.
     run = tmp_path / "run"
-    result = cli("train", photos, "-o", run, *TINY, "--pretrain-epochs", "1", "--epochs", "3",
-                 "--lr", "1e37", "--checkpoint-every", "1")  # fmt: skip
+    result = cli(
+        "train",
+        photos,
+        "-o",
+        run,
+        *TINY,
+        "--pretrain-epochs",
+        "1",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e37",
+        "--checkpoint-every",
+        "1",
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     *said, line = result.stderr.strip().splitlines()  # after the line on what it trains on
     assert not [s for s in said if "error" in s] and len(said) <= 1, said
-    assert re.match(rf"vidcolor: error: {re.escape(str(run))}: training diverged at step 2 "
-                    r"\([^)]*G_L1 is nan[^)]*\)", line), line  # fmt: skip
+    assert re.match(
+        rf"vidcolor: error: {re.escape(str(run))}: training diverged at step 2 "
+        r"\([^)]*G_L1 is nan[^)]*\)",
+        line,
+    ), line
     assert re.search(rf"{re.escape(str(run / 'last.pt'))} keeps step 1, the last good one", line)
     state = load_checkpoint(run / "last.pt")  # finite: it loads, and it is step 1's
     assert state["step"] == 1
@@ -293,8 +373,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real file system of its own (tmpfs, 64 MB) that a test can fill: needs root."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
-                             capture_output=True, text=True)  # fmt: skip
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -316,9 +399,11 @@ def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_keeps_the_last(
     run = Path(shutil.copytree(trained, small_disk / "run", symlinks=True))
     last = (run / "last.pt").read_bytes()
     fill(small_disk, leave=len(last) // 2)  # the sample grid fits, the new last.pt does not
-    one_line(cli("train", "--resume", run, "--epochs", "2"),
-             rf"{re.escape(str(run / 'last.pt'))}: not written \(No space left on device\); free "
-             r"some space on its disk, then run again; a file there before is kept$")  # fmt: skip
+    one_line(
+        cli("train", "--resume", run, "--epochs", "2"),
+        rf"{re.escape(str(run / 'last.pt'))}: not written \(No space left on device\); free "
+        r"some space on its disk, then run again; a file there before is kept$",
+    )
     assert (run / "last.pt").read_bytes() == last
     assert not list(run.glob(".*.part-*"))  # the half-written temporary file is gone
     (small_disk / "filler").unlink()  # space again: the run goes on from its last.pt
@@ -339,12 +424,19 @@ def test_a_checkpoint_past_the_file_size_limit_is_one_line_and_keeps_the_last(
     def small_files() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))  # SIGXFSZ: Python ignores it
 
-    done = subprocess.run([sys.executable, "-m", "cli", "train", "--resume", str(run_copy),
-                           "--epochs", "2"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, preexec_fn=small_files)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--resume", str(run_copy), "--epochs", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     line = done.stderr.strip().splitlines()[-1]
-    assert line == (f"vidcolor: error: {run_copy / 'last.pt'}: not written (File too large); "
-                    "a file there before is kept"), line  # fmt: skip
+    assert line == (
+        f"vidcolor: error: {run_copy / 'last.pt'}: not written (File too large); "
+        "a file there before is kept"
+    ), line
     assert (run_copy / "last.pt").read_bytes() == last
     assert not list(run_copy.glob(".*.part-*"))

@@ -433,6 +433,6 @@ class Trainer:
         kept = "no checkpoint was written"
         if self.kept_step is not None:
             kept = f"{self.run / 'last.pt'} keeps step {self.kept_step}, the last good one"
-        return RunError(f"{self.run}: training diverged at step {self.step} ({what}); {kept}; "
-                        "a lower --lr may help")  # fmt: skip
+        said = f"training diverged at step {self.step} ({what}); {kept}"
+        return RunError(f"{self.run}: {said}; a lower --lr may help")
 
