@@ -164,7 +164,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, tiny model bundle: trained a few steps on real photos with vidcolor's trainer."""
     from vidcolor.checkpoint import save_bundle
     from vidcolor.models import ModelConfig
-    from vidcolor.train import Dist, TrainConfig, start_run
+    from vidcolor.runfolder import start_run
+    from vidcolor.train import Dist, TrainConfig
 
     root = tmp_path_factory.mktemp("tiny_model")
     write_photos(root / "photos", names=["astronaut", "coffee", "chelsea", "rocket"], size=48)

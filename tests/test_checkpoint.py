@@ -21,7 +21,8 @@ from conftest import make_video
 from cli import main
 from vidcolor.checkpoint import BUNDLE_FORMAT, CheckpointError, load_checkpoint, load_model
 from vidcolor.models import ModelConfig, build_generator
-from vidcolor.train import Dist, RunError, TrainConfig, Trainer, resume_run
+from vidcolor.runfolder import resume_run
+from vidcolor.train import Dist, RunError, TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +51,8 @@ def tiny_run(tiny_model: Path, tmp_path: Path) -> Path:
     """A copy of the tiny model's run folder (its last.pt: step 4 of 4), to resume or break."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    shutil.copy(tiny_model.parent / "run" / "last.pt", run_dir / "last.pt")
+    for name in ("config.json", "last.pt"):
+        shutil.copy(tiny_model.parent / "run" / name, run_dir / name)
     return run_dir
 
 

@@ -20,7 +20,8 @@ from conftest import write_photos
 from cli import main
 from vidcolor.checkpoint import CheckpointError, load_checkpoint
 from vidcolor.models import ModelConfig
-from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor, resume_run, start_run
+from vidcolor.runfolder import resume_run, start_run
+from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor
 
 TINY = ModelConfig(base_width=8, depth=4)
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,6 +178,7 @@ def test_foreign_and_unsafe_checkpoints_are_refused(tmp_path: Path) -> None:
 def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     write_photos(tmp_path / "photos", names=["coffee", "rocket"])
     (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text('{"format": "vidcolor-run"}')
     (tmp_path / "run" / "last.pt").write_bytes(b"a real run's checkpoint")
     result = run("train", tmp_path / "photos", "-o", tmp_path / "run")
     assert result.exit_code == 1 and "--resume" in result.stderr
@@ -192,7 +194,8 @@ def test_a_run_that_never_saved_can_start_again(tmp_path: Path) -> None:
     assert failed.exit_code == 1 and "no full batch" in failed.stderr
     (out).mkdir(exist_ok=True)
     config = TrainConfig(data=str(tmp_path / "photos"), size=32).to_dict()
-    (out / "config.json").write_text(json.dumps(config))  # a run that crashed before its first save
+    record = {"format": "vidcolor-run", **config}  # a run that crashed before its first save
+    (out / "config.json").write_text(json.dumps(record))
     assert run("train", tmp_path / "photos", *args, "--size", "32").exit_code == 0
     assert load_checkpoint(out / "last.pt")["step"] == 1
 
@@ -249,6 +252,7 @@ def test_resume_refuses_changed_data_and_other_settings(tmp_path: Path) -> None:
     factor = lr_factor(6, 0, 4 * 3, 2 * 3)
     assert resumed.opt_G.param_groups[0]["lr"] == pytest.approx(cfg.lr * factor)
     assert factor == 1.0
+    resumed.hold.close()  # the run's lock, which fit would release: this trainer is not fitted
     result = run("train", "--resume", tmp_path / "run", "--lr", "0.1")
     assert result.exit_code == 2 and "only --epochs, --device and --workers" in result.output
     (photos / "coffee.png").unlink()

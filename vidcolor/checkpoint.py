@@ -9,15 +9,14 @@
 
 from __future__ import annotations
 
+import errno
 import math
 import pickle
 import textwrap
-import typing
-from collections.abc import Callable
-from dataclasses import MISSING, fields, is_dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from types import NoneType, UnionType
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -27,6 +26,17 @@ from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import ModelConfig, TrainConfig
+from vidcolor.schema import (
+    Bad,
+    Check,
+    checked_fields,
+    checked_value,
+    dims,
+    has,
+    is_a,
+    is_int,
+    shown,
+)
 
 TRAINING_FORMAT = "vidcolor-training-checkpoint"  # G, D, optimizers ...: to resume training
 BUNDLE_FORMAT = "vidcolor-model"  # the generator, its config, provenance: to render
@@ -35,125 +45,6 @@ MISFIT = "weights do not fit the model it describes"
 
 class CheckpointError(UserError):
     """A file that is not a usable vidcolor checkpoint or model."""
-
-
-class _Bad(Exception):
-    """One problem with a file's contents, said without the file's name (the caller adds it)."""
-
-
-Check = Callable[[Any, str], Any]  # (value, where it sits in the file) -> the value; or _Bad
-
-# What a file may declare, by field name. The upper bounds sit far above any useful run yet keep
-# a file from asking for a huge network: base_width 256 is 4x pix2pix's 64 (at depth 10 a
-# 1.3e9-parameter U-Net, 5 GB), size 4096 a 4K frame, batch_size 4096 more than any GPU holds.
-_AT_LEAST_0 = ["epochs", "pretrain_epochs", "decay_epochs", "lambda_l1", "step", "epoch",
-               "d_warmup", "last_epoch", "_growth_tracker"]  # fmt: skip
-_AT_LEAST_1 = ["val_max", "samples", "checkpoint_every", "log_every", "world", "growth_interval"]
-LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "base_width": (lambda v: 4 <= v <= 256, "from 4 to 256"),
-    "depth": (lambda v: 2 <= v <= 10, "from 2 to 10"),
-    "disc": (lambda v: v in ("patch", "global"), "'patch' or 'global'"),
-    "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
-    "size": (lambda v: 32 <= v <= 4096, "from 32 to 4096"),  # 32: what the discriminators need
-    "batch_size": (lambda v: 1 <= v <= 4096, "from 1 to 4096"),
-    "lr": (lambda v: v > 0, "above 0"),
-    "checkpoint_minutes": (lambda v: v > 0, "above 0"),
-    "beta1": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
-    "val_fraction": (lambda v: 0 <= v <= 0.9, "from 0 to 0.9"),
-    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),  # numpy takes no negative seed
-    **dict.fromkeys(_AT_LEAST_0, (lambda v: v >= 0, "at least 0")),
-    **dict.fromkeys(_AT_LEAST_1, (lambda v: v >= 1, "at least 1")),
-}
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)  # True is no width
-
-
-_TYPES: dict[type, tuple[Callable[[Any], bool], str]] = {
-    bool: (lambda v: isinstance(v, bool), "true or false"),
-    int: (_is_int, "an int"),
-    float: (lambda v: (_is_int(v) or isinstance(v, float)) and math.isfinite(v), "a finite number"),
-    str: (lambda v: isinstance(v, str), "a string"),
-    dict: (lambda v: isinstance(v, dict), "a dict"),
-}
-
-
-def _dims(t: torch.Tensor | torch.Size) -> str:
-    """'8x1x4x4 float16' for a tensor, '8x1x4x4' for a shape."""
-    if isinstance(t, torch.Size):
-        return "x".join(map(str, t)) or "scalar"
-    return f"{_dims(t.shape)} {str(t.dtype).removeprefix('torch.')}"
-
-
-def _shown(v: Any) -> str:
-    """A value as a message shows it: a short literal as itself, a tensor by shape, else by type."""
-    short = (_is_int(v) and abs(v) < 10**30) or (isinstance(v, str) and len(v) <= 40)
-    if short or v is None or isinstance(v, bool | float):
-        return repr(v)
-    if isinstance(v, torch.Tensor):
-        return f"a {_dims(v)} tensor"
-    name = type(v).__name__
-    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
-
-
-# -- values and configs ---------------------------------------------------------------------
-
-
-def _value(v: Any, hint: Any, where: str) -> Any:
-    """``v`` checked as type ``hint`` (bool, int, float, str, dict, ``X | None`` or a config
-    dataclass) and against LIMITS for its name; returned as the program uses it."""
-    optional = isinstance(hint, UnionType) and NoneType in hint.__args__
-    if optional:
-        if v is None:
-            return None
-        (hint,) = [a for a in hint.__args__ if a is not NoneType]
-    if is_dataclass(hint):
-        return _config(hint, v, where)
-    test, kind = _TYPES[hint]
-    if not test(v):
-        raise _Bad(f"{where} is {_shown(v)}; it must be {kind}{' or None' if optional else ''}")
-    test, bounds = LIMITS.get(where.rpartition(".")[2], (None, ""))
-    if test is not None and not test(v):
-        raise _Bad(f"{where} is {_shown(v)}; it must be {bounds}")
-    return float(v) if hint is float else v
-
-
-def _config(cls: type, d: Any, where: str) -> Any:
-    """A config dataclass from a dict: known fields only, each of its declared type; a missing
-    field takes its default where the dataclass has one."""
-    if not isinstance(d, dict):
-        raise _Bad(f"{where} is {_shown(d)}; it must be a dict")
-    known = {f.name: f for f in fields(cls)}
-    unknown = [k for k in d if k not in known]
-    if unknown:
-        raise _Bad(f"{where} has an unknown field {_shown(unknown[0])}")
-    for name, f in known.items():
-        if name not in d and f.default is MISSING and f.default_factory is MISSING:
-            raise _Bad(f"{where}.{name} is missing")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _value(v, hints[k], f"{where}.{k}") for k, v in d.items()})
-
-
-def _is(hint: Any) -> Check:
-    return lambda v, where: _value(v, hint, where)
-
-
-def _has(schema: dict[str, Check]) -> Check:
-    return lambda v, where: _fields(v, schema, where)
-
-
-def _fields(d: Any, schema: dict[str, Check], where: str = "") -> dict[str, Any]:
-    """Each key of ``schema`` in dict ``d``, checked; returns the checked values."""
-    if not isinstance(d, dict):
-        raise _Bad(f"{where} is {_shown(d)}; it must be a dict")
-    out = {}
-    for key, check in schema.items():
-        at = f"{where}.{key}" if where else key
-        if key not in d:
-            raise _Bad(f"{at} is missing")
-        out[key] = check(d[key], at)
-    return out
 
 
 # -- tensors --------------------------------------------------------------------------------
@@ -173,12 +64,12 @@ def _held(tensors: list[torch.Tensor]) -> bool:
 def _weights(v: Any, where: str) -> dict[str, torch.Tensor]:
     """A state dict: names to plain CPU tensors, every element stored in the file."""
     if not isinstance(v, dict):
-        raise _Bad(f"{where} is {_shown(v)}; it must be a dict of tensors")
+        raise Bad(f"{where} is {shown(v)}; it must be a dict of tensors")
     for name, t in v.items():
         if not (isinstance(name, str) and _plain(t)):
-            raise _Bad(f"{where} holds {_shown(name)}: {_shown(t)}; it must hold named tensors")
+            raise Bad(f"{where} holds {shown(name)}: {shown(t)}; it must hold named tensors")
     if not _held(list(v.values())):
-        raise _Bad(f"{where} declares more elements than the file stores")
+        raise Bad(f"{where} declares more elements than the file stores")
     return v
 
 
@@ -187,8 +78,18 @@ def _rng(v: Any, where: str, sizes: range) -> torch.Tensor:
     if not (_plain(v) and v.dtype == torch.uint8 and v.dim() == 1 and v.numel() in sizes
             and _held([v])):  # fmt: skip
         want = f"{sizes.start} to {sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
-        raise _Bad(f"{where} is {_shown(v)}; it must be a generator state ({want} bytes)")
+        raise Bad(f"{where} is {shown(v)}; it must be a generator state ({want} bytes)")
+    if v.numel() == torch.get_rng_state().numel():  # a CPU generator's: torch checks it
+        try:
+            torch.Generator().set_state(v)
+        except RuntimeError as e:
+            raise Bad(f"{where} is not a valid generator state ({_first_line(e)})") from None
     return v
+
+
+def _first_line(e: Exception) -> str:
+    first = str(e).strip().split("\n")[0].split(". ")[0]
+    return textwrap.shorten(first, 90, placeholder=" ...")
 
 
 def _fits(weights: dict[str, torch.Tensor], model: nn.Module, where: str) -> None:
@@ -198,87 +99,119 @@ def _fits(weights: dict[str, torch.Tensor], model: nn.Module, where: str) -> Non
     missing, extra = [k for k in want if k not in weights], [k for k in weights if k not in want]
     if missing or extra:
         lacks, name = ("the file", missing[0]) if missing else ("the model", extra[0])
-        raise _Bad(f"{MISFIT} ({lacks} has no {where}.{name})")
+        raise Bad(f"{MISFIT} ({lacks} has no {where}.{name})")
     for name, ref in want.items():
         t = weights[name]
         if t.shape != ref.shape or t.is_floating_point() != ref.is_floating_point():
-            raise _Bad(f"{MISFIT} ({where}.{name} is {_dims(t)}, the model's {_dims(ref)})")
+            raise Bad(f"{MISFIT} ({where}.{name} is {dims(t)}, the model's {dims(ref)})")
+        _finite(t, f"{where}.{name}")
+
+
+def _finite(t: torch.Tensor, where: str) -> None:
+    """A floating tensor holds numbers only: NaN or inf weights would train to NaN, or render
+    black frames, without a word."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise Bad(f"{where} holds NaN or infinite values (a run that diverged, or a damaged file)")
+
+
+ADAM_STATE = ("step", "exp_avg", "exp_avg_sq")  # what Adam keeps for each parameter it stepped
 
 
 def _fits_optimizer(state: dict, model: nn.Module, where: str) -> None:
-    """Adam's moments for ``model``: keyed by parameter index, each the parameter's shape (a
-    misfit would load without complaint and fail at the next step)."""
+    """Adam's state for ``model``: keyed by parameter index, each entry a step count and two
+    moments of the parameter's shape, finite, the second not negative (a misfit or a missing
+    moment would load without complaint and fail at the next step)."""
     shapes = [p.shape for p in model.parameters()]
     for i, moments in state.items():
-        if not (_is_int(i) and 0 <= i < len(shapes)):
-            raise _Bad(f"{where} has {_shown(i)}, not one of the model's {len(shapes)} parameters")
-        for name, t in _weights(moments, f"{where}[{i}]").items():
-            if not t.is_floating_point() or (t.dim() and t.shape != shapes[i]):  # step: a scalar
-                want = _dims(shapes[i])
-                raise _Bad(f"{where}[{i}].{name} is {_dims(t)}; parameter {i} is {want}")
+        if not (is_int(i) and 0 <= i < len(shapes)):
+            raise Bad(f"{where} has {shown(i)}, not one of the model's {len(shapes)} parameters")
+        at = f"{where}[{i}]"
+        moments = _weights(moments, at)
+        missing = [k for k in ADAM_STATE if k not in moments]
+        odd = missing or [k for k in moments if k not in ADAM_STATE]
+        if odd:
+            said = "has no" if odd[0] in ADAM_STATE else "has an unknown"
+            raise Bad(f"{at} {said} {odd[0]!r}; Adam keeps {', '.join(ADAM_STATE)}")
+        for name, t in moments.items():
+            want = torch.Size() if name == "step" else shapes[i]
+            if not t.is_floating_point() or t.shape != want:
+                said = f"parameter {i} is {dims(want)}" if want else "it must be a float scalar"
+                raise Bad(f"{at}.{name} is {dims(t)}; {said}")
+            _finite(t, f"{at}.{name}")
+            if name != "exp_avg" and bool((t < 0).any()):
+                raise Bad(f"{at}.{name} is negative; it must be at least 0")
 
 
 # -- the two kinds of file ------------------------------------------------------------------
 
 
 def _train_config(v: Any, where: str) -> TrainConfig:
-    return _value(v, TrainConfig, where)
+    return checked_value(v, TrainConfig, where)
+
+
+def check_train_config(record: Any, path: Path) -> TrainConfig:
+    """``record`` (read from ``path``) as a TrainConfig, checked as a checkpoint's config is:
+    known fields, each of its type and within bounds; else a CheckpointError naming ``path``."""
+    try:
+        return _train_config(record, "config")
+    except Bad as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def _score(v: Any, where: str) -> float:
-    if not (_is_int(v) or isinstance(v, float)) or math.isnan(v):  # inf: nothing validated yet
-        raise _Bad(f"{where} is {_shown(v)}; it must be a number")
+    if not (is_int(v) or isinstance(v, float)) or math.isnan(v):  # inf: nothing validated yet
+        raise Bad(f"{where} is {shown(v)}; it must be a number")
     return float(v)
 
 
 def _one_lr(v: Any, where: str) -> list[float]:
     if not (isinstance(v, list) and len(v) == 1):  # one parameter group per optimizer
-        raise _Bad(f"{where} is {_shown(v)}; it must be a list of one learning rate")
-    return [_value(v[0], float, f"{where}[0]")]
+        raise Bad(f"{where} is {shown(v)}; it must be a list of one learning rate")
+    return [checked_value(v[0], float, f"{where}[0]")]
 
 
 def _no_lambda_state(v: Any, where: str) -> list[None]:
     if not (isinstance(v, list) and len(v) == 1 and v[0] is None):  # a plain function's state
-        raise _Bad(f"{where} is {_shown(v)}; it must be [None]")
+        raise Bad(f"{where} is {shown(v)}; it must be [None]")
     return v
 
 
-_SCALER: dict[str, Check] = {"scale": _is(float), "growth_factor": _is(float),
-                             "backoff_factor": _is(float), "growth_interval": _is(int),
-                             "_growth_tracker": _is(int)}  # fmt: skip
+_SCALER: dict[str, Check] = {"scale": is_a(float), "growth_factor": is_a(float),
+                             "backoff_factor": is_a(float), "growth_interval": is_a(int),
+                             "_growth_tracker": is_a(int)}  # fmt: skip
 
 
 def _scaler(v: Any, where: str) -> dict:
     """GradScaler's state: empty unless the run trained in float16."""
-    return v if isinstance(v, dict) and not v else _fields(v, _SCALER, where)
+    return v if isinstance(v, dict) and not v else checked_fields(v, _SCALER, where)
 
 
-_SCHEDULER: dict[str, Check] = {"last_epoch": _is(int), "base_lrs": _one_lr,
+_SCHEDULER: dict[str, Check] = {"last_epoch": is_a(int), "base_lrs": _one_lr,
                                 "lr_lambdas": _no_lambda_state}  # fmt: skip
 
 # A training checkpoint: what Trainer.state() writes. Config first: its problems say the most.
 CHECKPOINT_SCHEMA: dict[str, Check] = {
-    "config": _train_config, "step": _is(int), "epoch": _is(int), "best_val_L1": _score,
+    "config": _train_config, "step": is_a(int), "epoch": is_a(int), "best_val_L1": _score,
     "G": _weights, "D": _weights,
-    "opt_G": _has({"state": _is(dict)}), "opt_D": _has({"state": _is(dict)}),  # moments: below
-    "sched_G": _has(_SCHEDULER), "sched_D": _has(_SCHEDULER), "scaler": _scaler,
+    "opt_G": has({"state": is_a(dict)}), "opt_D": has({"state": is_a(dict)}),  # moments: below
+    "sched_G": has(_SCHEDULER), "sched_D": has(_SCHEDULER), "scaler": _scaler,
     "rng": lambda v, where: _rng(v, where, range(n := torch.get_rng_state().numel(), n + 1)),
     "cuda_rng": lambda v, where: _rng(v, where, range(0, 4097)),  # CPU runs: empty
-    "data": _is(str), "world": _is(int), "vidcolor": _is(str),
+    "data": is_a(str), "world": is_a(int), "vidcolor": is_a(str),
 }  # fmt: skip
 
 
 def _described_model(v: Any, where: str) -> ModelConfig:
     try:
-        return _value(v, ModelConfig, where)
-    except _Bad as e:  # no network the weights could fit
-        raise _Bad(f"{MISFIT} ({e})") from None
+        return checked_value(v, ModelConfig, where)
+    except Bad as e:  # no network the weights could fit
+        raise Bad(f"{MISFIT} ({e})") from None
 
 
 # A model bundle: what save_bundle writes. The model first: the rest means nothing without it.
 BUNDLE_SCHEMA: dict[str, Check] = {
-    "model": _described_model, "generator": _weights, "size": _is(int),
-    "provenance": _is(dict), "vidcolor": _is(str),
+    "model": _described_model, "generator": _weights, "size": is_a(int),
+    "provenance": is_a(dict), "vidcolor": is_a(str),
 }  # fmt: skip
 
 
@@ -291,7 +224,7 @@ def _on_meta(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
 def _check_checkpoint(state: dict) -> TrainConfig:
     """The TrainConfig of a training checkpoint whose every part is checked; ``state["config"]``
     becomes its full dict (defaults filled in, numbers of their field's type)."""
-    cfg = _fields(state, CHECKPOINT_SCHEMA)["config"]
+    cfg = checked_fields(state, CHECKPOINT_SCHEMA)["config"]
     state["config"] = cfg.to_dict()
     G, D = _on_meta(cfg.model)
     for key, model in (("G", G), ("D", D)):
@@ -303,7 +236,7 @@ def _check_checkpoint(state: dict) -> TrainConfig:
 def _check_bundle(state: dict) -> ModelConfig:
     """The ModelConfig of a model bundle whose every part is checked; ``state["model"]`` becomes
     its full dict."""
-    cfg = _fields(state, BUNDLE_SCHEMA)["model"]
+    cfg = checked_fields(state, BUNDLE_SCHEMA)["model"]
     state["model"] = cfg.to_dict()
     _fits(state["generator"], _on_meta(cfg)[0], "generator")
     return cfg
@@ -322,8 +255,7 @@ def _unreadable(path: Path, e: Exception) -> str:
     elif path.stat().st_size == 0:
         return "the file is empty"
     elif isinstance(e, RuntimeError | OSError) and said.strip():  # these say what is wrong
-        first = said.strip().split("\n")[0].split(". ")[0]
-        return f"it cannot be read ({textwrap.shorten(first, 90, placeholder=' ...')})"
+        return f"it cannot be read ({_first_line(e)})"
     return "it cannot be read (damaged, or not a file PyTorch wrote)"
 
 
@@ -342,16 +274,81 @@ def _load(path: Path, what: str) -> dict:
 def _checked(path: Path, check: Callable[[dict], Any], state: dict) -> Any:
     try:
         return check(state)
-    except _Bad as e:
+    except Bad as e:
         raise CheckpointError(f"{path}: {e}") from None
+
+
+def check_progress(path: Path, state: dict, steps_per_epoch: int, pretrain_steps: int) -> None:
+    """A checked checkpoint's counters agree for a run of ``steps_per_epoch`` batches an epoch:
+    its epoch is the one its step falls in, G's scheduler counted every step and D's those
+    after ``pretrain_steps``. A step ahead of its epoch would leave the epoch no batches to
+    train on, and the loop would spin for ever."""
+    step, epoch = state["step"], state["epoch"]
+    counted = {"sched_G": step, "sched_D": max(0, step - pretrain_steps)}
+    damaged = "the file was edited or damaged"
+    if epoch != step // steps_per_epoch:
+        at = f"{steps_per_epoch} steps an epoch"
+        raise CheckpointError(f"{path}: step {step} is not in epoch {epoch} at {at}; {damaged}")
+    for key, want in counted.items():
+        if (got := state[key]["last_epoch"]) != want:
+            said = f"{key}.last_epoch is {got}, not {want} at step {step}"
+            raise CheckpointError(f"{path}: {said}; {damaged}")
+
+
+class SaveError(UserError):
+    """A file vidcolor writes could not be written (a full disk, most often)."""
+
+
+@contextmanager
+def saving(target: Path) -> Iterator[None]:
+    """A failed write of ``target`` as one SaveError naming it (not its temporary name); what
+    was at ``target`` before is unchanged, as every write goes to a temporary file first."""
+    try:
+        yield
+    except (OSError, RuntimeError) as e:  # RuntimeError: torch's writer, from a path
+        why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = "; free some space on its disk, then run again" if full else ""
+        message = f"{target}: not written ({why}){advice}; a file there before is kept"
+        raise SaveError(message) from None
+
+
+class _Sink:
+    """The file ``torch.save`` writes through, which keeps the OSError of a failed write: torch
+    turns it into a RuntimeError ('unexpected pos') that says nothing of the disk."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _torch_save(obj: dict, target: Path) -> None:
+    """``torch.save`` to ``target`` via temp + rename; a failed write is the OSError that
+    says why (a full disk), not torch's account of it."""
+    with saving(target), atomic_path(target) as tmp, open(tmp, "wb") as f:
+        sink = _Sink(f)
+        try:
+            torch.save(obj, sink)
+        except RuntimeError:
+            if sink.error is None:
+                raise
+            raise sink.error from None
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write a training ``state`` (tensors, state dicts, numbers, strings) via temp + rename,
     tagged with the format and the vidcolor version."""
     state = {"format": TRAINING_FORMAT, "vidcolor": __version__, **state}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    _torch_save(state, Path(path))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -365,6 +362,14 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def _half(t: torch.Tensor) -> torch.Tensor:
+    """A float tensor in float16 unless that overflows it (the bundle's weights stay finite)."""
+    if not t.is_floating_point():
+        return t
+    h = t.half()
+    return h if bool(torch.isfinite(h).all()) else t
+
+
 def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = "") -> dict:
     """A shareable model from a training checkpoint: the generator alone (fp16 weights halve
     the file; inference runs in float32 or autocast), its config, and where it came from
@@ -376,7 +381,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
         "vidcolor": __version__,
         "model": cfg["model"],
         "size": cfg["size"],  # the training crop size: render's default working size
-        "generator": {k: v.half() if v.is_floating_point() else v for k, v in s["G"].items()},
+        "generator": {k: _half(v) for k, v in s["G"].items()},
         "provenance": {
             "data": cfg["data"],
             "step": s["step"],
@@ -386,8 +391,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
             "about": about,
         },
     }
-    with atomic_path(path) as tmp:
-        torch.save(bundle, tmp)
+    _torch_save(bundle, Path(path))
     return bundle
 
 

@@ -31,7 +31,7 @@ OWNED: dict[str, tuple[str, ...]] = {
     "dataset-partial": ("lock", "plan.json", "scan_*", "*.npy", "manifest.json"),
     "train": ("config.json", "last.pt", "best.pt", "model.pt", "metrics.csv", "curves.png",
               "samples", "samples/epoch_*.png", "samples/step_*.png", "cache",
-              "cache/frames.u8", "cache/index.npy", "cache/cache.json"),
+              "cache/frames.u8", "cache/index.npy", "cache/cache.json", "lock"),
     "pipeline": ("pipeline", "pipeline/*.json", "pipeline/*.items", "pipeline/*.items/*.json",
                  "frames", "render", "render/*"),
 }
@@ -59,7 +59,7 @@ def kind_of(folder: Path) -> str | None:
         return "dataset"
     if {"source", "options"} <= record("extract.json").keys():
         return "extract"
-    if {"data", "model", "size"} <= record("config.json").keys():
+    if record("config.json").get("format") == "vidcolor-run":  # runfolder.RUN_FORMAT
         return "train"
     if folder.name.endswith(".partial") and ("videos" in record("plan.json") or
                                              {p.name for p in folder.iterdir()} == {"lock"}):

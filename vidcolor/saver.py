@@ -5,12 +5,21 @@ the step it was asked at, not whatever the weights are by the time the disk is f
 
 from __future__ import annotations
 
+import csv
 import queue
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+
+from vidcolor.checkpoint import save_bundle, save_checkpoint, saving
+from vidcolor.report import plot_curves, save_png
+
+METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
+                 "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
 
 
 def snapshot(state: Any) -> Any:
@@ -70,3 +79,28 @@ class Saver:
             self._thread.join()
             self._thread = None
         self._raise()
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    """One row of metrics.csv (its header first, when the file is new)."""
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, METRIC_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
+    """What a trainer's checkpoint hands to the writer thread: the sample grid, last.pt, and
+    best.pt with model.pt when validation improved, then the curves."""
+    sample = run / "samples" / f"step_{step:07d}.png"
+    with saving(sample):
+        sample.parent.mkdir(exist_ok=True)
+        save_png(sample, grid)
+    save_checkpoint(run / "last.pt", state)
+    if improved:
+        save_checkpoint(run / "best.pt", state)
+        save_bundle(run / "model.pt", run / "best.pt")  # for render
+    with saving(run / "curves.png"):
+        plot_curves(run / "metrics.csv", run / "curves.png")

@@ -123,8 +123,8 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
     The final validation scores."""
     from vidcolor.finetune import starting_point
     from vidcolor.interrupt import ForcedStop
+    from vidcolor.runfolder import resume_run, start_run
     from vidcolor.runtime import setup_distributed
-    from vidcolor.train import resume_run, start_run
 
     stage = stage or TrainStage()
     dist = dist or setup_distributed(stage.device)

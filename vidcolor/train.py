@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import json
+import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
-from vidcolor.atomic import atomic_path, clear_stale
-from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint
+from vidcolor.atomic import clear_stale
+from vidcolor.checkpoint import CheckpointError, check_progress, load_checkpoint, save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
@@ -27,16 +26,13 @@ from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import TrainConfig
-from vidcolor.ownership import check_claim, remove_tree
-from vidcolor.report import plot_curves, sample_grid, save_png
+from vidcolor.report import sample_grid
 from vidcolor.runtime import Dist, RunError
-from vidcolor.saver import Saver, snapshot
+from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.threads import threaded
 
-__all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer", "resume_run", "start_run"]
+__all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
-METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
-                 "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
@@ -57,6 +53,12 @@ def lr_factor(step: int, pretrain_steps: int, gan_steps: int, decay_steps: int) 
     """1 through warm-up and the first adversarial epochs, then linearly down towards 0."""
     into = step - pretrain_steps - (gan_steps - decay_steps)
     return 1.0 if into < 0 else max(0.0, 1.0 - into / max(1, decay_steps))
+
+
+def not_finite(losses: dict[str, float]) -> str:
+    """The losses that are NaN or inf, said ('G_L1 is nan'), or that another rank's are."""
+    bad = [f"{k} is {v}" for k, v in losses.items() if not math.isfinite(v)]
+    return ", ".join(bad) or "a loss is NaN or inf on another process"
 
 
 class Trainer:
@@ -80,7 +82,9 @@ class Trainer:
             val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_max).astype(int)]
         self.val_set = fixed_crops(val, self.data.picture, cfg.size)
         self.saver = Saver()
+        self.hold = ExitStack()  # what the run folder holds while it trains: fit releases it
         self._saved_at, self._saved_step = time.monotonic(), -1
+        self.kept_step: int | None = None  # the step of the last checkpoint written or loaded
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
             n = len(self.train_set)
@@ -161,7 +165,10 @@ class Trainer:
         """``name`` now, once the writes under way are done (they may be older steps)."""
         if self.dist.main:
             self.saver.wait()
+            if not self._finite():  # rank 0 alone here: no other rank to ask
+                raise self._diverged("the weights hold NaN or inf")
             save_checkpoint(self.run / name, self.state())
+            self.kept_step = self.step
 
     def load(self, path: Path) -> None:
         """Continue from ``path``, a checkpoint of this run's model, data and process count.
@@ -176,16 +183,22 @@ class Trainer:
         if s["world"] != self.dist.world:
             raise RunError(f"{path}: saved by {s['world']} process(es), resumed by "
                            f"{self.dist.world}: the batches per epoch would differ")  # fmt: skip
-        self.G.load_state_dict(s["G"])
-        self.D.load_state_dict(s["D"])
-        # Adam's moments from the file; its hyper-parameters from the config (the same values).
-        self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
-        self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
-        self.sched_G.load_state_dict(s["sched_G"])
-        self.sched_D.load_state_dict(s["sched_D"])
-        if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
-            self.scaler.load_state_dict(s["scaler"])
+        check_progress(path, s, self.steps_per_epoch, self.pre_steps)
+        try:  # checked whole already: torch's own checks are the last word
+            self.G.load_state_dict(s["G"])
+            self.D.load_state_dict(s["D"])
+            # Adam's moments from the file; its hyper-parameters from the config (the same).
+            self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
+            self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
+            self.sched_G.load_state_dict(s["sched_G"])
+            self.sched_D.load_state_dict(s["sched_D"])
+            if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
+                self.scaler.load_state_dict(s["scaler"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            said = (str(e).splitlines() or [type(e).__name__])[0]
+            raise CheckpointError(f"{path}: cannot be loaded ({said})") from None
         self.step, self.epoch, self.best_val = s["step"], s["epoch"], s["best_val_L1"]
+        self.kept_step = self.step
         # A changed --epochs changes the schedule: take each lr from it, not from the file.
         for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
             for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas,
@@ -198,15 +211,8 @@ class Trainer:
             torch.manual_seed(self.cfg.seed * 1_000_003 + self.step * 101 + self.dist.rank)
 
     def _log(self, row: dict) -> None:
-        if not self.dist.main:
-            return
-        path = self.run / "metrics.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, METRIC_FIELDS)
-            if new:
-                w.writeheader()
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+        if self.dist.main:
+            append_metrics(self.run / "metrics.csv", row)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -319,7 +325,8 @@ class Trainer:
         Validation, samples and checkpoints come every ``checkpoint_every`` steps or
         ``checkpoint_minutes``, whichever is first, and at the end. Ctrl-C (or SIGTERM, SIGHUP)
         finishes the step in progress, saves last.pt and raises KeyboardInterrupt; a second one
-        raises ForcedStop at once and saves nothing."""
+        raises ForcedStop at once and saves nothing. The run folder's lock is released as it
+        ends."""
         cfg, epochs = self.cfg, self.cfg.pretrain_epochs + self.cfg.epochs
         scores: dict[str, float] = {}
         acc: dict[str, list[float]] = {}
@@ -330,7 +337,7 @@ class Trainer:
         self.G.train()
         self.D.train()
         phase = "pretrain"
-        with StopBetweenSteps() as stop:
+        with self.hold, StopBetweenSteps() as stop:
             try:
                 while self.epoch < epochs:
                     adversarial = self.epoch >= cfg.pretrain_epochs
@@ -356,7 +363,10 @@ class Trainer:
                                            "phase": phase, "lr": lr, "images_per_s": rate,
                                            **means})  # fmt: skip
                                 acc, t_log, n_log = {}, time.perf_counter(), 0
-                            stopping, due = self._all_agree(stop.requested, self._due())
+                            bad = not all(map(math.isfinite, losses.values()))
+                            stopping, due, bad = self._all_agree(stop.requested, self._due(), bad)
+                            if bad:
+                                raise self._diverged(not_finite(losses))
                             if due:
                                 scores = self._checkpoint(phase)
                             if stopping:
@@ -381,6 +391,8 @@ class Trainer:
         when validation improved, samples/step_N.png and curves.png written in the
         background. A barrier keeps the ranks in step."""
         scores: dict[str, float] = {}
+        if self._all_agree(False, False, not self._finite())[2]:  # on any rank
+            raise self._diverged("the weights hold NaN or inf")
         if self.dist.main:
             scores = self.validate()
             self._log({"step": self.step, "epoch": self.epoch, "phase": phase, **scores})
@@ -389,62 +401,38 @@ class Trainer:
             if improved:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
             step = self.step  # now: the writer runs while training moves on
-            self.saver.submit(lambda: self._write(step, grid, state, improved))
+            self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved))
+            self.kept_step = step
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
         return scores
 
-    def _write(self, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
-        """What ``_checkpoint`` hands to the writer thread."""
-        (self.run / "samples").mkdir(exist_ok=True)
-        save_png(self.run / "samples" / f"step_{step:07d}.png", grid)
-        save_checkpoint(self.run / "last.pt", state)
-        if improved:
-            save_checkpoint(self.run / "best.pt", state)
-            save_bundle(self.run / "model.pt", self.run / "best.pt")  # for render
-        plot_curves(self.run / "metrics.csv", self.run / "curves.png")
-
-    def _all_agree(self, stop: bool, due: bool) -> tuple[bool, bool]:
-        """Whether any process was asked to stop, and whether rank 0 finds a checkpoint due: every
-        rank acts after the same step (else one would wait in the next all-reduce for ever)."""
+    def _all_agree(self, stop: bool, due: bool, bad: bool) -> tuple[bool, bool, bool]:
+        """Whether any process was asked to stop, whether rank 0 finds a checkpoint due, and
+        whether any process's numbers turned NaN or inf: every rank acts after the same step
+        (else one would wait in the next all-reduce for ever)."""
         if self.dist.world == 1:
-            return stop, due
-        flags = torch.tensor([float(stop), float(due and self.dist.main)], device=self.dist.device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0].item()), bool(flags[1].item())
+            return stop, due, bad
+        flags = [float(stop), float(due and self.dist.main), float(bad)]
+        agreed = torch.tensor(flags, device=self.dist.device)
+        dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+        stop, due, bad = (bool(f) for f in agreed.tolist())
+        return stop, due, bad
 
+    def _finite(self) -> bool:
+        """Whether G's and D's weights here are all numbers: a checkpoint of NaN or inf would
+        resume nothing and render black frames."""
+        weights = [t for net in (self.G, self.D) for t in net.state_dict().values()]
+        return all(bool(torch.isfinite(t).all()) for t in weights if t.is_floating_point())
 
-def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
-              on_image: Callable[[int, int], None] | None = None,
-              start: tuple[dict, dict | None] | None = None) -> Trainer:  # fmt: skip
-    """A new run folder with config.json; refuses one that already holds a run, and a folder
-    of other files. ``on_image(done, total)``: the decode of DATA into the run's cache."""
-    if (run / "last.pt").exists():
-        raise RunError(f"{run}: already holds a run; continue it with --resume {run}")
-    # A run folder without last.pt is a run that stopped before its first checkpoint: nothing
-    # to resume, so starting again over it loses nothing.
-    check_claim(run, "train", "a training run")
-    made = not run.exists()
-    if dist_info.main:
-        run.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
-            tmp.write_text(json.dumps(cfg.to_dict(), indent=2))
-    try:
-        return Trainer(cfg, run, dist_info, workers, on_image, start)
-    except BaseException:
-        if made and dist_info.main:  # bad data: the folder this call made goes again
-            remove_tree(run, run.parent, "train")
-        raise
+    def _diverged(self, what: str) -> RunError:
+        """Training has gone to NaN or inf (``what`` says where): the error to stop with, once
+        the checkpoints already queued (all of finite weights) are on the disk."""
+        if self.dist.main:
+            self.saver.close()
+        kept = "no checkpoint was written"
+        if self.kept_step is not None:
+            kept = f"{self.run / 'last.pt'} keeps step {self.kept_step}, the last good one"
+        said = f"training diverged at step {self.step} ({what}); {kept}"
+        return RunError(f"{self.run}: {said}; a lower --lr may help")
 
-
-def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None,
-               on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
-    """Continue ``run`` from last.pt: same step, optimizer state and schedule."""
-    if not (run / "last.pt").exists():
-        raise RunError(f"{run}: no last.pt to resume from")
-    cfg = TrainConfig.from_dict(load_checkpoint(run / "last.pt")["config"])
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    trainer = Trainer(cfg, run, dist_info, workers, on_image)
-    trainer.load(run / "last.pt")
-    return trainer
