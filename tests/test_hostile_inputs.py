@@ -369,6 +369,26 @@ def test_pipeline_refuses_a_special_file_as_its_recipe(tmp_path: Path, special: 
     )
 
 
+def test_a_fifo_as_the_model_is_refused_at_once(clip: Path, tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "model.pt")
+    one_line(
+        vidcolor("render", clip, tmp_path / "x.mp4", "--model", tmp_path / "model.pt", timeout=60),
+        r"model\.pt: not a regular file",
+    )
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_a_fifo_as_a_run_folders_record_does_not_block_train(photos: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "config.json")
+    one_line(
+        vidcolor("train", photos, "-o", run, *TINY, timeout=60),
+        rf"{re.escape(str(run))}: holds files and is not",
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
 # --- finding 11: working sizes beyond memory -------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from torch import nn
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
+from vidcolor.files import not_regular
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import ModelConfig, TrainConfig
 from vidcolor.schema import (
@@ -260,6 +261,8 @@ def _unreadable(path: Path, e: Exception) -> str:
 
 
 def _load(path: Path, what: str) -> dict:
+    if path.exists() and not path.is_file():  # a pipe would block torch.load for ever
+        raise CheckpointError(not_regular(path, f"a {what}"))
     if not path.is_file():
         raise CheckpointError(f"{path}: no such {what}")
     try:

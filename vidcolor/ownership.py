@@ -18,7 +18,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from vidcolor.errors import UserError
+from vidcolor.files import read_regular
 
+RUN_FORMAT = "vidcolor-run"  # a training run's config.json carries it; no other tool writes it
 TEMP = ".*.part-*"  # atomic.temp_beside's names: a file being written
 
 # What each kind of folder holds once vidcolor wrote it (patterns relative to the folder;
@@ -49,9 +51,9 @@ def kind_of(folder: Path) -> str | None:
         return None
 
     def record(name: str) -> dict:
-        try:
-            value = json.loads((folder / name).read_text())
-        except (OSError, ValueError):
+        try:  # a pipe or device at a record's name is no record, and must not block the read
+            value = json.loads(read_regular(folder / name, "a record"))
+        except (UserError, ValueError):
             return {}
         return value if isinstance(value, dict) else {}
 
@@ -59,7 +61,7 @@ def kind_of(folder: Path) -> str | None:
         return "dataset"
     if {"source", "options"} <= record("extract.json").keys():
         return "extract"
-    if record("config.json").get("format") == "vidcolor-run":  # runfolder.RUN_FORMAT
+    if record("config.json").get("format") == RUN_FORMAT:
         return "train"
     if folder.name.endswith(".partial") and ("videos" in record("plan.json") or
                                              {p.name for p in folder.iterdir()} == {"lock"}):

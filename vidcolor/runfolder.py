@@ -23,13 +23,12 @@ from vidcolor.checkpoint import check_train_config, load_checkpoint
 from vidcolor.errors import UserError
 from vidcolor.locks import exclusive
 from vidcolor.options import TrainConfig
-from vidcolor.ownership import NotOursError, check_claim, kind_of, remove_tree
+from vidcolor.ownership import RUN_FORMAT, NotOursError, check_claim, kind_of, remove_tree
 from vidcolor.runtime import Dist, RunError
 from vidcolor.train import Trainer
 
 __all__ = ["RUN_FORMAT", "resume_run", "start_run"]
 
-RUN_FORMAT = "vidcolor-run"  # config.json's mark: ownership.kind_of checks the same string
 
 
 def _write_record(run: Path, record: dict) -> None:
