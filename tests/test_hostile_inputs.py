@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import make_video, write_photos
 
 from cli import main
-from tests.conftest import make_video, write_photos
 from vidcolor.images import MAX_PIXELS, ImageError, declared_size, read_rgb
 from vidcolor.options import ExtractOptions, RenderOptions, TrainConfig
 
