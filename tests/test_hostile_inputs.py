@@ -150,6 +150,18 @@ def test_headers_give_the_size_opencv_decodes(suffix: str, params: list[int]) ->
     assert cv2.imdecode(buf, cv2.IMREAD_COLOR).shape == (37, 53, 3)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".bmp"])
+def test_a_header_cut_short_is_an_unreadable_image(tmp_path: Path, suffix: str) -> None:
+    ok, buf = cv2.imencode(suffix, np.zeros((8, 8, 3), np.uint8))
+    assert ok
+    data = buf.tobytes()
+    for cut in range(1, 30):  # within the header of each
+        path = tmp_path / f"cut{cut}{suffix}"
+        path.write_bytes(data[:cut])
+        with pytest.raises(ImageError, match=re.escape(str(path))):
+            read_rgb(path)
+
+
 def patched(tmp_path: Path, suffix: str, side: int) -> Path:
     """A small real image whose header is changed to declare ``side`` x ``side``."""
     lossy = [cv2.IMWRITE_WEBP_QUALITY, 90]  # VP8: 14 bits of width and height

@@ -74,7 +74,7 @@ def _webp_size(data: bytes) -> tuple[int, int] | None:
 def declared_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) that a PNG, JPEG, WebP or BMP file's header declares, read without
     decoding; None for anything else, or a header too short to say."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR":
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
         return struct.unpack(">II", data[16:24])
     if data.startswith(b"\xff\xd8"):
         return _jpeg_size(data)
