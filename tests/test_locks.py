@@ -3,6 +3,7 @@ the no-replace publish (vidcolor/atomic.py), each held against a second real pro
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -79,3 +80,18 @@ def test_publish_without_replace_keeps_a_file_that_appeared(tmp_path: Path) -> N
     with atomic_path(out) as tmp:  # replace=True, as --overwrite asks
         tmp.write_text("vidcolor's")
     assert out.read_text() == "vidcolor's"
+
+
+def test_a_users_file_at_the_lock_name_is_refused_and_kept(tmp_path: Path) -> None:
+    lock = tmp_path / ".out.lock"
+    lock.write_text("my notes")
+    with pytest.raises(UserError, match="not a vidcolor lock"), exclusive(lock, "out"):
+        pass
+    assert lock.read_text() == "my notes"
+    os.mkfifo(tmp_path / ".pipe.lock")
+    with (
+        pytest.raises(UserError, match="not a vidcolor lock"),
+        exclusive(tmp_path / ".pipe.lock", "out"),
+    ):
+        pass
+    assert (tmp_path / ".pipe.lock").exists()

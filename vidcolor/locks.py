@@ -6,16 +6,21 @@ file) and the second says so in one line instead of interleaving or replacing th
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from vidcolor.errors import UserError
+from vidcolor.ownership import NotOursError
 
 try:
     import fcntl
 except ImportError:  # not POSIX: no advisory locks, one writer is the user's care
     fcntl = None  # type: ignore[assignment]
+
+
+MARK = b"vidcolor lock\n"  # what a lock file of vidcolor's holds
 
 
 class BusyError(UserError):
@@ -50,8 +55,21 @@ def _take(lock: Path, what: str) -> int:
         except FileNotFoundError:
             here = None
         if here == os.fstat(fd).st_ino:
+            _claim(fd, lock)
             return fd
         os.close(fd)
+
+
+def _claim(fd: int, lock: Path) -> None:
+    """Mark the locked file as vidcolor's, or refuse a file of someone else's at its name: the
+    holder deletes its lock file at the end, and vidcolor deletes only what it made."""
+    info = os.fstat(fd)
+    content = os.pread(fd, len(MARK) + 1, 0) if stat.S_ISREG(info.st_mode) else None
+    if content == b"":  # new (or a killed run's, stopped before its mark): ours now
+        os.write(fd, MARK)
+    elif content != MARK:
+        os.close(fd)
+        raise NotOursError(f"{lock}: exists and is not a vidcolor lock; move it away and run again")
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from vidcolor.dataset_build.select import (
     usable_candidates,
 )
 from vidcolor.dataset_build.shards import write_shards
+from vidcolor.locks import exclusive
 from vidcolor.options import BuildOptions
 from vidcolor.ownership import (
     check_removable,
@@ -36,11 +37,6 @@ from vidcolor.ownership import (
     remove_tree,
 )
 from vidcolor.video import VideoError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; two builds into one folder are on the user
-    fcntl = None  # type: ignore[assignment]
 
 
 def frame_total(videos: list[Path]) -> int:
@@ -84,12 +80,7 @@ def build_dataset(
             "settings": asdict(PRESETS[options.preset]), "storage": [STORE, HEADROOM],
             "videos": [os.path.abspath(v) for v in unique]}  # fmt: skip
     claim(work, "dataset-partial", "an unfinished dataset build")
-    with open(work / "lock", "w") as lock:
-        if fcntl is not None:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise BuildError(f"{out}: another build is writing it") from None
+    with exclusive(work / "lock", str(out)):
         _prepare(work, plan, note)
         try:
             manifest = _build(unique, work, options, on_frames or (lambda n: None))
