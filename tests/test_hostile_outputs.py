@@ -378,6 +378,39 @@ def test_14_a_failed_extraction_into_an_empty_folder_leaves_it_empty(
     assert tree(tmp_path) == {"frames": "folder"}
 
 
+def test_14_a_manifest_that_cannot_grow_leaves_no_frame_without_its_row(tmp_path: Path) -> None:
+    """A file-size limit that the small frames pass and the growing manifest does not: the
+    frame whose row failed goes again, so --resume finds only listed frames and finishes."""
+    import resource
+
+    from vidcolor.extract import read_manifest
+
+    video, out = tmp_path / "flat.mp4", tmp_path / "frames"
+    make_video(video, frames=60, width=16, height=16)
+
+    def small_files() -> None:
+        _default_signals()
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+
+    command = [sys.executable, "-m", "cli", "extract", str(video), "-o", str(out)]
+    done = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=small_files,
+    )
+    one_line(done.returncode, done.stderr, r"manifest\.jsonl: cannot write \(")
+    listed = {row["file"] for row in read_manifest(out / "manifest.jsonl")}
+    assert 0 < len(listed) < 60 and {p.name for p in out.glob("*.png")} == listed
+    resumed = run(["extract", video, "-o", out, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(list(out.glob("*.png"))) == 60
+
+
 # --- finding 13: what a killed render --keyframes leaves in the temporary folder -------------
 
 

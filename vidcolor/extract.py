@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -11,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -262,10 +263,12 @@ class FrameExtractor:
                 signal's handler in the main thread only, so no stop comes between the two
                 (a file without its row is the user's to a later --resume)."""
                 _publish(tmp, out / row["file"])
+                line = (json.dumps(row) + "\n").encode()
                 try:
-                    manifest.write(json.dumps(row) + "\n")
-                    manifest.flush()
-                except OSError as e:
+                    if manifest.write(line) != len(line):  # the disk or a size limit is full
+                        raise OSError(errno.ENOSPC, "the row was cut short; the disk is full")
+                except OSError as e:  # the frame just landed is ours, and unlisted: it goes
+                    remove_file(out / row["file"], out)
                     raise ExtractError(f"{out / MANIFEST}: cannot write ({e.strerror})") from None
                 self.written += 1
 
@@ -303,12 +306,14 @@ class FrameExtractor:
         if self.detector is not None:
             self._write_scenes()
 
-    def _open_manifest(self) -> TextIO:
-        """The manifest, to append to; never through a link planted at its name."""
+    def _open_manifest(self) -> BinaryIO:
+        """The manifest, to append to; never through a link planted at its name. Unbuffered:
+        a row that cannot be written fails at once and is not tried again as the file
+        closes (read_manifest ignores a last row cut short)."""
         path = self.out_dir / MANIFEST
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.fdopen(os.open(path, flags, 0o644), "a")
+            return os.fdopen(os.open(path, flags, 0o644), "ab", buffering=0)
         except OSError as e:
             raise ExtractError(f"{path}: cannot write ({e.strerror or e})") from None
 
