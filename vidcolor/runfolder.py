@@ -80,22 +80,24 @@ def _claim_new(run: Path, cfg: TrainConfig, hold: ExitStack) -> bool:
     return made
 
 
-def _claim_resume(run: Path, hold: ExitStack) -> None:
+def _claim_resume(run: Path, hold: ExitStack) -> dict:
     """``run`` checked as a run to resume and locked (into ``hold``); a run folder an earlier
-    vidcolor made is marked."""
+    vidcolor made is marked. Its last.pt, loaded and checked once, under the lock."""
     if not (run / "last.pt").exists():
         raise RunError(f"{run}: no last.pt to resume from")
-    load_checkpoint(run / "last.pt")  # a damaged or foreign checkpoint says so first
     marked = kind_of(run) == "train"
     earlier = None if marked else earlier_run(run)
     if not marked and earlier is None:
+        load_checkpoint(run / "last.pt")  # a damaged or foreign checkpoint says so first
         why = "its config.json is not a run's record"
         raise NotOursError(f"{run}: not a training run vidcolor made ({why}); left alone")
     with ExitStack() as failing:
         failing.enter_context(exclusive(run / "lock", str(run)))  # released if what follows fails
+        state = load_checkpoint(run / "last.pt")
         if earlier is not None:
             _write_record(run, earlier)
         hold.push(failing.pop_all())
+    return state
 
 
 def _on_rank_0(dist_info: Dist, claim: Callable[[], object]) -> object:
@@ -139,13 +141,14 @@ def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = No
     """Continue ``run`` from last.pt: same step, optimizer state and schedule. The run's lock
     is held until the trainer's ``fit`` ends."""
     hold = ExitStack()
-    _on_rank_0(dist_info, lambda: _claim_resume(run, hold))
+    state = _on_rank_0(dist_info, lambda: _claim_resume(run, hold))
     try:
-        cfg = TrainConfig.from_dict(load_checkpoint(run / "last.pt")["config"])
+        state = state or load_checkpoint(run / "last.pt")  # the other ranks read their own
+        cfg = TrainConfig.from_dict(state["config"])
         if epochs is not None:
             cfg = replace(cfg, epochs=epochs)
         trainer = Trainer(cfg, run, dist_info, workers, on_image)
-        trainer.load(run / "last.pt")
+        trainer.load(run / "last.pt", state)
     except BaseException:
         hold.close()
         raise

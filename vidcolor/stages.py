@@ -143,8 +143,8 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
             trainer = resume_run(run, dist, stage.workers, epochs, decoded)
         else:
             trainer = start_run(config, run, dist, stage.workers, decoded, start)
-    try:
-        with report.training(run, trainer, resume) as on_step:
+    try:  # the run's lock goes with the training, also when the report fails to start
+        with trainer.hold, report.training(run, trainer, resume) as on_step:
             scores = trainer.fit(on_step)
     except KeyboardInterrupt as e:
         if not dist.main:

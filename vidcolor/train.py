@@ -170,10 +170,10 @@ class Trainer:
             save_checkpoint(self.run / name, self.state())
             self.kept_step = self.step
 
-    def load(self, path: Path) -> None:
-        """Continue from ``path``, a checkpoint of this run's model, data and process count.
-        load_checkpoint has checked every part of it (keys, types, bounds, shapes)."""
-        s = load_checkpoint(path)
+    def load(self, path: Path, state: dict | None = None) -> None:
+        """Continue from ``path``, a checkpoint of this run's model, data and process count
+        (``state``: what load_checkpoint already read from it, which checked every part)."""
+        s = state or load_checkpoint(path)
         if s["config"]["model"] != self.cfg.model.to_dict():
             raise RunError(f"{path}: holds a model other than this run's "
                            f"({s['config']['model']}, not {self.cfg.model.to_dict()})")  # fmt: skip
