@@ -176,15 +176,9 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
         images = image_files(src)
         if not images:
             raise RenderError(f"{src}: no images to render")
-        taken = [dst / p.name for p in images if (dst / p.name).exists()]
-        if taken and not overwrite:
-            raise RenderError(f"{taken[0]}: exists ({len(taken)} of the outputs do); use "
-                              "--overwrite")  # fmt: skip
+        _check_outputs(dst, images, options, overwrite)
         return images
-    sheet = dst.with_name(f"{dst.stem}_preview.png")
-    for path in [dst, sheet] if options.preview_frames else [dst]:
-        if path.exists() and not overwrite:
-            raise RenderError(f"{path}: exists; use --overwrite to replace it")
+    _check_outputs(dst, None, options, overwrite)
     if not dst.parent.is_dir():
         state = "not a folder" if dst.parent.exists() else "no such folder"
         raise RenderError(f"{dst.parent}: {state}")
@@ -196,6 +190,27 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
     else:
         probe(src)  # a bad video fails here
     return None
+
+
+def _check_outputs(
+    dst: Path, images: list[Path] | None, options: RenderOptions, overwrite: bool
+) -> None:
+    """Without ``overwrite``, a RenderError for an output of ``dst`` that exists already (for a
+    folder of ``images``: each image's name in ``dst``; else ``dst`` and its contact sheet)."""
+    from vidcolor.render import RenderError
+
+    if overwrite:
+        return
+    if images is not None:
+        taken = [dst / p.name for p in images if (dst / p.name).exists()]
+        if taken:
+            raise RenderError(f"{taken[0]}: exists ({len(taken)} of the outputs do); use "
+                              "--overwrite")  # fmt: skip
+        return
+    sheet = dst.with_name(f"{dst.stem}_preview.png")
+    for path in [dst, sheet] if options.preview_frames else [dst]:
+        if path.exists():
+            raise RenderError(f"{path}: exists; use --overwrite to replace it")
 
 
 def render(src: Path, dst: Path, options: RenderOptions | None = None,
@@ -212,9 +227,9 @@ def render(src: Path, dst: Path, options: RenderOptions | None = None,
     options, report = options or RenderOptions(), report or Reporter()
     images = check_render(src, dst, options, overwrite)
     if images is not None:
-        dst.mkdir(parents=True, exist_ok=True)  # the folder its lock sits beside
+        dst.absolute().parent.mkdir(parents=True, exist_ok=True)  # where its lock sits
     with exclusive(beside(dst), str(dst)):  # refused now, not after the model loads
-        check_render(src, dst, options, overwrite)  # as it is now that no render writes it
+        _check_outputs(dst, images, options, overwrite)  # as they are now that no render writes
         colorizer = colorizer or Colorizer.from_options(options)
         if images is not None:
             return _render_folder(images, dst, colorizer, report, overwrite)
