@@ -404,7 +404,7 @@ def test_a_fifo_as_a_run_folders_record_does_not_block_train(photos: Path, tmp_p
 # --- finding 11: working sizes beyond memory -------------------------------------------------
 
 
-def test_a_render_size_beyond_input_and_model_is_refused(
+def test_a_render_size_beyond_memory_says_what_it_would_need(
     clip: Path, tmp_path: Path, tiny_model: Path
 ) -> None:
     one_line(
@@ -418,8 +418,8 @@ def test_a_render_size_beyond_input_and_model_is_refused(
             "4096",
             memory=6 * GIB,
         ),
-        r"clip\.mp4: a working size of 4096 is larger than both its short side \(48\) and "
-        r"the model's own \(32\); use at most 48",
+        r"clip\.mp4: colorizing at 5461x4096 \(working size 4096\) needs about [\d.]+ GB "
+        r"of memory, and [\d.]+ GB is free; use a smaller --render-size",
     )
     assert list(tmp_path.iterdir()) == []
 

@@ -6,8 +6,12 @@ part-way through the video."""
 from __future__ import annotations
 
 import os
-import resource
 from pathlib import Path
+
+try:
+    import resource
+except ImportError:  # not POSIX: no address-space limit to read
+    resource = None  # type: ignore[assignment]
 
 GB = 1 << 30
 
@@ -42,16 +46,23 @@ def _meminfo_available() -> int | None:
 
 def _cgroup_room() -> int | None:
     """What the process's cgroup (v2) still allows, where it sets a limit."""
+    cgroup = Path("/sys/fs/cgroup")
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = int((cgroup / "memory.current").read_text())
+        stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
     except (OSError, ValueError):
         return None
-    return None if limit == "max" else int(limit) - used
+    # Page cache of files no one reads now is given back on demand: a container that has
+    # decoded videos a while sits near its limit without being short of memory.
+    reclaimable = int(stat.get("inactive_file", 0))
+    return None if limit == "max" else int(limit) - used + reclaimable
 
 
 def _address_space_room() -> int | None:
     """What an address-space limit (``ulimit -v``) leaves, beside what is mapped already."""
+    if resource is None:
+        return None
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     if soft == resource.RLIM_INFINITY:
         return None

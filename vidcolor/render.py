@@ -92,17 +92,10 @@ class Colorizer:
         return cls(options.model, options.device, options.render_size, options.batch_size)
 
     def fit(self, width: int, height: int, temporal: bool, src: Path) -> None:
-        """Check the working size for a ``width`` x ``height`` input before any work, as a
-        one-line RenderError naming ``src``: beyond both the input's short side and the model's
-        own size it adds no detail, only memory and time; and on a CPU the batch is halved
-        until the render fits in the memory left (memory.py), as CUDA's out-of-memory halves
-        it, and refused, saying what it would need, when one frame does not fit."""
-        short, own = min(width, height), int(self.info["size"])
-        if self.size > max(short, own):
-            raise RenderError(
-                f"{src}: a working size of {self.size} is larger than both its short side "
-                f"({short}) and the model's own ({own}); use at most {max(short, own)}"
-            )
+        """Check the working size for a ``width`` x ``height`` input before any work: on a CPU
+        the batch is halved until the render fits in the memory left (memory.py), as CUDA's
+        out-of-memory halves it, and a render whose one frame does not fit is refused in one
+        line naming ``src`` and what it would need."""
         free = available_bytes() if self.device.type == "cpu" else None  # CUDA: _generate
         if free is None:
             return
