@@ -28,7 +28,7 @@ def read_regular(path: Path, what: str = "input", limit: int | None = None) -> b
     unreadable, or longer than ``limit`` bytes. The file is opened without blocking and checked
     on its descriptor, so a FIFO that takes a regular file's name is refused at once."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # POSIX only
     except OSError as e:
         raise UserError(f"{path}: cannot read ({e.strerror})") from None
     try:

@@ -115,7 +115,7 @@ def clear_stale_spills(folder: Path | None = None) -> int:
             continue
         try:
             info = entry.lstat()
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != getattr(os, "getuid", int)():
                 continue  # a link, or someone else's
             files = list(entry.iterdir())
             if any(f.name not in spills or not stat.S_ISREG(f.lstat().st_mode) for f in files):
