@@ -34,9 +34,9 @@ def test_adapting_brings_the_model_to_the_keys_colours(tiny_model: Path) -> None
     keys = [_shapes(i) for i in range(3)]
     unseen = [_shapes(10 + i) for i in range(3)]  # the same palette, other frames
     before = _l1(colorizer, keys), _l1(colorizer, unseen)
-    losses = adapt(colorizer, keys, seconds=2.0)
+    losses = adapt(colorizer, keys, seconds=120.0, max_steps=200)  # steps, not a machine's speed
     after = _l1(colorizer, keys), _l1(colorizer, unseen)
-    assert len(losses) >= 5 and np.mean(losses[-3:]) < losses[0]
+    assert len(losses) == 200 and np.mean(losses[-3:]) < losses[0]
     assert after[0] < 0.7 * before[0], (before, after)
     assert after[1] < 0.8 * before[1], (before, after)  # frames it never saw take the palette
 

@@ -341,8 +341,8 @@ def test_extract_on_a_full_disk_names_the_path(small_disk: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize(("length", "left"), [
-    (240, ["lock", "plan.json"]),  # the scan itself overflows: it is dropped
-    (48, ["lock", "plan.json", "scan_0.json", "scan_0.small.u8", "scan_0.std.npy", "scan_0.u8"]),
+    (240, ["plan.json"]),  # the scan itself overflows: it is dropped
+    (48, ["plan.json", "scan_0.json", "scan_0.small.u8", "scan_0.std.npy", "scan_0.u8"]),
 ])  # 48 frames: the scan fits and is kept to resume from; the shard overflows and is dropped
 def test_dataset_build_on_a_full_disk_keeps_only_what_can_resume(
     small_disk: Path, tmp_path: Path, length: int, left: list[str]

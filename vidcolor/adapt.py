@@ -51,10 +51,11 @@ class KeySample:
 
 
 def adapt(colorizer: Any, keys: list[np.ndarray], seconds: float,
-          on_time: Callable[[float], None] | None = None, seed: int = 0
-          ) -> list[float]:  # fmt: skip
+          on_time: Callable[[float], None] | None = None, seed: int = 0,
+          max_steps: int | None = None) -> list[float]:  # fmt: skip
     """Fine-tune ``colorizer.G`` (a render.Colorizer's) on ``keys`` (same-sized HxWx3 uint8
-    RGB) for ``seconds`` of wall time, at least one step; batches of up to BATCH keys, each
+    RGB) for ``seconds`` of wall time, at least one step and at most ``max_steps`` (a
+    result that does not depend on the machine's speed); batches of up to BATCH keys, each
     flipped left-right at random. ``on_time(elapsed)`` hears after each step. Returns each
     step's L1 loss (model scale)."""
     device, G = colorizer.device, colorizer.G
@@ -67,7 +68,8 @@ def adapt(colorizer: Any, keys: list[np.ndarray], seconds: float,
     start = time.perf_counter()
     G.eval()
     with torch.enable_grad():
-        while not losses or time.perf_counter() - start < seconds:
+        while not losses or (time.perf_counter() - start < seconds
+                             and (max_steps is None or len(losses) < max_steps)):
             pick = torch.randperm(len(keys), generator=generator)[:BATCH].to(device)
             x, y = L[pick], ab[pick]
             if torch.rand(1, generator=generator).item() < 0.5:
