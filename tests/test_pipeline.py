@@ -104,7 +104,7 @@ def test_a_training_option_reruns_training_and_render_only(project: Path) -> Non
 
 
 def test_a_run_killed_in_training_resumes_from_its_checkpoint(project: Path) -> None:
-    args = ["--set", "train.epochs=40", "--set", "train.checkpoint-every=2"]
+    args = ["--set", "train.epochs=20", "--set", "train.checkpoint-every=4"]
     cmd = [sys.executable, "-m", "cli", "pipeline", "run", str(project / "r.toml"), *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL,
@@ -123,9 +123,9 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(project: Path) -> 
     assert "train    interrupted  will resume" in status.output
     code, err = run(project, *args)
     assert code == 0, err
-    step, total = (int(w) for w in err.split(" at step ")[1].split()[:3:2])  # "12 of 160"
+    step, total = (int(w) for w in err.split(" at step ")[1].split()[:3:2])  # "12 of 80"
     assert 0 < step < total  # picked up from the checkpoint, not from zero
-    assert f"done: {total} steps" in err and total == 40 * 4  # 40 epochs of 16 images / 4
+    assert f"done: {total} steps" in err and total == 20 * 4  # 20 epochs of 16 images / 4
     assert json.loads((project / "work" / "pipeline" / "train.json").read_text())["status"] == (
         "done")  # fmt: skip
 

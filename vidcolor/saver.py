@@ -91,9 +91,10 @@ def append_metrics(path: Path, row: dict) -> None:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improved: bool) -> None:
+def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improved: bool,
+                     curves: bool = True) -> None:  # fmt: skip
     """What a trainer's checkpoint hands to the writer thread: the sample grid, last.pt, and
-    best.pt with model.pt when validation improved, then the curves."""
+    best.pt with model.pt when validation improved, then the curves when ``curves``."""
     sample = run / "samples" / f"step_{step:07d}.png"
     with saving(sample):
         sample.parent.mkdir(exist_ok=True)
@@ -102,5 +103,6 @@ def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improv
     if improved:
         save_checkpoint(run / "best.pt", state)
         save_bundle(run / "model.pt", run / "best.pt")  # for render
-    with saving(run / "curves.png"):
-        plot_curves(run / "metrics.csv", run / "curves.png")
+    if curves:
+        with saving(run / "curves.png"):
+            plot_curves(run / "metrics.csv", run / "curves.png")

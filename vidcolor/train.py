@@ -33,6 +33,7 @@ from vidcolor.threads import threaded
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
+CURVES_SECONDS = 30.0  # curves.png is redrawn at most this often (a redraw costs about 0.5 s)
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
@@ -84,6 +85,7 @@ class Trainer:
         self.saver = Saver()
         self.hold = ExitStack()  # what the run folder holds while it trains: fit releases it
         self._saved_at, self._saved_step = time.monotonic(), -1
+        self._curves_at = -math.inf
         self.kept_step: int | None = None  # the step of the last checkpoint written or loaded
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
@@ -388,8 +390,9 @@ class Trainer:
 
     def _checkpoint(self, phase: str) -> dict[str, float]:
         """Validation and the sample grid now (rank 0); last.pt, and best.pt with model.pt
-        when validation improved, samples/step_N.png and curves.png written in the
-        background. A barrier keeps the ranks in step."""
+        when validation improved, samples/step_N.png and curves.png (at the last step, else
+        at most every CURVES_SECONDS) written in the background. A barrier keeps the ranks in
+        step."""
         scores: dict[str, float] = {}
         if self._all_agree(False, False, not self._finite())[2]:  # on any rank
             raise self._diverged("the weights hold NaN or inf")
@@ -401,7 +404,12 @@ class Trainer:
             if improved:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
             step = self.step  # now: the writer runs while training moves on
-            self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved))
+            curves = (step == self.total_steps
+                      or time.monotonic() - self._curves_at >= CURVES_SECONDS)
+            if curves:
+                self._curves_at = time.monotonic()
+            self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved,
+                                                       curves))  # fmt: skip
             self.kept_step = step
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
