@@ -166,3 +166,23 @@ def test_finish_gives_the_same_shots_when_asked_again(tmp_path: Path) -> None:
     assert detector.scenes() == detector.scenes()
     with pytest.raises(RuntimeError, match="finished"):
         detector.push(10**6, np.zeros((54, 96, 3), np.uint8))
+
+
+def test_fades_with_repeated_frames_and_at_the_stream_ends() -> None:
+    """Captured footage repeats frames (a game drawn faster than it is recorded, animation on
+    twos): a fade's ramp holds each level for up to three frames and goes on. A fade in from
+    the first frame, or out to the last, has no dark stretch on one side, and is found too."""
+    picture = np.random.default_rng(0).integers(60, 200, (54, 96, 3)).astype(np.float32)
+    gains = ([0.2 + 0.08 * (i // 3) for i in range(30)]  # 0-29: in from a dim first frame
+             + [1.0] * 40  # 30-69: the shot
+             + [1 - (i // 3) / 10 for i in range(30)] + [0.0] * 3  # 70-102: out to black
+             + [1.0] * 40  # 103-142: the next shot, cut in
+             + [1 - (i // 2) / 12 for i in range(20)])  # 143-162: out, to the last frame
+    detector = ShotDetector(24)
+    for i, gain in enumerate(gains):
+        detector.push(i, (picture * gain).astype(np.uint8))
+    spans, fades = detector.transitions, [(0, 30), (72, 103), (143, 162)]
+    for ta, tb in fades:  # each fade found whole, give or take a frame
+        assert any(abs(a - ta) <= 1 and abs(b - tb) <= 1 for a, b in spans), spans
+    assert all(any(ta - 1 <= a and b <= tb + 1 for ta, tb in fades) for a, b in spans), spans
+    assert detector.cuts() and all(72 <= c <= 103 for c in detector.cuts())  # in the fade

@@ -39,7 +39,10 @@ DISSOLVE_HALF = 6  # frames from either end of a dissolve window to its middle (
 DISSOLVE_BLEND = 0.2  # the middle is within this share of the ends' difference of their mean
 DISSOLVE_MIN = 15.0  # mean |BGR difference| of the ends' thumbnails: as much as a cut changes
 DISSOLVE_SCALED = 0.35  # ends this close (share of their difference) to scaled copies: a fade
-FADE_RAMP = 0.5  # mean level gained per frame while a fade is still going
+FADE_RAMP = 0.5  # mean level gained per frame while a fade is still going, or less ...
+FADE_SHARE = 0.01  # ... this share of the level a frame: a dark picture fades in smaller steps
+FADE_HOLD = 6  # a ramp goes on over up to this many frames at one level (repeated frames)
+EDGE_FADE_MIN = 4  # frames of ramp at the stream's first or last frame that make a fade there
 
 
 @dataclass(frozen=True)
@@ -215,19 +218,39 @@ class ShotDetector:
     def _fade_span(self, cut: int) -> tuple[int, int]:
         """The frames of a fade around its cut: the dark stretch, then the ramps on either side
         for as long as the brightness keeps climbing away from it."""
-        first = self._first or 0
-        level = self._levels
+        k = cut - (self._first or 0)
+        return self._walk(k, -1), self._walk(k, 1)
 
-        def walk(i: int, step: int) -> int:
-            inside = range(0, len(level))
-            while i + step in inside and level[i + step] < self._fade_level:
-                i += step  # through the dark
-            while i + step in inside and level[i + step] > level[i] + FADE_RAMP:
-                i += step  # up the ramp
-            return i
+    def _walk(self, k: int, step: int) -> int:
+        """From the ``k``-th pushed frame, ``step`` by ``step``: through the dark, then up the
+        ramp while the level climbs (FADE_RAMP, FADE_SHARE). A frame repeated (FADE_HOLD frames
+        at one level: captured and on-twos footage) does not end the ramp. The frame index of
+        the last frame of the fade that way."""
+        level, inside = self._levels, range(len(self._levels))
+        while k + step in inside and level[k + step] < self._fade_level:
+            k += step  # through the dark
+        while True:
+            ahead = [j for j in range(k + step, k + step * (FADE_HOLD + 1), step) if j in inside]
+            rate = min(FADE_RAMP, FADE_SHARE * level[k])
+            up = [j for j in ahead if level[j] > level[k] + rate * abs(j - k)]
+            if not up:
+                return (self._first or 0) + k
+            k = up[0]
 
-        k = cut - first
-        return first + walk(k, -1), first + walk(k, 1)
+    def _edge_fades(self) -> list[tuple[int, int]]:
+        """A fade in from the stream's first frame, or out to its last: the stream starts or
+        ends inside it, so no dark stretch is seen on both sides, and no cut is found."""
+        if not self._levels:
+            return []
+        first, last = self._first or 0, self._last
+        spans = []
+        end = self._walk(0, 1)  # from the first frame, up the ramp
+        if end - first >= EDGE_FADE_MIN:
+            spans.append((first, end))
+        start = self._walk(len(self._levels) - 1, -1)
+        if last - start >= EDGE_FADE_MIN:
+            spans.append((start, last))
+        return spans
 
     def settled(self) -> set[int]:
         """The cuts decided so far, before the stream has ended: content cuts past the flash
@@ -266,6 +289,7 @@ class ShotDetector:
         transitions = sorted(
             [self._fade_span(c) for c in self._fade_cuts if 0 < c <= self._last]
             + [(m - DISSOLVE_HALF, m + DISSOLVE_HALF) for m in set(self._dissolves.middles)]
+            + self._edge_fades()
         )
         cuts: list[int] = []
         for c in sorted(c for c in self.settled() if 0 < c <= self._last):
