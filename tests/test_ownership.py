@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from conftest import make_video, write_photos
 
 from cli import main
-from vidcolor.atomic import clear_stale, temp_beside
+from vidcolor.atomic import clear_own, clear_stale, temp_beside
 from vidcolor.ownership import NotOursError, file_in, kind_of, remove_tree
 
 ROOT = Path(__file__).parents[1]
@@ -114,6 +114,18 @@ def test_temporary_files_of_dead_processes_are_cleared_and_no_others(tmp_path: P
         p.write_bytes(b"x")
     assert clear_stale(tmp_path) == 1
     assert not stale.exists() and live.exists() and other_live.exists() and user.exists()
+
+
+def test_own_temporary_files_are_cleared_only_for_the_stems_asked(tmp_path: Path) -> None:
+    """What extract sweeps after a stop: its own half-landed frames, no one else's files."""
+    frame = temp_beside(tmp_path / "ep_000024.png")
+    other_stem = temp_beside(tmp_path / "manifest.jsonl")
+    other_pid = tmp_path / f".ep_000025.part-{os.getppid()}.png"
+    user = tmp_path / "ep_000026.png"
+    for p in (frame, other_stem, other_pid, user):
+        p.write_bytes(b"x")
+    assert clear_own(tmp_path, r"ep_\d{6,}") == 1
+    assert not frame.exists() and other_stem.exists() and other_pid.exists() and user.exists()
 
 
 # --- finding 1: pipeline run and user folders -------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -36,6 +36,25 @@ def clear_stale(folder: Path, target: Path | None = None) -> int:
     """Delete the temporary files in ``folder`` left by vidcolor processes that no longer run
     (a SIGKILL, a power cut), only those of ``target`` when given; returns how many. Commands
     call it once for each folder they write in, as they start."""
+
+    def stale(m: re.Match[str]) -> bool:
+        pid = int(m["pid"])
+        if pid == os.getpid() or alive(pid):
+            return False
+        return target is None or (m["stem"], m["suffix"]) == (target.stem, target.suffix)
+
+    return _clear(folder, stale)
+
+
+def clear_own(folder: Path, stem: str) -> int:
+    """Delete this process's temporary files in ``folder`` whose target's stem fully matches
+    the regular expression ``stem``: work a stop cut off between starting a file and keeping
+    track of it. Call it only once no thread of the process writes there."""
+    return _clear(folder, lambda m: int(m["pid"]) == os.getpid()
+                  and re.fullmatch(stem, m["stem"]) is not None)  # fmt: skip
+
+
+def _clear(folder: Path, chosen: Callable[[re.Match[str]], bool]) -> int:
     removed = 0
     try:
         entries = list(folder.iterdir())
@@ -43,9 +62,7 @@ def clear_stale(folder: Path, target: Path | None = None) -> int:
         return 0
     for entry in entries:
         m = _TEMP.match(entry.name)
-        if m is None or int(m["pid"]) == os.getpid() or alive(int(m["pid"])):
-            continue
-        if target is not None and (m["stem"], m["suffix"]) != (target.stem, target.suffix):
+        if m is None or not chosen(m):
             continue
         if entry.is_file() and not entry.is_symlink():
             with suppress(OSError):

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import cv2
 import numpy as np
 
-from vidcolor.atomic import AppearedError, atomic_path, clear_stale, publish, temp_beside
+from vidcolor.atomic import AppearedError, atomic_path, clear_own, clear_stale, publish, temp_beside
 from vidcolor.errors import UserError
 from vidcolor.options import ExtractOptions
 from vidcolor.ownership import file_in, kind_of, remove_file
@@ -251,6 +251,17 @@ class FrameExtractor:
     def _extract(self) -> Iterator[dict]:
         out = self.out_dir
         _write_file(out / SETTINGS, json.dumps(self._settings(), indent=2).encode())
+        try:
+            yield from self._land_all(out)
+        finally:  # a stop just after a frame was started, before it was tracked: not kept
+            clear_own(out, rf"{re.escape(self.video.stem)}_\d{{6,}}")
+        if self.written == 0 and not self.done:
+            raise NoFramesError(self.video, "in the requested range")
+        if self.detector is not None:
+            self._write_scenes()
+
+    def _land_all(self, out: Path) -> Iterator[dict]:
+        """Encode frames on worker threads and land each, file then row, in frame order."""
         pending: deque[tuple[dict, Future]] = deque()
         with (
             self._open_manifest() as manifest,
@@ -301,10 +312,6 @@ class FrameExtractor:
                 for _, job in pending:  # what is left after a failure is dropped
                     with suppress(Exception):
                         job.result().unlink(missing_ok=True)
-        if self.written == 0 and not self.done:
-            raise NoFramesError(self.video, "in the requested range")
-        if self.detector is not None:
-            self._write_scenes()
 
     def _open_manifest(self) -> BinaryIO:
         """The manifest, to append to; never through a link planted at its name. Unbuffered:
