@@ -253,6 +253,22 @@ def test_shipped_recipes_fit_the_command(name: str) -> None:
     assert options["preset"] in PRESETS and options["split_by"] == "episode"
 
 
+@pytest.mark.parametrize("name", ["strategy_game.toml", "cartoon_game.toml"])
+def test_footage_recipes_fit_their_commands(name: str) -> None:
+    """The loop's recipes run on recorded footage CI lacks; their stages are checked here."""
+    from cli import dataset_build, render, train
+    from vidcolor.pipeline.check import checked_stage
+    from vidcolor.pipeline.recipe import load
+
+    recipe = load(Path(__file__).parents[1] / "pipelines" / name)
+    stages = ["dataset", "train", "render"]
+    commands = (dataset_build, train, render)
+    got = {s: checked_stage(recipe, s, stages, c)[1] for s, c in zip(stages, commands, strict=True)}
+    assert got["dataset"]["preset"] in PRESETS
+    assert got["train"]["size"] == 224  # the bundled model's, so train.init=default fits
+    assert got["render"]["preview-frames"] > 0
+
+
 def test_an_l_shaped_hud_is_kept_out_too(tmp_path: Path) -> None:
     episode = replay(3, length=480)
     inner = episode.frame
