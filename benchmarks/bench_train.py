@@ -49,6 +49,7 @@ CONFIGS = {
     "small": ("width 32, depth 6, PatchGAN", ModelConfig(base_width=32, depth=6)),
 }
 STOP_GRACE = 60.0  # seconds a stopped training run may take to save last.pt and exit
+ROW_WAIT = 120.0  # seconds past the planned stop to wait for a first row (a slow, busy machine)
 
 
 def trainer_batches(trainer: Trainer, epoch: int) -> Iterator[torch.Tensor]:
@@ -118,6 +119,11 @@ def _metric_rows(path: Path) -> list[tuple[int, float]]:
     return rows
 
 
+def _heed_sigint() -> None:
+    """The child's SIGINT at its default: a bench started with ``&`` passes it on ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _end(proc: subprocess.Popen, asked: bool) -> None:
     """Make sure ``proc`` ends when this benchmark is interrupted or gives up on it. A Ctrl-C
     or a timeout's signal to the process group reached it too, and a second SIGINT would stop
@@ -138,8 +144,9 @@ def _end(proc: subprocess.Popen, asked: bool) -> None:
 
 def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: int,
                model: ModelConfig, device: str, workers: int) -> Result:  # fmt: skip
-    """Run ``vidcolor train`` (the CLI, in a process of its own) for ``seconds``, then stop it
-    with SIGINT as Ctrl-C would (it saves last.pt and exits 130, which is expected here).
+    """Run ``vidcolor train`` (the CLI, in a process of its own) for ``seconds``, and on until
+    its first metrics.csv row (ROW_WAIT at most), then stop it with SIGINT as Ctrl-C would (it
+    saves last.pt and exits 130, which is expected here).
 
     Only the CLI and metrics.csv's ``step`` and ``images_per_s`` columns are relied on. The
     train loop's rate weighs each row's rate by its steps, leaving out the first row (process
@@ -156,7 +163,7 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
     with open(log_path, "w") as log:
         t_launch = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+                                stderr=subprocess.STDOUT, preexec_fn=_heed_sigint)  # fmt: skip
         try:
             while True:  # rows are watched until it exits: the step in progress still logs
                 done = proc.poll() is not None
@@ -165,7 +172,7 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
                     seen.setdefault(step, now)
                 if done:
                     break
-                if sent is None and now >= seconds:
+                if sent is None and now >= seconds and (seen or now >= seconds + ROW_WAIT):
                     proc.send_signal(signal.SIGINT)
                     sent = now
                 if sent is not None and now - sent > STOP_GRACE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,6 +13,14 @@ import pytest
 SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
 # Backgrounds of the two shots either side of the hard cut (RGB).
 SHOT_COLOURS = [(200, 60, 40), (40, 90, 200)]
+
+
+def default_signals() -> None:
+    """A child's ``preexec_fn``: SIGINT and SIGTERM at their defaults. A suite started with
+    ``&`` from a script passes SIGINT on ignored, and vidcolor rightly leaves an ignored stop
+    signal ignored, so a test that stops its child with one would wait in vain."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def shapes_frame(i: int, width: int, height: int, cut_at: int | None = None) -> np.ndarray:

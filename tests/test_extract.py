@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
-from conftest import make_audio_only, make_video
+from conftest import default_signals, make_audio_only, make_video
 
 from cli import main
 from vidcolor.extract import read_manifest
@@ -133,7 +133,7 @@ def test_ctrl_c_keeps_whole_frames_and_resume_completes(tmp_path: Path) -> None:
     make_video(video, frames=600, width=320, height=240)
     cmd = [sys.executable, "-c", "from cli import main; main()", "extract", str(video)]
     proc = subprocess.Popen([*cmd, "-o", str(out)], stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).parents[1])  # fmt: skip
+                            cwd=Path(__file__).parents[1], preexec_fn=default_signals)  # fmt: skip
     deadline = time.time() + 60
     while len(read_manifest(out / "manifest.jsonl")) < 20 and time.time() < deadline:
         time.sleep(0.05)

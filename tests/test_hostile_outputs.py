@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import make_video, shapes_frame, write_photos
+from conftest import default_signals, make_video, shapes_frame, write_photos
 
 from vidcolor.video import probe
 
@@ -52,18 +52,12 @@ def env(fault: str | None = None, **extra: str) -> dict[str, str]:
     return kept
 
 
-def _default_signals() -> None:
-    """In the child: SIGTERM and SIGINT at their defaults, whatever the suite runs under."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def start(argv: list, fault: str | None = None, **extra: str) -> subprocess.Popen:
     """A vidcolor command as a child process, running on its own."""
     command = [sys.executable, "-m", "cli", *map(str, argv)]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     child = subprocess.Popen(
-        command, cwd=ROOT, env=env(fault, **extra), preexec_fn=_default_signals, **pipes
+        command, cwd=ROOT, env=env(fault, **extra), preexec_fn=default_signals, **pipes
     )
     STARTED.append(child)
     return child
@@ -389,7 +383,7 @@ def test_14_a_manifest_that_cannot_grow_leaves_no_frame_without_its_row(tmp_path
     make_video(video, frames=60, width=16, height=16)
 
     def small_files() -> None:
-        _default_signals()
+        default_signals()
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
         resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
-from conftest import write_photos
+from conftest import default_signals, write_photos
 
 from cli import main
 from vidcolor.checkpoint import CheckpointError, load_checkpoint
@@ -210,7 +210,8 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "from cli import main; main()", "train", str(tmp_path / "photos"),
            "-o", str(out), "--size", "32", "--epochs", "1000", "--batch-size", "2",
            "--base-width", "8", "--depth", "4", "--workers", "0", "--checkpoint-every", "25"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals)  # fmt: skip
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.1)
