@@ -9,7 +9,6 @@ import re
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import BinaryIO
@@ -220,10 +219,15 @@ class FrameExtractor:
         clear_stale(out)
         return {}
 
+    @property
+    def _frame_stem(self) -> str:
+        """A regular expression for the stem of this video's frame files (``ep_000012``)."""
+        return rf"{re.escape(self.video.stem)}_\d{{6,}}"
+
     def _refuse_unlisted(self, rows: list[dict]) -> None:
         """Refuse a folder holding a file at one of this video's frame names that ``rows``
         (the folder's record) do not list: the user's, which no frame may replace."""
-        name = rf"{re.escape(self.video.stem)}_\d{{6,}}\.{self.options.image_format}"
+        name = rf"{self._frame_stem}\.{self.options.image_format}"
         listed = {r["file"] for r in rows}
         for entry in sorted(self.out_dir.iterdir()):
             if re.fullmatch(name, entry.name) and entry.name not in listed:
@@ -253,8 +257,8 @@ class FrameExtractor:
         _write_file(out / SETTINGS, json.dumps(self._settings(), indent=2).encode())
         try:
             yield from self._land_all(out)
-        finally:  # a stop just after a frame was started, before it was tracked: not kept
-            clear_own(out, rf"{re.escape(self.video.stem)}_\d{{6,}}")
+        finally:  # frames started but not landed (a failure, or a stop): not kept
+            clear_own(out, self._frame_stem)
         if self.written == 0 and not self.done:
             raise NoFramesError(self.video, "in the requested range")
         if self.detector is not None:
@@ -308,10 +312,7 @@ class FrameExtractor:
                     try:
                         finish_oldest()
                     except Exception:
-                        break
-                for _, job in pending:  # what is left after a failure is dropped
-                    with suppress(Exception):
-                        job.result().unlink(missing_ok=True)
+                        break  # what is left is dropped by _extract's sweep
 
     def _open_manifest(self) -> BinaryIO:
         """The manifest, to append to; never through a link planted at its name. Unbuffered:
