@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from common import ROOT
+from common import ROOT, report_json
 
 WESNOTH_TOP, WESNOTH_SIDEBAR = 27, 182  # the default theme's top panel and sidebar, in px
 STATIC_STD = 2.0  # gray levels: a pixel that varies less over the episode is constant
@@ -41,8 +41,9 @@ def frames_of(path: Path, every: int = 1) -> list[np.ndarray]:
     from vidcolor.video import VideoReader
 
     with VideoReader(path, gray=True, every=every) as reader:
-        return [cv2.resize(f.image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
-                for f in reader]  # fmt: skip
+        return [
+            cv2.resize(f.image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA) for f in reader
+        ]
 
 
 def measured_hud(gray: list[np.ndarray], in_game: np.ndarray) -> dict[str, int]:
@@ -79,8 +80,9 @@ def build(videos: list[Path], out: Path, preset: str, avoid_hud: bool) -> dict:
     return build_dataset(videos, out, options)
 
 
-def kept_outside_game(manifest: dict, videos: list[Path], in_game: dict[str, np.ndarray]
-                      ) -> list[str]:  # fmt: skip
+def kept_outside_game(
+    manifest: dict, videos: list[Path], in_game: dict[str, np.ndarray]
+) -> list[str]:
     """The kept training frames that fall on a non-game frame of their episode."""
     bad = []
     for row in manifest["frames"]:
@@ -96,8 +98,10 @@ def per_split(manifest: dict) -> dict[str, dict[str, int]]:
         c = counts.setdefault(row["split"], {"frames": 0, "scenes": set()})
         c["frames"] += 1  # type: ignore[operator]
         c["scenes"].add((row["source"], row["scene"]))  # type: ignore[union-attr]
-    return {s: {"frames": c["frames"], "scenes": len(c["scenes"])}  # type: ignore[arg-type]
-            for s, c in counts.items()}  # fmt: skip
+    return {
+        s: {"frames": c["frames"], "scenes": len(c["scenes"])}  # type: ignore[arg-type]
+        for s, c in counts.items()
+    }
 
 
 def strategy(videos: list[Path], work: Path) -> dict:
@@ -109,14 +113,24 @@ def strategy(videos: list[Path], work: Path) -> dict:
         in_game[video.name] = strategy_in_game(gray)
         x, y, w, h = source["picture"]
         kept = {"left": x, "top": y, "right": x + w, "bottom": y + h}
-        rows.append({"episode": video.name, "frames": source["frames"],
-                     "scenes": len(source["cuts"]) + 1, "picture": kept,
-                     "measured_hud": measured_hud(gray, in_game[video.name]),
-                     "error_px": {k: kept[k] - truth[k] for k in truth},
-                     "non_game_frames": int((~in_game[video.name]).sum())})  # fmt: skip
-    return {"truth": truth, "episodes": rows, "splits": per_split(manifest),
-            "kept_outside_game": kept_outside_game(manifest, videos, in_game),
-            "dropped": manifest["dropped"]}  # fmt: skip
+        rows.append(
+            {
+                "episode": video.name,
+                "frames": source["frames"],
+                "scenes": len(source["cuts"]) + 1,
+                "picture": kept,
+                "measured_hud": measured_hud(gray, in_game[video.name]),
+                "error_px": {k: kept[k] - truth[k] for k in truth},
+                "non_game_frames": int((~in_game[video.name]).sum()),
+            }
+        )
+    return {
+        "truth": truth,
+        "episodes": rows,
+        "splits": per_split(manifest),
+        "kept_outside_game": kept_outside_game(manifest, videos, in_game),
+        "dropped": manifest["dropped"],
+    }
 
 
 def contact_sheet(videos: list[Path], sheet: Path) -> list[int]:
@@ -138,13 +152,21 @@ def contact_sheet(videos: list[Path], sheet: Path) -> list[int]:
                 if frame.index in middle:
                     s = middle[frame.index]
                     tile = cv2.resize(frame.image, (192, 108), interpolation=cv2.INTER_AREA)
-                    cv2.putText(tile, f"{s.start_frame}-{s.end_frame}", (4, 14),
-                                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 0), 1)  # fmt: skip
+                    cv2.putText(
+                        tile,
+                        f"{s.start_frame}-{s.end_frame}",
+                        (4, 14),
+                        cv2.FONT_HERSHEY_SIMPLEX,
+                        0.45,
+                        (255, 255, 0),
+                        1,
+                    )
                     tiles.append(np.pad(tile, ((0, 4), (0, 4), (0, 0))))
         row = np.hstack(tiles)
         rows.append(np.pad(row, ((0, 0), (0, per_row * 196 - row.shape[1]), (0, 0))))
-    cv2.imwrite(str(sheet), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 80])  # fmt: skip
+    cv2.imwrite(
+        str(sheet), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80]
+    )
     return counts
 
 
@@ -152,12 +174,20 @@ def cartoon(videos: list[Path], work: Path, sheet: Path) -> dict:
     manifest = build(videos, work / "cartoon", "spongebob", avoid_hud=False)
     in_game = {v.name: cartoon_in_game(frames_of(v)) for v in videos}
     shots = contact_sheet(videos, sheet)
-    return {"episodes": [{"episode": v.name, "frames": s["frames"], "shots": n,
-                          "non_game_frames": int((~in_game[v.name]).sum())}
-                         for v, s, n in zip(videos, manifest["sources"], shots, strict=True)],
-            "splits": per_split(manifest),
-            "kept_outside_game": kept_outside_game(manifest, videos, in_game),
-            "dropped": manifest["dropped"]}  # fmt: skip
+    return {
+        "episodes": [
+            {
+                "episode": v.name,
+                "frames": s["frames"],
+                "shots": n,
+                "non_game_frames": int((~in_game[v.name]).sum()),
+            }
+            for v, s, n in zip(videos, manifest["sources"], shots, strict=True)
+        ],
+        "splits": per_split(manifest),
+        "kept_outside_game": kept_outside_game(manifest, videos, in_game),
+        "dropped": manifest["dropped"],
+    }
 
 
 def main() -> None:
@@ -167,15 +197,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     episodes = json.loads((args.footage / "manifest.json").read_text())["episodes"]
-    videos = {kind: [args.footage / e["file"] for e in episodes if e["kind"] == kind]
-              for kind in ("strategy", "cartoon")}  # fmt: skip
+    videos = {
+        kind: [args.footage / e["file"] for e in episodes if e["kind"] == kind]
+        for kind in ("strategy", "cartoon")
+    }
     with tempfile.TemporaryDirectory(prefix="vidcolor-bench-footage-") as work:
-        result = {"strategy": strategy(videos["strategy"], Path(work)),
-                  "cartoon": cartoon(videos["cartoon"], Path(work), args.sheet)}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+        result = {
+            "strategy": strategy(videos["strategy"], Path(work)),
+            "cartoon": cartoon(videos["cartoon"], Path(work), args.sheet),
+        }
+    report_json(result, args.json)
 
 
 if __name__ == "__main__":

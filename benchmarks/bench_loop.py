@@ -16,10 +16,9 @@ Recorded footage first: ``python benchmarks/footage/make_footage.py``.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from bench_keyframes import scores, write_keys
-from common import ROOT, stop_on_signals
+from common import ROOT, report_json, stop_on_signals
 
 from vidcolor import stages
 from vidcolor.color import gray_rgb
@@ -63,19 +62,26 @@ def picture(videos: list[Path], frames: list[int], path: Path) -> None:
         original, *renders = wanted[i]
         tiles = [gray_rgb(original), *renders, original]
         h = round(TILE * original.shape[0] / original.shape[1])
-        rows.append(np.hstack([cv2.resize(t, (TILE, h), interpolation=cv2.INTER_AREA)
-                               for t in tiles]))  # fmt: skip
+        rows.append(
+            np.hstack([cv2.resize(t, (TILE, h), interpolation=cv2.INTER_AREA) for t in tiles])
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR),
-                [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
+    cv2.imwrite(
+        str(path), cv2.cvtColor(np.vstack(rows), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--init", help="train.init for the recipe (e.g. default)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="more recipe overrides, as for vidcolor pipeline run")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more recipe overrides, as for vidcolor pipeline run",
+    )
     parser.add_argument("--work", type=Path, help="the recipe's work folder (default: its own)")
     parser.add_argument("--picture", type=Path)
     parser.add_argument("--json", type=Path)
@@ -88,37 +94,41 @@ def main() -> None:
     pipeline_s = run_recipe(args.recipe.resolve(), work, sets)
 
     model, plain = work / "train" / "model.pt", work / "render" / episode.name
-    shots = [(s.start_frame, s.end_frame) for s in detect_scenes(episode)
-             if s.end_frame - s.start_frame >= MIN_SHOT]  # fmt: skip
+    shots = [
+        (s.start_frame, s.end_frame)
+        for s in detect_scenes(episode)
+        if s.end_frame - s.start_frame >= MIN_SHOT
+    ]
     keys = {(a + b) // 2 for a, b in shots}
-    shutil.rmtree(work / "keys", ignore_errors=True)  # this script's own, from a run before
-    write_keys(episode, work / "keys", keys)
     keyed, keyed_s = work / "render_keyed.mp4", None
     if not keyed.exists() or keyed.stat().st_mtime < model.stat().st_mtime:  # else: kept
-        t0 = time.perf_counter()
-        stages.render(episode, keyed, RenderOptions(model=model, keyframes=work / "keys"),
-                      overwrite=True)  # fmt: skip
-        keyed_s = round(time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory(prefix="vidcolor-bench-loop-") as tmp:
+            write_keys(episode, Path(tmp) / "keys", keys)
+            t0 = time.perf_counter()
+            options = RenderOptions(model=model, keyframes=Path(tmp) / "keys")
+            stages.render(episode, keyed, options, overwrite=True)
+            keyed_s = round(time.perf_counter() - t0)
 
     with VideoReader(episode) as reader:
         rate = reader.info.frame_rate
     result = {
-        "recipe": str(args.recipe), "init": args.init or "scratch", "set": args.set,
+        "recipe": str(args.recipe),
+        "init": args.init or "scratch",
+        "set": args.set,
         "episode": episode.name,
-        "pipeline_s": round(pipeline_s), "keyed_render_s": keyed_s, "shots": len(shots),
+        "pipeline_s": round(pipeline_s),
+        "keyed_render_s": keyed_s,
+        "shots": len(shots),
         "scored_width": SCORE_WIDTH,
         "gray": scores(episode, None, shots, keys, rate, SCORE_WIDTH),
         "colour": scores(episode, plain, shots, keys, rate, SCORE_WIDTH),
         "colour_keyed": scores(episode, keyed, shots, keys, rate, SCORE_WIDTH),
-    }  # fmt: skip
+    }
     if args.picture:
         longest = sorted(shots, key=lambda s: s[0] - s[1])[:3]
         frames = sorted((a + 3 * b) // 4 for a, b in longest)  # not a key: a quarter from the end
         picture([episode, plain, keyed], frames, args.picture)
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    report_json(result, args.json)
 
 
 if __name__ == "__main__":

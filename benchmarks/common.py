@@ -7,6 +7,7 @@ SIGINT of ``timeout -s INT`` ends the sequence, but the cases done so far are st
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -78,6 +79,14 @@ def ratio(a: float | None, b: float | None) -> float | None:
 def fmt(x: float | None, spec: str = ".2f") -> str:
     """A figure for a table, or ``n/a`` where a case it needs failed."""
     return "n/a" if x is None else format(x, spec)
+
+
+def report_json(result: object, path: Path | None) -> None:
+    """Print ``result`` as JSON, and write it to ``path`` as well when given."""
+    text = json.dumps(result, indent=1)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
 
 
 def any_failed(results: dict[str, Result]) -> bool:
