@@ -7,7 +7,7 @@ frames for every side): the gray input, the recipe's render, the keyed render. P
 colourfulness as a share of the original's, and warping error as a multiple of the original's.
 One picture: a frame from each of three shots, gray | colour | colour with keys | original.
 
-    python benchmarks/bench_loop.py pipelines/cartoon_game.toml [--init default]
+    python benchmarks/bench_loop.py pipelines/cartoon_game.toml [--init default | --init '']
         [--work bench-out/loop/cartoon_scratch] [--picture docs/loop_cartoon.jpg] [--json F]
 
 Recorded footage first: ``python benchmarks/footage/make_footage.py``.
@@ -74,7 +74,7 @@ def picture(videos: list[Path], frames: list[int], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path)
-    parser.add_argument("--init", help="train.init for the recipe (e.g. default)")
+    parser.add_argument("--init", help="train.init for the recipe: default, or '' for scratch")
     parser.add_argument(
         "--set",
         action="append",
@@ -90,7 +90,8 @@ def main() -> None:
     recipe = tomllib.loads(args.recipe.read_text())
     work = (args.work or args.recipe.parent / recipe["work"]).resolve()
     episode = (args.recipe.parent / recipe["render"]["inputs"][0]).resolve()
-    sets = [f"train.init={args.init}"] * bool(args.init) + args.set
+    sets = [f"train.init={args.init}"] * (args.init is not None) + args.set
+    init = recipe["train"].get("init", "") if args.init is None else args.init
     pipeline_s = run_recipe(args.recipe.resolve(), work, sets)
 
     model, plain = work / "train" / "model.pt", work / "render" / episode.name
@@ -113,7 +114,7 @@ def main() -> None:
         rate = reader.info.frame_rate
     result = {
         "recipe": str(args.recipe),
-        "init": args.init or "scratch",
+        "init": init or "scratch",
         "set": args.set,
         "episode": episode.name,
         "pipeline_s": round(pipeline_s),

@@ -114,3 +114,5 @@ def test_a_recipe_names_its_init_model_relative_to_itself(tmp_path: Path, tiny_m
     recipe.write_text('inputs = ["ep.mp4"]\nwork = "work"\n[extract]\n[train]\ninit = "x.pt"\n')
     with pytest.raises(Exception, match=r"x\.pt: no such file"):
         plan_pipeline(recipe, ())
+    # a recipe that starts from a model is run from scratch with --set train.init= (empty)
+    assert plan_pipeline(recipe, ("train.init=",)).stages["train"].config.init == ""

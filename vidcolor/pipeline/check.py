@@ -104,7 +104,10 @@ def checked_stage(recipe: Any, name: str, present: list[str], command: click.Com
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
     values = stage_values(command, recipe, name, STAGE_EXTRA.get(name, ()))
     path_key = {"render": "model", "train": "init"}.get(name)  # relative to the recipe
-    if recipe.section(name).get(path_key) not in (None, "default"):
+    given_path = recipe.section(name).get(path_key)
+    if given_path == "":  # train.init "": from scratch, as if not given
+        values = [v for v in values if v[0] != path_key]
+    elif given_path not in (None, "default"):
         values = [(k, p, recipe.base(name, k) / v if k == path_key else v) for k, p, v in values]
     try:
         ctx = command.make_context(name, PLACEHOLDERS[name] + stage_argv(values))
