@@ -27,6 +27,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -36,6 +37,9 @@ from vidcolor.keys import check_luma, key_chroma, open_keys
 from vidcolor.metrics import warp
 from vidcolor.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
 from vidcolor.video import VideoInfo, VideoReader
+
+if TYPE_CHECKING:
+    from vidcolor.matching import Bank
 
 # Confidence kept per frame carried where the flow is trusted, at 24 fps (``decay_at`` for
 # other rates): it halves in about 14 s. The flow's checks, not the distance, end most of a
@@ -52,6 +56,15 @@ SEAM = 2.0
 SPILL_PREFIX = "vidcolor-keys-"
 SPILL_FILES = ("keys", "forward", "grays", "backward")  # each NAME.bin
 _SPILL_FOLDER = re.compile(rf"{SPILL_PREFIX}(?P<pid>\d+)-\w+")
+
+
+class Keyed(NamedTuple):
+    """What a frame's keys give it: the colour carried along the motion with its confidence
+    (None where nothing reaches it), and its shot's keys to match (a matching.Bank, or None
+    where its shot has no key)."""
+
+    carried: tuple[np.ndarray, np.ndarray] | None
+    bank: Bank | None = None
 
 
 def decay_at(frame_rate: float | None) -> float:
@@ -165,9 +178,11 @@ class Propagator:
         self._flow = motion_flow()
         self._count = 0
         self._cuts: set[int] = set()
+        self._cut_list: list[int] = []  # the same, in order (frames come in order)
         self._prev: np.ndarray | None = None
         self._state: tuple[np.ndarray, np.ndarray] | None = None  # forward carry
         self._finished = False
+        self.banks: dict[int, Bank] = {}  # a shot's first frame -> its keys' Bank, to match
 
     def __enter__(self) -> Propagator:
         return self
@@ -222,6 +237,7 @@ class Propagator:
             raise ValueError(f"frame {index}: a key must come with the frames that have keys")
         if cut:
             self._cuts.add(index)
+            self._cut_list.append(index)
         state = (None if cut or self._prev is None else
                  self._step(self._state, self._prev, gray, motion))  # fmt: skip
         if key is not None:
@@ -284,6 +300,22 @@ class Propagator:
                 after = bisect.bisect_right(keys, index)
                 near = (keys[after] - index) / (keys[after] - keys[after - 1])
             yield _merged(ahead, behind, near)
+
+    def shot_start(self, index: int) -> int:
+        """The first frame of frame ``index``'s shot, as the cuts pushed mark them."""
+        at = bisect.bisect_right(self._cut_list, index)
+        return self._cut_list[at - 1] if at else 0
+
+    def key_frames(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first frame of its shot, gray, chroma) of each key pushed, in order."""
+        grays, keys = self._spills.get("grays"), self._spills.get("keys")
+        for index in (k for k in self.frames if k < self._count):
+            yield self.shot_start(index), grays.get(index), keys.get(index)
+
+    def keyed(self) -> Iterator[Keyed]:
+        """For each frame pushed, in order: its ``Keyed``, the carry and its shot's bank."""
+        for index, carried in enumerate(self.carried()):
+            yield Keyed(carried, self.banks.get(self.shot_start(index)))
 
 
 def _merged(ahead: np.ndarray | None, behind: np.ndarray | None, near: float

@@ -137,6 +137,7 @@ class RenderOptions:
     temporal: bool = True  # carry colour along the motion, afresh at each cut
     keyframes: Path | None = None  # colour keys (vidcolor.keys), carried through their shots
     adapt: float = 0  # seconds of fine-tuning the generator on the keys first (vidcolor.adapt)
+    match: bool = True  # with keys: colour from where frames look like their shot's keys
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -171,4 +172,5 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
         return TrainStage(config, p["device"], p["workers"])
     return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],
                          p["crf"], p["preset"], p["preview"], p["preview_frames"],
-                         p["temporal"], p.get("keyframes"), p.get("adapt") or 0)  # fmt: skip
+                         p["temporal"], p.get("keyframes"), p.get("adapt") or 0,
+                         p.get("match", True))  # fmt: skip

@@ -34,7 +34,8 @@ from vidcolor.color import (
 )
 from vidcolor.errors import UserError
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-from vidcolor.keyframes import Propagator, blend
+from vidcolor.keyframes import Keyed, Propagator, blend
+from vidcolor.matching import features, matched
 from vidcolor.memory import GB, available_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.report import save_png
@@ -144,35 +145,46 @@ class Colorizer:
         g = y if full_range else cv2.LUT(y, TV_TO_FULL)
         return cv2.resize(g, scaled_size(w, h, self.size), interpolation=cv2.INTER_AREA)
 
+    def model_l(self, grays: list[np.ndarray]) -> torch.Tensor:
+        """Working-size grays (hxw uint8 each) -> Lab L (N,1,h,w) in [0, 100] on the device."""
+        idx = torch.from_numpy(np.stack(grays)).to(self.device).long()
+        return self._l_of_gray[idx].unsqueeze(1)
+
     @torch.inference_mode()
     def chroma(self, ys: list[np.ndarray], full_range: bool, matrix: str,
                stabilizer: Stabilizer | None = None, cuts: list[bool] | None = None,
                grays: list[np.ndarray] | None = None,
                motions: list[Motion | None] | None = None,
-               carried: list[tuple[np.ndarray, np.ndarray] | None] | None = None,
+               keyed: list[Keyed | None] | None = None,
                ) -> list[tuple[np.ndarray, np.ndarray]]:  # fmt: skip
         """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W). A
         ``stabilizer`` (the caller's: its state belongs to one video) carries colour along the
         motion; ``cuts`` says which frames start a new scene. ``grays`` (``gray`` of each
-        plane) and ``motions`` (``motions_ahead``'s) may come precomputed. ``carried``: per
-        frame, keyframe colour and its confidence (keyframes.Propagator), blended in last."""
+        plane) and ``motions`` (``motions_ahead``'s) may come precomputed. ``keyed``: per
+        frame, what its keys give it (keyframes.Keyed): the colour matched in its shot's keys
+        is blended in where confident, before the stabiliser; the colour carried from a key,
+        last."""
         h, w = ys[0].shape
         if grays is None:  # 1. stored luma -> full-range gray at the working size
             grays = [self.gray(y, full_range) for y in ys]
-        idx = torch.from_numpy(np.stack(grays)).to(self.device).long()
-        L = self._l_of_gray[idx].unsqueeze(1)  # (N,1,hs,ws) in [0, 100]
+        L = self.model_l(grays)  # (N,1,hs,ws) in [0, 100]
         ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
-        if stabilizer is not None or carried is not None:  # at the working size
+        keyed = keyed or [None] * len(grays)
+        if any(k is not None and k.bank is not None for k in keyed):
+            feats = features(self.G, l_to_model(L))
+        if stabilizer is not None or any(k is not None for k in keyed):  # at the working size
             steady = []
-            for i, (g, c) in enumerate(zip(grays, cbcr, strict=True)):
+            for i, (g, c, key) in enumerate(zip(grays, cbcr, keyed, strict=True)):
                 out = c.permute(1, 2, 0).cpu().numpy()
+                if key is not None and key.bank is not None:
+                    out = blend(out, *matched(key.bank, feats[i], g))
                 if stabilizer is not None:
                     out = stabilizer.stabilize(g, out, bool(cuts and cuts[i]),
                                                motions[i] if motions else None)  # fmt: skip
-                if carried is not None and carried[i] is not None:
-                    out = blend(out, *carried[i])  # the key's own frame: the key's colour
+                if key is not None and key.carried is not None:
+                    out = blend(out, *key.carried)  # the key's own frame: the key's colour
                     if stabilizer is not None:
                         stabilizer.keep(out)
                 steady.append(out)
@@ -301,11 +313,11 @@ def render_video(
         sheet, done = _ContactSheet(preview_frames, total, info), 0
         depth = 2 * colorizer.batch_size
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
-        carried = keys.carried() if keys else None
+        keyed = keys.keyed() if keys else None
         try:
             with (
                 threaded(marked, depth) as decoded,
-                threaded(_prepared(decoded, colorizer, info, temporal, carried),
+                threaded(_prepared(decoded, colorizer, info, temporal, keyed),
                          depth) as prepared,  # fmt: skip
                 threaded(_colorized(prepared, colorizer, stabilizer, info), depth) as colorized,
             ):

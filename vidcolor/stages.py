@@ -270,12 +270,11 @@ def _render_video(
 def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
           ) -> tuple[Any, Any]:  # fmt: skip
     """``render --keyframes``'s first pass (keyframes.carry_keys), then with ``--adapt`` the
-    generator tuned on the keys: (the carried keys, the colorizer to render with). The tuned
-    one is a copy: a colorizer the caller handed in keeps its weights."""
-    import copy
-
-    from vidcolor.adapt import KeySample, adapt
+    generator tuned on the keys, and the keys' banks to match (vidcolor.matching): (the
+    carried keys, the colorizer to render with)."""
+    from vidcolor.adapt import KeySample
     from vidcolor.keyframes import carry_keys
+    from vidcolor.matching import shot_banks
     from vidcolor.video import probe, scaled_size
 
     info = probe(src)
@@ -286,20 +285,32 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
         keys = carry_keys(src, options.keyframes, info, size,
                           lambda y: colorizer.gray(y, info.full_range), on_frame=bar.update,
                           keep=sample.offer if sample else None)  # fmt: skip
-    if sample is None:
-        return keys, colorizer
     try:
-        colorizer = copy.copy(colorizer)
-        colorizer.G = copy.deepcopy(colorizer.G)
-        with report.progress(f"adapt to {len(sample.keys)} keys", round(options.adapt)) as bar:
-            losses = adapt(colorizer, sample.keys, options.adapt, on_time=lambda t: bar.update(
-                min(round(t), round(options.adapt))))  # fmt: skip
-        report.say(f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
-                   f"{losses[0]:.4f} -> {losses[-1]:.4f}")  # fmt: skip
+        if sample is not None:
+            colorizer = _adapted(colorizer, sample, options.adapt, report)
+        if options.match:  # with the generator the render runs: its features are matched
+            keys.banks = shot_banks(colorizer, keys.key_frames())
     except BaseException:
         keys.close()
         raise
     return keys, colorizer
+
+
+def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> Any:
+    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (vidcolor.adapt):
+    a colorizer the caller handed in keeps its weights."""
+    import copy
+
+    from vidcolor.adapt import adapt
+
+    colorizer = copy.copy(colorizer)
+    colorizer.G = copy.deepcopy(colorizer.G)
+    with report.progress(f"adapt to {len(sample.keys)} keys", round(seconds)) as bar:
+        losses = adapt(colorizer, sample.keys, seconds,
+                       on_time=lambda t: bar.update(min(round(t), round(seconds))))
+    report.say(f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
+               f"{losses[0]:.4f} -> {losses[-1]:.4f}")  # fmt: skip
+    return colorizer
 
 
 def _render_folder(
@@ -367,3 +378,28 @@ def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
     if plot is not None:
         ev.plot(scores, plot, replace=overwrite)
     return result
+
+
+def pick_keys(video: Path, folder: Path, report: Reporter | None = None) -> list[Path]:
+    """``vidcolor keys``: the frames of ``video`` worth painting (vidcolor.key_picker), written
+    into ``folder`` (new or empty) as PNGs that ``render --keyframes`` reads back."""
+    from vidcolor.key_picker import check_folder, pick, write_keys
+    from vidcolor.video import probe
+
+    report = report or Reporter()
+    total = probe(video).frame_count  # a bad input is one line, before any work
+    check_folder(folder)
+    try:
+        with report.progress(f"shots {video.name}", total) as bar:
+            shots = pick(video, on_frame=bar.update)
+        frames = [f for shot in shots for f in shot]
+        with report.progress(f"keys {video.name}", max(frames) + 1) as bar:
+            written = write_keys(video, folder, frames, on_frame=bar.update)
+    except KeyboardInterrupt as e:
+        advise(e, "interrupted; no key was kept; run the command again")
+        raise
+    report.done(
+        f"{len(written)} frames to paint ({len(shots)} shots) in {folder}; paint them, then: "
+        f"vidcolor render {video} OUT --keyframes {folder}"
+    )
+    return written

@@ -97,7 +97,7 @@ def checked_stage(recipe: Any, name: str, present: list[str], command: click.Com
     reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
                                             present else set())  # fmt: skip
     for key in recipe.section(name):
-        if name == "render" and key in ("keyframes", "adapt"):
+        if name == "render" and key in ("keyframes", "adapt", "match"):
             raise RecipeError(f"{recipe.where(name, key)}: keyframes belong to one video: use "
                               "vidcolor render IN OUT --keyframes KEYS")  # fmt: skip
         if key in reserved:
