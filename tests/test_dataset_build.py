@@ -245,7 +245,8 @@ def test_recipe_gives_inputs_and_options(episodes: list[Path], tmp_path: Path) -
 
 @pytest.mark.parametrize("name", ["spongebob.toml", "sc2replay.toml"])
 def test_shipped_recipes_fit_the_command(name: str) -> None:
-    from cli import dataset_build, stage_options
+    from cli import dataset_build
+    from cli_support import stage_options
     from vidcolor.pipeline.recipe import load
 
     recipe = load(Path(__file__).parents[1] / "pipelines" / name)

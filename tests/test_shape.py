@@ -11,7 +11,7 @@ MODULE_LINES, FUNCTION_LINES, CLI_LINES = 450, 80, 600
 
 
 def sources() -> list[Path]:
-    return [ROOT / "cli.py", *sorted((ROOT / "vidcolor").rglob("*.py"))]
+    return [ROOT / "cli.py", ROOT / "cli_support.py", *sorted((ROOT / "vidcolor").rglob("*.py"))]
 
 
 def test_no_module_is_over_its_budget() -> None:
