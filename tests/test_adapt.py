@@ -93,3 +93,18 @@ def test_adapt_without_keyframes_is_one_line(tmp_path: Path, tiny_model: Path) -
                                      "--model", str(tiny_model), "--adapt", "5"])  # fmt: skip
     lines = done.stderr.strip().splitlines()
     assert done.exit_code == 1 and len(lines) == 1 and "--keyframes" in lines[0], done.stderr
+
+
+def test_crops_are_square_pieces_of_the_keys_flipped_at_random() -> None:
+    from vidcolor.adapt import crops
+
+    key = np.zeros((40, 200, 3), np.uint8)
+    key[..., 0] = np.arange(200)[None, :]  # red rises left to right
+    key[..., 1] = 90
+    out = crops([key], 64, np.random.default_rng(0))
+    assert out.shape == (64, 40, 40, 3)  # the keys' short side, under CROP
+    assert (out[..., 1] == 90).all()  # pieces of the key, nothing else
+    rising = np.mean([int(c[20, -1, 0]) > int(c[20, 0, 0]) for c in out])
+    assert 0.25 < rising < 0.75  # flipped about half the time
+    starts = {int(c[20, 0, 0]) for c in out}
+    assert len(starts) > 20  # from all along the key

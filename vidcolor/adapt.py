@@ -3,10 +3,12 @@ generator on the keys themselves (their Lab L to their ab, the L1 half of pix2pi
 few seconds of adversarial steps would be noise), so the model's own guess takes the keys'
 palette everywhere, in shots without a key too.
 
-It learns at the render's working size, from whole frames: that is what it will see. Batch
-norm stays in eval mode (a batch of a few frames of one video would skew its running
-statistics), and the learning rate is fine-tuning's (``finetune.FINE_TUNE_LR``). The tuned
-weights live in the render's ``Colorizer`` only; nothing is written.
+It learns from random square crops of the keys at the render's working size (``CROP`` pixels,
+each key scaled by up to ``SCALES`` first and flipped at random), ``BATCH`` at a time: many
+more, and more varied, steps in the same seconds than whole frames gave. Batch norm stays in
+eval mode (a batch from a few frames of one video would skew its running statistics), and the
+learning rate is fine-tuning's (``finetune.FINE_TUNE_LR``). The tuned weights live in the
+render's ``Colorizer`` only; nothing is written.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from vidcolor.color import rgb_to_model
 from vidcolor.finetune import FINE_TUNE_LR
 
 MAX_KEYS = 64  # keys it learns from: a uniform sample of them, so memory stays bounded
-BATCH = 4
+BATCH = 8
+CROP = 128  # pixels, square; at most the keys' short side
+SCALES = (0.8, 1.25)  # a key is scaled by a random factor in this range before its crop
 
 
 class KeySample:
@@ -50,30 +54,52 @@ class KeySample:
                 self.keys[slot] = small
 
 
-def adapt(colorizer: Any, keys: list[np.ndarray], seconds: float,
-          on_time: Callable[[float], None] | None = None, seed: int = 0,
-          max_steps: int | None = None) -> list[float]:  # fmt: skip
+def crops(keys: list[np.ndarray], count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random square crops (count x c x c x 3 uint8, c = ``CROP`` or the keys'
+    short side) of same-sized HxWx3 keys, each key first scaled by a factor in ``SCALES`` (no
+    less than the crop needs) and each crop flipped left-right at random."""
+    h, w = keys[0].shape[:2]
+    size = min(CROP, h, w)
+    out = np.empty((count, size, size, 3), np.uint8)
+    for n in range(count):
+        key = keys[int(rng.integers(len(keys)))]
+        scale = max(float(rng.uniform(*SCALES)), size / min(h, w))
+        sw, sh = max(size, round(w * scale)), max(size, round(h * scale))
+        big = cv2.resize(
+            key, (sw, sh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        )
+        y, x = int(rng.integers(sh - size + 1)), int(rng.integers(sw - size + 1))
+        crop = big[y : y + size, x : x + size]
+        out[n] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    return out
+
+
+def adapt(
+    colorizer: Any,
+    keys: list[np.ndarray],
+    seconds: float,
+    on_time: Callable[[float], None] | None = None,
+    seed: int = 0,
+    max_steps: int | None = None,
+) -> list[float]:
     """Fine-tune ``colorizer.G`` (a render.Colorizer's) on ``keys`` (same-sized HxWx3 uint8
-    RGB) for ``seconds`` of wall time, at least one step and at most ``max_steps`` (a
-    result that does not depend on the machine's speed); batches of up to BATCH keys, each
-    flipped left-right at random. ``on_time(elapsed)`` hears after each step. Returns each
-    step's L1 loss (model scale)."""
+    RGB) for ``seconds`` of wall time, at least one step and at most ``max_steps`` (a result
+    that does not depend on the machine's speed); each step a batch of ``BATCH`` crops
+    (``crops``). ``on_time(elapsed)`` hears after each step. Returns each step's L1 loss
+    (model scale)."""
     device, G = colorizer.device, colorizer.G
-    rgb = torch.from_numpy(np.stack(keys)).to(device).permute(0, 3, 1, 2)
-    L, ab = rgb_to_model(rgb)
-    L = L.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(G.parameters(), lr=FINE_TUNE_LR, betas=(0.5, 0.999))
-    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     losses: list[float] = []
     start = time.perf_counter()
     G.eval()
     with torch.enable_grad():
-        while not losses or (time.perf_counter() - start < seconds
-                             and (max_steps is None or len(losses) < max_steps)):
-            pick = torch.randperm(len(keys), generator=generator)[:BATCH].to(device)
-            x, y = L[pick], ab[pick]
-            if torch.rand(1, generator=generator).item() < 0.5:
-                x, y = x.flip(3), y.flip(3)
+        while not losses or (
+            time.perf_counter() - start < seconds and (max_steps is None or len(losses) < max_steps)
+        ):
+            rgb = torch.from_numpy(crops(keys, BATCH, rng)).to(device).permute(0, 3, 1, 2)
+            x, y = rgb_to_model(rgb)
+            x = x.contiguous(memory_format=torch.channels_last)
             if colorizer.amp is None:
                 loss = F.l1_loss(G(x), y)
             else:
