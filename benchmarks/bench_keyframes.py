@@ -1,19 +1,22 @@
 """Colour keyframes on shots the model never saw: does one key per shot bring the colour back?
 
-The bundled default model trained on the shared clip's first 45 s; its last shots (from
-47.71 s) are unseen. For each of them one key is given, the shot's first frame and then its
-middle frame (the original colour frame), and the rest of the shot is scored against the
-original (the keys themselves left out): the gray input, the render without keys,
-``--keyframes``, and ``--keyframes --adapt ADAPT`` (the model first tuned on the keys). Also
-the render time with keys against without. Usage:
+By default the clip is the shared one from 47.71 s: the bundled model trained on its first
+45 s, so those shots are unseen. ``--clip`` takes other footage (the recorded games of
+``benchmarks/footage``: a side-scroller and a strategy game whose camera jumps), from
+``--start`` for ``--seconds``. Keys are original colour frames: each shot's first frame, its
+middle frame, and the frames ``vidcolor keys`` picks; each kind is rendered with the bundled
+model with matching (the default) and with the flow carry alone (``--no-match``), and with
+``--adapt`` unless ``--no-adapt``. Every side is scored against the original on the same
+frames, every key left out: PSNR, colourfulness and warping error against the original's, and
+the render time. Usage:
 
-    python benchmarks/bench_keyframes.py [--clip ...] [--json out.json]
+    python benchmarks/bench_keyframes.py [--clip F --start S --seconds D] [--width 320]
+        [--no-adapt] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from fractions import Fraction
@@ -21,33 +24,51 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import SHARED_CLIP, Result, any_failed, fmt, ratio, run_cases, stop_on_signals
+from common import (
+    SHARED_CLIP,
+    Result,
+    any_failed,
+    fmt,
+    ratio,
+    report_json,
+    run_cases,
+    stop_on_signals,
+)
 
 from vidcolor import stages
 from vidcolor.color import gray_rgb
 from vidcolor.evaluate import Evaluation
+from vidcolor.key_picker import key_name
+from vidcolor.keys import key_files
 from vidcolor.options import RenderOptions
 from vidcolor.scenes import detect_scenes
 from vidcolor.video import VideoReader
 
 UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unseen shot's start
 ADAPT = 30.0  # seconds of --adapt
-SIDES = ("gray input", "without keys", "--keyframes (first frame)", "--keyframes (middle)",
-         f"--adapt {ADAPT:g} (first frame)", f"--adapt {ADAPT:g} (middle)",
-         f"--adapt {ADAPT:g}, key in shot 1 only: shot 2")
+MIN_SHOT = 24  # frames: shorter shots are neither keyed nor scored
 
 
-def cut_unseen(clip: Path, out: Path) -> list[tuple[int, int]]:
-    """``clip`` from UNSEEN_FROM to its end into ``out`` (packets copied); the (first, last)
-    frames of its shots of a second or more."""
+def cut_unseen(
+    clip: Path, out: Path, start: Fraction = UNSEEN_FROM, seconds: Fraction = Fraction(10**6)
+) -> list[tuple[int, int]]:
+    """``clip`` from the keyframe at or after ``start`` (default: the shared clip's unseen
+    end), ``seconds`` long or up to the next keyframe after, into ``out`` (packets copied);
+    the (first, last) frames of its shots of a second or more."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
-    from sample_clip import cut
+    from sample_clip import cut, next_keyframe
 
-    cut(clip, out, UNSEEN_FROM, Fraction(10**6))  # to the end of the stream
-    return [(s.start_frame, s.end_frame) for s in detect_scenes(out, 8)
-            if s.end_frame - s.start_frame >= 24]  # fmt: skip
+    at = next_keyframe(clip, start)
+    if at is None:
+        raise SystemExit(f"{clip}: no keyframe after {float(start):.3f} s")
+    cut(clip, out, at, at + seconds)
+    return [
+        (s.start_frame, s.end_frame)
+        for s in detect_scenes(out, 8)
+        if s.end_frame - s.start_frame >= MIN_SHOT
+    ]
 
 
 def write_keys(src: Path, folder: Path, frames: set[int]) -> None:
@@ -56,12 +77,18 @@ def write_keys(src: Path, folder: Path, frames: set[int]) -> None:
     with VideoReader(src) as reader:
         for frame in reader:
             if frame.index in frames:
-                path = folder / f"frame_{frame.index:06d}.png"
+                path = folder / key_name(frame.index)
                 cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR))
 
 
-def scores(original: Path, output: Path | None, shots: list[tuple[int, int]], keys: set[int],
-           frame_rate: float | Fraction = 24, width: int | None = None) -> Result:  # fmt: skip
+def scores(
+    original: Path,
+    output: Path | None,
+    shots: list[tuple[int, int]],
+    keys: set[int],
+    frame_rate: float | Fraction = 24,
+    width: int | None = None,
+) -> Result:
     """PSNR, colourfulness and warping error (each against the original's) over the shots'
     frames, keys left out; each run of consecutive frames is its own sequence. ``width``:
     both sides scaled to it first (optical flow at 720p costs seconds a frame on a CPU)."""
@@ -82,8 +109,9 @@ def scores(original: Path, output: Path | None, shots: list[tuple[int, int]], ke
             image = truth.image
             if width:
                 size = (width, round(width * image.shape[0] / image.shape[1]))
-                image, out = (cv2.resize(x, size, interpolation=cv2.INTER_AREA)
-                              for x in (image, out))  # fmt: skip
+                image, out = (
+                    cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (image, out)
+                )
             current.push(i, out, image)
             last = i
     finally:
@@ -95,88 +123,118 @@ def scores(original: Path, output: Path | None, shots: list[tuple[int, int]], ke
     colour_orig = sum(f["colourfulness_original"] for f in frames) / len(frames)
     warp = float(np.mean([p["output"] for p in pairs])) if pairs else None
     warp_orig = float(np.mean([p["original"] for p in pairs])) if pairs else None
-    return {"frames": len(frames), "psnr": float(np.mean([f["psnr"] for f in frames])),
-            "colourfulness_ratio": colour / colour_orig,
-            "warp_ratio": ratio(warp, warp_orig)}  # fmt: skip
+    return {
+        "frames": len(frames),
+        "psnr": float(np.mean([f["psnr"] for f in frames])),
+        "colourfulness_ratio": colour / colour_orig,
+        "warp_ratio": ratio(warp, warp_orig),
+    }
+
+
+CARRY = " (carry alone)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SHARED_CLIP)
+    parser.add_argument(
+        "--start", type=Fraction, help="seconds (default: 47.708 of the shared clip, else 0)"
+    )
+    parser.add_argument("--seconds", type=Fraction, default=Fraction(10**6))
+    parser.add_argument("--width", type=int, help="score at this width (flow at 720p is slow)")
+    parser.add_argument("--no-adapt", action="store_true", help="skip the --adapt cases")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     stop_on_signals()
+    start = (
+        args.start
+        if args.start is not None
+        else (UNSEEN_FROM if args.clip == SHARED_CLIP else Fraction(0))
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         src = tmp / "unseen.mp4"
-        shots = cut_unseen(args.clip, src)
-        keys = {"first": {a for a, _ in shots}, "middle": {(a + b) // 2 for a, b in shots}}
+        shots = cut_unseen(args.clip, src, start, args.seconds)
+        stages.pick_keys(src, tmp / "keys_picked")
+        picked = set(key_files(tmp / "keys_picked"))
+        keys = {
+            "first": {a for a, _ in shots},
+            "middle": {(a + b) // 2 for a, b in shots},
+            "picked": picked,
+        }
+        every_key = set().union(*keys.values())  # scored on the same frames, side by side
+        with VideoReader(src) as reader:
+            rate = reader.info.frame_rate
         renders: dict[str, float] = {}
 
-        def render(name: str, key_frames: set[int] | None, adapt: float = 0) -> Path:
-            folder = None
-            if key_frames is not None:
-                folder = tmp / f"keys_{name}"
-                write_keys(src, folder, key_frames)
-            out = tmp / f"{name}.mp4"
-            t0 = time.perf_counter()
-            stages.render(src, out, RenderOptions(keyframes=folder, adapt=adapt))
-            renders[name] = time.perf_counter() - t0
-            return out
-
-        def side(name: str, key_frames: set[int] | None, left_out: set[int], adapt: float = 0,
-                 scored: list[tuple[int, int]] | None = None) -> Result:  # fmt: skip
-            out = None if name == "gray" else render(name, key_frames, adapt)
-            result = scores(src, out, scored or shots, left_out)
+        def side(name: str, kind: str | None = None, **options: object) -> Result:
+            out = None
+            if name != "gray input":
+                folder = None
+                if kind is not None:
+                    folder = tmp / f"keys_{kind}"
+                    if not folder.exists():
+                        write_keys(src, folder, keys[kind])
+                out = tmp / f"{len(renders)}.mp4"
+                t0 = time.perf_counter()
+                stages.render(src, out, RenderOptions(keyframes=folder, **options))
+                renders[name] = time.perf_counter() - t0
+            result = scores(src, out, shots, every_key, rate, args.width)
             if name in renders:
                 result["render_s"] = renders[name]
             return result
 
-        def unkeyed_shot() -> Result:
-            """One key in the first shot's middle, then the second shot alone scored: what
-            --adapt gives a shot without a key (against no keys on the same frames)."""
-            result = side("adapt_other", {sum(shots[0]) // 2}, every_key, ADAPT, shots[1:])
-            result["without_keys"] = scores(src, tmp / "plain.mp4", shots[1:], every_key)
-            return result
-
-        every_key = keys["first"] | keys["middle"]  # scored on the same frames, side by side
         cases = {
-            SIDES[0]: lambda: side("gray", None, every_key),
-            SIDES[1]: lambda: side("plain", None, every_key),
-            SIDES[2]: lambda: side("first", keys["first"], every_key),
-            SIDES[3]: lambda: side("middle", keys["middle"], every_key),
-            SIDES[4]: lambda: side("adapt_first", keys["first"], every_key, ADAPT),
-            SIDES[5]: lambda: side("adapt_middle", keys["middle"], every_key, ADAPT),
-            SIDES[6]: unkeyed_shot,
+            "gray input": lambda: side("gray input"),
+            "without keys": lambda: side("without keys"),
         }
+        for kind, label in (
+            ("first", "first frame"),
+            ("middle", "middle frame"),
+            ("picked", "vidcolor keys"),
+        ):
+            cases[label] = lambda k=kind, n=label: side(n, k)
+            cases[label + CARRY] = lambda k=kind, n=label + CARRY: side(n, k, match=False)
+            if not args.no_adapt and kind != "picked":
+                name = f"{label}, --adapt {ADAPT:g}"
+                cases[name] = lambda k=kind, n=name: side(n, k, adapt=ADAPT)
         r = run_cases(cases)
-    print(f"\nshots {shots} of {src.name} (from {float(UNSEEN_FROM):.3f} s of {args.clip.name}); "
-          "keys left out of the scores\n")  # fmt: skip
-    print("| | frames | PSNR dB | colourfulness / original | warping error / original | "
-          "render s |")  # fmt: skip
+    print(
+        f"\n{args.clip.name} from the keyframe at or after {float(start):.3f} s: shots {shots}, "
+        f"{len(picked)} keys picked; every key left out of the scores\n"
+    )
+    print(
+        "| one key per shot | frames | PSNR dB | colourfulness / original | "
+        "warping error / original | speed vs no keys |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    for name in SIDES:
-        x = r[name]
+    plain = r["without keys"]
+    for name, x in r.items():
         if "error" in x:
             print(f"| {name} | error: {x['error']} | | | | |")
             continue
-        print(f"| {name} | {x['frames']} | {fmt(x['psnr'])} | {fmt(x['colourfulness_ratio'])} | "
-              f"{fmt(x['warp_ratio'], '.3f')} | {fmt(x.get('render_s'), '.1f')} |")  # fmt: skip
-    plain = r[SIDES[1]]
-    if "error" not in r[SIDES[6]]:
-        x, y = r[SIDES[6]], r[SIDES[6]]["without_keys"]
-        print(f"{SIDES[6]}: PSNR {x['psnr']:.2f} dB, colourfulness {x['colourfulness_ratio']:.2f}"
-              f", warping error {x['warp_ratio']:.3f}; without keys on the same frames "
-              f"{y['psnr']:.2f} dB, {y['colourfulness_ratio']:.2f}, "
-              f"{y['warp_ratio']:.3f}")  # fmt: skip
-    for name in SIDES[2:6]:
-        x = r[name]
-        if "error" not in x and "error" not in plain:
-            gain, speed = x["psnr"] - plain["psnr"], ratio(plain["render_s"], x["render_s"])
-            print(f"{name}: PSNR {gain:+.2f} dB against no keys (target +4), speed "
-                  f"{fmt(speed)}x of no keys (target 0.7 without --adapt)")  # fmt: skip
-    if args.json:
-        args.json.write_text(json.dumps({"shots": shots, "cases": r}, indent=2))
+        gain = (
+            ""
+            if name in ("gray input", "without keys") or "error" in plain
+            else (f" ({x['psnr'] - plain['psnr']:+.2f})")
+        )
+        speed = ratio(plain.get("render_s"), x.get("render_s"))
+        speed_cell = f"{speed:.2f}x" if speed is not None else ""
+        print(
+            f"| {name} | {x['frames']} | {fmt(x['psnr'])}{gain} | "
+            f"{fmt(x['colourfulness_ratio'])} | {fmt(x['warp_ratio'], '.3f')} | "
+            f"{speed_cell} |"
+        )
+    report_json(
+        {
+            "clip": str(args.clip),
+            "start": float(start),
+            "shots": shots,
+            "picked": sorted(picked),
+            "cases": r,
+        },
+        args.json,
+    )
     if any_failed(r):
         raise SystemExit(1)
 

@@ -38,6 +38,16 @@ def panel(rgb: np.ndarray, label: str) -> np.ndarray:
     return small
 
 
+def write_picture(rows: list[np.ndarray], out: Path) -> int:
+    """Rows of panels (RGB) stacked into a JPEG at ``out``; its size in bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
+    if not ok:
+        raise SystemExit("could not encode the picture")
+    out.write_bytes(buf.tobytes())
+    return len(buf)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=SHARED_CLIP)
@@ -61,12 +71,8 @@ def main() -> None:
             panel(gray_rgb(original), f"gray (frame {i})"), panel(plain, "without keys"),
             panel(keyed, f"one key, {args.after} frames back"), panel(original, "original"),
         ], axis=1))  # fmt: skip
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
-    if not ok:
-        raise SystemExit("could not encode the picture")
-    args.out.write_bytes(buf.tobytes())
-    print(f"{args.out}: frames {sorted(shown)}, {len(buf) // 1024} KB")
+    size = write_picture(rows, args.out)
+    print(f"{args.out}: frames {sorted(shown)}, {size // 1024} KB")
 
 
 if __name__ == "__main__":

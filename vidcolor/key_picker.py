@@ -113,7 +113,7 @@ def write_keys(
     if it made it: a second try starts from an empty folder."""
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    wanted, written = set(frames), []
+    wanted, written, done = set(frames), [], set()
     try:
         with VideoReader(video, autorotate=True) as reader:
             for frame in reader:
@@ -123,12 +123,13 @@ def write_keys(
                         bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
                         part.write_bytes(cv2.imencode(".png", bgr)[1].tobytes())
                     written.append(target)
+                    done.add(frame.index)
                 if on_frame is not None:
                     on_frame(frame.index + 1)
                 if len(written) == len(wanted):
                     break
         if len(written) < len(wanted):  # a frame the first pass saw and this one did not
-            missing = min(wanted - {int(p.stem[6:]) for p in written})
+            missing = min(wanted - done)
             raise KeyPickError(f"{video}: frame {missing} could not be read again")
     except BaseException:
         for path in written:  # its own files only
