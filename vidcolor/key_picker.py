@@ -25,6 +25,7 @@ import numpy as np
 from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
 from vidcolor.temporal import CutMarks
+from vidcolor.thinned import Thinned
 from vidcolor.video import VideoReader
 
 THUMB = (48, 27)  # the small gray a frame is compared by (w, h)
@@ -59,37 +60,26 @@ def choose(grays: list[tuple[int, np.ndarray]], gap: int = 24) -> list[int]:
     return sorted(usable[c][0] for c in chosen)
 
 
-class _Shot:
-    """One shot's small grays, thinned to at most ``SAMPLES`` (every 2nd, 4th, ... frame)."""
-
-    def __init__(self) -> None:
-        self.grays: list[tuple[int, np.ndarray]] = []
-        self.stride, self.seen = 1, 0
-
-    def add(self, index: int, gray: np.ndarray) -> None:
-        if self.seen % self.stride == 0:
-            self.grays.append((index, gray))
-            if len(self.grays) > SAMPLES:
-                self.grays, self.stride = self.grays[::2], self.stride * 2
-        self.seen += 1
+def thumb(luma: np.ndarray) -> np.ndarray:
+    """The small gray a frame is compared by, from its stored Y plane."""
+    return cv2.resize(luma, THUMB, interpolation=cv2.INTER_AREA)
 
 
 def pick(video: Path, on_frame: Callable[[int], None] | None = None) -> list[list[int]]:
     """The first pass: for each shot of ``video``, the frames to paint (``choose``)."""
     shots: list[list[int]] = []
-    shot = _Shot()
+    shot: Thinned[tuple[int, np.ndarray]] = Thinned(SAMPLES)
     with VideoReader(video, planes=True) as reader:  # as the render's first pass decodes it
         gap = round(reader.info.frame_rate or 24)
         for frame, cut in CutMarks.attach(reader).mark(reader):
-            if cut and shot.grays:
-                shots.append(choose(shot.grays, gap))
-                shot = _Shot()
-            luma = cv2.resize(frame.image, THUMB, interpolation=cv2.INTER_AREA)  # stored Y
-            shot.add(frame.index, luma)
+            if cut and shot.items:
+                shots.append(choose(shot.items, gap))
+                shot = Thinned(SAMPLES)
+            shot.offer(lambda f=frame: (f.index, thumb(f.image)))
             if on_frame is not None:
                 on_frame(frame.index + 1)
-    if shot.grays:
-        shots.append(choose(shot.grays, gap))
+    if shot.items:
+        shots.append(choose(shot.items, gap))
     return shots
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.color import l_to_model
+from vidcolor.thinned import Thinned
 
 CELL = 8  # working-size pixels per matched cell: the third encoder level's stride
 LEVELS = 3  # encoder levels matched on
@@ -160,13 +161,11 @@ def shot_banks(
     key in order (``Propagator.key_frames``) and the render's ``colorizer``
     (render.Colorizer). A shot with more than ``MAX_KEYS`` keys (a key video in colour all
     through) keeps every 2nd of them, then every 4th, and so on."""
-    shots: dict[int, tuple[list[Bank], int, int]] = {}  # banks, stride, keys seen
+    shots: dict[int, Thinned[Bank]] = {}
     for shot, gray, chroma in key_frames:
-        banks, stride, seen = shots.get(shot, ([], 1, 0))
-        if seen % stride == 0:
-            feats = features(colorizer.G, l_to_model(colorizer.model_l([gray])))[0]
-            banks.append(bank(feats, chroma))
-            if len(banks) > MAX_KEYS:
-                banks, stride = banks[::2], stride * 2
-        shots[shot] = banks, stride, seen + 1
-    return {shot: Bank.join(banks) for shot, (banks, _, _) in shots.items()}
+
+        def made(gray: np.ndarray = gray, chroma: np.ndarray = chroma) -> Bank:
+            return bank(features(colorizer.G, l_to_model(colorizer.model_l([gray])))[0], chroma)
+
+        shots.setdefault(shot, Thinned(MAX_KEYS)).offer(made)
+    return {shot: Bank.join(kept.items) for shot, kept in shots.items()}
