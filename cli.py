@@ -175,8 +175,14 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "folder", required=True, type=click.Path(path_type=Path),
-              help="A new or empty folder for the frames to paint.")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "folder",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A new or empty folder for the frames to paint.",
+)
 @user_errors
 def keys(video: Path, folder: Path) -> None:
     """Write the frames of VIDEO worth painting into a folder, for render --keyframes.
@@ -313,10 +319,14 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
 @click.option("--adapt", type=Finite(min=0), default=0, metavar="SECONDS",
               help="With --keyframes: first fine-tune the model on the keys for this long (L1, "
               "at the working size), so shots without a key take their palette too.")  # fmt: skip
-@click.option("--match/--no-match", default=RenderOptions.match, show_default=True,
-              help="With --keyframes: colour each frame also from where it looks like its "
-              "shot's keys (the model's own features), however far from them, where the "
-              "motion no longer carries their colour.")  # fmt: skip
+@click.option(
+    "--match/--no-match",
+    default=RenderOptions.match,
+    show_default=True,
+    help="With --keyframes: colour each frame also from where it looks like its shot's keys "
+    "(the model's own features), however far from them, where the motion no longer carries "
+    "their colour.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -> None:

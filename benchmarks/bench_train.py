@@ -162,8 +162,14 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
     sent: float | None = None  # when SIGINT went
     with open(log_path, "w") as log:
         t_launch = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, preexec_fn=_heed_sigint)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_heed_sigint,
+        )
         try:
             while True:  # rows are watched until it exits: the step in progress still logs
                 done = proc.poll() is not None

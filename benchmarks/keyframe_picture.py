@@ -40,8 +40,8 @@ def panel(rgb: np.ndarray, label: str) -> np.ndarray:
 
 def write_picture(rows: list[np.ndarray], out: Path) -> int:
     """Rows of panels (RGB) stacked into a JPEG at ``out``; its size in bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 85])  # fmt: skip
+    bgr = cv2.cvtColor(np.concatenate(rows), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 85])
     if not ok:
         raise SystemExit("could not encode the picture")
     out.write_bytes(buf.tobytes())

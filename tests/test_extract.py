@@ -132,8 +132,13 @@ def test_ctrl_c_keeps_whole_frames_and_resume_completes(tmp_path: Path) -> None:
     video, out = tmp_path / "long.mp4", tmp_path / "frames"
     make_video(video, frames=600, width=320, height=240)
     cmd = [sys.executable, "-c", "from cli import main; main()", "extract", str(video)]
-    proc = subprocess.Popen([*cmd, "-o", str(out)], stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).parents[1], preexec_fn=default_signals)  # fmt: skip
+    proc = subprocess.Popen(
+        [*cmd, "-o", str(out)],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parents[1],
+        preexec_fn=default_signals,
+    )
     deadline = time.time() + 60
     while len(read_manifest(out / "manifest.jsonl")) < 20 and time.time() < deadline:
         time.sleep(0.05)

@@ -331,18 +331,19 @@ def chroma_planes(path: Path) -> list[np.ndarray]:
     return out
 
 
-def plain_and_keyed(src: Path, keys: Path, model: Path, match: bool = True
-                    ) -> tuple[list, list, list]:  # fmt: skip
+def plain_and_keyed(
+    src: Path, keys: Path, model: Path, match: bool = True
+) -> tuple[list, list, list]:
     """The chroma planes of ``src``, of its render without keys and of its render with
     ``keys`` (lossless, beside ``src``; ``match``: RenderOptions.match)."""
     from vidcolor import stages
     from vidcolor.options import RenderOptions
 
     for name, folder in (("plain.mp4", None), ("keyed.mp4", keys)):
-        stages.render(src, src.parent / name, RenderOptions(model, "cpu", crf=0,
-                                                            preset="ultrafast",
-                                                            keyframes=folder,
-                                                            match=match))  # fmt: skip
+        options = RenderOptions(
+            model, "cpu", crf=0, preset="ultrafast", keyframes=folder, match=match
+        )
+        stages.render(src, src.parent / name, options)
     return chroma_planes(src), chroma_planes(src.parent / "plain.mp4"), chroma_planes(
         src.parent / "keyed.mp4")  # fmt: skip
 

@@ -210,8 +210,9 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
     cmd = [sys.executable, "-c", "from cli import main; main()", "train", str(tmp_path / "photos"),
            "-o", str(out), "--size", "32", "--epochs", "1000", "--batch-size", "2",
            "--base-width", "8", "--depth", "4", "--workers", "0", "--checkpoint-every", "25"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_signals)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
+    )
     deadline = time.time() + 120
     while not (out / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.1)

@@ -170,7 +170,18 @@ def from_params(stage: str, p: dict[str, Any]) -> Any:
             init=str(p.get("init") or ""),
         )  # fmt: skip
         return TrainStage(config, p["device"], p["workers"])
-    return RenderOptions(p["model"], p["device"], p["render_size"], p["batch_size"], p["codec"],
-                         p["crf"], p["preset"], p["preview"], p["preview_frames"],
-                         p["temporal"], p.get("keyframes"), p.get("adapt") or 0,
-                         p.get("match", True))  # fmt: skip
+    return RenderOptions(
+        p["model"],
+        p["device"],
+        p["render_size"],
+        p["batch_size"],
+        p["codec"],
+        p["crf"],
+        p["preset"],
+        p["preview"],
+        p["preview_frames"],
+        p["temporal"],
+        p.get("keyframes"),
+        p.get("adapt") or 0,
+        p.get("match", True),
+    )

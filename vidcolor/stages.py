@@ -308,8 +308,10 @@ def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> A
     with report.progress(f"adapt to {len(sample.keys)} keys", round(seconds)) as bar:
         losses = adapt(colorizer, sample.keys, seconds,
                        on_time=lambda t: bar.update(min(round(t), round(seconds))))
-    report.say(f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
-               f"{losses[0]:.4f} -> {losses[-1]:.4f}")  # fmt: skip
+    report.say(
+        f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
+        f"{losses[0]:.4f} -> {losses[-1]:.4f}"
+    )
     return colorizer
 
 
