@@ -11,7 +11,7 @@ frames, every key left out: PSNR, colourfulness and warping error against the or
 the render time. Usage:
 
     python benchmarks/bench_keyframes.py [--clip F --start S --seconds D] [--width 320]
-        [--no-adapt] [--json out.json]
+        [--no-adapt] [--only "first frame,vidcolor keys"] [--json out.json]
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=Fraction, default=Fraction(10**6))
     parser.add_argument("--width", type=int, help="score at this width (flow at 720p is slow)")
     parser.add_argument("--no-adapt", action="store_true", help="skip the --adapt cases")
+    parser.add_argument("--only", help="comma-separated case names: run these alone")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     stop_on_signals()
@@ -198,6 +199,11 @@ def main() -> None:
             if not args.no_adapt and kind != "picked":
                 name = f"{label}, --adapt {ADAPT:g}"
                 cases[name] = lambda k=kind, n=name: side(n, k, adapt=ADAPT)
+        if args.only:
+            only = args.only.split(",")
+            if unknown := [n for n in only if n not in cases]:
+                raise SystemExit(f"--only: no case {unknown[0]!r}; the cases: {', '.join(cases)}")
+            cases = {name: cases[name] for name in only}
         r = run_cases(cases)
     print(
         f"\n{args.clip.name} from the keyframe at or after {float(start):.3f} s: shots {shots}, "
@@ -208,7 +214,7 @@ def main() -> None:
         "warping error / original | speed vs no keys |"
     )
     print("|---|---:|---:|---:|---:|---:|")
-    plain = r["without keys"]
+    plain = r.get("without keys", {"error": "not run"})
     for name, x in r.items():
         if "error" in x:
             print(f"| {name} | error: {x['error']} | | | | |")

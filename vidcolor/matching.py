@@ -33,8 +33,8 @@ TEMPERATURE = 0.02  # softmax over the top similarities: lower, nearer the singl
 LUMA_WEIGHT = 1.0  # the cell's luma mean and spread, against each unit-length encoder level
 # Best similarity at which a match counts not at all, and fully.
 SURE_FROM, SURE_AT = 0.80, 0.95
-GUIDE_RADIUS = 2  # cells: the guided filter's window
-GUIDE_EPS = 1e-3  # its regularisation (luma in [0, 1]): larger, smoother colour
+GUIDE_RADIUS = 1  # cells: the guided filter's window (wider smooths small details' colour away)
+GUIDE_EPS = 1e-4  # its regularisation (luma in [0, 1]): larger, smoother colour
 SIMILARITIES = 2**24  # similarities computed at a time (64 MB): frame cells go in chunks
 MAX_KEYS = 8  # keys a shot's bank holds at most (spread over the shot), so memory is bounded
 
