@@ -111,6 +111,46 @@ def test_a_good_bundle_loads(tiny_model: Path) -> None:
     assert g(torch.zeros(1, 1, 32, 32)).shape == (1, 2, 32, 32)
 
 
+def test_a_bundles_chroma_gain_scales_the_colour_it_renders(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from conftest import write_photos
+
+    from vidcolor.color import rgb_to_lab
+    from vidcolor.images import read_rgb
+    from vidcolor.render import Colorizer, default_model
+
+    old = tmp_path / "old.pt"
+    shutil.copy(tiny_model, old)
+    rewrite(old, lambda s: s.pop("chroma_gain"))
+    assert Colorizer(old, "cpu").chroma_gain == 1.0  # made before it had one
+    modest = tmp_path / "modest.pt"  # the bundled model: it colours a photograph
+    shutil.copy(default_model(), modest)
+    rewrite(modest, lambda s: s.update(chroma_gain=0.5))
+    photo = read_rgb(write_photos(tmp_path / "photo", ["coffee"], size=64)[0])
+    full, half = (
+        rgb_to_lab(torch.from_numpy(Colorizer(m, "cpu").colorize_rgb(photo)).float() / 255)
+        for m in (default_model(), modest)
+    )
+    assert full[..., 1:].abs().mean() > 2
+    off = (half[..., 1:] - full[..., 1:] / 2).abs()  # uint8 rounding; out-of-gamut clipping
+    assert off.mean() < 0.5 and off.quantile(0.99) < 3, (off.mean(), off.quantile(0.99))
+    assert (half[..., 0] - full[..., 0]).abs().mean() < 0.5  # the lightness stays
+
+
+@pytest.mark.parametrize("gain", [0.0, -0.5, 2.5, float("nan"), "0.5", 1])
+def test_a_bundle_with_a_wrong_chroma_gain_is_refused_in_one_line(
+    tiny_model: Path, tmp_path: Path, gain: object
+) -> None:
+    bundle = tmp_path / "gain.pt"
+    shutil.copy(tiny_model, bundle)
+    rewrite(bundle, lambda s: s.update(chroma_gain=gain))
+    with pytest.raises(CheckpointError) as e:
+        load_model(bundle)
+    assert str(e.value).startswith(f"{bundle}: chroma_gain is ")
+    assert str(e.value).endswith("it must be a number in (0, 2]")
+
+
 def test_weights_that_do_not_fit_the_declared_model_are_refused(
     tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -42,6 +42,7 @@ from vidcolor.schema import (
 TRAINING_FORMAT = "vidcolor-training-checkpoint"  # G, D, optimizers ...: to resume training
 BUNDLE_FORMAT = "vidcolor-model"  # the generator, its config, provenance: to render
 MISFIT = "weights do not fit the model it describes"
+MAX_GAIN = 2.0  # a bundle's chroma_gain: at most this
 
 
 class CheckpointError(UserError):
@@ -240,6 +241,9 @@ def _check_bundle(state: dict) -> ModelConfig:
     cfg = checked_fields(state, BUNDLE_SCHEMA)["model"]
     state["model"] = cfg.to_dict()
     _fits(state["generator"], _on_meta(cfg)[0], "generator")
+    gain = state.setdefault("chroma_gain", 1.0)  # bundles made before it had none
+    if not (isinstance(gain, float) and 0 < gain <= MAX_GAIN):
+        raise Bad(f"chroma_gain is {shown(gain)}; it must be a number in (0, {MAX_GAIN:g}]")
     return cfg
 
 
@@ -373,10 +377,14 @@ def _half(t: torch.Tensor) -> torch.Tensor:
     return h if bool(torch.isfinite(h).all()) else t
 
 
-def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = "") -> dict:
+def save_bundle(
+    path: str | Path, training_checkpoint: str | Path, about: str = "", chroma_gain: float = 1.0
+) -> dict:
     """A shareable model from a training checkpoint: the generator alone (fp16 weights halve
     the file; inference runs in float32 or autocast), its config, and where it came from
-    (``about``: a sentence on the data, for people reading the provenance)."""
+    (``about``: a sentence on the data, for people reading the provenance). ``chroma_gain``
+    scales the colour it predicts when it renders (a model for footage of every kind hedges
+    towards gray where it is unsure: ``benchmarks/calibrate_gain.py`` picks it)."""
     s = load_checkpoint(training_checkpoint)
     cfg = s["config"]
     bundle = {
@@ -385,6 +393,7 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
         "model": cfg["model"],
         "size": cfg["size"],  # the training crop size: render's default working size
         "generator": {k: _half(v) for k, v in s["G"].items()},
+        "chroma_gain": float(chroma_gain),
         "provenance": {
             "data": cfg["data"],
             "step": s["step"],
@@ -400,8 +409,8 @@ def save_bundle(path: str | Path, training_checkpoint: str | Path, about: str = 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """A generator in eval mode (float32, CPU) from a model bundle or a training checkpoint,
-    and a dict with its ``model`` config, working ``size`` and ``provenance``. The file is
-    checked whole first, so the network built is one its weights fit."""
+    and a dict with its ``model`` config, working ``size``, ``chroma_gain`` and ``provenance``.
+    The file is checked whole first, so the network built is one its weights fit."""
     path = Path(path)
     state = _load(path, "model")
     if state.get("format") == BUNDLE_FORMAT:
@@ -410,8 +419,12 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     elif state.get("format") == TRAINING_FORMAT:
         train_cfg = _checked(path, _check_checkpoint, state)
         cfg, weights = train_cfg.model, state["G"]
-        info = {"model": cfg.to_dict(), "size": train_cfg.size,
-                "provenance": {"step": state["step"], "data": train_cfg.data}}  # fmt: skip
+        info = {
+            "model": cfg.to_dict(),
+            "size": train_cfg.size,
+            "chroma_gain": 1.0,
+            "provenance": {"step": state["step"], "data": train_cfg.data},
+        }
     else:
         raise CheckpointError(f"{path}: not a vidcolor model (neither a bundle nor a checkpoint)")
     g = build_generator(cfg)

@@ -83,6 +83,7 @@ class Colorizer:
                 bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
             self.amp = torch.bfloat16 if bf16 else torch.float16
         self.size = render_size or int(self.info["size"])
+        self.chroma_gain = float(self.info["chroma_gain"])  # the bundle's: 1 for a checkpoint
         # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
         self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
         self._l_of_gray = L_OF_GRAY.to(self.device)
@@ -138,6 +139,10 @@ class Colorizer:
         self.batch_size = max(1, min(self.batch_size, half))
         return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
 
+    def _ab(self, L: torch.Tensor) -> torch.Tensor:
+        """Lab ab for a batch of L (model scale), scaled by the model's ``chroma_gain``."""
+        return ab_from_model(self._generate(L).float()) * self.chroma_gain
+
     def gray(self, y: np.ndarray, full_range: bool) -> np.ndarray:
         """A stored luma plane (H, W) uint8 -> full-range gray at the working size: what the
         model sees (as Lab L) and the stabiliser's flow runs on."""
@@ -168,7 +173,7 @@ class Colorizer:
         if grays is None:  # 1. stored luma -> full-range gray at the working size
             grays = [self.gray(y, full_range) for y in ys]
         L = self.model_l(grays)  # (N,1,hs,ws) in [0, 100]
-        ab = ab_from_model(self._generate(l_to_model(L)).float())  # 2. (N,2,hs,ws)
+        ab = self._ab(l_to_model(L))  # 2. (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
         cbcr = rgb_to_cbcr(rgb, matrix, full_range)
         keyed = keyed or [None] * len(grays)
@@ -216,7 +221,7 @@ class Colorizer:
         L = lab[..., 0][None, None]  # (1,1,H,W)
         ws, hs = scaled_size(w, h, self.size)
         small = F.interpolate(L, size=(hs, ws), mode="bilinear", antialias=True)
-        ab = ab_from_model(self._generate(l_to_model(small)).float())
+        ab = self._ab(l_to_model(small))
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         out = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)[0].permute(1, 2, 0)
         return (out * 255).round().byte().cpu().numpy()
@@ -317,8 +322,7 @@ def render_video(
         try:
             with (
                 threaded(marked, depth) as decoded,
-                threaded(_prepared(decoded, colorizer, info, temporal, keyed),
-                         depth) as prepared,  # fmt: skip
+                threaded(_prepared(decoded, colorizer, info, temporal, keyed), depth) as prepared,
                 threaded(_colorized(prepared, colorizer, stabilizer, info), depth) as colorized,
             ):
                 for frame, u, v in colorized:

@@ -297,17 +297,22 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
 
 
 def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> Any:
-    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (vidcolor.adapt):
-    a colorizer the caller handed in keeps its weights."""
+    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (vidcolor.adapt),
+    at full chroma: a colorizer the caller handed in keeps its weights."""
     import copy
 
     from vidcolor.adapt import adapt
 
     colorizer = copy.copy(colorizer)
     colorizer.G = copy.deepcopy(colorizer.G)
+    colorizer.chroma_gain = 1.0  # the bundle's hedge is for footage it never saw; now it has
     with report.progress(f"adapt to {len(sample.keys)} keys", round(seconds)) as bar:
-        losses = adapt(colorizer, sample.keys, seconds,
-                       on_time=lambda t: bar.update(min(round(t), round(seconds))))
+        losses = adapt(
+            colorizer,
+            sample.keys,
+            seconds,
+            on_time=lambda t: bar.update(min(round(t), round(seconds))),
+        )
     report.say(
         f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
         f"{losses[0]:.4f} -> {losses[-1]:.4f}"
@@ -337,8 +342,10 @@ def _render_folder(
         report.say(f"warning: skipped {reason}")
     report.done(f"{len(images) - len(unreadable)} images in {dst}")
     if unreadable:
-        raise RenderError(f"{len(unreadable)} of {len(images)} images could not be read (named "
-                          "above); the rest are in place: render those alone once fixed")
+        raise RenderError(
+            f"{len(unreadable)} of {len(images)} images could not be read (named "
+            "above); the rest are in place: render those alone once fixed"
+        )
 
 
 def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
