@@ -1,7 +1,14 @@
-"""Score a model on colour frames it never saw: PSNR and SSIM of its colorization against the
-originals, beside the gray input itself (the floor any colorizer must beat), in one run.
+"""Score a model on colour pictures it never saw, kind by kind, beside the gray input itself (the
+floor any colorizer must beat) and, when given, a previous model, in one run.
 
-Usage: python benchmarks/score_model.py FRAMES_DIR [--model PATH] [--json out.json]
+FRAMES is a folder of images (one kind), or a folder of such folders (one kind each: what
+``pipelines/default_data.py`` writes as ``heldout/``). Each picture is colorized as ``render``
+colorizes a frame; the table gives PSNR (and the gain over gray), SSIM and the colourfulness
+against the original's, per kind and averaged over the kinds. ``--gain`` scores the model at
+another chroma gain than its own (``benchmarks/calibrate_gain.py`` sweeps it).
+
+Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
+           [--json out.json]
 """
 
 from __future__ import annotations
@@ -20,40 +27,98 @@ from vidcolor.metrics import colourfulness, psnr, ssim
 from vidcolor.render import Colorizer, image_files
 
 
+def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
+    """The colour pictures of ``folder`` by kind: its own (a folder of images), or each
+    subfolder's (a folder of kinds)."""
+    found = {folder.name: image_files(folder)} if image_files(folder) else {}
+    if not found:
+        found = {d.name: image_files(d) for d in sorted(folder.iterdir()) if d.is_dir()}
+    out = {}
+    for kind, paths in found.items():
+        pictures = [read_rgb(p) for p in paths]
+        if pictures := [p for p in pictures if not is_greyscale(p)]:
+            out[kind] = pictures
+    if not out:
+        raise SystemExit(f"{folder}: no colour pictures to score on")
+    return out
+
+
+def _psnr(out: np.ndarray, truth: np.ndarray) -> float:
+    a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (out, truth))
+    return float(psnr(a, b))
+
+
+def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
+    """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
+    originals, and their colourfulness over the originals'."""
+    rows, colour, colour_orig = [], [], []
+    for truth in pictures:
+        out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
+        rows.append((_psnr(out, truth), ssim(out / 255, truth / 255)))
+        colour.append(colourfulness(out))
+        colour_orig.append(colourfulness(truth))
+    return {
+        "psnr": float(np.mean([r[0] for r in rows])),
+        "ssim": float(np.mean([r[1] for r in rows])),
+        "colourfulness_ratio": float(np.mean(colour) / np.mean(colour_orig)),
+    }
+
+
+def score_kinds(models: dict[str, Colorizer | None], by_kind: dict[str, list]) -> dict:
+    """{kind: {model name: score}} for each kind, and "average" over the kinds."""
+    table = {kind: {name: score(c, p) for name, c in models.items()} for kind, p in by_kind.items()}
+    first = next(iter(by_kind))
+    table["average"] = {
+        name: {
+            k: float(np.mean([table[kind][name][k] for kind in by_kind]))
+            for k in table[first][name]
+        }
+        for name in models
+    }
+    return table
+
+
+def print_table(table: dict, counts: dict[str, int]) -> None:
+    """The scores as a Markdown table: a row per kind, the average last."""
+    names = list(next(iter(table.values())))[1:]  # the gray input is the first column
+    head = ["kind", "pictures", "gray input: PSNR dB"]
+    head += [f"{n}: PSNR dB (vs gray)" for n in names] + [f"{n}: colourfulness" for n in names]
+    print("| " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * (len(head) - 1))
+    for kind, row in table.items():
+        gray = row["gray input"]["psnr"]
+        cells = [f"**{kind}**" if kind == "average" else kind]
+        cells.append(str(counts.get(kind, sum(counts.values()))))
+        cells.append(f"{gray:.2f}")
+        cells += [f"{row[n]['psnr']:.2f} ({row[n]['psnr'] - gray:+.2f})" for n in names]
+        cells += [f"{row[n]['colourfulness_ratio']:.2f}" for n in names]
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("frames", type=Path)
     parser.add_argument("--model", type=Path, help="default: the bundled model")
+    parser.add_argument("--previous", type=Path, help="a model to score beside it")
+    parser.add_argument("--gain", type=float, help="chroma gain (default: the model's own)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    colorizer = Colorizer(args.model, "auto")
-    rows = {"gray input": [], "model": []}
-    colour = {"original": [], "model": []}
-    for path in image_files(args.frames):
-        truth = read_rgb(path)
-        if is_greyscale(truth):
-            continue  # nothing to score against
-        gray = gray_rgb(truth)
-        for name, out in (("gray input", gray), ("model", colorizer.colorize_frame(truth))):
-            a = torch.from_numpy(out).permute(2, 0, 1)[None].float() / 255
-            b = torch.from_numpy(truth).permute(2, 0, 1)[None].float() / 255
-            rows[name].append((psnr(a, b).item(), ssim(out / 255, truth / 255)))
-        colour["original"].append(colourfulness(truth))
-        colour["model"].append(colourfulness(out))
-    n = len(rows["model"])
-    print(f"{n} held-out colour frames from {args.frames}\n")
-    print("| | PSNR dB | SSIM |")
-    print("|---|---:|---:|")
-    result = {}
-    for name, vals in rows.items():
-        p, s = np.mean([v[0] for v in vals]), np.mean([v[1] for v in vals])
-        result[name] = {"psnr": p, "ssim": s}
-        print(f"| {name} | {p:.2f} | {s:.4f} |")
-    ratio = np.mean(colour["model"]) / np.mean(colour["original"])
-    result["colourfulness_ratio"] = ratio
-    print(f"\ncolourfulness, model / original: {ratio:.2f}")
+    by_kind = kinds(args.frames)
+    model = Colorizer(args.model, "auto")
+    if args.gain is not None:
+        model.chroma_gain = args.gain
+    models: dict[str, Colorizer | None] = {"gray input": None, "model": model}
+    if args.previous:
+        models["previous"] = Colorizer(args.previous, "auto")
+    table = score_kinds(models, by_kind)
+    counts = {k: len(v) for k, v in by_kind.items()}
+    print(
+        f"{sum(counts.values())} held-out colour pictures from {args.frames} "
+        f"(model chroma gain {model.chroma_gain:g})\n"
+    )
+    print_table(table, counts)
     if args.json:
-        args.json.write_text(json.dumps({"frames": n, **result}, indent=2))
+        args.json.write_text(json.dumps({"pictures": counts, "scores": table}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "pipelines")]
 
 import bench_render  # noqa: E402
 import bench_train  # noqa: E402
+import calibrate_gain  # noqa: E402
 from common import run_cases  # noqa: E402
 from sample_clip import cut  # noqa: E402
 
@@ -99,8 +100,18 @@ def test_bench_render_runs_on_from_a_failed_case(tmp_path: Path) -> None:
     audio (it used to fail there), still runs and prints its figures. The bundled model."""
     clip, out = tmp_path / "silent.mp4", tmp_path / "render.json"
     make_video(clip, frames=36, x264=KEY_EVERY_12)
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_render.py"), "--clip", str(clip),
-           "--cases", "model,render-10s", "--naive-seconds", "0.01", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        str(ROOT / "benchmarks" / "bench_render.py"),
+        "--clip",
+        str(clip),
+        "--cases",
+        "model,render-10s",
+        "--naive-seconds",
+        "0.01",
+        "--json",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr  # a case failed, and says so
     assert "| model | error: RuntimeError: exit code 1: ValueError: 1 frames" in done.stdout
@@ -129,8 +140,9 @@ def test_step_rate_runs_on_the_trainers_own_batches(tiny_trainer: Trainer) -> No
     assert bench_train.step_rate(tiny_trainer, 2) > 0
 
 
-def test_end_to_end_reads_a_training_run_stopped_by_sigint(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_end_to_end_reads_a_training_run_stopped_by_sigint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A real `vidcolor train` long enough for a metrics.csv row (one every 20 steps)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny steps: a second thread only waits
     write_photos(tmp_path / "photos", size=48)
@@ -140,3 +152,37 @@ def test_end_to_end_reads_a_training_run_stopped_by_sigint(tmp_path: Path,
     assert got["exit_code"] == 130  # Ctrl-C's code: the planned stop, not an error
     assert got["rows"] >= 1 and got["steps_logged"] >= 20 and got["images_per_s"] > 0
     assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_the_gain_picked_is_the_best_that_keeps_every_kind_near_gray() -> None:
+    margins = {
+        1.0: {"photos": -0.9, "game": 3.0},  # best mean, but photos fall 0.9 dB below gray
+        0.6: {"photos": -0.1, "game": 1.5},
+        0.3: {"photos": 0.1, "game": 0.6},
+    }
+    assert calibrate_gain.pick(margins, floor=0.2) == 0.6
+    assert calibrate_gain.pick(margins, floor=1.0) == 1.0
+    worse = {g: {"photos": m["photos"] - 1, "game": m["game"]} for g, m in margins.items()}
+    assert calibrate_gain.pick(worse, floor=0.2) == 0.3  # none is safe: the best worst kind
+
+
+def test_calibrate_gain_stores_the_gain_it_printed(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from vidcolor.render import Colorizer
+
+    for kind in ("photos", "more"):
+        write_photos(tmp_path / "calibrate" / kind, ["coffee", "chelsea"], size=40)
+    model = tmp_path / "model.pt"
+    shutil.copy(tiny_model, model)
+    script = ROOT / "benchmarks" / "calibrate_gain.py"
+    args = [tmp_path / "calibrate", "--model", model, "--gains", "0.5,1.0", "--write"]
+    out = subprocess.run(
+        [sys.executable, script, *map(str, args)], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [
+        line for line in out.splitlines() if line.startswith("| 0.5 |") or line.startswith("| 1 |")
+    ]
+    assert len(rows) == 2, out
+    picked = float(out.split("picked chroma gain ")[1].split()[0])
+    assert picked in (0.5, 1.0) and Colorizer(model, "cpu").chroma_gain == picked

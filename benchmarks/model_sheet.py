@@ -1,0 +1,58 @@
+"""A contact sheet of a model on held-out pictures, to check by eye what scores cannot say (a
+whole sky or character in a hue the original does not have): per row, one picture of a kind
+as gray input, the previous model, the model, and the original.
+
+Usage: python benchmarks/model_sheet.py HELDOUT --model M [--previous P] [--per-kind 2]
+           [-o docs/default_model_heldout.jpg]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+from score_model import kinds
+
+from vidcolor.color import gray_rgb
+from vidcolor.render import Colorizer
+
+HEIGHT = 120  # pixels a row
+
+
+def row(pictures: list[np.ndarray]) -> np.ndarray:
+    h, w = pictures[0].shape[:2]
+    size = (round(w * HEIGHT / h), HEIGHT)
+    return np.hstack([cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in pictures])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("heldout", type=Path)
+    parser.add_argument("--model", type=Path, help="default: the bundled model")
+    parser.add_argument("--previous", type=Path)
+    parser.add_argument("--per-kind", type=int, default=2)
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/default_model_heldout.jpg"))
+    args = parser.parse_args()
+    models = [Colorizer(args.previous, "auto")] if args.previous else []
+    models.append(Colorizer(args.model, "auto"))
+    rows = []
+    for pictures in kinds(args.heldout).values():
+        picks = np.linspace(0, len(pictures) - 1, args.per_kind).round().astype(int)
+        for truth in (pictures[i] for i in sorted(set(picks))):
+            shown = [gray_rgb(truth)] + [m.colorize_frame(truth) for m in models] + [truth]
+            rows.append(row(shown))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
+    part = args.output.with_name(f".{args.output.name}.part.jpg")
+    cv2.imwrite(str(part), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    part.replace(args.output)
+    print(
+        f"{len(rows)} rows: gray | {'previous | ' if args.previous else ''}model | original "
+        f"-> {args.output}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Open photographs and wallpapers from Debian's archive, to train and score the default model.
+
+Debian's wallpaper packages carry landscapes, cities, nature close-ups and digital art under
+open licences (each package's ``copyright`` file). This fetches them with ``apt-get download``
+(no root needed), unpacks them with ``dpkg-deb``, keeps one picture per wallpaper (the largest
+of its sizes; a dark variant counts as its own picture), scales each to short side ``--short``
+and splits them by name into train, calibrate and heldout (a stable hash, so a rerun or a new
+package version keeps each picture on its side). ``manifest.json`` records each picture's
+package, version, path in the package and licence. Benchmarks and the default model's recipe
+use this; vidcolor itself never needs these tools.
+
+    python benchmarks/photos/make_photos.py [--out bench-out/photos] [--debs DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from vidcolor.dataset import is_greyscale  # noqa: E402
+from vidcolor.images import read_rgb  # noqa: E402
+
+PACKAGES = {  # package: the licence its copyright file gives the pictures
+    "gnome-backgrounds": "CC-BY-SA-3.0",
+    "mate-backgrounds": "GPL-2+ (Ubuntu-Mate-*: CC-BY-SA-4.0)",
+    "plasma-workspace-wallpapers": "GPL-2+",
+    "ukui-wallpapers": "CC-BY-SA-3.0",
+}
+RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
+SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
+SPLITS = ((1, "heldout"), (2, "calibrate"))  # hash % 10 below the bound; the rest: train
+
+
+def split_of(name: str) -> str:
+    """heldout, calibrate or train, from a stable hash of the picture's name."""
+    bucket = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 10
+    return next((split for bound, split in SPLITS if bucket < bound), "train")
+
+
+def picture_id(package: str, path: Path) -> str:
+    """One name per wallpaper, whatever size a file is: Plasma keeps sizes as
+    ``NAME/contents/images[_dark]/WxH.ext``, others as ``NAME[_WxH].ext``."""
+    parts = path.parts
+    if "contents" in parts:
+        at = parts.index("contents")
+        variant = parts[at + 1].removeprefix("images").strip("_")
+        return f"{package}__{parts[at - 1]}" + (f"_{variant}" if variant else "")
+    return f"{package}__{SIZE_IN_NAME.sub('', path.stem)}"
+
+
+def unpacked(deb: Path, into: Path) -> tuple[str, Path]:
+    """(version, folder) of a .deb unpacked by dpkg-deb."""
+    version = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(into)], check=True)
+    return version, into
+
+
+def pictures(package: str, folder: Path) -> dict[str, Path]:
+    """The largest raster of each wallpaper in an unpacked package (screenshots left out)."""
+    best: dict[str, tuple[int, Path]] = {}
+    for path in sorted((folder / "usr/share").rglob("*")):
+        if path.suffix.lower() not in RASTERS or path.stem == "screenshot" or "doc" in path.parts:
+            continue
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            continue
+        key, pixels = picture_id(package, path), image.shape[0] * image.shape[1]
+        if key not in best or pixels > best[key][0]:
+            best[key] = (pixels, path)
+    return {key: path for key, (_, path) in best.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-out/photos")
+    parser.add_argument("--debs", type=Path, help="folder of the .deb files (default: download)")
+    parser.add_argument("--short", type=int, default=512, help="short side of the pictures")
+    args = parser.parse_args()
+    debs = args.debs or args.out / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    for package in PACKAGES:
+        if not list(debs.glob(f"{package}_*.deb")):
+            subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for package, licence in PACKAGES.items():
+            deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
+            version, folder = unpacked(deb, Path(tmp) / package)
+            for key, path in pictures(package, folder).items():
+                rgb = read_rgb(path)
+                if is_greyscale(rgb):
+                    continue
+                h, w = rgb.shape[:2]
+                scale = args.short / min(h, w)
+                if scale < 1:
+                    size = (round(w * scale), round(h * scale))
+                    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+                split = split_of(key)
+                out = args.out / split / f"{key}.jpg"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp_out = out.with_name(f".{out.name}.tmp.jpg")
+                cv2.imwrite(
+                    str(tmp_out),
+                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 95],
+                )
+                os.replace(tmp_out, out)
+                rows.append(
+                    {
+                        "file": f"{split}/{out.name}",
+                        "package": package,
+                        "version": version,
+                        "source": str(path.relative_to(folder)),
+                        "licence": licence,
+                        "split": split,
+                    }
+                )
+    (args.out / "manifest.json").write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
+    counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "calibrate", "heldout")}
+    print(f"{len(rows)} pictures in {args.out}: {counts}")
+
+
+if __name__ == "__main__":
+    main()

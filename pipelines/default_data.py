@@ -1,0 +1,111 @@
+"""The default model's data: many kinds of open footage and pictures, each kind held out too.
+
+From the shared Big Buck Bunny clip (``../shared/media``), the recorded games
+(``benchmarks/footage/make_footage.py``: SuperTux levels and Wesnoth episodes) and Debian's
+wallpapers (``benchmarks/photos/make_photos.py``), this writes, under WORK:
+
+- ``train/``: the clip's first 45 s (8 frames a second), game episodes 1-4 (2 a second) and
+  the wallpapers' train side, each whole and as 4 crops at twice the detail;
+- ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5 and the wallpapers'
+  calibrate side;
+- ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the clip's
+  last 15 s, game episode 6, the wallpapers' heldout side, and scikit-image's photographs.
+
+Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
+           [--photos bench-out/photos]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vidcolor import stages  # noqa: E402
+from vidcolor.images import read_rgb  # noqa: E402
+from vidcolor.options import ExtractOptions, ExtractStage  # noqa: E402
+
+CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
+SHORT = 256  # short side of every training picture, as the bundled model's frames
+CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
+GAMES = ("supertux", "wesnoth")
+# scikit-image's own colour photographs (public domain or CC0: skimage/data/README.txt)
+PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
+
+
+def frames(video: Path, out: Path, fps: float, start: float = 0, end: float | None = None):
+    """Frames of ``video`` (``fps`` a second, short side SHORT, JPEG) into ``out``; a second
+    run resumes (and checks) what a first one wrote."""
+    options = ExtractOptions(image_format="jpg", fps=fps, start=start or None, end=end, size=SHORT)
+    stages.extract(video, out, ExtractStage(options), resume=out.exists())
+
+
+def write(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(f".{path.name}.part.jpg")
+    cv2.imwrite(str(part), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    os.replace(part, path)
+
+
+def scaled(rgb: np.ndarray, short: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = short / min(h, w)
+    return cv2.resize(rgb, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+
+
+def pictures(src: Path, out: Path, crops: int, seed: int = 0) -> None:
+    """Each picture of ``src`` at short side SHORT, and ``crops`` SHORT-square crops of it at
+    short side 2 x SHORT (details the whole picture is too small to show). They are written
+    into ``OUT.part`` and moved to ``out`` when all are there, so ``out`` is whole or absent."""
+    if out.exists():
+        return
+    rng, part = np.random.default_rng(seed), out.with_name(f"{out.name}.part")
+    for path in sorted(src.iterdir()):
+        rgb = read_rgb(path)
+        write(part / f"{path.stem}.jpg", scaled(rgb, SHORT))
+        big = scaled(rgb, 2 * SHORT)
+        for i in range(crops):
+            y = rng.integers(0, big.shape[0] - SHORT + 1)
+            x = rng.integers(0, big.shape[1] - SHORT + 1)
+            write(part / f"{path.stem}_crop{i}.jpg", big[y : y + SHORT, x : x + SHORT])
+    part.rename(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path)
+    parser.add_argument("--footage", type=Path, default=ROOT / "bench-out/footage")
+    parser.add_argument("--photos", type=Path, default=ROOT / "bench-out/photos")
+    args = parser.parse_args()
+    w = args.work
+    frames(CLIP, w / "train/bbb", 8, end=45)
+    frames(CLIP, w / "heldout/shared_unseen", 2, start=45)
+    for game in GAMES:
+        for episode in range(1, 5):
+            frames(args.footage / f"{game}_{episode}.mp4", w / f"train/{game}_{episode}", 2)
+        frames(args.footage / f"{game}_5.mp4", w / f"calibrate/{game}", 0.5)
+        frames(args.footage / f"{game}_6.mp4", w / f"heldout/{game}", 0.5)
+    pictures(args.photos / "train", w / "train/wallpapers", CROPS)
+    pictures(args.photos / "calibrate", w / "calibrate/wallpapers", 0)
+    pictures(args.photos / "heldout", w / "heldout/wallpapers", 0)
+    import skimage
+
+    data = Path(skimage.__file__).parent / "data"
+    for name in PHOTOGRAPHS:
+        out = w / "heldout/photographs" / f"{Path(name).stem}.jpg"
+        write(out, scaled(read_rgb(data / name), SHORT))
+    for split in ("train", "calibrate", "heldout"):
+        kinds = sorted(p.name for p in (w / split).iterdir())
+        count = sum(1 for _ in (w / split).rglob("*.jpg"))
+        print(f"{split}: {count} pictures ({', '.join(kinds)})")
+
+
+if __name__ == "__main__":
+    main()
