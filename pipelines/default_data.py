@@ -36,7 +36,7 @@ CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
 CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
 GAMES = ("supertux", "wesnoth")
-# scikit-image's own colour photographs (public domain or CC0: skimage/data/README.txt)
+# scikit-image's own colour photographs (public domain or CC0: each one's docstring)
 PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
 
 

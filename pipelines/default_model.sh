@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
-# Trains the default model bundled in vidcolor/weights/default.pt with vidcolor's own recipe
-# (pipelines/default_model.toml: frames of the first 45 s of the shared Big Buck Bunny clip,
-# CC-BY 3.0, (c) Blender Foundation), bundles it, and scores it on the last 15 s: other shots,
-# never seen in training. About 12 minutes on a 2-core CPU.
+# Remakes the default model bundled in vidcolor/weights/default.pt from nothing, in two stages:
+#   1. pipelines/default_model.toml: a first model on the shared Big Buck Bunny clip's first 45 s
+#      (CC-BY 3.0, (c) Blender Foundation); about 12 minutes on a 2-core CPU;
+#   2. that model fine-tuned on many kinds (pipelines/default_data.py): the clip, recorded
+#      SuperTux and Wesnoth episodes 1-4 (benchmarks/footage/make_footage.py) and Debian's
+#      wallpapers (benchmarks/photos/make_photos.py); then bundled, its chroma gain calibrated on
+#      episode 5 and the wallpapers' calibrate side, and scored on what it never saw: the clip's
+#      last 15 s, episode 6, the held-out wallpapers and scikit-image's photographs.
+# The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers
+# apt-get download and dpkg-deb: tools for this recipe only, never for vidcolor itself.
 # Usage, from the repository root: bash pipelines/default_model.sh [WORK_DIR]
 set -euo pipefail
-clip="$(cd "$(dirname "$0")/../.." && pwd)/shared/media/bbb_360p_60s.mp4"
 work="${1:-work/default_model}"
 
-# 1-2. Frames (8 a second, short side 256, first 45 s) and training: the recipe. A second run
-# skips what is done; an interrupted one resumes.
+# 1. The first model (a second run skips what is done; an interrupted one resumes).
 vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 
-# 3. The held-out shots (45 s to 60 s), 2 frames a second.
-vidcolor extract "$clip" -o "$work/heldout_frames" --start 45 --fps 2 --size 256 --resume 2>/dev/null \
-  || vidcolor extract "$clip" -o "$work/heldout_frames" --start 45 --fps 2 --size 256 --overwrite
+# 2. The data of many kinds, each with a held-out side.
+[ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
+[ -f bench-out/photos/manifest.json ] || python benchmarks/photos/make_photos.py
+python pipelines/default_data.py "$work/mix"
 
-# 4. The bundle (generator in fp16 + config + provenance) that ships in the package.
+# 3. Fine-tuned on it with L1 alone: a new discriminator learns alone for the one adversarial
+#    epoch's 200 first steps, so the generator never sees the GAN loss (docs/default_model.md).
+if [ -f "$work/mix_run/last.pt" ]; then
+  vidcolor train --resume "$work/mix_run"
+else
+  vidcolor train "$work/mix/train" -o "$work/mix_run" --init "$work/train/best.pt" \
+    --lr 1e-4 --pretrain-epochs 6 --epochs 1 --seed 0
+fi
+
+# 4. The bundle (generator in fp16 + config + provenance + chroma gain) that ships.
 python - "$work" <<'PY'
 import sys
 from vidcolor.checkpoint import save_bundle
 work = sys.argv[1]
-save_bundle("vidcolor/weights/default.pt", f"{work}/train/best.pt", about=(
-    "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0: the first 45 s of "
-    "bbb_360p_60s.mp4 at 8 frames/s, short side 256 (pipelines/default_model.toml)"))
+save_bundle("vidcolor/weights/default.pt", f"{work}/mix_run/best.pt", about=(
+    "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0 (the first 45 s); SuperTux levels "
+    "and Wesnoth episodes recorded here (GPL/CC-BY-SA game art); Debian wallpapers (GPL-2+, "
+    "CC-BY-SA): pipelines/default_data.py, vidcolor/weights/README.md"))
 PY
+python benchmarks/calibrate_gain.py "$work/mix/calibrate" --model vidcolor/weights/default.pt --write
 
-# 5. Scores on the held-out shots, beside the gray input.
-python benchmarks/score_model.py "$work/heldout_frames"
+# 5. Scores on every held-out kind, beside the gray input.
+python benchmarks/score_model.py "$work/mix/heldout"
