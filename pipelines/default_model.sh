@@ -22,7 +22,8 @@ vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 python pipelines/default_data.py "$work/mix"
 
 # 3. Fine-tuned on it with L1 alone: a new discriminator learns alone for the one adversarial
-#    epoch's 200 first steps, so the generator never sees the GAN loss (docs/default_model.md).
+#    epoch's 200 first steps, so the generator never sees the GAN loss (a GAN phase scored
+#    worse: docs/benchmarks.md#the-bundled-default-model).
 if [ -f "$work/mix_run/last.pt" ]; then
   vidcolor train --resume "$work/mix_run"
 else
