@@ -15,12 +15,12 @@ Usage: python benchmarks/calibrate_gain.py CALIBRATE --model BUNDLE [--gains 0.4
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 from score_model import kinds, score
 
+from vidcolor.atomic import atomic_path
 from vidcolor.render import Colorizer
 
 GAINS = "0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
@@ -60,9 +60,8 @@ def main() -> None:
     if args.write:
         state = torch.load(args.model, weights_only=True)
         state["chroma_gain"] = best
-        part = args.model.with_name(f".{args.model.name}.part")
-        torch.save(state, part)
-        os.replace(part, args.model)
+        with atomic_path(args.model) as part:
+            torch.save(state, part)
         print(f"stored in {args.model}")
 
 

@@ -18,7 +18,6 @@ Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidcolor import stages  # noqa: E402
+from vidcolor.atomic import atomic_path  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.options import ExtractOptions, ExtractStage  # noqa: E402
 
@@ -49,9 +49,8 @@ def frames(video: Path, out: Path, fps: float, start: float = 0, end: float | No
 
 def write(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(f".{path.name}.part.jpg")
-    cv2.imwrite(str(part), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
-    os.replace(part, path)
+    with atomic_path(path) as part:
+        cv2.imwrite(str(part), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
 def scaled(rgb: np.ndarray, short: int) -> np.ndarray:

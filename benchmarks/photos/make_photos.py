@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import cv2
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from vidcolor.atomic import atomic_path  # noqa: E402
 from vidcolor.dataset import is_greyscale  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 
@@ -112,13 +112,9 @@ def main() -> None:
                 split = split_of(key)
                 out = args.out / split / f"{key}.jpg"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                tmp_out = out.with_name(f".{out.name}.tmp.jpg")
-                cv2.imwrite(
-                    str(tmp_out),
-                    cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 95],
-                )
-                os.replace(tmp_out, out)
+                with atomic_path(out) as part:
+                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+                    cv2.imwrite(str(part), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 rows.append(
                     {
                         "file": f"{split}/{out.name}",
@@ -129,7 +125,8 @@ def main() -> None:
                         "split": split,
                     }
                 )
-    (args.out / "manifest.json").write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
+    with atomic_path(args.out / "manifest.json") as part:
+        part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "calibrate", "heldout")}
     print(f"{len(rows)} pictures in {args.out}: {counts}")
 
