@@ -17,11 +17,12 @@ import torch
 from conftest import frame_times, make_video, write_photos
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "pipelines")]
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT / "benchmarks/photos"), str(ROOT / "pipelines")]
 
 import bench_render  # noqa: E402
 import bench_train  # noqa: E402
 import calibrate_gain  # noqa: E402
+import make_photos  # noqa: E402
 from common import run_cases  # noqa: E402
 from sample_clip import cut  # noqa: E402
 
@@ -186,3 +187,46 @@ def test_calibrate_gain_stores_the_gain_it_printed(tiny_model: Path, tmp_path: P
     assert len(rows) == 2, out
     picked = float(out.split("picked chroma gain ")[1].split()[0])
     assert picked in (0.5, 1.0) and Colorizer(model, "cpu").chroma_gain == picked
+
+
+COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: backgrounds
+
+Files: *
+Copyright: 2018, Someone
+License: GPL-2+
+
+Files: nature/Aqua.jpg
+       nature/Dune.jpg
+Copyright: 2008, A Photographer
+License: CC-BY-4.0
+ The licence's text runs on here,
+ over lines of its own.
+
+Files: desktop/Brand-*-no-logo.png
+Copyright: 2020, A Designer
+License: CC-BY-SA-4.0
+
+Files: debian/*
+Copyright: 2022, A Packager
+License: Expat
+"""
+
+
+def test_each_picture_gets_the_licence_its_copyright_stanza_names(tmp_path: Path) -> None:
+    doc = tmp_path / "usr/share/doc/backgrounds"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(COPYRIGHT)
+    licences = make_photos.file_licences(tmp_path, "backgrounds")
+    assert licences == {
+        "Aqua.jpg": "CC-BY-4.0",
+        "Dune.jpg": "CC-BY-4.0",
+        "Brand-*-no-logo.png": "CC-BY-SA-4.0",
+    }
+
+    def of(name: str) -> str:
+        return make_photos.licence_of(Path("usr/share/backgrounds") / name, licences, "GPL-2+")
+
+    assert of("Dune.jpg") == "CC-BY-4.0"  # the second line of a Files field
+    assert of("Brand-Cold-no-logo.png") == "CC-BY-SA-4.0"
+    assert of("Storm.jpg") == "GPL-2+"  # no stanza of its own: the package's licence

@@ -15,6 +15,7 @@ use this; vidcolor itself never needs these tools.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import json
 import re
@@ -37,6 +38,9 @@ PACKAGES = {  # package: the licence its copyright file gives the pictures
     "mate-backgrounds": "GPL-2+ (Ubuntu-Mate-*: CC-BY-SA-4.0)",
     "plasma-workspace-wallpapers": "GPL-2+",
     "ukui-wallpapers": "CC-BY-SA-3.0",
+    # Ubuntu's community photographs (landscapes, nature close-ups, still lifes)
+    "lomiri-wallpapers-16.04": "CC-BY-4.0, CC-BY-SA-4.0 or CC0-1.0",
+    "lomiri-wallpapers-20.04": "CC-BY-SA-3.0",
 }
 RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
@@ -67,6 +71,29 @@ def unpacked(deb: Path, into: Path) -> tuple[str, Path]:
     ).stdout.strip()
     subprocess.run(["dpkg-deb", "-x", str(deb), str(into)], check=True)
     return version, into
+
+
+def file_licences(folder: Path, package: str) -> dict[str, str]:
+    """{file name pattern: licence} from the package's machine-readable copyright file, for
+    the stanzas that name files (``debian/*`` or ``*`` name a folder, not a picture)."""
+    copyright_file = folder / "usr/share/doc" / package / "copyright"
+    found: dict[str, str] = {}
+    if not copyright_file.exists():
+        return found
+    for stanza in copyright_file.read_text(errors="replace").split("\n\n"):
+        fields = dict(re.findall(r"^(Files|License):(.*(?:\n[ \t].*)*)", stanza, re.MULTILINE))
+        if "Files" in fields and "License" in fields:
+            licence = fields["License"].strip().splitlines()[0]  # the name; the text follows
+            for pattern in fields["Files"].split():
+                if Path(pattern).name != "*":
+                    found[Path(pattern).name] = licence
+    return found
+
+
+def licence_of(path: Path, licences: dict[str, str], default: str) -> str:
+    """The licence of the longest pattern that matches the picture's name, else ``default``."""
+    matches = [pat for pat in licences if fnmatch.fnmatch(path.name, pat)]
+    return licences[max(matches, key=len)] if matches else default
 
 
 def pictures(package: str, folder: Path) -> dict[str, Path]:
@@ -100,6 +127,7 @@ def main() -> None:
         for package, licence in PACKAGES.items():
             deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
             version, folder = unpacked(deb, Path(tmp) / package)
+            licences = file_licences(folder, package)
             for key, path in pictures(package, folder).items():
                 rgb = read_rgb(path)
                 if is_greyscale(rgb):
@@ -121,7 +149,7 @@ def main() -> None:
                         "package": package,
                         "version": version,
                         "source": str(path.relative_to(folder)),
-                        "licence": licence,
+                        "licence": licence_of(path, licences, licence),
                         "split": split,
                     }
                 )
