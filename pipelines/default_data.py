@@ -1,15 +1,17 @@
 """The default model's data: many kinds of open footage and pictures, each kind held out too.
 
 From the shared Big Buck Bunny clip (``../shared/media``), the recorded games
-(``benchmarks/footage/make_footage.py``: SuperTux levels and Wesnoth episodes) and Debian's
-wallpapers (``benchmarks/photos/make_photos.py``), this writes, under WORK:
+(``benchmarks/footage/make_footage.py``: SuperTux levels and Wesnoth episodes), and Debian's
+wallpapers and Ubuntu's photographs (``benchmarks/photos/make_photos.py``), this writes, under
+WORK:
 
 - ``train/``: the clip's first 45 s (8 frames a second), game episodes 1-4 (2 a second) and
   the wallpapers' train side, each whole and as 4 crops at twice the detail;
-- ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5 and the wallpapers'
-  calibrate side;
+- ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the wallpapers'
+  and photographs' calibrate sides;
 - ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the clip's
-  last 15 s, game episode 6, the wallpapers' heldout side, and scikit-image's photographs.
+  last 15 s, game episode 6, the wallpapers' and photographs' heldout sides, and
+  scikit-image's photographs.
 
 Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
            [--photos bench-out/photos]
@@ -91,9 +93,9 @@ def main() -> None:
             frames(args.footage / f"{game}_{episode}.mp4", w / f"train/{game}_{episode}", 2)
         frames(args.footage / f"{game}_5.mp4", w / f"calibrate/{game}", 0.5)
         frames(args.footage / f"{game}_6.mp4", w / f"heldout/{game}", 0.5)
-    pictures(args.photos / "train", w / "train/wallpapers", CROPS)
-    pictures(args.photos / "calibrate", w / "calibrate/wallpapers", 0)
-    pictures(args.photos / "heldout", w / "heldout/wallpapers", 0)
+    for split in ("train", "calibrate", "heldout"):  # make_photos.py's SPLIT/KIND folders
+        for kind in sorted(d for d in (args.photos / split).iterdir() if d.is_dir()):
+            pictures(kind, w / split / kind.name, CROPS if split == "train" else 0)
     import skimage
 
     data = Path(skimage.__file__).parent / "data"

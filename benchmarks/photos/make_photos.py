@@ -4,10 +4,17 @@ Debian's wallpaper packages carry landscapes, cities, nature close-ups and digit
 open licences (each package's ``copyright`` file). This fetches them with ``apt-get download``
 (no root needed), unpacks them with ``dpkg-deb``, keeps one picture per wallpaper (the largest
 of its sizes; a dark variant counts as its own picture), scales each to short side ``--short``
-and splits them by name into train, calibrate and heldout (a stable hash, so a rerun or a new
-package version keeps each picture on its side). ``manifest.json`` records each picture's
-package, version, path in the package and licence. Benchmarks and the default model's recipe
-use this; vidcolor itself never needs these tools.
+and writes it to ``SPLIT/KIND/``, the split chosen by a stable hash of its name (a rerun or a
+new package version keeps each picture on its side):
+
+- Debian's desktop wallpapers: kind ``wallpapers``, split train, calibrate or heldout
+  (8 : 1 : 1);
+- Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
+  never trained on: the real photographs the default model is measured on. Kind
+  ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``.
+
+``manifest.json`` records each picture's package, version, path in the package and licence.
+Benchmarks and the default model's recipe use this; vidcolor itself never needs these tools.
 
     python benchmarks/photos/make_photos.py [--out bench-out/photos] [--debs DIR]
 """
@@ -22,6 +29,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -33,24 +41,40 @@ from vidcolor.atomic import atomic_path  # noqa: E402
 from vidcolor.dataset import is_greyscale  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 
-PACKAGES = {  # package: the licence its copyright file gives the pictures
-    "gnome-backgrounds": "CC-BY-SA-3.0",
-    "mate-backgrounds": "GPL-2+ (Ubuntu-Mate-*: CC-BY-SA-4.0)",
-    "plasma-workspace-wallpapers": "GPL-2+",
-    "ukui-wallpapers": "CC-BY-SA-3.0",
-    # Ubuntu's community photographs (landscapes, nature close-ups, still lifes)
-    "lomiri-wallpapers-16.04": "CC-BY-4.0, CC-BY-SA-4.0 or CC0-1.0",
-    "lomiri-wallpapers-20.04": "CC-BY-SA-3.0",
+# package: (trained on, the licence its copyright file gives pictures that name none of their own)
+PACKAGES = {
+    "gnome-backgrounds": (True, "CC-BY-SA-3.0"),
+    "mate-backgrounds": (True, "GPL-2+"),
+    "plasma-workspace-wallpapers": (True, "GPL-2+"),
+    "ukui-wallpapers": (True, "CC-BY-SA-3.0"),
+    "lomiri-wallpapers-16.04": (False, "CC-BY-4.0"),  # Ubuntu's community photographs
+    "lomiri-wallpapers-20.04": (False, "CC-BY-SA-3.0"),
+}
+# The pictures of those photograph packages that are digital art: scored as wallpapers.
+NOT_PHOTOGRAPHS = {
+    "umang_by_Abhishek_Mudgal",
+    "Fossa_by_Jasper_Roks",
+    "Painting-Colors_by__herobrine7gamer",
 }
 RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
-SPLITS = ((1, "heldout"), (2, "calibrate"))  # hash % 10 below the bound; the rest: train
+SPLITS = {  # hash % 10 below the bound
+    True: ((1, "heldout"), (2, "calibrate"), (10, "train")),
+    False: ((5, "heldout"), (10, "calibrate")),  # never trained on
+}
 
 
-def split_of(name: str) -> str:
+def split_of(name: str, trained: bool) -> str:
     """heldout, calibrate or train, from a stable hash of the picture's name."""
     bucket = int(hashlib.sha1(name.encode()).hexdigest(), 16) % 10
-    return next((split for bound, split in SPLITS if bucket < bound), "train")
+    return next(split for bound, split in SPLITS[trained] if bucket < bound)
+
+
+def kind_of(package: str, path: Path) -> str:
+    """photographs: those of a package never trained on, but for its digital art; the rest are
+    wallpapers."""
+    trained = PACKAGES[package][0]
+    return "wallpapers" if trained or path.stem in NOT_PHOTOGRAPHS else "photographs"
 
 
 def picture_id(package: str, path: Path) -> str:
@@ -124,7 +148,7 @@ def main() -> None:
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for package, licence in PACKAGES.items():
+        for package, (trained, licence) in PACKAGES.items():
             deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
             version, folder = unpacked(deb, Path(tmp) / package)
             licences = file_licences(folder, package)
@@ -137,26 +161,27 @@ def main() -> None:
                 if scale < 1:
                     size = (round(w * scale), round(h * scale))
                     rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-                split = split_of(key)
-                out = args.out / split / f"{key}.jpg"
+                split, kind = split_of(key, trained), kind_of(package, path)
+                out = args.out / split / kind / f"{key}.jpg"
                 out.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(out) as part:
                     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
                     cv2.imwrite(str(part), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
                 rows.append(
                     {
-                        "file": f"{split}/{out.name}",
+                        "file": f"{split}/{kind}/{out.name}",
                         "package": package,
                         "version": version,
                         "source": str(path.relative_to(folder)),
                         "licence": licence_of(path, licences, licence),
                         "split": split,
+                        "kind": kind,
                     }
                 )
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
-    counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "calibrate", "heldout")}
-    print(f"{len(rows)} pictures in {args.out}: {counts}")
+    counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)
+    print(f"{len(rows)} pictures in {args.out}: {dict(sorted(counts.items()))}")
 
 
 if __name__ == "__main__":
