@@ -230,3 +230,49 @@ def test_each_picture_gets_the_licence_its_copyright_stanza_names(tmp_path: Path
     assert of("Dune.jpg") == "CC-BY-4.0"  # the second line of a Files field
     assert of("Brand-Cold-no-logo.png") == "CC-BY-SA-4.0"
     assert of("Storm.jpg") == "GPL-2+"  # no stanza of its own: the package's licence
+
+
+def test_the_averaged_bundle_holds_the_mean_of_the_generators(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from vidcolor.checkpoint import load_checkpoint, load_model, save_checkpoint
+
+    first = tiny_model.parent / "run" / "last.pt"
+    state = load_checkpoint(first)
+    for key in ("format", "vidcolor"):
+        state.pop(key)
+    moved = {k: v + 0.5 if v.is_floating_point() else v for k, v in state["G"].items()}
+    save_checkpoint(tmp_path / "second.pt", {**state, "G": moved})
+    script = ROOT / "pipelines" / "average_checkpoints.py"
+    out = tmp_path / "mean.pt"
+    args = [sys.executable, script, out, first, tmp_path / "second.pt", "--about", "tiny photos"]
+    subprocess.run([str(a) for a in args], check=True, capture_output=True)
+    G, info = load_model(out)
+    for key, value in G.state_dict().items():
+        if value.is_floating_point():  # the bundle keeps fp16 weights
+            torch.testing.assert_close(value, state["G"][key].float() + 0.25, atol=2e-3, rtol=1e-3)
+    assert info["provenance"]["about"] == "tiny photos (generator: the mean of steps 4, 4)"
+
+    model = {**state["config"]["model"], "dropout": 0.0}  # another model than the first's
+    save_checkpoint(tmp_path / "other.pt", {**state, "config": {**state["config"], "model": model}})
+    args[4] = tmp_path / "other.pt"
+    done = subprocess.run([str(a) for a in args[:5]], capture_output=True, text=True)
+    assert done.returncode != 0 and "holds a model other than" in done.stderr
+    assert done.stderr.strip().count("\n") == 0  # one line, no traceback
+    G_after, _ = load_model(out)  # the bundle already there is left as it was
+    assert all(torch.equal(G_after.state_dict()[k], v) for k, v in G.state_dict().items())
+
+
+def test_photographs_are_never_trained_on_and_art_is_scored_as_wallpapers() -> None:
+    names = [f"picture_{i}" for i in range(200)]
+    eval_only = {make_photos.split_of(n, trained=False) for n in names}
+    assert eval_only == {"calibrate", "heldout"}
+    assert {make_photos.split_of(n, trained=True) for n in names} == {
+        "train",
+        "calibrate",
+        "heldout",
+    }
+    photos = "lomiri-wallpapers-16.04"
+    assert make_photos.kind_of(photos, Path("sunset_by_Aitzol_Berasategi.jpg")) == "photographs"
+    assert make_photos.kind_of(photos, Path("umang_by_Abhishek_Mudgal.jpg")) == "wallpapers"
+    assert make_photos.kind_of("gnome-backgrounds", Path("adwaita-d.webp")) == "wallpapers"
