@@ -124,13 +124,14 @@ def test_a_bundles_chroma_gain_scales_the_colour_it_renders(
     shutil.copy(tiny_model, old)
     rewrite(old, lambda s: s.pop("chroma_gain"))
     assert Colorizer(old, "cpu").chroma_gain == 1.0  # made before it had one
-    modest = tmp_path / "modest.pt"  # the bundled model: it colours a photograph
-    shutil.copy(default_model(), modest)
-    rewrite(modest, lambda s: s.update(chroma_gain=0.5))
+    bold, modest = tmp_path / "bold.pt", tmp_path / "modest.pt"  # the bundled model's weights
+    for path, gain in ((bold, 1.0), (modest, 0.5)):  # colour a photograph
+        shutil.copy(default_model(), path)
+        rewrite(path, lambda s, gain=gain: s.update(chroma_gain=gain))
     photo = read_rgb(write_photos(tmp_path / "photo", ["coffee"], size=64)[0])
     full, half = (
         rgb_to_lab(torch.from_numpy(Colorizer(m, "cpu").colorize_rgb(photo)).float() / 255)
-        for m in (default_model(), modest)
+        for m in (bold, modest)
     )
     assert full[..., 1:].abs().mean() > 2
     off = (half[..., 1:] - full[..., 1:] / 2).abs()  # uint8 rounding; out-of-gamut clipping
