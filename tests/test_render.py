@@ -264,3 +264,13 @@ def test_a_frame_is_colorized_as_render_colorizes_it(tiny_model: Path, tmp_path:
     still = colorizer.colorize_rgb(rgb).astype(int)
     assert np.abs(frame - rendered).mean() < 2.0, np.abs(frame - rendered).mean()
     assert np.abs(still - rendered).mean() > np.abs(frame - rendered).mean()
+
+
+def test_each_video_starts_from_the_asked_batch(tiny_model: Path, tmp_path: Path) -> None:
+    """A batch lowered for one video (out of memory) is not kept for the next in a pipeline."""
+    colorizer = Colorizer(tiny_model, "cpu", batch_size=8)
+    colorizer.batch_size = 2  # what out-of-memory halving left after a large video
+    src = tmp_path / "small.mp4"
+    make_video(src, frames=10, width=64, height=48)
+    result = render_video(src, tmp_path / "out.mp4", colorizer)
+    assert result.batch_size == 8 and probe(tmp_path / "out.mp4").frame_count == 10

@@ -85,7 +85,8 @@ class Colorizer:
         self.size = render_size or int(self.info["size"])
         self.chroma_gain = float(self.info["chroma_gain"])  # the bundle's: 1 for a checkpoint
         # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
-        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
+        self.asked_batch = batch_size or (16 if self.device.type == "cuda" else 4)
+        self.batch_size = self.asked_batch
         self._l_of_gray = L_OF_GRAY.to(self.device)
 
     @classmethod
@@ -94,10 +95,11 @@ class Colorizer:
         return cls(options.model, options.device, options.render_size, options.batch_size)
 
     def fit(self, width: int, height: int, temporal: bool, src: Path) -> None:
-        """Check the working size for a ``width`` x ``height`` input before any work: on a CPU
-        the batch is halved until the render fits in the memory left (memory.py), as CUDA's
-        out-of-memory halves it, and a render whose one frame does not fit is refused in one
-        line naming ``src`` and what it would need."""
+        """Before any work on a ``width`` x ``height`` input: the batch starts from the one asked
+        for (not the last input's); on a CPU it is halved until the render fits in the memory
+        left (memory.py), as CUDA's out-of-memory halves it; a render whose one frame does not
+        fit is refused in one line naming ``src`` and what it would need."""
+        self.batch_size = self.asked_batch
         free = available_bytes() if self.device.type == "cpu" else None  # CUDA: _generate
         if free is None:
             return
