@@ -4,17 +4,18 @@ floor any colorizer must beat) and, when given, a previous model, in one run.
 FRAMES is a folder of images (one kind), or a folder of such folders (one kind each: what
 ``pipelines/default_data.py`` writes as ``heldout/``). Each picture is colorized as ``render``
 colorizes a frame; the table gives PSNR (and the gain over gray), SSIM and the colourfulness
-against the original's, per kind and averaged over the kinds. ``--gain`` scores the model at
-another chroma gain than its own (``benchmarks/calibrate_gain.py`` sweeps it).
+against the original's, per kind and averaged over the kinds. ``--gain`` and ``--shrink``
+score the model with another hedge than its own (``benchmarks/calibrate_gain.py`` sweeps them).
 
 Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
-           [--json out.json]
+           [--shrink S] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +102,13 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="default: the bundled model")
     parser.add_argument("--previous", type=Path, help="a model to score beside it")
     parser.add_argument("--gain", type=float, help="chroma gain (default: the model's own)")
+    parser.add_argument("--shrink", type=float, help="chroma shrink (default: the model's own)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     by_kind = kinds(args.frames)
     model = Colorizer(args.model, "auto")
-    if args.gain is not None:
-        model.chroma_gain = args.gain
+    asked = {"gain": args.gain, "shrink": args.shrink}
+    model.hedge = replace(model.hedge, **{k: v for k, v in asked.items() if v is not None})
     models: dict[str, Colorizer | None] = {"gray input": None, "model": model}
     if args.previous:
         models["previous"] = Colorizer(args.previous, "auto")
@@ -114,7 +116,7 @@ def main() -> None:
     counts = {k: len(v) for k, v in by_kind.items()}
     print(
         f"{sum(counts.values())} held-out colour pictures from {args.frames} "
-        f"(model chroma gain {model.chroma_gain:g})\n"
+        f"(model chroma gain {model.hedge.gain:g}, shrink {model.hedge.shrink:g})\n"
     )
     print_table(table, counts)
     if args.json:

@@ -167,9 +167,10 @@ def test_the_gain_picked_is_the_best_that_keeps_every_kind_near_gray() -> None:
     assert calibrate_gain.pick(worse, floor=0.2) == 0.3  # none is safe: the best worst kind
 
 
-def test_calibrate_gain_stores_the_gain_it_printed(tiny_model: Path, tmp_path: Path) -> None:
+def test_calibrate_gain_stores_the_hedge_it_printed(tiny_model: Path, tmp_path: Path) -> None:
     import shutil
 
+    from vidcolor.color import Hedge
     from vidcolor.render import Colorizer
 
     for kind in ("photos", "more"):
@@ -177,16 +178,20 @@ def test_calibrate_gain_stores_the_gain_it_printed(tiny_model: Path, tmp_path: P
     model = tmp_path / "model.pt"
     shutil.copy(tiny_model, model)
     script = ROOT / "benchmarks" / "calibrate_gain.py"
-    args = [tmp_path / "calibrate", "--model", model, "--gains", "0.5,1.0", "--write"]
+    args = [tmp_path / "calibrate", "--model", model, "--gains", "0.5,1.0", "--shrinks", "0,4"]
     out = subprocess.run(
-        [sys.executable, script, *map(str, args)], capture_output=True, text=True, check=True
+        [sys.executable, script, *map(str, args), "--write"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    rows = [
-        line for line in out.splitlines() if line.startswith("| 0.5 |") or line.startswith("| 1 |")
-    ]
-    assert len(rows) == 2, out
-    picked = float(out.split("picked chroma gain ")[1].split()[0])
-    assert picked in (0.5, 1.0) and Colorizer(model, "cpu").chroma_gain == picked
+    rows = [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| 0.5 |")]
+    rows += [line.split(" | ")[:2] for line in out.splitlines() if line.startswith("| 1 |")]
+    assert rows == [["| 0.5", "0"], ["| 0.5", "4"], ["| 1", "0"], ["| 1", "4"]], out
+    said = out.split("picked chroma gain ")[1].split()
+    picked = Hedge(float(said[0].rstrip(",")), float(said[2]))
+    assert picked.gain in (0.5, 1.0) and picked.shrink in (0, 4)
+    assert Colorizer(model, "cpu").hedge == picked
 
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/

@@ -19,7 +19,15 @@ from click.testing import CliRunner, Result
 from conftest import make_video
 
 from cli import main
-from vidcolor.checkpoint import BUNDLE_FORMAT, CheckpointError, load_checkpoint, load_model
+from vidcolor.checkpoint import (
+    BUNDLE_FORMAT,
+    HEDGE_FIELDS,
+    CheckpointError,
+    load_checkpoint,
+    load_model,
+    save_bundle,
+)
+from vidcolor.color import Hedge
 from vidcolor.models import ModelConfig, build_generator
 from vidcolor.runfolder import resume_run
 from vidcolor.train import Dist, RunError, TrainConfig, Trainer
@@ -123,7 +131,7 @@ def test_a_bundles_chroma_gain_scales_the_colour_it_renders(
     old = tmp_path / "old.pt"
     shutil.copy(tiny_model, old)
     rewrite(old, lambda s: s.pop("chroma_gain"))
-    assert Colorizer(old, "cpu").chroma_gain == 1.0  # made before it had one
+    assert Colorizer(old, "cpu").hedge == Hedge(1.0, 0.0)  # made before it had one
     bold, modest = tmp_path / "bold.pt", tmp_path / "modest.pt"  # the bundled model's weights
     for path, gain in ((bold, 1.0), (modest, 0.5)):  # colour a photograph
         shutil.copy(default_model(), path)
@@ -139,17 +147,41 @@ def test_a_bundles_chroma_gain_scales_the_colour_it_renders(
     assert (half[..., 0] - full[..., 0]).abs().mean() < 0.5  # the lightness stays
 
 
-@pytest.mark.parametrize("gain", [0.0, -0.5, 2.5, float("nan"), "0.5", 1])
-def test_a_bundle_with_a_wrong_chroma_gain_is_refused_in_one_line(
-    tiny_model: Path, tmp_path: Path, gain: object
+def test_a_hedge_takes_faint_tints_away_and_keeps_strong_colour_in_its_hue() -> None:
+    ab = torch.tensor([[3.0, 4.0], [12.0, 16.0], [-30.0, 40.0]]).T.reshape(1, 2, 3, 1)  # 5, 20, 50
+    out = Hedge(gain=0.5, shrink=10.0)(ab)
+    chroma = out.norm(dim=1).flatten()
+    torch.testing.assert_close(chroma, torch.tensor([0.0, 5.0, 20.0]))  # (c - 10)+ x 0.5
+    hue_in, hue_out = (torch.atan2(x[:, 1], x[:, 0]).flatten()[1:] for x in (ab, out))
+    torch.testing.assert_close(hue_out, hue_in)
+    assert torch.equal(Hedge()(ab), ab)
+
+
+def test_a_bundle_keeps_the_hedge_it_was_saved_with(tiny_model: Path, tmp_path: Path) -> None:
+    from vidcolor.render import Colorizer
+
+    run = tiny_model.parent / "run" / "last.pt"
+    save_bundle(tmp_path / "hedged.pt", run, hedge=Hedge(0.8, 6.0))
+    assert Colorizer(tmp_path / "hedged.pt", "cpu").hedge == Hedge(0.8, 6.0)
+    assert Colorizer(run, "cpu").hedge == Hedge()  # a training checkpoint: no hedge
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("chroma_gain", v) for v in (0.0, -0.5, 2.5, float("nan"), "0.5", 1)]
+    + [("chroma_shrink", v) for v in (-1.0, 100.0, float("inf"), None)],
+)
+def test_a_bundle_with_a_wrong_hedge_is_refused_in_one_line(
+    tiny_model: Path, tmp_path: Path, key: str, value: object
 ) -> None:
-    bundle = tmp_path / "gain.pt"
+    bundle = tmp_path / "hedge.pt"
     shutil.copy(tiny_model, bundle)
-    rewrite(bundle, lambda s: s.update(chroma_gain=gain))
+    rewrite(bundle, lambda s: s.update({key: value}))
     with pytest.raises(CheckpointError) as e:
         load_model(bundle)
-    assert str(e.value).startswith(f"{bundle}: chroma_gain is ")
-    assert str(e.value).endswith("it must be a number in (0, 2]")
+    assert str(e.value).startswith(f"{bundle}: {key} is ")
+    low, high = HEDGE_FIELDS[key][1:]
+    assert str(e.value).endswith(f"it must be a number from {low:g} to {high:g}")
 
 
 def test_weights_that_do_not_fit_the_declared_model_are_refused(

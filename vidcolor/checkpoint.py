@@ -9,24 +9,22 @@
 
 from __future__ import annotations
 
-import errno
 import math
 import pickle
-import textwrap
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from torch import nn
 
 from vidcolor import __version__
-from vidcolor.atomic import atomic_path
+from vidcolor.color import Hedge
 from vidcolor.errors import UserError
 from vidcolor.files import not_regular
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import ModelConfig, TrainConfig
+from vidcolor.saving import first_line, torch_save
 from vidcolor.schema import (
     Bad,
     Check,
@@ -42,7 +40,8 @@ from vidcolor.schema import (
 TRAINING_FORMAT = "vidcolor-training-checkpoint"  # G, D, optimizers ...: to resume training
 BUNDLE_FORMAT = "vidcolor-model"  # the generator, its config, provenance: to render
 MISFIT = "weights do not fit the model it describes"
-MAX_GAIN = 2.0  # a bundle's chroma_gain: at most this
+# A bundle's hedge (color.Hedge): each field's value in bundles made before it, and its bounds.
+HEDGE_FIELDS = {"chroma_gain": (1.0, 0.05, 2.0), "chroma_shrink": (0.0, 0.0, 64.0)}
 
 
 class CheckpointError(UserError):
@@ -85,13 +84,8 @@ def _rng(v: Any, where: str, sizes: range) -> torch.Tensor:
         try:
             torch.Generator().set_state(v)
         except RuntimeError as e:
-            raise Bad(f"{where} is not a valid generator state ({_first_line(e)})") from None
+            raise Bad(f"{where} is not a valid generator state ({first_line(e)})") from None
     return v
-
-
-def _first_line(e: Exception) -> str:
-    first = str(e).strip().split("\n")[0].split(". ")[0]
-    return textwrap.shorten(first, 90, placeholder=" ...")
 
 
 def _fits(weights: dict[str, torch.Tensor], model: nn.Module, where: str) -> None:
@@ -241,9 +235,10 @@ def _check_bundle(state: dict) -> ModelConfig:
     cfg = checked_fields(state, BUNDLE_SCHEMA)["model"]
     state["model"] = cfg.to_dict()
     _fits(state["generator"], _on_meta(cfg)[0], "generator")
-    gain = state.setdefault("chroma_gain", 1.0)  # bundles made before it had none
-    if not (isinstance(gain, float) and 0 < gain <= MAX_GAIN):
-        raise Bad(f"chroma_gain is {shown(gain)}; it must be a number in (0, {MAX_GAIN:g}]")
+    for key, (before, low, high) in HEDGE_FIELDS.items():
+        value = state.setdefault(key, before)
+        if not (isinstance(value, float) and low <= value <= high):
+            raise Bad(f"{key} is {shown(value)}; it must be a number from {low:g} to {high:g}")
     return cfg
 
 
@@ -260,7 +255,7 @@ def _unreadable(path: Path, e: Exception) -> str:
     elif path.stat().st_size == 0:
         return "the file is empty"
     elif isinstance(e, RuntimeError | OSError) and said.strip():  # these say what is wrong
-        return f"it cannot be read ({_first_line(e)})"
+        return f"it cannot be read ({first_line(e)})"
     return "it cannot be read (damaged, or not a file PyTorch wrote)"
 
 
@@ -302,60 +297,11 @@ def check_progress(path: Path, state: dict, steps_per_epoch: int, pretrain_steps
             raise CheckpointError(f"{path}: {said}; {damaged}")
 
 
-class SaveError(UserError):
-    """A file vidcolor writes could not be written (a full disk, most often)."""
-
-
-@contextmanager
-def saving(target: Path) -> Iterator[None]:
-    """A failed write of ``target`` as one SaveError naming it (not its temporary name); what
-    was at ``target`` before is unchanged, as every write goes to a temporary file first."""
-    try:
-        yield
-    except (OSError, RuntimeError) as e:  # RuntimeError: torch's writer, from a path
-        why = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
-        full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
-        advice = "; free some space on its disk, then run again" if full else ""
-        message = f"{target}: not written ({why}){advice}; a file there before is kept"
-        raise SaveError(message) from None
-
-
-class _Sink:
-    """The file ``torch.save`` writes through, which keeps the OSError of a failed write: torch
-    turns it into a RuntimeError ('unexpected pos') that says nothing of the disk."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.error = f, None
-
-    def write(self, data: bytes) -> int:
-        try:
-            return self.f.write(data)
-        except OSError as e:
-            self.error = e
-            raise
-
-    def flush(self) -> None:
-        self.f.flush()
-
-
-def _torch_save(obj: dict, target: Path) -> None:
-    """``torch.save`` to ``target`` via temp + rename; a failed write is the OSError that
-    says why (a full disk), not torch's account of it."""
-    with saving(target), atomic_path(target) as tmp, open(tmp, "wb") as f:
-        sink = _Sink(f)
-        try:
-            torch.save(obj, sink)
-        except RuntimeError:
-            if sink.error is None:
-                raise
-            raise sink.error from None
-
-
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write a training ``state`` (tensors, state dicts, numbers, strings) via temp + rename,
     tagged with the format and the vidcolor version."""
     state = {"format": TRAINING_FORMAT, "vidcolor": __version__, **state}
-    _torch_save(state, Path(path))
+    torch_save(state, Path(path))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -378,14 +324,14 @@ def _half(t: torch.Tensor) -> torch.Tensor:
 
 
 def save_bundle(
-    path: str | Path, training_checkpoint: str | Path, about: str = "", chroma_gain: float = 1.0
+    path: str | Path, training_checkpoint: str | Path, about: str = "", hedge: Hedge | None = None
 ) -> dict:
     """A shareable model from a training checkpoint: the generator alone (fp16 weights halve
     the file; inference runs in float32 or autocast), its config, and where it came from
-    (``about``: a sentence on the data, for people reading the provenance). ``chroma_gain``
-    scales the colour it predicts when it renders (a model for footage of every kind hedges
-    towards gray where it is unsure: ``benchmarks/calibrate_gain.py`` picks it)."""
-    s = load_checkpoint(training_checkpoint)
+    (``about``: a sentence on the data, for people reading the provenance). ``hedge``: how its
+    colour is hedged towards gray when it renders (a model for footage of every kind, where it
+    is unsure: ``benchmarks/calibrate_gain.py`` picks it)."""
+    s, hedge = load_checkpoint(training_checkpoint), hedge or Hedge()
     cfg = s["config"]
     bundle = {
         "format": BUNDLE_FORMAT,
@@ -393,7 +339,8 @@ def save_bundle(
         "model": cfg["model"],
         "size": cfg["size"],  # the training crop size: render's default working size
         "generator": {k: _half(v) for k, v in s["G"].items()},
-        "chroma_gain": float(chroma_gain),
+        "chroma_gain": float(hedge.gain),
+        "chroma_shrink": float(hedge.shrink),
         "provenance": {
             "data": cfg["data"],
             "step": s["step"],
@@ -403,13 +350,14 @@ def save_bundle(
             "about": about,
         },
     }
-    _torch_save(bundle, Path(path))
+    torch_save(bundle, Path(path))
     return bundle
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     """A generator in eval mode (float32, CPU) from a model bundle or a training checkpoint,
-    and a dict with its ``model`` config, working ``size``, ``chroma_gain`` and ``provenance``.
+    and a dict with its ``model`` config, working ``size``, ``chroma_gain`` and
+    ``chroma_shrink`` (color.Hedge), and ``provenance``.
     The file is checked whole first, so the network built is one its weights fit."""
     path = Path(path)
     state = _load(path, "model")
@@ -422,7 +370,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
         info = {
             "model": cfg.to_dict(),
             "size": train_cfg.size,
-            "chroma_gain": 1.0,
+            **{key: before for key, (before, _, _) in HEDGE_FIELDS.items()},  # no hedge
             "provenance": {"step": state["step"], "data": train_cfg.data},
         }
     else:

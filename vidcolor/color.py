@@ -6,6 +6,8 @@ through the same code on the CPU. Matches ``skimage.color.rgb2lab``/``lab2rgb`` 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
@@ -60,6 +62,11 @@ def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return rgb.clamp(0, 1).movedim(-1, dim)
 
 
+# Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.
+_GRAY = torch.arange(256, dtype=torch.float64).repeat_interleave(3).reshape(256, 3) / 255
+L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
+
+
 def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 (or Nx3) RGB, uint8 or float in [0, 1] -> float32 Lab, same shape."""
     x = rgb.astype(np.float32) / 255 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
@@ -87,6 +94,25 @@ def ab_to_model(ab: torch.Tensor) -> torch.Tensor:
 
 def ab_from_model(x: torch.Tensor) -> torch.Tensor:
     return x * AB_SCALE
+
+
+@dataclass(frozen=True)
+class Hedge:
+    """How a model's colour is hedged towards gray where it may be wrong (a model bundle's
+    ``chroma_gain`` and ``chroma_shrink``): each pixel's chroma (the length of its Lab ab) is
+    lowered by ``shrink``, to 0 at most, then scaled by ``gain``. Trained on L1, a model unsure
+    between hues predicts the faint tint between them: the shrink takes such tints away and
+    leaves confident colours nearly whole, where a gain alone pales everything alike."""
+
+    gain: float = 1.0
+    shrink: float = 0.0
+
+    def __call__(self, ab: torch.Tensor) -> torch.Tensor:
+        """``ab``: (N, 2, H, W) in Lab units."""
+        if self.shrink > 0:
+            chroma = ab.norm(dim=1, keepdim=True)
+            ab = ab * (chroma - self.shrink).clamp(min=0) / chroma.clamp(min=1e-6)
+        return ab * self.gain
 
 
 def rgb_to_model(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,8 @@ import torch.nn.functional as F
 from vidcolor.atomic import atomic_path
 from vidcolor.checkpoint import load_model
 from vidcolor.color import (
+    L_OF_GRAY,
+    Hedge,
     ab_from_model,
     l_to_model,
     lab_to_rgb,
@@ -46,10 +48,6 @@ from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWr
 from vidcolor.video.probe import count_frames
 from vidcolor.video.reader import TV_TO_FULL
 from vidcolor.video.writer import FrameError
-
-# Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.
-_GRAY = torch.arange(256, dtype=torch.float64).repeat_interleave(3).reshape(256, 3) / 255
-L_OF_GRAY = rgb_to_lab(_GRAY)[:, 0].float()
 
 
 class RenderError(UserError):
@@ -83,7 +81,7 @@ class Colorizer:
                 bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
             self.amp = torch.bfloat16 if bf16 else torch.float16
         self.size = render_size or int(self.info["size"])
-        self.chroma_gain = float(self.info["chroma_gain"])  # the bundle's: 1 for a checkpoint
+        self.hedge = Hedge(self.info["chroma_gain"], self.info["chroma_shrink"])  # the bundle's
         # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
         self.asked_batch = batch_size or (16 if self.device.type == "cuda" else 4)
         self.batch_size = self.asked_batch
@@ -142,8 +140,8 @@ class Colorizer:
         return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
 
     def _ab(self, L: torch.Tensor) -> torch.Tensor:
-        """Lab ab for a batch of L (model scale), scaled by the model's ``chroma_gain``."""
-        return ab_from_model(self._generate(L).float()) * self.chroma_gain
+        """Lab ab for a batch of L (model scale), hedged as the model's bundle says."""
+        return self.hedge(ab_from_model(self._generate(L).float()))
 
     def gray(self, y: np.ndarray, full_range: bool) -> np.ndarray:
         """A stored luma plane (H, W) uint8 -> full-range gray at the working size: what the

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcolor.checkpoint import save_bundle, save_checkpoint, saving
+from vidcolor.checkpoint import save_bundle, save_checkpoint
 from vidcolor.report import plot_curves, save_png
+from vidcolor.saving import saving
 
 METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
                  "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip

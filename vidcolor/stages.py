@@ -302,10 +302,11 @@ def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> A
     import copy
 
     from vidcolor.adapt import adapt
+    from vidcolor.color import Hedge
 
     colorizer = copy.copy(colorizer)
     colorizer.G = copy.deepcopy(colorizer.G)
-    colorizer.chroma_gain = 1.0  # the bundle's hedge is for footage it never saw; now it has
+    colorizer.hedge = Hedge()  # the bundle's hedge is for footage it never saw; now it has
     with report.progress(f"adapt to {len(sample.keys)} keys", round(seconds)) as bar:
         losses = adapt(
             colorizer,
