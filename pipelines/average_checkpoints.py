@@ -1,10 +1,11 @@
 """One model bundle from the mean of several training checkpoints' generators.
 
 A run's weights wander from one checkpoint to the next: the default model's validation L1 rose
-and fell by up to 15% between epochs at lr 1e-4. The mean of two points of one run scored better
-than either on the calibration pictures, and on the held-out ones (docs/benchmarks.md, "Averaged
-weights"). The checkpoints must hold one model trained from one start: the mean of two unrelated
-networks is noise. Provenance, size and the rest come from the first checkpoint.
+and fell by up to 15% between epochs at lr 1e-4. The mean of a run's best and last scored above
+the best alone, on the calibration pictures and on average over the held-out ones
+(docs/benchmarks.md, "Third model"). The checkpoints must hold one model trained from one
+start: the mean of two unrelated networks is noise. Provenance, size and the rest come from the
+first checkpoint.
 
 Usage: python pipelines/average_checkpoints.py OUT.pt CHECKPOINT CHECKPOINT... [--about TEXT]
 """

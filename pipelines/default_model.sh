@@ -5,7 +5,7 @@
 #   2. that model fine-tuned on many kinds (pipelines/default_data.py): the clip, recorded
 #      SuperTux and Wesnoth episodes 1-4 (benchmarks/footage/make_footage.py) and Debian's
 #      wallpapers (benchmarks/photos/make_photos.py); about 20 minutes on the 2-core CPU. Then
-#      bundled as the mean of its best and last generators, its chroma gain calibrated on
+#      bundled as the mean of its best and last generators, its colour hedge calibrated on
 #      episode 5, wallpapers and Ubuntu's photographs it never saw, and scored on what it never
 #      saw: the clip's last 15 s, episode 6, other wallpapers and photographs.
 # The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers
@@ -36,7 +36,8 @@ fi
 
 # 4. The bundle that ships (generator in fp16 + config + provenance + chroma gain): the mean of
 #    the run's best and last generators, which beat either alone (docs/benchmarks.md,
-#    "Averaged weights"); then its chroma gain, calibrated on the calibrate side.
+#    "Third model"); then its colour hedge (chroma shrink and gain), calibrated on the
+#    calibrate side.
 python pipelines/average_checkpoints.py vidcolor/weights/default.pt \
   "$work/mix_run/best.pt" "$work/mix_run/last.pt" --about \
   "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0 (the first 45 s); SuperTux levels \
