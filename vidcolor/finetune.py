@@ -64,8 +64,11 @@ def starting_point(cfg: TrainConfig, given: Collection[str] = ()
     if "lr" not in given:
         said.append(f"learning rate {lr:g} for fine-tuning (--lr to change it)")
     warmup = 0 if d is not None else D_WARMUP
-    said.append("discriminator from the checkpoint" if d is not None else
-                f"a new discriminator: it learns alone for the first {warmup} adversarial steps")
+    said.append(
+        "discriminator from the checkpoint"
+        if d is not None
+        else f"a new discriminator: it learns alone for the first {warmup} adversarial steps"
+    )
     cfg = replace(cfg, model=replace(model, disc=disc), lr=lr, d_warmup=warmup,
                   init="default" if cfg.init == "default" else str(path.resolve()),
                   init_sha256=sha)  # fmt: skip

@@ -249,7 +249,7 @@ class Propagator:
             self._spill("forward", (*gray.shape, state[0].shape[2] + 1)).put(
                 index, np.dstack([state[0], state[1]])
             )
-        later = self.frames[bisect.bisect_left(self.frames, index):][:1]
+        later = self.frames[bisect.bisect_left(self.frames, index) :][:1]
         if later and later[0] - index <= self.horizon:  # a backward carry will need it
             self._spill("grays", gray.shape, np.uint8).put(index, gray)
 

@@ -63,8 +63,9 @@ def kind_of(folder: Path) -> str | None:
         return "extract"
     if record("config.json").get("format") == RUN_FORMAT:
         return "train"
-    if folder.name.endswith(".partial") and ("videos" in record("plan.json") or
-                                             {p.name for p in folder.iterdir()} == {"lock"}):
+    if folder.name.endswith(".partial") and (
+        "videos" in record("plan.json") or {p.name for p in folder.iterdir()} == {"lock"}
+    ):
         return "dataset-partial"  # (a lock alone: stopped between its plan and the next)
     ledger = folder / "pipeline"
     if ledger.is_dir() and any(record(f"pipeline/{p.name}").get("stage") for p in

@@ -30,7 +30,6 @@ from vidcolor.train import Trainer
 __all__ = ["RUN_FORMAT", "resume_run", "start_run"]
 
 
-
 def _write_record(run: Path, record: dict) -> None:
     with atomic_path(run / "config.json") as tmp:  # the folder's record: whole or absent
         tmp.write_text(json.dumps({"format": RUN_FORMAT, **record}, indent=2))

@@ -18,8 +18,15 @@ from vidcolor.dataset_build.scan import SMALL_WIDTH, Scan
 from vidcolor.options import BuildOptions
 from vidcolor.scenes import scene_of
 
-DROPPED = ("near a cut", "in a fade or dissolve", "dark", "blown out", "greyscale", "duplicate",
-           "over the scene cap")  # why candidates are left out, counted in the manifest
+DROPPED = (
+    "near a cut",
+    "in a fade or dissolve",
+    "dark",
+    "blown out",
+    "greyscale",
+    "duplicate",
+    "over the scene cap",
+)  # why candidates are left out, counted in the manifest
 
 
 class Pick(NamedTuple):
