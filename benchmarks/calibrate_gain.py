@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from score_model import kinds, score
 
-from vidcolor.atomic import atomic_path
 from vidcolor.color import Hedge
 from vidcolor.render import Colorizer
+from vidcolor.saving import torch_save
 
 GAINS = "0.6,0.7,0.8,0.9,1.0"
 SHRINKS = "0,2,4,6,8,10"  # Lab units of chroma (a saturated colour has 50 to 100)
@@ -65,8 +65,7 @@ def main() -> None:
     if args.write:
         state = torch.load(args.model, weights_only=True)
         state["chroma_gain"], state["chroma_shrink"] = best.gain, best.shrink
-        with atomic_path(args.model) as part:
-            torch.save(state, part)
+        torch_save(state, args.model)
         print(f"stored in {args.model}")
 
 

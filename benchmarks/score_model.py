@@ -19,19 +19,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vidcolor.color import gray_rgb
 from vidcolor.dataset import is_greyscale
 from vidcolor.images import read_rgb
-from vidcolor.metrics import colourfulness, psnr, ssim
+from vidcolor.metrics import colourfulness, psnr_np, ssim
 from vidcolor.render import Colorizer, image_files
 
 
 def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
     """The colour pictures of ``folder`` by kind: its own (a folder of images), or each
     subfolder's (a folder of kinds)."""
-    found = {folder.name: image_files(folder)} if image_files(folder) else {}
+    own = image_files(folder)
+    found = {folder.name: own} if own else {}
     if not found:
         found = {d.name: image_files(d) for d in sorted(folder.iterdir()) if d.is_dir()}
     out = {}
@@ -44,18 +44,13 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def _psnr(out: np.ndarray, truth: np.ndarray) -> float:
-    a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (out, truth))
-    return float(psnr(a, b))
-
-
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
     originals, and their colourfulness over the originals'."""
     rows, colour, colour_orig = [], [], []
     for truth in pictures:
         out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
-        rows.append((_psnr(out, truth), ssim(out / 255, truth / 255)))
+        rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
     return {
