@@ -25,9 +25,10 @@ sys.path.insert(0, str(ROOT))
 from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint  # noqa: E402
 
 
-def averaged(paths: list[Path]) -> dict:
+def averaged(paths: list[Path]) -> tuple[dict, list[int]]:
     """The first checkpoint's state with its generator replaced by the mean of all of theirs
-    (counters such as BatchNorm's ``num_batches_tracked`` are the first one's)."""
+    (counters such as BatchNorm's ``num_batches_tracked`` are the first one's), and the step
+    of each."""
     states = [load_checkpoint(p) for p in paths]
     first = states[0]
     for path, state in zip(paths[1:], states[1:], strict=True):
@@ -39,7 +40,7 @@ def averaged(paths: list[Path]) -> dict:
         else value
         for key, value in first["G"].items()
     }
-    return first
+    return first, [s["step"] for s in states]
 
 
 def main() -> None:
@@ -48,9 +49,9 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path, nargs="+")
     parser.add_argument("--about", default="", help="a sentence on the data, for the provenance")
     args = parser.parse_args()
-    state = averaged(args.checkpoints)
+    state, each = averaged(args.checkpoints)
     state.pop("format"), state.pop("vidcolor")  # save_checkpoint writes this version's
-    steps = ", ".join(str(load_checkpoint(p)["step"]) for p in args.checkpoints)
+    steps = ", ".join(map(str, each))
     about = f"{args.about} (generator: the mean of steps {steps})".strip()
     with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
         mean = Path(tmp) / "mean.pt"
