@@ -12,24 +12,14 @@ from typing import Any
 
 import click
 
-from cli_support import (
-    DEVICES,
-    SECONDS,
-    Commands,
-    Finite,
-    recipe_option,
-    user_errors,
-)
+from cli_support import Commands, built, options, recipe_option, user_errors
 from vidcolor import __version__
 from vidcolor.options import (
+    DEVICES,
     BuildOptions,
-    ExtractOptions,
     ExtractStage,
-    ModelConfig,
     RenderOptions,
-    TrainConfig,
     TrainStage,
-    from_params,
 )
 
 
@@ -82,44 +72,11 @@ def probe(video: Path, as_json: bool) -> None:
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
               help="Folder for the frames and manifest.jsonl.")  # fmt: skip
-@click.option("--format", "image_format", type=click.Choice(["png", "jpg"]),
-              default=ExtractOptions.image_format, show_default=True,
-              help="Image file format.")  # fmt: skip
-@click.option("--quality", type=click.IntRange(1, 100), default=ExtractOptions.jpeg_quality,
-              show_default=True, help="JPEG quality.")  # fmt: skip
-@click.option("--every", type=click.IntRange(min=1), default=ExtractOptions.every,
-              show_default=True, help="Keep every Nth frame.")  # fmt: skip
-@click.option("--fps", type=Finite(min=0, min_open=True),
-              help="Keep at most this many frames per second (instead of --every).")  # fmt: skip
-@click.option("--start", type=SECONDS, help="Start time in seconds.")
-@click.option("--end", type=SECONDS, help="End time in seconds (exclusive).")
-@click.option("--size", type=click.IntRange(min=8),
-              help="Scale frames so their short side has this many pixels.")  # fmt: skip
-@click.option("--gray", is_flag=True, help="Store single-channel gray frames.")
-@click.option("--scenes", "with_scenes", is_flag=True,
-              help="Detect shots in the same pass; write each frame's scene id to "
-              "the manifest.")  # fmt: skip
+@options(ExtractStage)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier extraction in the folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted extraction.")
-@click.option("--workers", type=click.IntRange(min=1), default=ExtractStage.workers,
-              show_default=True, help="Threads that encode image files.")  # fmt: skip
 @user_errors
-def extract(
-    video: Path,
-    out_dir: Path,
-    image_format: str,
-    quality: int,
-    every: int,
-    fps: float | None,
-    start: float | None,
-    end: float | None,
-    size: int | None,
-    gray: bool,
-    with_scenes: bool,
-    overwrite: bool,
-    resume: bool,
-    workers: int,
-) -> None:
+def extract(video: Path, out_dir: Path, overwrite: bool, resume: bool, **_: object) -> None:
     """Write the frames of VIDEO to a folder as images, with a manifest.jsonl row per frame
     (file, source, frame index, pts, seconds).
 
@@ -132,12 +89,10 @@ def extract(
     """
     from vidcolor import stages
     from vidcolor.console import ConsoleReport
-    from vidcolor.pipeline.check import check_sampling
 
-    check_sampling(every, fps, start, end)
     if overwrite and resume:
         raise click.UsageError("use --overwrite or --resume, not both")
-    stage = from_params("extract", click.get_current_context().params)
+    stage = built(ExtractStage, click.get_current_context().params)
     stages.extract(video, out_dir, stage, ConsoleReport(), overwrite, resume)
 
 
@@ -207,55 +162,11 @@ def keys(video: Path, folder: Path) -> None:
               help="Run folder for checkpoints, samples and metrics.")  # fmt: skip
 @click.option("--resume", "resume", type=click.Path(path_type=Path),
               help="Continue the run in this folder from its last.pt.")  # fmt: skip
-@click.option("--size", type=click.IntRange(32, 4096), default=TrainConfig.size, show_default=True,
-              help="Training crop size (224 cartoons, 480 game replays).")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(min=1), default=TrainConfig.epochs, show_default=True,
-              help="Adversarial epochs (after --pretrain-epochs).")  # fmt: skip
-@click.option("--pretrain-epochs", type=click.IntRange(min=0), default=TrainConfig.pretrain_epochs,
-              show_default=True,
-              help="L1-only generator epochs before the GAN starts.")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(1, 4096), default=TrainConfig.batch_size,
-              show_default=True, help="Images per step (per process under torchrun).")  # fmt: skip
-@click.option("--lr", type=Finite(min=0, min_open=True), default=TrainConfig.lr,
-              show_default=True, help="Adam learning rate (beta1 0.5).")  # fmt: skip
-@click.option("--lambda-l1", type=Finite(min=0), default=TrainConfig.lambda_l1,
-              show_default=True,
-              help="Weight of the L1 loss against the adversarial loss.")  # fmt: skip
-@click.option("--disc", type=click.Choice(["patch", "global"]), default=ModelConfig.disc,
-              show_default=True,
-              help="70x70 PatchGAN or a global conv+FC discriminator.")  # fmt: skip
-@click.option("--base-width", type=click.IntRange(4, 256), default=ModelConfig.base_width,
-              show_default=True, help="Generator/discriminator width.")  # fmt: skip
-@click.option("--depth", type=click.IntRange(2, 10), default=ModelConfig.depth, show_default=True,
-              help="U-Net down-sampling steps.")  # fmt: skip
-@click.option("--val-fraction", type=Finite(0, 0.9), default=TrainConfig.val_fraction,
-              show_default=True, help="Share of scenes held out for validation (0: validate on "
-              "training data).")  # fmt: skip
-@click.option("--checkpoint-every", type=click.IntRange(min=1),
-              default=TrainConfig.checkpoint_every, show_default=True,
-              help="Steps between validation, samples and checkpoints (or --checkpoint-minutes, "
-              "whichever comes first; and at the end).")  # fmt: skip
-@click.option("--checkpoint-minutes", type=Finite(min=0, min_open=True),
-              default=TrainConfig.checkpoint_minutes, show_default=True,
-              help="Minutes between validation, samples and checkpoints.")  # fmt: skip
-@click.option("--init", type=click.Path(path_type=Path),
-              help="Fine-tune: start from this model (a model.pt, a training checkpoint, or "
-              "'default', the bundled one) and its architecture. Unless given: --lr 5e-05, and "
-              "a new discriminator (a model.pt has none) first learns alone for 200 "
-              "adversarial steps while the generator trains on L1.")  # fmt: skip
-@click.option("--device", default=TrainStage.device, show_default=True, help=DEVICES)
-@click.option("--workers", type=click.IntRange(min=0), default=TrainStage.workers,
-              show_default=True,
-              help="Threads that decode DATA's images into the run's cache.")  # fmt: skip
-@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=TrainConfig.seed,
-              show_default=True, help="Random seed.")  # fmt: skip
+@options(TrainStage)
 @click.pass_context
 @user_errors
 def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
-          size: int, epochs: int, pretrain_epochs: int, batch_size: int, lr: float,
-          lambda_l1: float, disc: str, base_width: int, depth: int, val_fraction: float,
-          checkpoint_every: int, checkpoint_minutes: float, init: Path | None, device: str,
-          workers: int, seed: int) -> None:  # fmt: skip
+          epochs: int, **_: object) -> None:  # fmt: skip
     """Train a colorizer on DATA (a folder of colour images, searched recursively) into RUN.
 
     \b
@@ -279,54 +190,15 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
         names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(given - {"resume"}))
         raise click.UsageError(f"--resume continues with the run's own settings; only --epochs, "
                                f"--device and --workers may change (got {names})")  # fmt: skip
-    stage = from_params("train", ctx.params)
+    stage = built(TrainStage, {**ctx.params, "data": str(data.resolve()) if data else ""})
     stages.train(resume or run, stage, ConsoleReport(), resume=resume is not None,
-                 epochs=epochs if "epochs" in given else None, given=given)  # fmt: skip
+                 epochs=epochs if "epochs" in given else None)  # fmt: skip
 
 
 @main.command()
 @click.argument("src", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("dst", metavar="OUT", type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(path_type=Path),
-              help="A model bundle or training checkpoint (default: the bundled "
-              "model).")  # fmt: skip
-@click.option("--render-size", type=click.IntRange(min=32),
-              help="Short side the model works at (default: its training size).")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1),
-              help="Frames per model call (default 4 on CPU, 16 on CUDA; halved on "
-              "CUDA OOM).")  # fmt: skip
-@click.option("--device", default=RenderOptions.device, show_default=True, help=DEVICES)
-@click.option("--codec", default=RenderOptions.codec, show_default=True,
-              help="h264, h265, av1, vp9 or an FFmpeg encoder name.")  # fmt: skip
-@click.option("--crf", type=click.IntRange(0, 63), help="Quality (encoder's scale; lower: better).")
-@click.option("--preset", help="Encoder speed preset (x264: ultrafast ... veryslow).")
-@click.option("--preview", type=click.Choice(["sbs"]),
-              help="sbs: OUT shows gray | colorized (| original colour) side by "
-              "side.")  # fmt: skip
-@click.option("--preview-frames", type=click.IntRange(min=0), default=RenderOptions.preview_frames,
-              help="Also write OUT's name + _preview.png: a contact sheet of N "
-              "frames.")  # fmt: skip
-@click.option("--temporal/--no-temporal", default=RenderOptions.temporal, show_default=True,
-              help="Carry colour along the motion from frame to frame (less "
-              "flicker; about 0.85x the speed on a CPU); it starts afresh at each "
-              "scene cut.")  # fmt: skip
-@click.option("--keyframes", type=click.Path(path_type=Path),
-              help="Colour keys, the video's size: images named by 0-based frame (120.png, "
-              "frame_000120.png) or timecode (00:01:02.500.png), or a colour video as long as "
-              "IN whose non-black frames are keys. Each key's colour is carried through its "
-              "shot, fading into the model's where the motion is lost. --temporal also steadies "
-              "the frames between; --no-temporal carries the keys alone.")  # fmt: skip
-@click.option("--adapt", type=Finite(min=0), default=0, metavar="SECONDS",
-              help="With --keyframes: first fine-tune the model on the keys for this long (L1, "
-              "at the working size), so shots without a key take their palette too.")  # fmt: skip
-@click.option(
-    "--match/--no-match",
-    default=RenderOptions.match,
-    show_default=True,
-    help="With --keyframes: colour each frame also from where it looks like its shot's keys "
-    "(the model's own features), however far from them, where the motion no longer carries "
-    "their colour.",
-)
+@options(RenderOptions)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
 def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -> None:
@@ -347,7 +219,7 @@ def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
-    options = from_params("render", click.get_current_context().params)
+    options = built(RenderOptions, click.get_current_context().params)
     stages.check_render(src, dst, options, overwrite)  # all of it before the model loads
     given = click.get_current_context().get_parameter_source("temporal")
     still = src.suffix.lower() in IMAGE_SUFFIXES or src.is_dir()
@@ -416,22 +288,12 @@ def dataset() -> None:
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
               help="Dataset folder (shards + manifest.json).")  # fmt: skip
-@click.option("--preset", type=click.Choice(["spongebob", "sc2", "generic"]),
-              default=BuildOptions.preset, show_default=True,
-              help="Footage kind: crop size, sampling and shot detection.")  # fmt: skip
-@click.option("--split-by", type=click.Choice(["scene", "episode"]), default=BuildOptions.split_by,
-              show_default=True,
-              help="Keep whole scenes, or whole episodes, in one split.")  # fmt: skip
-@click.option("--seed", type=click.IntRange(min=0), default=BuildOptions.seed, show_default=True,
-              help="Seed of the split.")  # fmt: skip
-@click.option("--avoid-hud/--keep-hud", default=BuildOptions.avoid_hud, show_default=True,
-              help="Store only the largest part of the picture clear of static "
-              "overlays (HUD, logos).")  # fmt: skip
+@options(BuildOptions)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
 @recipe_option("dataset")
 @user_errors
-def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: str, seed: int,
-                  avoid_hud: bool, overwrite: bool, recipe: Any) -> None:  # fmt: skip
+def dataset_build(videos: tuple[Path, ...], out: Path, overwrite: bool, recipe: Any,
+                  **_: object) -> None:  # fmt: skip
     """Build a training set from VIDEOS, scene by scene (train 80% / val 10% / test 10%).
 
     An interrupted build resumes from the next video when run again with the same videos and
@@ -447,7 +309,7 @@ def dataset_build(videos: tuple[Path, ...], out: Path, preset: str, split_by: st
 
     if not videos and recipe is None:
         raise click.UsageError("give VIDEOS, or a --recipe with inputs")
-    options = from_params("dataset", click.get_current_context().params)
+    options = built(BuildOptions, click.get_current_context().params)
     stages.build(list(videos) or recipe.inputs(), out, options, ConsoleReport(), overwrite)
 
 
@@ -478,8 +340,7 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...]) -> Any:
     """The recipe at ``path`` checked whole, each stage as its command checks its options."""
     from vidcolor.pipeline.check import plan_pipeline as plan
 
-    commands = {"extract": extract, "dataset": dataset_build, "train": train, "render": render}
-    return plan(path, assignments, commands)
+    return plan(path, assignments)
 
 
 @main.group()

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from vidcolor.optspec import Spec, build, specs
+
 # Exit codes: 0 ok, 1 bad input or failed work, 2 wrong usage (click's), 128 + N stopped by
 # signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 EXIT_FAILED = 1
@@ -24,10 +26,6 @@ class Finite(click.FloatRange):
         if math.isfinite(number := super().convert(value, param, ctx)):
             return number
         self.fail(f"{value!r} is not a finite number", param, ctx)
-
-
-SECONDS = Finite(min=0, max=1e7)  # about 115 days of video
-DEVICES = "auto, cpu, cuda or cuda:N."
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> None:
@@ -54,29 +52,70 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def stage_options(command: click.Command, recipe: Any, section: str) -> dict[str, Any]:
-    """A recipe's ``[section]`` as ``command``'s parameter values (see ``stage_values``)."""
-    from vidcolor.pipeline.check import stage_values
+def click_type(spec: Spec) -> Any:
+    """The click type that checks an option as its metadata says (vidcolor.optspec)."""
+    o = spec.option
+    if o.choices:
+        return click.Choice(list(o.choices))
+    if spec.kind is int:
+        return click.IntRange(o.lo, o.hi)
+    if spec.kind is float:
+        return Finite(o.lo, o.hi, min_open=o.lo_open)
+    return click.Path(path_type=Path) if spec.kind is Path else click.STRING
 
-    return {param.name: value for _, param, value in stage_values(command, recipe, section)}
+
+def options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The settable fields of options class ``cls`` (and of the configs nested in it) as click
+    options, in field order, each named as its field (so ``optspec.build`` reads them back)."""
+
+    def apply(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for flag, spec in reversed(specs(cls).items()):
+            o = spec.option
+            if spec.kind is bool:
+                names = f"--{flag}/--{o.off}" if o.off else f"--{flag}"
+                made = click.option(names, spec.name, is_flag=True, default=spec.default,
+                                    show_default=bool(o.off), help=o.help)  # fmt: skip
+            else:
+                shown = o.show_default and spec.default is not None
+                made = click.option(f"--{flag}", spec.name, type=click_type(spec),
+                                    default=spec.default, show_default=shown, help=o.help,
+                                    metavar=o.metavar)  # fmt: skip
+            fn = made(fn)
+        return fn
+
+    return apply
+
+
+def built(cls: type, params: dict[str, Any]) -> Any:
+    """Options class ``cls`` from a command's parameters; options that do not go together are
+    a usage error, as click's own."""
+    try:
+        return build(cls, params)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
 
 
 def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--recipe FILE``: defaults for this command's options from the recipe's ``[section]``;
-    options given on the command line win."""
+    """``--recipe FILE``: defaults for this command's options from the recipe's ``[section]``
+    (and ``output``, for ``-o``); options given on the command line win."""
 
     def load(ctx: click.Context, param: click.Parameter, value: Path | None) -> Any:
         if value is None:
             return None
         from vidcolor.errors import UserError
+        from vidcolor.pipeline.check import STAGE_OPTIONS, stage_values
         from vidcolor.pipeline.recipe import load as load_recipe
 
+        known = specs(STAGE_OPTIONS[section])
         try:
             recipe = load_recipe(value)
-            values = stage_options(ctx.command, recipe, section)
+            values = stage_values(section, recipe, skip={"output"})
         except UserError as e:
             fail(str(e))
-        ctx.default_map = {**(ctx.default_map or {}), **values}
+        defaults = {known[k].name: v for k, v in values.items()}
+        if isinstance(output := recipe.section(section).get("output"), str):
+            defaults["out"] = Path(output)
+        ctx.default_map = {**(ctx.default_map or {}), **defaults}
         return recipe
 
     about = f"TOML recipe: its inputs, and its [{section}] options as defaults."

@@ -152,6 +152,7 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
     train loop's rate weighs each row's rate by its steps, leaving out the first row (process
     start-up, the data cache, first calls); ``with_startup`` is the steps logged over the time
     from launch until their row appeared."""
+    model = model.resolved()  # every architecture flag given: the same model on every run
     cmd = [sys.executable, "-m", "cli", "train", str(frames), "-o", str(run),
            "--size", str(size), "--batch-size", str(batch_size),
            "--base-width", str(model.base_width), "--depth", str(model.depth),

@@ -70,15 +70,15 @@ def test_init_from_a_checkpoint_keeps_its_discriminator(photos: Path, tmp_path: 
     assert first.exit_code == 0, first.output
     checkpoint = load_checkpoint(tmp_path / "a" / "last.pt")
     last = str(tmp_path / "a" / "last.pt")
-    cfg, g, d, _ = starting_point(tiny(photos, init=last, lr=1e-3), given={"lr"})
-    assert d is not None and cfg.d_warmup == 0 and cfg.lr == 1e-3  # a given --lr stands
+    cfg, g, d, _ = starting_point(tiny(photos, init=last, lr=1e-3))
+    assert d is not None and cfg.d_warmup == 0 and cfg.lr == 1e-3  # a set lr stands
     trainer = Trainer(cfg, tmp_path / "t", Dist(), workers=0, start=(g, d))
     for name, w in trainer.D.state_dict().items():
         assert torch.equal(w, checkpoint["D"][name]), name
     # Another kind of discriminator: that one starts afresh.
-    cfg, _, d, _ = starting_point(tiny(photos, init=last, model=ModelConfig(disc="global")),
-                                  given={"disc"})  # fmt: skip
+    cfg, _, d, _ = starting_point(tiny(photos, init=last, model=ModelConfig(disc="global")))
     assert d is None and cfg.model.disc == "global" and cfg.d_warmup == D_WARMUP
+    assert (cfg.model.base_width, cfg.model.depth) == (8, 4)  # the rest from the checkpoint
 
 
 def test_init_default_is_the_bundled_model(photos: Path) -> None:

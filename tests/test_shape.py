@@ -33,3 +33,18 @@ def test_no_function_is_over_its_budget() -> None:
                 if lines > FUNCTION_LINES:
                     over.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines}")
     assert not over, "\n".join(over)
+
+
+def test_the_library_does_not_import_click() -> None:
+    """Options are data (vidcolor.optspec): only cli.py and cli_support.py build click from it."""
+    found = []
+    for path in sorted((ROOT / "vidcolor").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(n == "click" or n.startswith("click.") for n in names):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, "\n".join(found)

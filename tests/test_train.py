@@ -20,6 +20,7 @@ from conftest import default_signals, write_photos
 from cli import main
 from vidcolor.checkpoint import CheckpointError, load_checkpoint
 from vidcolor.models import ModelConfig
+from vidcolor.options import DEFAULT_LR
 from vidcolor.runfolder import resume_run, start_run
 from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor
 
@@ -252,7 +253,8 @@ def test_resume_refuses_changed_data_and_other_settings(tmp_path: Path) -> None:
     resumed = resume_run(tmp_path / "run", Dist(), workers=0, epochs=4)
     # A longer schedule: the lr comes from it, not from the file (which holds the decayed 0)
     factor = lr_factor(6, 0, 4 * 3, 2 * 3)
-    assert resumed.opt_G.param_groups[0]["lr"] == pytest.approx(cfg.lr * factor)
+    assert cfg.lr is None  # from scratch: the default lr, resolved when the run started
+    assert resumed.opt_G.param_groups[0]["lr"] == pytest.approx(DEFAULT_LR * factor)
     assert factor == 1.0
     resumed.hold.close()  # the run's lock, which fit would release: this trainer is not fitted
     result = run("train", "--resume", tmp_path / "run", "--lr", "0.1")

@@ -5,12 +5,12 @@ so a stage says what its command says."""
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -123,10 +123,10 @@ class ConsoleReport(Reporter):
     """What the stages say, as lines on stderr and progress bars."""
 
     def say(self, line: str) -> None:
-        click.echo(f"vidcolor: {line}", err=True)
+        print(f"vidcolor: {line}", file=sys.stderr, flush=True)
 
     def done(self, line: str) -> None:
-        click.echo(line, err=True)
+        print(line, file=sys.stderr, flush=True)
 
     @contextmanager
     def progress(self, description: str, total: int | None, completed: int = 0

@@ -10,7 +10,6 @@ defaults to ``FINE_TUNE_LR`` (a quarter of a run from scratch): the weights are 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,37 +38,35 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def starting_point(cfg: TrainConfig, given: Collection[str] = ()
-                   ) -> tuple[TrainConfig, dict, dict | None, list[str]]:  # fmt: skip
-    """``cfg`` (with ``init`` set) as the run will train: MODEL's architecture, the fine-tuning
-    defaults for what ``given`` (the options the user set) leaves open, and the file's hash;
-    then the generator's and (None: a new one) the discriminator's weights, and a line for each
-    choice made. A --base-width or --depth that differs from MODEL's is refused."""
+def starting_point(cfg: TrainConfig) -> tuple[TrainConfig, dict, dict | None, list[str]]:
+    """``cfg`` (with ``init`` set) resolved for fine-tuning: MODEL's architecture where ``cfg``
+    leaves it None, the fine-tuning lr unless one was set, and the file's hash; then the
+    generator's and (None: a new one) the discriminator's weights, and a line for each choice
+    made. A base width or depth set to differ from MODEL's is refused."""
     path = model_file(cfg.init)
     if not path.is_file():
         raise RunError(f"--init {cfg.init}: no such file")
     model, g, d = load_start(path)
     for key in ("base_width", "depth"):
         mine, theirs = getattr(cfg.model, key), getattr(model, key)
-        if key in given and mine != theirs:
+        if mine is not None and mine != theirs:
             flag = key.replace("_", "-")
-            raise RunError(f"--{flag} {mine}: --init {path.name} is a model of --{flag} "
-                           f"{theirs}; leave --{flag} out (the model brings it)")  # fmt: skip
-    disc = cfg.model.disc if "disc" in given else model.disc
-    if disc != model.disc:
+            raise RunError(
+                f"--{flag} {mine}: --init {path.name} is a model of --{flag} {theirs}; leave "
+                f"--{flag} out (the model brings it)"
+            )
+    resolved = cfg.resolved(model, FINE_TUNE_LR)
+    if resolved.model.disc != model.disc:
         d = None  # another kind of discriminator: it starts afresh
     sha = file_sha256(path)
     said = [f"fine-tuning {path} (sha256 {sha[:12]}...)"]
-    lr = cfg.lr if "lr" in given else FINE_TUNE_LR
-    if "lr" not in given:
-        said.append(f"learning rate {lr:g} for fine-tuning (--lr to change it)")
+    if cfg.lr is None:
+        said.append(f"learning rate {FINE_TUNE_LR:g} for fine-tuning (--lr to change it)")
     warmup = 0 if d is not None else D_WARMUP
     said.append(
         "discriminator from the checkpoint"
         if d is not None
         else f"a new discriminator: it learns alone for the first {warmup} adversarial steps"
     )
-    cfg = replace(cfg, model=replace(model, disc=disc), lr=lr, d_warmup=warmup,
-                  init="default" if cfg.init == "default" else str(path.resolve()),
-                  init_sha256=sha)  # fmt: skip
-    return cfg, g, d, said
+    init = "default" if cfg.init == "default" else str(path.resolve())
+    return replace(resolved, d_warmup=warmup, init=init, init_sha256=sha), g, d, said

@@ -130,7 +130,9 @@ def init_weights(module: nn.Module) -> None:
 
 def build_generator(cfg: ModelConfig, init: bool = True) -> UNetGenerator:
     """The U-Net ``cfg`` describes; ``init=False`` skips init_weights (shape checks on the
-    ``meta`` device, where initialising sets nothing and its first call costs a second)."""
+    ``meta`` device, where initialising sets nothing and its first call costs a second); a
+    None in ``cfg`` is its default (ModelConfig.resolved)."""
+    cfg = cfg.resolved()
     g = UNetGenerator(cfg.base_width, cfg.depth, cfg.dropout)
     if init:
         init_weights(g)
@@ -138,7 +140,8 @@ def build_generator(cfg: ModelConfig, init: bool = True) -> UNetGenerator:
 
 
 def build_discriminator(cfg: ModelConfig, init: bool = True) -> nn.Module:
-    """The discriminator ``cfg`` describes; ``init`` as for build_generator."""
+    """The discriminator ``cfg`` describes; ``init`` and None as for build_generator."""
+    cfg = cfg.resolved()
     if cfg.disc == "patch":
         d: nn.Module = PatchDiscriminator(cfg.base_width)
     elif cfg.disc == "global":

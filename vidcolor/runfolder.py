@@ -121,8 +121,8 @@ def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
               start: tuple[dict, dict | None] | None = None) -> Trainer:  # fmt: skip
     """A new run folder with config.json; refuses one that already holds a run, and a folder
     of other files. ``on_image(done, total)``: the decode of DATA into the run's cache. The
-    run's lock is held until the trainer's ``fit`` ends."""
-    hold = ExitStack()
+    run's lock is held until the trainer's ``fit`` ends. ``cfg`` is recorded resolved."""
+    cfg, hold = cfg.resolved(), ExitStack()
     made = _on_rank_0(dist_info, lambda: _claim_new(run, cfg, hold))
     try:
         trainer = Trainer(cfg, run, dist_info, workers, on_image, start)

@@ -13,6 +13,9 @@ from typing import Any
 
 import torch
 
+from vidcolor.options import TrainConfig
+from vidcolor.optspec import limits
+
 
 class Bad(Exception):
     """One problem with a file's contents, said without the file's name (the caller adds it)."""
@@ -20,24 +23,17 @@ class Bad(Exception):
 
 Check = Callable[[Any, str], Any]  # (value, where it sits in the file) -> the value; or Bad
 
-# What a file may declare, by field name. The upper bounds sit far above any useful run yet keep
-# a file from asking for a huge network: base_width 256 is 4x pix2pix's 64 (at depth 10 a
-# 1.3e9-parameter U-Net, 5 GB), size 4096 a 4K frame, batch_size 4096 more than any GPU holds.
-_AT_LEAST_0 = ["epochs", "pretrain_epochs", "decay_epochs", "lambda_l1", "step", "epoch",
-               "d_warmup", "last_epoch", "_growth_tracker"]  # fmt: skip
-_AT_LEAST_1 = ["val_max", "samples", "checkpoint_every", "log_every", "world", "growth_interval"]
+# What a file may declare, by field name: a run's settable options within their own bounds
+# (vidcolor.options; base_width 256 is 4x pix2pix's 64, size 4096 a 4K frame), and the fields no
+# option sets. ``epochs`` may be 0 here: a library run may train on L1 alone, though the command
+# line refuses it.
+_AT_LEAST_0 = ["epochs", "decay_epochs", "step", "epoch", "d_warmup", "last_epoch",
+               "_growth_tracker"]  # fmt: skip
+_AT_LEAST_1 = ["val_max", "samples", "log_every", "world", "growth_interval"]
 LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "base_width": (lambda v: 4 <= v <= 256, "from 4 to 256"),
-    "depth": (lambda v: 2 <= v <= 10, "from 2 to 10"),
-    "disc": (lambda v: v in ("patch", "global"), "'patch' or 'global'"),
+    **limits(TrainConfig),
     "dropout": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
-    "size": (lambda v: 32 <= v <= 4096, "from 32 to 4096"),  # 32: what the discriminators need
-    "batch_size": (lambda v: 1 <= v <= 4096, "from 1 to 4096"),
-    "lr": (lambda v: v > 0, "above 0"),
-    "checkpoint_minutes": (lambda v: v > 0, "above 0"),
     "beta1": (lambda v: 0 <= v < 1, "at least 0 and below 1"),
-    "val_fraction": (lambda v: 0 <= v <= 0.9, "from 0 to 0.9"),
-    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 2**32 - 1"),  # numpy takes no negative seed
     **dict.fromkeys(_AT_LEAST_0, (lambda v: v >= 0, "at least 0")),
     **dict.fromkeys(_AT_LEAST_1, (lambda v: v >= 1, "at least 1")),
 }

@@ -9,7 +9,7 @@ carrying ``advice``: one line on how to go on, which the command line prints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,13 +114,13 @@ def build(videos: list[Path], out: Path, options: BuildOptions | None = None,
 
 
 def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = None, *,
-          resume: bool = False, epochs: int | None = None, dist: Any = None,
-          given: Collection[str] = ()) -> dict[str, float]:  # fmt: skip
+          resume: bool = False, epochs: int | None = None, dist: Any = None
+          ) -> dict[str, float]:  # fmt: skip
     """A new run into ``run`` from ``stage.config``, or (``resume``) the run there continued
     with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
     or this torchrun launch on ``stage.device``. With ``config.init`` the run starts from that
-    model (finetune.py); ``given``: the options the user set, which its defaults leave alone.
-    The final validation scores."""
+    model (finetune.py), which settles what the config leaves None. The final validation
+    scores."""
     from vidcolor.finetune import starting_point
     from vidcolor.interrupt import ForcedStop
     from vidcolor.runfolder import resume_run, start_run
@@ -131,7 +131,7 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
     report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
     config, start = stage.config, None
     if config.init and not resume:
-        config, *start, said = starting_point(config, given)
+        config, *start, said = starting_point(config)
         for line in said:
             report.say(f"note: {line}")
     with report.progress("decode DATA", None) as bar:  # once; reused while the files hold

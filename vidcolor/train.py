@@ -25,7 +25,7 @@ from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
-from vidcolor.options import TrainConfig
+from vidcolor.options import MIN_SIZE, TrainConfig
 from vidcolor.report import sample_grid
 from vidcolor.runtime import Dist, RunError
 from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
@@ -34,7 +34,6 @@ from vidcolor.threads import threaded
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
 CURVES_SECONDS = 30.0  # curves.png is redrawn at most this often (a redraw costs about 0.5 s)
-MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
 @dataclass
@@ -68,7 +67,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run: Path, dist_info: Dist, workers: int = 2,
                  on_image: Callable[[int, int], None] | None = None,
                  start: tuple[dict, dict | None] | None = None) -> None:  # fmt: skip
-        """``start``: G's and D's first weights (``train --init``; None: a new D)."""
+        """``start``: G's and D's first weights (``train --init``; None: a new D). A config
+        not yet resolved trains from scratch's defaults (TrainConfig.resolved)."""
+        cfg = cfg.resolved()
         self.cfg, self.run, self.dist, self.workers = cfg, run, dist_info, workers
         dev = dist_info.device
         if cfg.size < MIN_SIZE:

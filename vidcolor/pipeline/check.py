@@ -1,6 +1,6 @@
-"""A recipe checked whole before any work, as the command line would check each stage's options
-(through the commands' own click parameters, so a bad value gets click's own message, naming the
-recipe's line), into the library's ``Plan``."""
+"""A recipe checked whole before any work, each stage's options against the same metadata the
+command line's options are built from (vidcolor.options), so a bad value gets the message the
+command line would give, naming the recipe's line, into the library's ``Plan``."""
 
 from __future__ import annotations
 
@@ -9,52 +9,39 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import click
+from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
+from vidcolor.optspec import build, checked, specs
 
-from vidcolor.options import from_params
-
-
-def check_sampling(every: int, fps: float | None, start: float | None, end: float | None
-                   ) -> None:  # fmt: skip
-    """Option pairs of `extract` (also checked for a recipe's [extract] before any work)."""
-    if fps is not None and every != 1:
-        raise click.UsageError("use --every or --fps, not both")
-    if start is not None and end is not None and end <= start:
-        raise click.UsageError("--end must be after --start")
+STAGE_OPTIONS: dict[str, type] = {"extract": ExtractStage, "dataset": BuildOptions,
+                                  "train": TrainStage, "render": RenderOptions}  # fmt: skip
 
 
-def stage_values(command: click.Command, recipe: Any, section: str,
-                 skip: Collection[str] = ()) -> list[tuple[str, click.Option, Any]]:  # fmt: skip
-    """A recipe's ``[section]`` as (key, option, value) for ``command``, each value checked the
-    way the command line checks it; an unknown key or a bad value names the recipe's line.
-    Keys in ``skip`` belong to the pipeline, not the command."""
+def stage_values(name: str, recipe: Any, skip: Collection[str] = ()) -> dict[str, Any]:
+    """A recipe's ``[name]`` section as stage ``name``'s option values by recipe key, each
+    checked as the command line checks it; an unknown key or a bad value names the recipe's
+    line. Keys in ``skip`` belong to the pipeline, not the stage."""
     from vidcolor.pipeline.recipe import RecipeError
 
-    options = {name[2:]: p for p in command.params if isinstance(p, click.Option)
-               for name in p.opts if name.startswith("--") and name != "--recipe"}  # fmt: skip
-    values = []
-    for key, value in recipe.section(section).items():
+    known = specs(STAGE_OPTIONS[name])
+    values = {}
+    for key, value in recipe.section(name).items():
         if key in skip:
             continue
-        param = options.get(key)
-        where = recipe.where(section, key)
-        if param is None:
-            raise RecipeError(f"{where}: unknown option (known: {', '.join(sorted(options))})")
-        if param.is_flag != isinstance(value, bool):
-            want = "true or false" if param.is_flag else f"a {param.type.name}, not true/false"
-            raise RecipeError(f"{where}: expected {want}")
-        if isinstance(value, float) and param.type.name.startswith("integer"):  # 2.9 is not 2
-            raise RecipeError(f"{where}: expected a whole number")
-        text = param.type is click.STRING or isinstance(param.type, click.Path)
-        if text and not isinstance(value, str):  # click would take str() of anything
-            raise RecipeError(f"{where}: expected text in quotes, got {value!r}")
+        where = recipe.where(name, key)
+        if key not in known:
+            raise RecipeError(f"{where}: unknown option (known: {', '.join(sorted(known))})")
         try:
-            values.append((key, param, param.type.convert(value, param, None)))
-        except click.BadParameter as e:
-            raise RecipeError(f"{where}: {e.message}") from None
-        except (TypeError, ValueError, OverflowError):
-            raise RecipeError(f"{where}: not a valid {param.type.name}: {value!r}") from None
+            values[key] = checked(known[key], value)
+        except ValueError as e:
+            raise RecipeError(f"{where}: {e}") from None
     return values
+
+
+def stage_options(name: str, values: dict[str, Any]) -> Any:
+    """Stage ``name``'s typed options from values by recipe key; a ValueError when they do
+    not go together (``--every`` with ``--fps``)."""
+    known = specs(STAGE_OPTIONS[name])
+    return build(STAGE_OPTIONS[name], {known[k].name: v for k, v in values.items()})
 
 
 # Options each stage's command takes that the pipeline sets itself (a recipe may not), and keys
@@ -66,26 +53,9 @@ PIPELINE_SETS = {
     "render": {"overwrite"},
 }
 STAGE_EXTRA = {"render": {"inputs"}}  # [render] inputs: what to colorize (default: the inputs)
-PLACEHOLDERS = {"extract": ["in.mp4", "-o", "out"], "dataset": ["in.mp4", "-o", "out"],
-                "train": ["data", "-o", "run"], "render": ["in.mp4", "out.mp4"]}  # fmt: skip
 
 
-def stage_argv(values: list[tuple[str, click.Option, Any]]) -> list[str]:
-    """(key, option, value) as command-line arguments for the stage's command."""
-    args: list[str] = []
-    for key, param, value in values:
-        if param.is_flag:
-            if value:
-                args.append(f"--{key}")
-            elif param.secondary_opts:
-                args.append(param.secondary_opts[0])
-        elif value is not None:
-            args += [f"--{key}", str(value)]
-    return args
-
-
-def checked_stage(recipe: Any, name: str, present: list[str], command: click.Command
-                  ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict[str, Any]]:
     """One stage of a recipe: its typed options, and its values as given (JSON-able), checked
     as the command line checks them and for what its command would find out only once run."""
     import av
@@ -102,37 +72,33 @@ def checked_stage(recipe: Any, name: str, present: list[str], command: click.Com
                               "vidcolor render IN OUT --keyframes KEYS")  # fmt: skip
         if key in reserved:
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
-    values = stage_values(command, recipe, name, STAGE_EXTRA.get(name, ()))
+    values = stage_values(name, recipe, STAGE_EXTRA.get(name, ()))
     path_key = {"render": "model", "train": "init"}.get(name)  # relative to the recipe
-    given_path = recipe.section(name).get(path_key)
-    if given_path == "":  # train.init "": from scratch, as if not given
-        values = [v for v in values if v[0] != path_key]
+    given_path = values.get(path_key)
+    if given_path in ("", Path()):  # train.init "": from scratch, as if not given
+        del values[path_key]
     elif given_path not in (None, "default"):
-        values = [(k, p, recipe.base(name, k) / v if k == path_key else v) for k, p, v in values]
+        path = recipe.base(name, path_key) / given_path
+        values[path_key] = path if name == "render" else str(path)
     try:
-        ctx = command.make_context(name, PLACEHOLDERS[name] + stage_argv(values))
-        p = ctx.params
-        pick_device(p["device"]) if "device" in p else None
-        if name == "extract":
-            check_sampling(p["every"], p["fps"], p["start"], p["end"])
-        options = from_params(name, p)
+        options = stage_options(name, values)
+        if name in ("train", "render"):
+            pick_device(values.get("device", "auto"))
         if name == "render":
             options.encode  # noqa: B018 - checks the preset
             try:  # what the command would find out only once it runs
                 av.codec.Codec(options.encode.encoder, "w")
             except (ValueError, av.error.FFmpegError):
                 raise UserError(f"unknown video encoder '{options.encode.codec}'") from None
-    except (UserError, click.ClickException) as e:
-        message = e.format_message() if isinstance(e, click.ClickException) else str(e)
-        raise RecipeError(f"{recipe.where(None, name)}: {message}") from None
-    given = {k: (str(v) if isinstance(v, Path) else v) for k, _, v in values}
+    except (UserError, ValueError) as e:
+        raise RecipeError(f"{recipe.where(None, name)}: {e}") from None
+    given = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
     return options, given
 
 
-def plan_pipeline(path: Path, assignments: tuple[str, ...], commands: dict[str, click.Command]
-                  ) -> Any:  # fmt: skip
+def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     """Read and check a recipe whole, before any work: keys, types, globs, stage order; the
-    library's pipeline Plan. ``commands``: each stage's click command."""
+    library's pipeline Plan. ``assignments``: ``--set KEY=VALUE`` overrides."""
     from vidcolor.pipeline import STAGES, Plan, WorkLayout, outside_work, render_name
     from vidcolor.pipeline import work_folder_problem as problem_of
     from vidcolor.pipeline.recipe import TOP_LEVEL, RecipeError, load
@@ -155,7 +121,7 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...], commands: dict[str, 
         raise RecipeError(f"{path}: no stage to run ([extract], [dataset], [train], [render])")
     stages, given = {}, {}
     for name in present:
-        stages[name], given[name] = checked_stage(recipe, name, present, commands[name])
+        stages[name], given[name] = checked_stage(recipe, name, present)
     if "train" in present and not {"dataset", "extract"} & set(present):
         raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
                           "[extract] stage before it to train on")  # fmt: skip

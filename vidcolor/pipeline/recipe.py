@@ -7,8 +7,9 @@
     preset = "spongebob"            # the same option names as `vidcolor dataset build`
     split-by = "episode"
 
-A stage's options are checked against its command's own options (names, types, choices), so
-a recipe can hold nothing a command would refuse. Errors name the file, line and key.
+A stage's options are checked against the metadata its command's options are built from
+(vidcolor.options: names, types, bounds, choices), so a recipe can hold nothing a command would
+refuse. Errors name the file, line and key.
 """
 
 from __future__ import annotations

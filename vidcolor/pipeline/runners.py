@@ -119,8 +119,7 @@ def _train(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist
             remove_tree(run, plan.layout.root, "train", recorded=state.state != "pending")
     mode = dist.share(mode)
     stage = replace(stage, config=replace(stage.config, data=str(plan.train_data().resolve())))
-    stages.train(run, stage, report, resume=mode == "resume", dist=dist,
-                 given={k.replace("-", "_") for k in plan.given["train"]})  # fmt: skip
+    stages.train(run, stage, report, resume=mode == "resume", dist=dist)
     return [plan.layout.model]
 
 
