@@ -70,8 +70,14 @@ def probe(video: Path, as_json: bool) -> None:
 
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path),
-              help="Folder for the frames and manifest.jsonl.")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder for the frames and manifest.jsonl.",
+)
 @options(ExtractStage)
 @click.option("--overwrite", is_flag=True, help="Replace an earlier extraction in the folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted extraction.")
@@ -99,8 +105,13 @@ def extract(video: Path, out_dir: Path, overwrite: bool, resume: bool, **_: obje
 @main.command()
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--min-scene-len", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Fewest frames between two cuts.")  # fmt: skip
+@click.option(
+    "--min-scene-len",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Fewest frames between two cuts.",
+)
 @user_errors
 def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
     """List the shots of VIDEO: cuts and fades, with frame numbers and timecodes.
@@ -124,8 +135,10 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
 
     click.echo(f"{'scene':>5}  {'start':>12}  {'end':>12}  {'frames':>13}")
     for s in found:
-        click.echo(f"{s.index:>5}  {tc(s.start_time)}  {tc(s.end_time)}  "
-                   f"{s.start_frame:>6}-{s.end_frame:<6}")  # fmt: skip
+        click.echo(
+            f"{s.index:>5}  {tc(s.start_time)}  {tc(s.end_time)}  "
+            f"{s.start_frame:>6}-{s.end_frame:<6}"
+        )
 
 
 @main.command()
@@ -158,15 +171,30 @@ def keys(video: Path, folder: Path) -> None:
 
 @main.command()
 @click.argument("data", required=False, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "run", type=click.Path(path_type=Path),
-              help="Run folder for checkpoints, samples and metrics.")  # fmt: skip
-@click.option("--resume", "resume", type=click.Path(path_type=Path),
-              help="Continue the run in this folder from its last.pt.")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "run",
+    type=click.Path(path_type=Path),
+    help="Run folder for checkpoints, samples and metrics.",
+)
+@click.option(
+    "--resume",
+    "resume",
+    type=click.Path(path_type=Path),
+    help="Continue the run in this folder from its last.pt.",
+)
 @options(TrainStage)
 @click.pass_context
 @user_errors
-def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path | None,
-          epochs: int, **_: object) -> None:  # fmt: skip
+def train(
+    ctx: click.Context,
+    data: Path | None,
+    run: Path | None,
+    resume: Path | None,
+    epochs: int,
+    **_: object,
+) -> None:
     """Train a colorizer on DATA (a folder of colour images, searched recursively) into RUN.
 
     \b
@@ -188,11 +216,18 @@ def train(ctx: click.Context, data: Path | None, run: Path | None, resume: Path 
     given = {k for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
     if resume is not None and given - {"resume", "epochs", "device", "workers"}:
         names = ", ".join(f"--{k.replace('_', '-')}" for k in sorted(given - {"resume"}))
-        raise click.UsageError(f"--resume continues with the run's own settings; only --epochs, "
-                               f"--device and --workers may change (got {names})")  # fmt: skip
+        raise click.UsageError(
+            f"--resume continues with the run's own settings; only --epochs, "
+            f"--device and --workers may change (got {names})"
+        )
     stage = built(TrainStage, {**ctx.params, "data": str(data.resolve()) if data else ""})
-    stages.train(resume or run, stage, ConsoleReport(), resume=resume is not None,
-                 epochs=epochs if "epochs" in given else None)  # fmt: skip
+    stages.train(
+        resume or run,
+        stage,
+        ConsoleReport(),
+        resume=resume is not None,
+        epochs=epochs if "epochs" in given else None,
+    )
 
 
 @main.command()
@@ -224,25 +259,38 @@ def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -
     given = click.get_current_context().get_parameter_source("temporal")
     still = src.suffix.lower() in IMAGE_SUFFIXES or src.is_dir()
     if temporal and still and given != click.core.ParameterSource.DEFAULT:
-        click.echo("vidcolor: note: --temporal applies to videos; images are colorized alone",
-                   err=True)  # fmt: skip
+        click.echo(
+            "vidcolor: note: --temporal applies to videos; images are colorized alone", err=True
+        )
     stages.render(src, dst, options, ConsoleReport(), overwrite)
 
 
 @main.command("eval")
 @click.argument("truth", type=click.Path(path_type=Path))
 @click.argument("output", required=False, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(path_type=Path),
-              help="With a dataset: the model that colorizes its split.")  # fmt: skip
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    help="With a dataset: the model that colorizes its split.",
+)
 @click.option("--split", default="test", show_default=True, help="With a dataset: which split.")
 @click.option("--device", default="auto", show_default=True, help=DEVICES)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
-@click.option("--plot", type=click.Path(path_type=Path),
-              help="Write the per-frame curves to this PNG.")  # fmt: skip
+@click.option(
+    "--plot", type=click.Path(path_type=Path), help="Write the per-frame curves to this PNG."
+)
 @click.option("--overwrite", is_flag=True, help="Replace the --plot file if it exists.")
 @user_errors
-def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, device: str,
-             as_json: bool, plot: Path | None, overwrite: bool) -> None:  # fmt: skip
+def evaluate(
+    truth: Path,
+    output: Path | None,
+    model: Path | None,
+    split: str,
+    device: str,
+    as_json: bool,
+    plot: Path | None,
+    overwrite: bool,
+) -> None:
     """Score OUTPUT (a colorized video or image folder) against TRUTH, its colour original:
     PSNR, SSIM, colourfulness, warping error and colour distribution consistency, overall and
     per scene. With TRUTH a built dataset and no OUTPUT, score --model on its --split.
@@ -259,11 +307,15 @@ def evaluate(truth: Path, output: Path | None, model: Path | None, split: str, d
     if output is None and not (truth / "manifest.json").is_file():
         raise click.UsageError("give TRUTH OUTPUT, or a built dataset with --model")
     ctx = click.get_current_context()
-    given = [f"--{k}" for k in ("model", "split")
-             if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT]  # fmt: skip
+    given = [
+        f"--{k}"
+        for k in ("model", "split")
+        if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT
+    ]
     if output is not None and given:
-        raise click.UsageError(f"{' and '.join(given)}: for a dataset, without OUTPUT "
-                               "(OUTPUT is already colorized)")  # fmt: skip
+        raise click.UsageError(
+            f"{' and '.join(given)}: for a dataset, without OUTPUT (OUTPUT is already colorized)"
+        )
     result = stages.evaluate(truth, output, model, split, device, plot, ConsoleReport(), overwrite)
     if as_json:
         click.echo(json.dumps(result, indent=1))
@@ -286,14 +338,21 @@ def dataset() -> None:
 
 @dataset.command("build")
 @click.argument("videos", nargs=-1, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=Path),
-              help="Dataset folder (shards + manifest.json).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Dataset folder (shards + manifest.json).",
+)
 @options(BuildOptions)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset folder.")
 @recipe_option("dataset")
 @user_errors
-def dataset_build(videos: tuple[Path, ...], out: Path, overwrite: bool, recipe: Any,
-                  **_: object) -> None:  # fmt: skip
+def dataset_build(
+    videos: tuple[Path, ...], out: Path, overwrite: bool, recipe: Any, **_: object
+) -> None:
     """Build a training set from VIDEOS, scene by scene (train 80% / val 10% / test 10%).
 
     An interrupted build resumes from the next video when run again with the same videos and
@@ -315,9 +374,11 @@ def dataset_build(videos: tuple[Path, ...], out: Path, overwrite: bool, recipe: 
 
 @dataset.command("info")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("--sheet", type=click.Path(path_type=Path),
-              help="Contact sheet PNG, one frame per scene (default "
-              "DATA/scenes.png).")  # fmt: skip
+@click.option(
+    "--sheet",
+    type=click.Path(path_type=Path),
+    help="Contact sheet PNG, one frame per scene (default DATA/scenes.png).",
+)
 @user_errors
 def dataset_info(data: Path, sheet: Path | None) -> None:
     """Counts per split, scene and source, and a contact sheet with one frame per scene.
@@ -358,8 +419,13 @@ def pipeline() -> None:
 
 @pipeline.command("status")
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe value, e.g. train.epochs=50 (repeatable).")  # fmt: skip
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. train.epochs=50 (repeatable).",
+)
 @user_errors
 def pipeline_status(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     """Show which stages of RECIPE are done, stale, interrupted, failed or pending."""
@@ -376,8 +442,13 @@ def pipeline_status(recipe_path: Path, assignments: tuple[str, ...]) -> None:
 
 @pipeline.command("run")
 @click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
-@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe value, e.g. train.epochs=50 (repeatable).")  # fmt: skip
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a recipe value, e.g. train.epochs=50 (repeatable).",
+)
 @user_errors
 def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     """Run the stages of RECIPE in order; a stage whose inputs, options and outputs are
@@ -391,8 +462,8 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
 
     from vidcolor.console import ConsoleReport
     from vidcolor.pipeline import run_pipeline
+    from vidcolor.reporter import advise
     from vidcolor.runtime import setup_distributed
-    from vidcolor.stages import advise
 
     plan = plan_pipeline(recipe_path, assignments)
     device = plan.stages["train"].device if "train" in plan.stages else "auto"

@@ -73,13 +73,25 @@ def options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             o = spec.option
             if spec.kind is bool:
                 names = f"--{flag}/--{o.off}" if o.off else f"--{flag}"
-                made = click.option(names, spec.name, is_flag=True, default=spec.default,
-                                    show_default=bool(o.off), help=o.help)  # fmt: skip
+                made = click.option(
+                    names,
+                    spec.name,
+                    is_flag=True,
+                    default=spec.default,
+                    show_default=bool(o.off),
+                    help=o.help,
+                )
             else:
                 shown = o.show_default and spec.default is not None
-                made = click.option(f"--{flag}", spec.name, type=click_type(spec),
-                                    default=spec.default, show_default=shown, help=o.help,
-                                    metavar=o.metavar)  # fmt: skip
+                made = click.option(
+                    f"--{flag}",
+                    spec.name,
+                    type=click_type(spec),
+                    default=spec.default,
+                    show_default=shown,
+                    help=o.help,
+                    metavar=o.metavar,
+                )
             fn = made(fn)
         return fn
 
@@ -119,8 +131,9 @@ def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
         return recipe
 
     about = f"TOML recipe: its inputs, and its [{section}] options as defaults."
-    return click.option("--recipe", type=click.Path(path_type=Path), is_eager=True,
-                        callback=load, help=about)  # fmt: skip
+    return click.option(
+        "--recipe", type=click.Path(path_type=Path), is_eager=True, callback=load, help=about
+    )
 
 
 class Commands(click.Group):

@@ -57,13 +57,19 @@ def run(kind: str, episodes: list[Episode], options: dict, tmp: Path) -> dict:
         flash_cuts += sum(any(f - 1 <= c <= f + 2 for f in ep.flashes) for c in found)
     truths = sum(a for a, _ in kinds.values())
     return {
-        "footage": kind, "episodes": len(episodes), "frames": frames,
-        "boundaries": truths, "detected": found_total,
-        "precision": hits_total / max(1, found_total), "recall": hits_total / max(1, truths),
-        "recall_by_kind": {k: b / a for k, (a, b) in kinds.items()}, "counts_by_kind": kinds,
-        "flashes": flashes, "cuts_at_flashes": flash_cuts,
+        "footage": kind,
+        "episodes": len(episodes),
+        "frames": frames,
+        "boundaries": truths,
+        "detected": found_total,
+        "precision": hits_total / max(1, found_total),
+        "recall": hits_total / max(1, truths),
+        "recall_by_kind": {k: b / a for k, (a, b) in kinds.items()},
+        "counts_by_kind": kinds,
+        "flashes": flashes,
+        "cuts_at_flashes": flash_cuts,
         "seconds": time.perf_counter() - t0,
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -77,20 +83,29 @@ def main() -> None:
     seeds = range(args.first_seed, args.first_seed + args.episodes)
     cases = [
         ("cartoon", [cartoon(seed) for seed in seeds], {}),
-        ("replay", [replay(seed) for seed in seeds],
-         {"adaptive_threshold": sc2.adaptive_threshold, "min_content": sc2.min_content}),
-    ]  # fmt: skip
+        (
+            "replay",
+            [replay(seed) for seed in seeds],
+            {"adaptive_threshold": sc2.adaptive_threshold, "min_content": sc2.min_content},
+        ),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         results = [run(kind, eps, opts, Path(tmp)) for kind, eps, opts in cases]
-    print("| footage | episodes | boundaries | detected | precision | recall | recall by kind "
-          "| cuts at flashes |")  # fmt: skip
+    print(
+        "| footage | episodes | boundaries | detected | precision | recall | recall by kind "
+        "| cuts at flashes |"
+    )
     print("|---|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
-        by_kind = ", ".join(f"{k} {v:.2f} ({r['counts_by_kind'][k][0]})"
-                            for k, v in sorted(r["recall_by_kind"].items()))  # fmt: skip
+        by_kind = ", ".join(
+            f"{k} {v:.2f} ({r['counts_by_kind'][k][0]})"
+            for k, v in sorted(r["recall_by_kind"].items())
+        )
         flashes = f"{r['cuts_at_flashes']} of {r['flashes']}" if r["flashes"] else "-"
-        print(f"| {r['footage']} | {r['episodes']} | {r['boundaries']} | {r['detected']} | "
-              f"{r['precision']:.2f} | {r['recall']:.2f} | {by_kind} | {flashes} |")  # fmt: skip
+        print(
+            f"| {r['footage']} | {r['episodes']} | {r['boundaries']} | {r['detected']} | "
+            f"{r['precision']:.2f} | {r['recall']:.2f} | {by_kind} | {flashes} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -65,8 +65,14 @@ def loader_rate(dataset: object, batch: int, workers: int, batches: int) -> floa
     epoch after epoch: a built set of one short clip holds only a few batches."""
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(dataset, batch, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=workers > 0)  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
     next(iter(loader))  # worker start-up is paid once a run; not part of the rate
     n, t0 = 0, time.perf_counter()
     while n < batches * batch:
@@ -91,15 +97,23 @@ def loader_against_training(clip: Path, steps: int) -> list[dict]:
             data = Path(tmp) / preset
             build_dataset([clip], data, BuildOptions(preset))
             size = PRESETS[preset].size
-            for name, model in (("default", ModelConfig()),
-                                ("small", ModelConfig(base_width=32, depth=6))):  # fmt: skip
+            for name, model in (
+                ("default", ModelConfig()),
+                ("small", ModelConfig(base_width=32, depth=6)),
+            ):
                 cfg = TrainConfig(data=str(data), size=size, batch_size=8, model=model)
                 trainer = Trainer(cfg, Path(tmp) / "run", dist_info, workers=2)
                 train = step_rate(trainer, steps)
                 load = {w: loader_rate(trainer.train_set, 8, w, batches=24) for w in (0, 2)}
-                results.append({"preset": preset, "size": size, "model": name,
-                                "train_images_per_s": train,
-                                "loader_images_per_s": load})  # fmt: skip
+                results.append(
+                    {
+                        "preset": preset,
+                        "size": size,
+                        "model": name,
+                        "train_images_per_s": train,
+                        "loader_images_per_s": load,
+                    }
+                )
     return results
 
 
@@ -122,17 +136,23 @@ def main() -> None:
     print("| case | frames | seconds | frames/s | vs plain decode | peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['case']} | {r['frames']} | {r['seconds']:.2f} | {r['fps']:.0f} | "
-              f"{r['fps'] / base:.2f}x | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+        print(
+            f"| {r['case']} | {r['frames']} | {r['seconds']:.2f} | {r['fps']:.0f} | "
+            f"{r['fps'] / base:.2f}x | {r['peak_rss_mb']:.0f} |"
+        )
     feed = loader_against_training(args.clip, args.steps)
-    print("\n| preset (crop) | model | training images/s | loader images/s, 0 workers "
-          "| 2 workers | loader / training |")  # fmt: skip
+    print(
+        "\n| preset (crop) | model | training images/s | loader images/s, 0 workers "
+        "| 2 workers | loader / training |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     for r in feed:
         load = r["loader_images_per_s"]
         train = r["train_images_per_s"]
-        print(f"| {r['preset']} ({r['size']}) | {r['model']} | {train:.2f} | "
-              f"{load[0]:.0f} | {load[2]:.0f} | {load[0] / train:.0f}x |")  # fmt: skip
+        print(
+            f"| {r['preset']} ({r['size']}) | {r['model']} | {train:.2f} | "
+            f"{load[0]:.0f} | {load[2]:.0f} | {load[0] / train:.0f}x |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"build": results, "loader": feed}, indent=2))
 

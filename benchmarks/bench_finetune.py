@@ -25,8 +25,11 @@ BUNDLED = ModelConfig(base_width=32, depth=6)  # the bundled model's architectur
 
 def curve(run: Path) -> list[dict]:
     with open(run / "metrics.csv") as f:
-        return [{"step": int(r["step"]), "val_L1": float(r["val_L1"]),
-                 "val_PSNR": float(r["val_PSNR"])} for r in csv.DictReader(f) if r["val_L1"]]
+        return [
+            {"step": int(r["step"]), "val_L1": float(r["val_L1"]), "val_PSNR": float(r["val_PSNR"])}
+            for r in csv.DictReader(f)
+            if r["val_L1"]
+        ]
 
 
 def plot(curves: dict[str, list[dict]], out: Path) -> None:
@@ -63,11 +66,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cut_unseen(args.clip, tmp / "unseen.mp4")
-        stages.extract(tmp / "unseen.mp4", tmp / "frames",
-                       ExtractStage(ExtractOptions(fps=4, size=256)))  # fmt: skip
-        base = TrainConfig(data=str(tmp / "frames"), size=224, epochs=args.epochs,
-                           batch_size=8, val_fraction=0.25, checkpoint_every=args.every,
-                           model=BUNDLED)  # fmt: skip
+        stages.extract(
+            tmp / "unseen.mp4", tmp / "frames", ExtractStage(ExtractOptions(fps=4, size=256))
+        )
+        base = TrainConfig(
+            data=str(tmp / "frames"),
+            size=224,
+            epochs=args.epochs,
+            batch_size=8,
+            val_fraction=0.25,
+            checkpoint_every=args.every,
+            model=BUNDLED,
+        )
 
         def run(name: str, init: str) -> dict:
             cfg = TrainConfig(**{**base.to_dict(), "model": BUNDLED, "init": init})
@@ -76,8 +86,12 @@ def main() -> None:
             rows = curve(tmp / name)
             return {"curve": rows, "final": rows[-1]}
 
-        r = run_cases({"from scratch": lambda: run("scratch", ""),
-                       "--init default": lambda: run("tuned", "default")})  # fmt: skip
+        r = run_cases(
+            {
+                "from scratch": lambda: run("scratch", ""),
+                "--init default": lambda: run("tuned", "default"),
+            }
+        )
     curves = {k: v["curve"] for k, v in r.items() if "curve" in v}
     if curves:
         plot(curves, args.plot)

@@ -81,8 +81,13 @@ def case_result(name: str, frames: int, t0: float) -> dict:
     RSS."""
     wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"case": name, "frames": frames, "seconds": wall, "fps": frames / wall,
-            "peak_rss_mb": peak_mb}  # fmt: skip
+    return {
+        "case": name,
+        "frames": frames,
+        "seconds": wall,
+        "fps": frames / wall,
+        "peak_rss_mb": peak_mb,
+    }
 
 
 def median_run(cmd: list[str], repeat: int) -> dict:
@@ -128,8 +133,10 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
         ratio = r["fps"] / base[baseline_of[r["case"]]]
-        print(f"| {r['case']} | {r['frames']} | {r['seconds']:.2f} | {r['fps']:.0f} | "
-              f"{ratio:.2f}x | {r['peak_rss_mb']:.0f} |")  # fmt: skip
+        print(
+            f"| {r['case']} | {r['frames']} | {r['seconds']:.2f} | {r['fps']:.0f} | "
+            f"{ratio:.2f}x | {r['peak_rss_mb']:.0f} |"
+        )
     print("\n| case | peak RSS 6 s | peak RSS 60 s | ratio |")
     print("|---|---:|---:|---:|")
     for name, s in short.items():

@@ -29,7 +29,7 @@ from common import (
 
 from vidcolor import stages
 from vidcolor.options import RenderOptions
-from vidcolor.stages import Reporter
+from vidcolor.reporter import Reporter
 
 
 class Heard(Reporter):

@@ -68,11 +68,22 @@ def main() -> None:
         small = ModelConfig(base_width=32, depth=6)
         models = {
             "GAN (adversarial + 100 x L1)": TrainConfig(
-                data=str(tmp / "data"), size=224, batch_size=8, model=small,
-                pretrain_epochs=args.pretrain_epochs, epochs=args.epochs - args.pretrain_epochs),
-            "L1 only": TrainConfig(data=str(tmp / "data"), size=224, batch_size=8, model=small,
-                                   pretrain_epochs=args.epochs, epochs=0),
-        }  # fmt: skip
+                data=str(tmp / "data"),
+                size=224,
+                batch_size=8,
+                model=small,
+                pretrain_epochs=args.pretrain_epochs,
+                epochs=args.epochs - args.pretrain_epochs,
+            ),
+            "L1 only": TrainConfig(
+                data=str(tmp / "data"),
+                size=224,
+                batch_size=8,
+                model=small,
+                pretrain_epochs=args.epochs,
+                epochs=0,
+            ),
+        }
         rows: list[dict] = [{"name": "gray input", **score(args.clip, None, unseen, cuts)}]
         for name, cfg in models.items():
             run = tmp / name.split()[0]
@@ -82,22 +93,32 @@ def main() -> None:
             for temporal in (False, True):
                 out = tmp / f"{run.name}_{temporal}.mp4"
                 t0 = time.perf_counter()
-                render_video(args.clip, out, Colorizer(run / "model.pt", "cpu"),
-                             temporal=temporal)  # fmt: skip
-                rows.append({"name": name + (", --temporal" if temporal else ""),
-                             "train_s": trained, "render_s": time.perf_counter() - t0,
-                             **score(args.clip, out, unseen, cuts)})  # fmt: skip
+                render_video(args.clip, out, Colorizer(run / "model.pt", "cpu"), temporal=temporal)
+                rows.append(
+                    {
+                        "name": name + (", --temporal" if temporal else ""),
+                        "train_s": trained,
+                        "render_s": time.perf_counter() - t0,
+                        **score(args.clip, out, unseen, cuts),
+                    }
+                )
     frames = rows[0]["frames"]
-    print(f"{args.clip.name}: {len(unseen)} held-out shots, {frames} frames; "
-          f"{args.epochs} epochs per model\n")  # fmt: skip
-    print("| | PSNR dB | SSIM | colourfulness / original | warping error / original "
-          "| CDC | render s |")  # fmt: skip
+    print(
+        f"{args.clip.name}: {len(unseen)} held-out shots, {frames} frames; "
+        f"{args.epochs} epochs per model\n"
+    )
+    print(
+        "| | PSNR dB | SSIM | colourfulness / original | warping error / original "
+        "| CDC | render s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         render = f"{r['render_s']:.0f}" if "render_s" in r else ""
-        print(f"| {r['name']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-              f"{r['colourfulness_ratio']:.2f} | {r['warp_error_ratio']:.3f} | "
-              f"{r['cdc_output']:.5f} | {render} |")  # fmt: skip
+        print(
+            f"| {r['name']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+            f"{r['colourfulness_ratio']:.2f} | {r['warp_error_ratio']:.3f} | "
+            f"{r['cdc_output']:.5f} | {render} |"
+        )
     print(f"\nthe original's own CDC: {rows[0]['cdc_original']:.5f}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -88,8 +88,14 @@ def make_upscaled(src: Path, dst: Path, seconds: float, size: tuple[int, int] = 
                 if frame.pts * v_in.time_base >= end:
                     video_done = True
                     continue
-                big = frame.reformat(w, h, "yuv420p", src_colorspace="ITU601",
-                                     dst_colorspace="ITU709", interpolation="BICUBIC")  # fmt: skip
+                big = frame.reformat(
+                    w,
+                    h,
+                    "yuv420p",
+                    src_colorspace="ITU601",
+                    dst_colorspace="ITU709",
+                    interpolation="BICUBIC",
+                )
                 big.pts, big.time_base = frame.pts, v_in.time_base
                 o.mux(v_out.encode(big))
                 frames += 1
@@ -98,8 +104,14 @@ def make_upscaled(src: Path, dst: Path, seconds: float, size: tuple[int, int] = 
     return frames
 
 
-def run_case(name: str, clip: Path, model: str | None, batch: int | None, seconds: float,
-             model_seconds: float) -> Result:  # fmt: skip
+def run_case(
+    name: str,
+    clip: Path,
+    model: str | None,
+    batch: int | None,
+    seconds: float,
+    model_seconds: float,
+) -> Result:
     """One case in this process: frames, wall seconds, frames/s and this process's peak RSS."""
     import cv2
     import numpy as np
@@ -137,8 +149,10 @@ def run_case(name: str, clip: Path, model: str | None, batch: int | None, second
             n = colorizer.batch_size
             batches = [ys[i : i + n] for i in range(0, len(ys) - n + 1, n)]  # whole ones only
             if not batches:
-                raise ValueError(f"{len(ys)} frames in the first {seconds:g} s make no batch "
-                                 f"of {n}: raise --naive-seconds")  # fmt: skip
+                raise ValueError(
+                    f"{len(ys)} frames in the first {seconds:g} s make no batch "
+                    f"of {n}: raise --naive-seconds"
+                )
             for b in (batches * WARMUP_BATCHES)[:WARMUP_BATCHES]:
                 colorizer.chroma(b, info.full_range, info.matrix)
             t0 = time.perf_counter()  # chroma returns host arrays: the device is done
@@ -177,14 +191,30 @@ def run_case(name: str, clip: Path, model: str | None, batch: int | None, second
             raise ValueError(f"no case {name!r} (cases: {', '.join(CASES)})")
         wall = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"case": name, "frames": frames, "seconds": wall, "fps": frames / wall,
-            "peak_rss_mb": peak, "batch": colorizer.batch_size if colorizer else None}  # fmt: skip
+    return {
+        "case": name,
+        "frames": frames,
+        "seconds": wall,
+        "fps": frames / wall,
+        "peak_rss_mb": peak,
+        "batch": colorizer.batch_size if colorizer else None,
+    }
 
 
 def spawn(name: str, args: argparse.Namespace) -> Result:
     """``name`` in a fresh process; its error, if any, raised here as one line."""
-    cmd = [sys.executable, __file__, "--case", name, "--clip", str(args.clip), "--naive-seconds",
-           str(args.naive_seconds), "--model-seconds", str(args.model_seconds)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        __file__,
+        "--case",
+        name,
+        "--clip",
+        str(args.clip),
+        "--naive-seconds",
+        str(args.naive_seconds),
+        "--model-seconds",
+        str(args.model_seconds),
+    ]
     if args.model:
         cmd += ["--model", str(args.model)]
     if args.batch_size:
@@ -205,29 +235,36 @@ def spawn(name: str, args: argparse.Namespace) -> Result:
 def report(r: dict[str, Result], args: argparse.Namespace, made: str) -> dict:
     """Print the table and the ratios (``n/a`` where a case they need failed); return both."""
     batch = args.batch_size or next((x["batch"] for x in r.values() if x.get("batch")), None)
-    print(f"clip: {args.clip.name}{made}, batch {batch or 'default'}; naive and model-alone on "
-          f"the first {args.naive_seconds:g} s\n")  # fmt: skip
+    print(
+        f"clip: {args.clip.name}{made}, batch {batch or 'default'}; naive and model-alone on "
+        f"the first {args.naive_seconds:g} s\n"
+    )
     print("| case | frames | seconds | frames/s | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
     for name, x in r.items():
         if "error" in x:
             print(f"| {name} | error: {x['error']} | | | |")
             continue
-        print(f"| {name} | {x['frames']} | {x['seconds']:.2f} | {x['fps']:.1f} | "
-              f"{x['peak_rss_mb']:.0f} |")  # fmt: skip
+        print(
+            f"| {name} | {x['frames']} | {x['seconds']:.2f} | {x['fps']:.1f} | "
+            f"{x['peak_rss_mb']:.0f} |"
+        )
     fps = {name: value(r, name, "fps") for name in CASES}
     floor, alone = fps["io-floor"], fps["model"]
     per_frame = 1 / floor + 1 / alone if floor and alone else None
     ratios = {
         "render vs naive (target >= 2; 1080p on a GPU: >= 5)": ratio(fps["render"], fps["naive"]),
         "render vs I/O floor (1080p on a GPU: target >= 0.8)": ratio(fps["render"], floor),
-        "render --temporal vs without (target >= 0.8)": ratio(fps["render-temporal"],
-                                                              fps["render"]),
+        "render --temporal vs without (target >= 0.8)": ratio(
+            fps["render-temporal"], fps["render"]
+        ),
         "render time / (I/O floor + model alone) (target <= 1.2)": ratio(
-            1 / fps["render"] if fps["render"] else None, per_frame),
+            1 / fps["render"] if fps["render"] else None, per_frame
+        ),
         "peak RSS whole clip / 10 s render, --temporal (target <= 1.2)": ratio(
-            value(r, "render-temporal", "peak_rss_mb"), value(r, "render-10s", "peak_rss_mb")),
-    }  # fmt: skip
+            value(r, "render-temporal", "peak_rss_mb"), value(r, "render-10s", "peak_rss_mb")
+        ),
+    }
     print()
     for k, v in ratios.items():
         print(f"- {k}: {fmt(v)}")
@@ -239,14 +276,27 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, default=SHARED_CLIP)
     parser.add_argument("--model", type=Path, help="default: the bundled model")
     parser.add_argument("--batch-size", type=int, help="default: render's (4 CPU, 16 CUDA)")
-    parser.add_argument("--naive-seconds", type=float, default=10.0,
-                        help="the naive way and the model alone run on this much of the clip")
-    parser.add_argument("--model-seconds", type=float, default=5.0,
-                        help="time the model alone for at least this long (whole passes)")
-    parser.add_argument("--make-1080p", type=Path, metavar="PATH",
-                        help="write the clip's start at 1920x1080 here first and benchmark it")
-    parser.add_argument("--make-seconds", type=float, default=20.0,
-                        help="how much of the clip --make-1080p takes")
+    parser.add_argument(
+        "--naive-seconds",
+        type=float,
+        default=10.0,
+        help="the naive way and the model alone run on this much of the clip",
+    )
+    parser.add_argument(
+        "--model-seconds",
+        type=float,
+        default=5.0,
+        help="time the model alone for at least this long (whole passes)",
+    )
+    parser.add_argument(
+        "--make-1080p",
+        type=Path,
+        metavar="PATH",
+        help="write the clip's start at 1920x1080 here first and benchmark it",
+    )
+    parser.add_argument(
+        "--make-seconds", type=float, default=20.0, help="how much of the clip --make-1080p takes"
+    )
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, in order")
     parser.add_argument("--case-timeout", type=float, help="seconds before a case is stopped")
     parser.add_argument("--json", type=Path)
@@ -255,8 +305,9 @@ def main() -> None:
     if args.case:  # a child process: one JSON line, figures or the error
         model = str(args.model) if args.model else None
         try:
-            result = run_case(args.case, args.clip, model, args.batch_size, args.naive_seconds,
-                              args.model_seconds)  # fmt: skip
+            result = run_case(
+                args.case, args.clip, model, args.batch_size, args.naive_seconds, args.model_seconds
+            )
         except Exception as e:
             print(json.dumps({"case": args.case, "error": one_line(e)}))
             raise SystemExit(1) from None
@@ -268,8 +319,10 @@ def main() -> None:
     if args.make_1080p:
         target = args.make_1080p.resolve()
         if target.is_relative_to(ROOT):
-            parser.error(f"--make-1080p {args.make_1080p}: write it outside the repository "
-                         "(a temporary or work folder)")  # fmt: skip
+            parser.error(
+                f"--make-1080p {args.make_1080p}: write it outside the repository "
+                "(a temporary or work folder)"
+            )
         t0 = time.perf_counter()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -277,8 +330,10 @@ def main() -> None:
         except Exception as e:  # no input: every case says why
             failed = {"error": f"--make-1080p failed: {one_line(e)}"}
         else:
-            made = (f" ({n} frames of {args.clip.name} at {UPSCALE[0]}x{UPSCALE[1]}, made in "
-                    f"{time.perf_counter() - t0:.1f} s)")
+            made = (
+                f" ({n} frames of {args.clip.name} at {UPSCALE[0]}x{UPSCALE[1]}, made in "
+                f"{time.perf_counter() - t0:.1f} s)"
+            )
         args.clip = target
     if failed:
         r = {name: dict(failed) for name in names}

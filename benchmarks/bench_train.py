@@ -64,8 +64,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def loader_rate(epoch_batches: Callable[[int], Iterator[torch.Tensor]], batches: int,
-                device: torch.device) -> Result:  # fmt: skip
+def loader_rate(
+    epoch_batches: Callable[[int], Iterator[torch.Tensor]], batches: int, device: torch.device
+) -> Result:
     """Images/s of the data path alone over ``batches`` batches, after a first one that is not
     timed (start-up). Data smaller than that is gone through again, epoch after epoch, as
     training does, so any ``batches`` works; later epochs' start-up is counted, as training
@@ -142,8 +143,16 @@ def _end(proc: subprocess.Popen, asked: bool) -> None:
     proc.wait()
 
 
-def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: int,
-               model: ModelConfig, device: str, workers: int) -> Result:  # fmt: skip
+def end_to_end(
+    frames: Path,
+    run: Path,
+    seconds: float,
+    size: int,
+    batch_size: int,
+    model: ModelConfig,
+    device: str,
+    workers: int,
+) -> Result:
     """Run ``vidcolor train`` (the CLI, in a process of its own) for ``seconds``, and on until
     its first metrics.csv row (ROW_WAIT at most), then stop it with SIGINT as Ctrl-C would (it
     saves last.pt and exits 130, which is expected here).
@@ -153,11 +162,33 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
     start-up, the data cache, first calls); ``with_startup`` is the steps logged over the time
     from launch until their row appeared."""
     model = model.resolved()  # every architecture flag given: the same model on every run
-    cmd = [sys.executable, "-m", "cli", "train", str(frames), "-o", str(run),
-           "--size", str(size), "--batch-size", str(batch_size),
-           "--base-width", str(model.base_width), "--depth", str(model.depth),
-           "--disc", model.disc, "--pretrain-epochs", "0", "--epochs", "100000",
-           "--device", device, "--workers", str(workers)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "cli",
+        "train",
+        str(frames),
+        "-o",
+        str(run),
+        "--size",
+        str(size),
+        "--batch-size",
+        str(batch_size),
+        "--base-width",
+        str(model.base_width),
+        "--depth",
+        str(model.depth),
+        "--disc",
+        model.disc,
+        "--pretrain-epochs",
+        "0",
+        "--epochs",
+        "100000",
+        "--device",
+        device,
+        "--workers",
+        str(workers),
+    ]
     log_path = run.with_name(f"{run.name}.log")  # beside RUN: train wants RUN new or empty
     seen: dict[int, float] = {}  # step -> seconds after launch when its row appeared
     sent: float | None = None  # when SIGINT went
@@ -183,8 +214,9 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
                     proc.send_signal(signal.SIGINT)
                     sent = now
                 if sent is not None and now - sent > STOP_GRACE:
-                    raise RuntimeError(f"vidcolor train did not stop within {STOP_GRACE:g} s "
-                                       "of SIGINT")  # fmt: skip
+                    raise RuntimeError(
+                        f"vidcolor train did not stop within {STOP_GRACE:g} s of SIGINT"
+                    )
                 time.sleep(0.25)
         finally:
             if proc.poll() is None:
@@ -196,8 +228,10 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
         raise RuntimeError(f"vidcolor train exited {rc}: {tail[-1] if tail else 'no output'}")
     rows = _metric_rows(run / "metrics.csv")
     if not rows:
-        raise RuntimeError(f"no metrics.csv row in {ran:.0f} s (one every log_every steps): "
-                           "raise --e2e-seconds, or lower --size")
+        raise RuntimeError(
+            f"no metrics.csv row in {ran:.0f} s (one every log_every steps): "
+            "raise --e2e-seconds, or lower --size"
+        )
     steady = rows[1:] or rows  # one row only: its window includes start-up
     images = seconds_spent = 0.0
     prev = rows[0][0] if len(rows) > 1 else 0
@@ -206,9 +240,16 @@ def end_to_end(frames: Path, run: Path, seconds: float, size: int, batch_size: i
         images, seconds_spent, prev = images + n, seconds_spent + n / rate, step
     last = max(s for s in seen if s <= rows[-1][0]) if seen else None
     with_startup = last * batch_size / seen[last] if last else None
-    return {"images_per_s": images / seconds_spent, "with_startup": with_startup,
-            "steps_logged": rows[-1][0], "rows": len(rows), "ran_s": ran,
-            "stop_s": stopped, "exit_code": rc, "first_row_left_out": len(rows) > 1}  # fmt: skip
+    return {
+        "images_per_s": images / seconds_spent,
+        "with_startup": with_startup,
+        "steps_logged": rows[-1][0],
+        "rows": len(rows),
+        "ran_s": ran,
+        "stop_s": stopped,
+        "exit_code": rc,
+        "first_row_left_out": len(rows) > 1,
+    }
 
 
 def extract_frames(clip: Path, folder: Path) -> int:
@@ -244,27 +285,40 @@ def report(r: dict[str, Result], args: argparse.Namespace, header: str) -> dict:
         if "error" in x:
             print(f"| --workers {w} | error: {x['error']} | |")
             continue
-        print(f"| --workers {w} ({x['batches']} batches, {x['epochs']} epoch(s)) | "
-              f"{x['images_per_s']:.0f} | {times(ratio(x['images_per_s'], base), '.0f')} |")
+        print(
+            f"| --workers {w} ({x['batches']} batches, {x['epochs']} epoch(s)) | "
+            f"{x['images_per_s']:.0f} | {times(ratio(x['images_per_s'], base), '.0f')} |"
+        )
     ratios: dict[str, float | None] = {}
     if "e2e" in r:
         key = args.e2e_config
         step = value(r, f"step-{key}", "images_per_s")
         x = r["e2e"]
-        print(f"\n| `vidcolor train`, {key} config, stopped after {args.e2e_seconds:g} s | "
-              f"images/s | x the {key} step rate |")  # fmt: skip
+        print(
+            f"\n| `vidcolor train`, {key} config, stopped after {args.e2e_seconds:g} s | "
+            f"images/s | x the {key} step rate |"
+        )
         print("|---|---:|---:|")
         if "error" in x:
             print(f"| error: {x['error']} | | |")
         else:
-            rows = (f"{x['rows'] - 1} rows after the first" if x["first_row_left_out"]
-                    else "its only row, first steps included")  # fmt: skip
-            ratios = {"train loop / step rate": ratio(x["images_per_s"], step),
-                      "with start-up / step rate": ratio(x["with_startup"], step)}  # fmt: skip
-            print(f"| train loop (metrics.csv: {rows}) | {x['images_per_s']:.2f} | "
-                  f"{times(ratios['train loop / step rate'])} |")
-            print(f"| whole command, launch to step {x['steps_logged']} (start-up included) | "
-                  f"{fmt(x['with_startup'])} | {times(ratios['with start-up / step rate'])} |")
+            rows = (
+                f"{x['rows'] - 1} rows after the first"
+                if x["first_row_left_out"]
+                else "its only row, first steps included"
+            )
+            ratios = {
+                "train loop / step rate": ratio(x["images_per_s"], step),
+                "with start-up / step rate": ratio(x["with_startup"], step),
+            }
+            print(
+                f"| train loop (metrics.csv: {rows}) | {x['images_per_s']:.2f} | "
+                f"{times(ratios['train loop / step rate'])} |"
+            )
+            print(
+                f"| whole command, launch to step {x['steps_logged']} (start-up included) | "
+                f"{fmt(x['with_startup'])} | {times(ratios['with start-up / step rate'])} |"
+            )
     return {"cases": r, "e2e_ratios": ratios}
 
 
@@ -297,8 +351,10 @@ def main() -> None:
         else:
             r = run_cases(cases)
         source = f"in {args.frames}" if args.frames else f"of {args.clip.name}"
-        header = (f"{count}frames {source}; device {dist_info.device}; size {args.size}; "
-                  f"batch {args.batch_size}")
+        header = (
+            f"{count}frames {source}; device {dist_info.device}; size {args.size}; "
+            f"batch {args.batch_size}"
+        )
         summary = report(r, args, header)
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2))
@@ -306,14 +362,14 @@ def main() -> None:
         raise SystemExit(1)
 
 
-def make_cases(args: argparse.Namespace, frames: Path, tmp: Path, dist_info: Dist
-               ) -> dict[str, Callable[[], Result]]:  # fmt: skip
+def make_cases(
+    args: argparse.Namespace, frames: Path, tmp: Path, dist_info: Dist
+) -> dict[str, Callable[[], Result]]:
     """The cases in order: a step rate per configuration, the data path with 0 and --workers
     workers, then (if --e2e-seconds) the end-to-end run."""
 
     def trainer(model: ModelConfig, workers: int) -> Trainer:
-        cfg = TrainConfig(data=str(frames), size=args.size, batch_size=args.batch_size,
-                          model=model)  # fmt: skip
+        cfg = TrainConfig(data=str(frames), size=args.size, batch_size=args.batch_size, model=model)
         # One run folder for all: a trainer that caches its data finds the cache made.
         return Trainer(cfg, tmp / "run", dist_info, workers=workers)
 
@@ -328,8 +384,16 @@ def make_cases(args: argparse.Namespace, frames: Path, tmp: Path, dist_info: Dis
 
     def e2e_case() -> Result:
         run = args.e2e_run or tmp / "e2e"
-        return end_to_end(frames, run, args.e2e_seconds, args.size, args.batch_size,
-                          CONFIGS[args.e2e_config][1], args.device, args.workers)  # fmt: skip
+        return end_to_end(
+            frames,
+            run,
+            args.e2e_seconds,
+            args.size,
+            args.batch_size,
+            CONFIGS[args.e2e_config][1],
+            args.device,
+            args.workers,
+        )
 
     cases: dict[str, Callable[[], Result]] = {}
     for key in (k.strip() for k in args.configs.split(",") if k.strip()):

@@ -37,8 +37,9 @@ def stop_on_signals() -> None:
         signal.signal(sig, signal.default_int_handler)
 
 
-def run_cases(cases: dict[str, Callable[[], Result]],
-              log: Callable[[str], None] | None = None) -> dict[str, Result]:  # fmt: skip
+def run_cases(
+    cases: dict[str, Callable[[], Result]], log: Callable[[str], None] | None = None
+) -> dict[str, Result]:
     """Run ``cases`` in order; each one's figures, or ``{"error": message}`` when it raised.
 
     An interrupt (KeyboardInterrupt) marks the case in progress and those not yet run, and

@@ -33,8 +33,9 @@ def panel(rgb: np.ndarray, label: str) -> np.ndarray:
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (WIDTH, round(h * WIDTH / w)), interpolation=cv2.INTER_AREA)
     cv2.rectangle(small, (0, 0), (WIDTH, 24), (0, 0, 0), -1)
-    cv2.putText(small, label, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
-                cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        small, label, (6, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return small
 
 
@@ -67,10 +68,17 @@ def main() -> None:
     rows = []
     for i in sorted(shown):
         plain, keyed, original = (s[i] for s in sides)
-        rows.append(np.concatenate([
-            panel(gray_rgb(original), f"gray (frame {i})"), panel(plain, "without keys"),
-            panel(keyed, f"one key, {args.after} frames back"), panel(original, "original"),
-        ], axis=1))  # fmt: skip
+        rows.append(
+            np.concatenate(
+                [
+                    panel(gray_rgb(original), f"gray (frame {i})"),
+                    panel(plain, "without keys"),
+                    panel(keyed, f"one key, {args.after} frames back"),
+                    panel(original, "original"),
+                ],
+                axis=1,
+            )
+        )
     size = write_picture(rows, args.out)
     print(f"{args.out}: frames {sorted(shown)}, {size // 1024} KB")
 

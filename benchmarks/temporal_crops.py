@@ -80,10 +80,15 @@ def main() -> None:
     sheet = []
     for label, frames in rows:
         tag = np.full((side, label_w, 3), 255, np.uint8)
-        cv2.putText(tag, label, (6, side // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1,
-                    cv2.LINE_AA)  # fmt: skip
-        crops = [cv2.resize(frames[i][y : y + size, x : x + size], (side, side),
-                            interpolation=cv2.INTER_NEAREST) for i in wanted]  # fmt: skip
+        cv2.putText(
+            tag, label, (6, side // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA
+        )
+        crops = [
+            cv2.resize(
+                frames[i][y : y + size, x : x + size], (side, side), interpolation=cv2.INTER_NEAREST
+            )
+            for i in wanted
+        ]
         gap = np.full((side, 4, 3), 255, np.uint8)
         sheet.append(np.concatenate([tag, *[p for c in crops for p in (gap, c)]], 1))
     bgr = cv2.cvtColor(np.concatenate(sheet), cv2.COLOR_RGB2BGR)

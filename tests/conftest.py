@@ -100,11 +100,14 @@ def add_subtitles(video: Path, out: Path, tmp: Path) -> list[tuple[Fraction, byt
     """Remux ``video`` into Matroska ``out`` with a two-line SubRip track; return its cues.
     (PyAV cannot encode subtitles, but it can copy packets demuxed from an .srt file.)"""
     srt = tmp / "subs.srt"
-    srt.write_text("1\n00:00:00,200 --> 00:00:00,700\nhello\n\n"
-                   "2\n00:00:01,000 --> 00:00:01,500\nworld\n")  # fmt: skip
+    srt.write_text(
+        "1\n00:00:00,200 --> 00:00:00,700\nhello\n\n2\n00:00:01,000 --> 00:00:01,500\nworld\n"
+    )
     with av.open(str(video)) as v, av.open(str(srt)) as s, av.open(str(out), "w") as o:
-        pairs = [(v, o.add_stream_from_template(v.streams.video[0])),
-                 (s, o.add_stream_from_template(s.streams[0]))]  # fmt: skip
+        pairs = [
+            (v, o.add_stream_from_template(v.streams.video[0])),
+            (s, o.add_stream_from_template(s.streams[0])),
+        ]
         for src, dst in pairs:
             for p in src.demux(src.streams[0]):
                 if p.dts is not None:
@@ -147,8 +150,16 @@ def shared_clip() -> Path:
     return SHARED_CLIP
 
 
-PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
-          "hubble_deep_field", "colorwheel", "retina"]  # fmt: skip
+PHOTOS = [
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "colorwheel",
+    "retina",
+]
 
 
 def write_photos(folder: Path, names: list[str] = PHOTOS, size: int = 96) -> list[Path]:
@@ -178,8 +189,14 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny_model")
     write_photos(root / "photos", names=["astronaut", "coffee", "chelsea", "rocket"], size=48)
-    cfg = TrainConfig(data=str(root / "photos"), size=32, epochs=2, batch_size=2,
-                      val_fraction=0.0, model=ModelConfig(base_width=8, depth=4))  # fmt: skip
+    cfg = TrainConfig(
+        data=str(root / "photos"),
+        size=32,
+        epochs=2,
+        batch_size=2,
+        val_fraction=0.0,
+        model=ModelConfig(base_width=8, depth=4),
+    )
     start_run(cfg, root / "run", Dist(), workers=0).fit()
     save_bundle(root / "model.pt", root / "run" / "last.pt")
     return root / "model.pt"

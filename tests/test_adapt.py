@@ -59,7 +59,7 @@ def test_render_with_adapt_tunes_a_copy_and_keeps_every_frame(
     from vidcolor import stages
     from vidcolor.options import RenderOptions
     from vidcolor.render import Colorizer
-    from vidcolor.stages import Reporter
+    from vidcolor.reporter import Reporter
     from vidcolor.video import probe
 
     src = tmp_path / "in.mp4"
@@ -89,8 +89,18 @@ def test_adapt_without_keyframes_is_one_line(tmp_path: Path, tiny_model: Path) -
     from cli import main
 
     make_video(tmp_path / "in.mp4", frames=4)
-    done = CliRunner().invoke(main, ["render", str(tmp_path / "in.mp4"), str(tmp_path / "o.mp4"),
-                                     "--model", str(tiny_model), "--adapt", "5"])  # fmt: skip
+    done = CliRunner().invoke(
+        main,
+        [
+            "render",
+            str(tmp_path / "in.mp4"),
+            str(tmp_path / "o.mp4"),
+            "--model",
+            str(tiny_model),
+            "--adapt",
+            "5",
+        ],
+    )
     lines = done.stderr.strip().splitlines()
     assert done.exit_code == 1 and len(lines) == 1 and "--keyframes" in lines[0], done.stderr
 

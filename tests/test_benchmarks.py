@@ -30,8 +30,11 @@ from vidcolor.models import ModelConfig  # noqa: E402
 from vidcolor.runtime import Dist  # noqa: E402
 from vidcolor.train import TrainConfig, Trainer  # noqa: E402
 
-KEY_EVERY_12 = {"crf": "12", "preset": "ultrafast",
-                "x264-params": "keyint=12:min-keyint=12:scenecut=0"}  # fmt: skip
+KEY_EVERY_12 = {
+    "crf": "12",
+    "preset": "ultrafast",
+    "x264-params": "keyint=12:min-keyint=12:scenecut=0",
+}
 
 
 def test_a_failing_case_is_reported_and_the_others_still_run() -> None:
@@ -39,10 +42,14 @@ def test_a_failing_case_is_reported_and_the_others_still_run() -> None:
         raise ValueError("3 frames make no batch of 4\n(second line)")
 
     lines: list[str] = []
-    r = run_cases({"a": lambda: {"fps": 10.0}, "b": broken, "c": lambda: {"fps": 20.0}},
-                  log=lines.append)  # fmt: skip
-    assert r == {"a": {"fps": 10.0}, "b": {"error": "ValueError: 3 frames make no batch of 4"},
-                 "c": {"fps": 20.0}}  # fmt: skip
+    r = run_cases(
+        {"a": lambda: {"fps": 10.0}, "b": broken, "c": lambda: {"fps": 20.0}}, log=lines.append
+    )
+    assert r == {
+        "a": {"fps": 10.0},
+        "b": {"error": "ValueError: 3 frames make no batch of 4"},
+        "c": {"fps": 20.0},
+    }
     assert lines[1] == "b: error: ValueError: 3 frames make no batch of 4"
     assert lines[0].startswith("a: done") and lines[2].startswith("c: done")
 
@@ -51,20 +58,35 @@ def test_an_interrupt_keeps_what_was_measured() -> None:
     def stopped() -> dict:
         raise KeyboardInterrupt
 
-    r = run_cases({"a": lambda: {"fps": 1.0}, "b": stopped, "c": lambda: {"fps": 2.0}},
-                  log=lambda line: None)  # fmt: skip
-    assert r == {"a": {"fps": 1.0}, "b": {"error": "interrupted"},
-                 "c": {"error": "not run (interrupted)"}}  # fmt: skip
+    r = run_cases(
+        {"a": lambda: {"fps": 1.0}, "b": stopped, "c": lambda: {"fps": 2.0}}, log=lambda line: None
+    )
+    assert r == {
+        "a": {"fps": 1.0},
+        "b": {"error": "interrupted"},
+        "c": {"error": "not run (interrupted)"},
+    }
 
 
 def test_the_render_table_shows_figures_beside_an_error(capsys: pytest.CaptureFixture) -> None:
     def case(name: str, fps: float, rss: float = 500.0) -> dict:
-        return {"case": name, "frames": 240, "seconds": 240 / fps, "fps": fps,
-                "peak_rss_mb": rss, "batch": 4}  # fmt: skip
+        return {
+            "case": name,
+            "frames": 240,
+            "seconds": 240 / fps,
+            "fps": fps,
+            "peak_rss_mb": rss,
+            "batch": 4,
+        }
 
-    r = {"io-floor": case("io-floor", 200.0), "model": case("model", 40.0),
-         "render": case("render", 30.0), "render-temporal": case("render-temporal", 24.0),
-         "naive": case("naive", 15.0), "render-10s": {"error": "KeyError: 'audio'"}}  # fmt: skip
+    r = {
+        "io-floor": case("io-floor", 200.0),
+        "model": case("model", 40.0),
+        "render": case("render", 30.0),
+        "render-temporal": case("render-temporal", 24.0),
+        "naive": case("naive", 15.0),
+        "render-10s": {"error": "KeyError: 'audio'"},
+    }
     args = argparse.Namespace(clip=Path("clip.mp4"), batch_size=None, naive_seconds=10.0)
     summary = bench_render.report(r, args, "")
     out = capsys.readouterr().out
@@ -125,14 +147,20 @@ def test_bench_render_runs_on_from_a_failed_case(tmp_path: Path) -> None:
 def tiny_trainer(tmp_path: Path) -> Trainer:
     """A real trainer on 8 photos: 2 batches of 4 an epoch."""
     write_photos(tmp_path / "photos", size=48)
-    cfg = TrainConfig(data=str(tmp_path / "photos"), size=32, batch_size=4, val_fraction=0.0,
-                      model=ModelConfig(base_width=8, depth=4))  # fmt: skip
+    cfg = TrainConfig(
+        data=str(tmp_path / "photos"),
+        size=32,
+        batch_size=4,
+        val_fraction=0.0,
+        model=ModelConfig(base_width=8, depth=4),
+    )
     return Trainer(cfg, tmp_path / "run", Dist(), workers=0)
 
 
 def test_loader_rate_goes_round_data_smaller_than_asked(tiny_trainer: Trainer) -> None:
-    got = bench_train.loader_rate(lambda e: bench_train.trainer_batches(tiny_trainer, e), 5,
-                                  torch.device("cpu"))  # fmt: skip
+    got = bench_train.loader_rate(
+        lambda e: bench_train.trainer_batches(tiny_trainer, e), 5, torch.device("cpu")
+    )
     # 1 untimed batch + 5 timed = 6 batches: 3 epochs of 2
     assert got["batches"] == 5 and got["epochs"] == 3 and got["images_per_s"] > 0
 
@@ -147,9 +175,16 @@ def test_end_to_end_reads_a_training_run_stopped_by_sigint(
     """A real `vidcolor train` long enough for a metrics.csv row (one every 20 steps)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny steps: a second thread only waits
     write_photos(tmp_path / "photos", size=48)
-    got = bench_train.end_to_end(tmp_path / "photos", tmp_path / "run", 12.0, size=32,
-                                 batch_size=2, model=ModelConfig(base_width=8, depth=4),
-                                 device="cpu", workers=1)  # fmt: skip
+    got = bench_train.end_to_end(
+        tmp_path / "photos",
+        tmp_path / "run",
+        12.0,
+        size=32,
+        batch_size=2,
+        model=ModelConfig(base_width=8, depth=4),
+        device="cpu",
+        workers=1,
+    )
     assert got["exit_code"] == 130  # Ctrl-C's code: the planned stop, not an error
     assert got["rows"] >= 1 and got["steps_logged"] >= 20 and got["images_per_s"] > 0
     assert (tmp_path / "run" / "last.pt").exists()

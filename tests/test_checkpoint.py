@@ -67,21 +67,33 @@ def tiny_run(tiny_model: Path, tmp_path: Path) -> Path:
 BROKEN_CHECKPOINTS: dict[str, tuple[Callable[[dict], object], str]] = {
     "no config": (lambda s: s.pop("config"), "config is missing"),
     "config a list": (lambda s: s.update(config=[32, 2]), "config is a list; it must be a dict"),
-    "unknown config field": (lambda s: s["config"].update(colour=True),
-                             "config has an unknown field 'colour'"),
+    "unknown config field": (
+        lambda s: s["config"].update(colour=True),
+        "config has an unknown field 'colour'",
+    ),
     "step a string": (lambda s: s.update(step="4"), "step is '4'; it must be an int"),
-    "bool for an int": (lambda s: s["config"].update(batch_size=True),
-                        "config.batch_size is True; it must be an int"),
-    "huge base width": (lambda s: s["config"]["model"].update(base_width=20000),
-                        "config.model.base_width is 20000; it must be from 4 to 256"),
-    "another width": (lambda s: s["config"]["model"].update(base_width=16),
-                      "weights do not fit the model it describes (G.downs.0.0.weight is "
-                      "8x1x4x4 float32, the model's 16x1x4x4 float32)"),
-    "moments of another shape": (lambda s: s["opt_G"]["state"][0].update(exp_avg=torch.zeros(1)),
-                                 "opt_G.state[0].exp_avg is 1 float32; parameter 0 is 8x1x4x4"),
-    "rng of floats": (lambda s: s.update(rng=torch.zeros(5056)),
-                      "rng is a 5056 float32 tensor; it must be a generator state"),
-}  # fmt: skip
+    "bool for an int": (
+        lambda s: s["config"].update(batch_size=True),
+        "config.batch_size is True; it must be an int",
+    ),
+    "huge base width": (
+        lambda s: s["config"]["model"].update(base_width=20000),
+        "config.model.base_width is 20000; it must be from 4 to 256",
+    ),
+    "another width": (
+        lambda s: s["config"]["model"].update(base_width=16),
+        "weights do not fit the model it describes (G.downs.0.0.weight is "
+        "8x1x4x4 float32, the model's 16x1x4x4 float32)",
+    ),
+    "moments of another shape": (
+        lambda s: s["opt_G"]["state"][0].update(exp_avg=torch.zeros(1)),
+        "opt_G.state[0].exp_avg is 1 float32; parameter 0 is 8x1x4x4",
+    ),
+    "rng of floats": (
+        lambda s: s.update(rng=torch.zeros(5056)),
+        "rng is a 5056 float32 tensor; it must be a generator state",
+    ),
+}
 
 
 @pytest.mark.parametrize("case", list(BROKEN_CHECKPOINTS))
@@ -212,14 +224,22 @@ def largest_generator() -> dict[str, torch.Tensor]:
 
 
 TINY_HUGE = {
-    "base width 20000": ({"base_width": 20000, "depth": 8}, lambda: {"out.bias": torch.zeros(2)},
-                         "model.base_width is 20000; it must be from 4 to 256"),
-    "largest model, no weights": ({"base_width": 256, "depth": 10},
-                                  lambda: {"out.bias": torch.zeros(2)},
-                                  "weights do not fit the model it describes (the file has no"),
-    "largest model, stride-0 weights": ({"base_width": 256, "depth": 10}, largest_generator,
-                                        "generator declares more elements than the file stores"),
-}  # fmt: skip
+    "base width 20000": (
+        {"base_width": 20000, "depth": 8},
+        lambda: {"out.bias": torch.zeros(2)},
+        "model.base_width is 20000; it must be from 4 to 256",
+    ),
+    "largest model, no weights": (
+        {"base_width": 256, "depth": 10},
+        lambda: {"out.bias": torch.zeros(2)},
+        "weights do not fit the model it describes (the file has no",
+    ),
+    "largest model, stride-0 weights": (
+        {"base_width": 256, "depth": 10},
+        largest_generator,
+        "generator declares more elements than the file stores",
+    ),
+}
 
 MEASURE = """
 import json, resource, sys, time
@@ -243,13 +263,27 @@ def test_a_tiny_file_declaring_a_huge_model_is_refused_at_once(tmp_path: Path, c
     fresh process, so its peak memory is this load's alone)."""
     model, generator, message = TINY_HUGE[case]
     path = tmp_path / "huge.pt"
-    torch.save({"format": BUNDLE_FORMAT, "vidcolor": "0", "size": 256, "provenance": {},
-                "model": {**model, "disc": "patch", "dropout": 0.5},
-                "generator": generator()}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": BUNDLE_FORMAT,
+            "vidcolor": "0",
+            "size": 256,
+            "provenance": {},
+            "model": {**model, "disc": "patch", "dropout": 0.5},
+            "generator": generator(),
+        },
+        path,
+    )
     assert path.stat().st_size < (2 if case == "base width 20000" else 100) * 1024
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-c", MEASURE, str(path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["error"] is not None and result["error"].startswith(f"{path}: ")
@@ -260,9 +294,17 @@ def test_a_tiny_file_declaring_a_huge_model_is_refused_at_once(tmp_path: Path, c
 
 def test_render_says_a_huge_model_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "huge.pt"
-    torch.save({"format": BUNDLE_FORMAT, "vidcolor": "0", "size": 256, "provenance": {},
-                "model": {"base_width": 20000, "depth": 8, "disc": "patch", "dropout": 0.5},
-                "generator": {}}, path)  # fmt: skip
+    torch.save(
+        {
+            "format": BUNDLE_FORMAT,
+            "vidcolor": "0",
+            "size": 256,
+            "provenance": {},
+            "model": {"base_width": 20000, "depth": 8, "disc": "patch", "dropout": 0.5},
+            "generator": {},
+        },
+        path,
+    )
     make_video(tmp_path / "in.mp4", frames=2)
     line = one_line_error(run("render", tmp_path / "in.mp4", tmp_path / "out.mp4", "--model", path))
     assert "huge.pt: weights do not fit the model it describes (model.base_width is 20000" in line

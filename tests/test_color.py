@@ -25,8 +25,16 @@ from vidcolor.color import (
 def random_rgb() -> np.ndarray:
     rng = np.random.default_rng(0)
     rgb = rng.random((64, 64, 3))
-    rgb[0, :8] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1],
-                  [1, 0, 1]]  # fmt: skip
+    rgb[0, :8] = [
+        [0, 0, 0],
+        [1, 1, 1],
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+        [1, 1, 0],
+        [0, 1, 1],
+        [1, 0, 1],
+    ]
     return rgb
 
 
@@ -47,8 +55,10 @@ def test_lab_to_rgb_matches_skimage_and_round_trips(random_rgb: np.ndarray) -> N
 
 def test_out_of_gamut_lab_is_clipped_not_nan() -> None:
     rng = np.random.default_rng(1)
-    lab = np.stack([rng.uniform(0, 100, 4096), rng.uniform(-128, 128, 4096),
-                    rng.uniform(-128, 128, 4096)], axis=-1)  # fmt: skip
+    lab = np.stack(
+        [rng.uniform(0, 100, 4096), rng.uniform(-128, 128, 4096), rng.uniform(-128, 128, 4096)],
+        axis=-1,
+    )
     rgb = lab_to_rgb_np(lab)
     assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     with np.errstate(all="ignore"), pytest.warns(UserWarning):  # skimage warns, then clips too
@@ -69,8 +79,9 @@ def test_batched_nchw_and_model_scaling() -> None:
     x = torch.tensor([0.0, 50.0, 100.0])
     assert torch.equal(l_to_model(x), torch.tensor([-1.0, 0.0, 1.0]))
     assert torch.allclose(l_from_model(l_to_model(x)), x)
-    assert torch.allclose(ab_from_model(ab_to_model(torch.tensor([-110.0, 55.0]))),
-                          torch.tensor([-110.0, 55.0]))  # fmt: skip
+    assert torch.allclose(
+        ab_from_model(ab_to_model(torch.tensor([-110.0, 55.0]))), torch.tensor([-110.0, 55.0])
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

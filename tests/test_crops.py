@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["astronaut", "coffee", "chelsea", "rocket", "colorwheel"]
 
 
-def old_crop(rgb: np.ndarray, size: int, train: bool, seed: int, epoch: int, index: int
-             ) -> np.ndarray:  # fmt: skip
+def old_crop(
+    rgb: np.ndarray, size: int, train: bool, seed: int, epoch: int, index: int
+) -> np.ndarray:
     """The crop as training drew it from the decoded file before the cache (the reference)."""
     rng = np.random.default_rng((seed, epoch, index))
     h, w = rgb.shape[:2]
@@ -53,8 +54,9 @@ def new_crops(data, items: list, size: int, train: bool, epoch: int, seed: int =
 def test_crops_from_the_cache_match_the_decoded_files(tmp_path: Path) -> None:
     files = write_photos(tmp_path / "photos", NAMES, size=120)
     size = 96
-    data = open_training_data(tmp_path / "photos", val_fraction=0, cache=tmp_path / "cache",
-                              cache_short=cache_short(size))  # fmt: skip
+    data = open_training_data(
+        tmp_path / "photos", val_fraction=0, cache=tmp_path / "cache", cache_short=cache_short(size)
+    )
     assert data.cache is not None and data.train == sorted(files)
     for train in (True, False):
         for epoch in (0, 3):
@@ -74,9 +76,13 @@ def test_the_cache_is_reused_and_rebuilt_when_the_files_change(tmp_path: Path) -
     decoded = []
 
     def open_data() -> object:
-        return open_training_data(tmp_path / "photos", val_fraction=0, cache=tmp_path / "c",
-                                  cache_short=40,
-                                  on_image=lambda n, total: decoded.append(n))  # fmt: skip
+        return open_training_data(
+            tmp_path / "photos",
+            val_fraction=0,
+            cache=tmp_path / "c",
+            cache_short=40,
+            on_image=lambda n, total: decoded.append(n),
+        )
 
     first = open_data()
     assert len(decoded) == 3  # each image decoded once
@@ -90,7 +96,8 @@ def test_the_cache_is_reused_and_rebuilt_when_the_files_change(tmp_path: Path) -
     changed = open_data()
     assert len(decoded) == 6
     assert changed.picture(files[1]).pixels.mean() == pytest.approx(
-        255 - first.picture(files[1]).pixels.mean(), abs=2)  # fmt: skip
+        255 - first.picture(files[1]).pixels.mean(), abs=2
+    )
     # A killed build (no cache.json yet) is no cache: it is made again.
     (tmp_path / "c" / "cache.json").unlink()
     assert FrameCache.open(tmp_path / "c", "any", tmp_path / "photos") is None
@@ -126,13 +133,13 @@ time.sleep(60)
 """
 
 
-def test_a_kill_during_a_background_write_leaves_the_last_checkpoint_whole(tmp_path: Path
-                                                                          ) -> None:  # fmt: skip
+def test_a_kill_during_a_background_write_leaves_the_last_checkpoint_whole(tmp_path: Path) -> None:
     last = tmp_path / "last.pt"
     save_checkpoint(last, {"G": {"w": torch.zeros(10)}, "step": 1})
     before = last.read_bytes()
-    child = subprocess.Popen([sys.executable, "-c", WRITER, str(last)], cwd=ROOT,
-                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(last)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout.readline().strip() == "writing"
     deadline = time.time() + 60
     while not [p for p in tmp_path.iterdir() if p.name != "last.pt"] and time.time() < deadline:

@@ -74,8 +74,9 @@ def test_training_reads_the_shards(episodes: list[Path], tmp_path: Path) -> None
     canvas, theta = crops.batch([0, 1], epoch=0)
     crop = on_device(canvas, theta, 64, torch.device("cpu"))
     assert crop.shape == (2, 3, 64, 64) and crop.min() >= 0 and crop.max() <= 1
-    assert data.picture(data.train[0]).pixels.shape == tuple(np.load(data.train[0].shard,
-                                                                     mmap_mode="r").shape[1:])
+    assert data.picture(data.train[0]).pixels.shape == tuple(
+        np.load(data.train[0].shard, mmap_mode="r").shape[1:]
+    )
 
 
 def test_duplicates_dropped(tmp_path: Path) -> None:
@@ -117,8 +118,9 @@ def test_bad_inputs(episodes: list[Path], tmp_path: Path) -> None:
 def test_cli_build_and_info(episodes: list[Path], tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "data"
-    result = runner.invoke(main, ["dataset", "build", *map(str, episodes), "-o", str(out),
-                                  "--preset", "spongebob"])  # fmt: skip
+    result = runner.invoke(
+        main, ["dataset", "build", *map(str, episodes), "-o", str(out), "--preset", "spongebob"]
+    )
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["dataset", "info", str(out)])
     assert result.exit_code == 0, result.output
@@ -133,8 +135,12 @@ def test_camera_jumps_are_cuts_with_the_sc2_preset(tmp_path: Path) -> None:
     episode = replay(0, length=360)
     video = episode.write(tmp_path / "replay.mp4")
     sc2 = PRESETS["sc2"]
-    found = [s.start_frame for s in detect_scenes(video, adaptive_threshold=sc2.adaptive_threshold,
-                                                  min_content=sc2.min_content)[1:]]  # fmt: skip
+    found = [
+        s.start_frame
+        for s in detect_scenes(
+            video, adaptive_threshold=sc2.adaptive_threshold, min_content=sc2.min_content
+        )[1:]
+    ]
     jumps = [first for first, _, _ in episode.cuts]
     assert len(found) == len(jumps) and all(
         abs(a - b) <= 1 for a, b in zip(found, jumps, strict=True)
@@ -148,8 +154,9 @@ def test_static_hud_found_and_kept_out_on_request(tmp_path: Path) -> None:
     found = build_dataset([video], tmp_path / "a", BuildOptions("sc2"))["sources"][0]
     (_, _, w, bar), (_, panel_top, _, _) = episode.hud  # top bar and bottom panel
     assert any(y <= 1 and h >= bar - 1 and bw >= 0.9 * w for x, y, bw, h in found["hud"])
-    assert any(abs(y - panel_top) <= 2 and y + h >= 178 and bw >= 0.8 * w
-               for x, y, bw, h in found["hud"])  # fmt: skip
+    assert any(
+        abs(y - panel_top) <= 2 and y + h >= 178 and bw >= 0.8 * w for x, y, bw, h in found["hud"]
+    )
     assert found["picture"] == [0, 0, 320, 180]  # kept whole unless asked
     manifest = build_dataset([video], tmp_path / "b", BuildOptions("sc2", avoid_hud=True))
     _, y, _, ph = manifest["sources"][0]["picture"]
@@ -181,8 +188,9 @@ def test_letterbox_bars_judged_on_the_whole_video(tmp_path: Path) -> None:
     assert manifest["dropped"]["dark"] <= 1  # bars do not make frames "dark"
 
 
-def test_an_interrupted_build_resumes_from_the_next_video(episodes: list[Path], tmp_path: Path
-                                                          ) -> None:  # fmt: skip
+def test_an_interrupted_build_resumes_from_the_next_video(
+    episodes: list[Path], tmp_path: Path
+) -> None:
     seen = 0
 
     def interrupt(n: int) -> None:  # Ctrl-C once the first video is scanned
@@ -212,12 +220,15 @@ def test_an_interrupted_build_resumes_from_the_next_video(episodes: list[Path], 
 
 def test_recipe_gives_inputs_and_options(episodes: list[Path], tmp_path: Path) -> None:
     recipe = tmp_path / "r.toml"
-    recipe.write_text(f'inputs = ["{episodes[0].parent}/ep*.mp4"]\n\n'
-                      '[dataset]\npreset = "spongebob"\nsplit-by = "episode"\n')  # fmt: skip
+    recipe.write_text(
+        f'inputs = ["{episodes[0].parent}/ep*.mp4"]\n\n'
+        '[dataset]\npreset = "spongebob"\nsplit-by = "episode"\n'
+    )
     runner = CliRunner()
     out = tmp_path / "data"
-    result = runner.invoke(main, ["dataset", "build", "--recipe", str(recipe), "-o", str(out),
-                                  "--seed", "4"])  # fmt: skip
+    result = runner.invoke(
+        main, ["dataset", "build", "--recipe", str(recipe), "-o", str(out), "--seed", "4"]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["preset"], manifest["split_by"], manifest["seed"]) == (
@@ -236,8 +247,9 @@ def test_recipe_gives_inputs_and_options(episodes: list[Path], tmp_path: Path) -
     }
     for text, message in bad.items():
         recipe.write_text(text)
-        result = runner.invoke(main, ["dataset", "build", "--recipe", str(recipe), "-o",
-                                      str(tmp_path / "x")])  # fmt: skip
+        result = runner.invoke(
+            main, ["dataset", "build", "--recipe", str(recipe), "-o", str(tmp_path / "x")]
+        )
         assert result.exit_code == 1 and message in result.stderr, (text, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
@@ -329,9 +341,12 @@ def test_a_write_error_is_not_blamed_on_the_video(episodes: list[Path], tmp_path
         "main(sys.argv[1:])\n"
     )
     out = tmp_path / "data"
-    done = subprocess.run([sys.executable, "-c", script, "dataset", "build", *map(str, episodes),
-                           "-o", str(out)], capture_output=True, text=True,
-                          cwd=Path(__file__).parents[1])  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, "dataset", "build", *map(str, episodes), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[1],
+    )
     assert done.returncode == 1 and "File too large" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
     assert (tmp_path / ".data.partial").is_dir()  # kept: the build can resume
@@ -353,8 +368,9 @@ def test_inputs_named_twice_and_overwrite_guard(episodes: list[Path], tmp_path: 
         build_dataset(episodes, Path(".").absolute().parent, overwrite=True)
 
 
-def test_recipe_values_are_checked_like_the_command_line(episodes: list[Path], tmp_path: Path
-                                                         ) -> None:  # fmt: skip
+def test_recipe_values_are_checked_like_the_command_line(
+    episodes: list[Path], tmp_path: Path
+) -> None:
     folder = tmp_path / "season [2024]"  # glob characters in the recipe's folder name
     folder.mkdir()
     for e in episodes:
@@ -364,8 +380,9 @@ def test_recipe_values_are_checked_like_the_command_line(episodes: list[Path], t
 
     def build(text: str) -> Result:
         recipe.write_text(text)
-        return runner.invoke(main, ["dataset", "build", "--recipe", str(recipe), "-o",
-                                    str(tmp_path / "x")])  # fmt: skip
+        return runner.invoke(
+            main, ["dataset", "build", "--recipe", str(recipe), "-o", str(tmp_path / "x")]
+        )
 
     result = build('inputs = ["*.mp4"]\n[dataset]\noutput = "ignored"\n')
     assert result.exit_code == 0, result.output  # -o on the command line wins over output
@@ -382,8 +399,9 @@ def test_recipe_values_are_checked_like_the_command_line(episodes: list[Path], t
     for text, message in bad.items():
         result = build(text)
         assert result.exit_code == 1 and message in result.stderr, (text, result.stderr)
-    result = runner.invoke(main, ["dataset", "build", str(episodes[0]), "-o", str(tmp_path / "y"),
-                                  "--seed", "-1"])  # fmt: skip
+    result = runner.invoke(
+        main, ["dataset", "build", str(episodes[0]), "-o", str(tmp_path / "y"), "--seed", "-1"]
+    )
     assert result.exit_code == 2 and not list(tmp_path.glob(".y*"))
 
 
@@ -404,8 +422,9 @@ def test_no_frame_from_inside_a_fade_or_dissolve(tmp_path: Path) -> None:
     assert not [f for f in manifest["frames"] for a, b in spans if a <= f["frame"] <= b]
 
 
-def test_a_built_dataset_reads_back_through_its_manifest_type(episodes: list[Path],
-                                                              tmp_path: Path) -> None:  # fmt: skip
+def test_a_built_dataset_reads_back_through_its_manifest_type(
+    episodes: list[Path], tmp_path: Path
+) -> None:
     from vidcolor.dataset import DatasetManifest
 
     written = build_dataset(episodes, tmp_path / "d")

@@ -93,8 +93,10 @@ def test_eval_videos_flicker_is_seen(tmp_path: Path) -> None:
     frames = [np.roll(texture(), 2 * i, axis=1) for i in range(24)]  # a steady pan
     truth = write(tmp_path / "truth.mp4", frames)
     tint = np.array([40, -20, 0])
-    flicker = [f if i % 2 else np.clip(f.astype(int) + tint, 0, 255).astype(np.uint8)
-               for i, f in enumerate(frames)]  # fmt: skip
+    flicker = [
+        f if i % 2 else np.clip(f.astype(int) + tint, 0, 255).astype(np.uint8)
+        for i, f in enumerate(frames)
+    ]
     output = write(tmp_path / "flicker.mp4", flicker)
     runner = CliRunner()
     same = runner.invoke(main, ["eval", str(truth), str(truth), "--json"])
@@ -102,8 +104,9 @@ def test_eval_videos_flicker_is_seen(tmp_path: Path) -> None:
     s = json.loads(same.output)
     assert s["frames"] == 24 and s["psnr"] == 100.0
     assert s["warp_error_ratio"] == pytest.approx(1.0) and s["cdc_output"] == s["cdc_original"]
-    result = runner.invoke(main, ["eval", str(truth), str(output), "--json",
-                                  "--plot", str(tmp_path / "curves.png")])  # fmt: skip
+    result = runner.invoke(
+        main, ["eval", str(truth), str(output), "--json", "--plot", str(tmp_path / "curves.png")]
+    )
     assert result.exit_code == 0, result.output
     r = json.loads(result.output)
     assert r["warp_error"] > 10 * r["warp_error_original"]  # every other frame changes colour
@@ -138,8 +141,7 @@ def test_eval_folders_and_a_dataset_split(tmp_path: Path) -> None:
     video = cartoon(2, length=240, size=(160, 96)).write(tmp_path / "ep.mp4")
     manifest = build_dataset([video], tmp_path / "data")
     split = next(iter(manifest["shards"]))
-    result = CliRunner().invoke(main, ["eval", str(tmp_path / "data"), "--split", split,
-                                       "--json"])  # fmt: skip
+    result = CliRunner().invoke(main, ["eval", str(tmp_path / "data"), "--split", split, "--json"])
     assert result.exit_code == 0, result.output
     r = json.loads(result.output)
     assert r["frames"] == manifest["shards"][split]["count"] and "warp_error" not in r
@@ -157,11 +159,12 @@ def test_eval_bad_inputs_get_one_line(tmp_path: Path) -> None:
     cv2.imwrite(str(tiny / "0.png"), texture()[:8, :8])
     a = write(tmp_path / "a.mp4", [texture()] * 4)
     runner = CliRunner()
-    cases = (([str(mixed), str(mixed)], "but the frames before it are 128x96"),
-             ([str(tiny), str(tiny)], "too small to score"),
-             ([str(a), str(a), "--plot", str(tmp_path / "x.txt")], "a .png file"),
-             ([str(a), str(a), "--model", str(a)], "--model: for a dataset, without OUTPUT"),
-             )  # fmt: skip
+    cases = (
+        ([str(mixed), str(mixed)], "but the frames before it are 128x96"),
+        ([str(tiny), str(tiny)], "too small to score"),
+        ([str(a), str(a), "--plot", str(tmp_path / "x.txt")], "a .png file"),
+        ([str(a), str(a), "--model", str(a)], "--model: for a dataset, without OUTPUT"),
+    )
     for args, message in cases:
         result = runner.invoke(main, ["eval", *args])
         assert result.exit_code in (1, 2) and message in result.stderr, result.stderr

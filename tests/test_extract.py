@@ -214,8 +214,11 @@ def test_installed_command_runs(video: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("vidcolor")
     if not exe.exists():
         pytest.skip("the vidcolor command is not installed in this environment")
-    done = subprocess.run([exe, "extract", video, "-o", tmp_path / "f", "--every", "24"],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        [exe, "extract", video, "-o", tmp_path / "f", "--every", "24"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "f").glob("*.png"))) == 2
 

@@ -40,23 +40,47 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 EPISODES = {"ep1": 96, "ep2": 120}  # name: frames, 160x96 at 24 fps
-TRAIN = ["--size", "32", "--base-width", "8", "--depth", "4", "--batch-size", "4", "--epochs",
-         "2", "--workers", "0", "--checkpoint-every", "1"]  # fmt: skip
+TRAIN = [
+    "--size",
+    "32",
+    "--base-width",
+    "8",
+    "--depth",
+    "4",
+    "--batch-size",
+    "4",
+    "--epochs",
+    "2",
+    "--workers",
+    "0",
+    "--checkpoint-every",
+    "1",
+]
 # The pipeline: a dataset of both episodes, the same training options, then both rendered.
-RECIPE = ('inputs = ["eps/*.mp4"]\nwork = "work"\n[dataset]\npreset = "generic"\n[train]\n'
-          + "".join(f"{k[2:]} = {v}\n" for k, v in zip(TRAIN[::2], TRAIN[1::2], strict=True))
-          + "[render]\ncrf = 20\n")  # fmt: skip
+RECIPE = (
+    'inputs = ["eps/*.mp4"]\nwork = "work"\n[dataset]\npreset = "generic"\n[train]\n'
+    + "".join(f"{k[2:]} = {v}\n" for k, v in zip(TRAIN[::2], TRAIN[1::2], strict=True))
+    + "[render]\ncrf = 20\n"
+)
 COMMANDS = ("extract", "dataset", "train", "render", "pipeline")
 POINTS = (("KILL", 0.1), ("KILL", 0.5), ("KILL", 0.9), ("TERM", 0.5))
-PIPELINE_STAGE = {("KILL", 0.1): "dataset", ("KILL", 0.5): "train", ("KILL", 0.9): "render",
-                  ("TERM", 0.5): "train"}  # fmt: skip
+PIPELINE_STAGE = {
+    ("KILL", 0.1): "dataset",
+    ("KILL", 0.5): "train",
+    ("KILL", 0.9): "render",
+    ("TERM", 0.5): "train",
+}
 # What a stopped run may leave for the next one to clear: a file being written, an unfinished
 # dataset build, a replaced dataset on its way out.
 STRAY = (".*.part-*", ".*.partial", ".*.old-*")
 # How a SIGTERM'd command says to continue.
-HINTS = {"extract": "--resume", "dataset": "run the same command again", "train":
-         "continue with: vidcolor train --resume", "render": "run the command again",
-         "pipeline": "run the pipeline again"}  # fmt: skip
+HINTS = {
+    "extract": "--resume",
+    "dataset": "run the same command again",
+    "train": "continue with: vidcolor train --resume",
+    "render": "run the command again",
+    "pipeline": "run the pipeline again",
+}
 LUMA_TOLERANCE = 4.0  # mean |Y difference| of a frame: at most 1.3 here; a frame off by one: 11
 
 
@@ -81,8 +105,11 @@ class Findings:
         assert not self.failed, "\n".join(self.failed)
 
 
-CASES = [pytest.param(command, sig, fraction, id=f"{command}-{sig}@{fraction}")
-         for command in COMMANDS for sig, fraction in POINTS]  # fmt: skip
+CASES = [
+    pytest.param(command, sig, fraction, id=f"{command}-{sig}@{fraction}")
+    for command in COMMANDS
+    for sig, fraction in POINTS
+]
 
 
 # -- inputs, shared by the module ------------------------------------------------------------
@@ -100,8 +127,9 @@ def episodes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def frames(episodes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every second frame of ep1 (48 images): 20 training steps of TRAIN."""
     out = tmp_path_factory.mktemp("frames") / "ep1"
-    result = CliRunner().invoke(main, ["extract", str(episodes / "ep1.mp4"), "-o", str(out),
-                                       "--every", "2"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["extract", str(episodes / "ep1.mp4"), "-o", str(out), "--every", "2"]
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -130,13 +158,22 @@ def reference_run(frames: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def vidcolor(argv: list, cwd: Path, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIDCOLOR_TEST_FAULT", "FORCE_COLOR", "TTY_COMPATIBLE")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIDCOLOR_TEST_FAULT", "FORCE_COLOR", "TTY_COMPATIBLE")
+    }
     env |= {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     if fault:
         env["VIDCOLOR_TEST_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "cli", *map(str, argv)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *map(str, argv)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def plant(folder: Path) -> None:
@@ -202,8 +239,12 @@ def prepare(command: str, root: Path, episodes: Path, frames: Path, model: Path)
         run = out / "run"
         argv = ["train", inp / "frames", "-o", run, *TRAIN]
         # Stopped before its first checkpoint: nothing to resume, the same command starts over.
-        return Job(argv, run, lambda: ["train", "--resume", run] if (run / "last.pt").exists()
-                   else argv, run=run)  # fmt: skip
+        return Job(
+            argv,
+            run,
+            lambda: ["train", "--resume", run] if (run / "last.pt").exists() else argv,
+            run=run,
+        )
     if command == "render":
         argv = ["render", videos[1], out / "ep2_colour.mp4", "--model", model]
         return Job(argv, out / "ep2_colour.mp4", lambda: argv, videos[1:])
@@ -300,8 +341,9 @@ def saved_step(command: str, job: Job) -> int | None:
     return load_checkpoint(job.run / "last.pt")["step"]
 
 
-def check_output(command: str, job: Job, saved: int | None, stderrs: str, dataset: Path,
-                 run: Path) -> None:  # fmt: skip
+def check_output(
+    command: str, job: Job, saved: int | None, stderrs: str, dataset: Path, run: Path
+) -> None:
     """Raises unless the output is whole and as an uninterrupted run leaves it (``dataset``,
     ``run``: the uninterrupted dataset and training checkpoint)."""
     if command == "extract":
@@ -323,11 +365,19 @@ def check_output(command: str, job: Job, saved: int | None, stderrs: str, datase
 
 # -- the cases -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("command", "sig", "fraction"), CASES)
 def test_a_stopped_command_run_again_loses_nothing(
-    command: str, sig: str, fraction: float, tmp_path: Path, episodes: Path, frames: Path,
-    reference_dataset: Path, reference_run: Path, tiny_model: Path,
-) -> None:  # fmt: skip
+    command: str,
+    sig: str,
+    fraction: float,
+    tmp_path: Path,
+    episodes: Path,
+    frames: Path,
+    reference_dataset: Path,
+    reference_run: Path,
+    tiny_model: Path,
+) -> None:
     job = prepare(command, tmp_path, episodes, frames, tiny_model)
     before = snapshot(tmp_path, job.output)
     task = PIPELINE_STAGE[sig, fraction] if command == "pipeline" else command
@@ -340,27 +390,40 @@ def test_a_stopped_command_run_again_loses_nothing(
     second = vidcolor(job.again(), tmp_path)
     found = Findings()
     for name, done in (("first", first), ("second", second)):
-        found.check("Traceback" not in done.stderr + done.stdout,
-                    f"{name} run printed a traceback:\n{done.stderr[-2000:]}")  # fmt: skip
+        found.check(
+            "Traceback" not in done.stderr + done.stdout,
+            f"{name} run printed a traceback:\n{done.stderr[-2000:]}",
+        )
     if sig == "TERM":
-        found.check(first.returncode == 128 + signal.SIGTERM,
-                    f"SIGTERM: exit {first.returncode}, not 143")  # fmt: skip
+        found.check(
+            first.returncode == 128 + signal.SIGTERM, f"SIGTERM: exit {first.returncode}, not 143"
+        )
         lines = first.stderr.strip().splitlines()
         told = [line for line in lines if "interrupted" in line]
-        found.check(len(told) == 1 and told[0] == lines[-1] and HINTS[command] in told[0],
-                    f"SIGTERM: not one last line that says how to continue: {told}")  # fmt: skip
-    found.check(second.returncode == 0, f"second run: exit {second.returncode}:\n"
-                f"{second.stderr[-2000:]}")  # fmt: skip
+        found.check(
+            len(told) == 1 and told[0] == lines[-1] and HINTS[command] in told[0],
+            f"SIGTERM: not one last line that says how to continue: {told}",
+        )
+    found.check(
+        second.returncode == 0, f"second run: exit {second.returncode}:\n{second.stderr[-2000:]}"
+    )
     # 3. The output whole, and as an uninterrupted run leaves it.
-    found.outputs(lambda: check_output(command, job, saved, second.stderr + first.stderr,
-                                       reference_dataset, reference_run))  # fmt: skip
+    found.outputs(
+        lambda: check_output(
+            command, job, saved, second.stderr + first.stderr, reference_dataset, reference_run
+        )
+    )
     # 4. Nothing outside the output changed; nothing of the stopped run is left anywhere.
     after = snapshot(tmp_path, job.output)
-    changed = sorted(p for p in before.keys() | after.keys()
-                     if before.get(p) != after.get(p) and not is_stray(p))  # fmt: skip
+    changed = sorted(
+        p for p in before.keys() | after.keys() if before.get(p) != after.get(p) and not is_stray(p)
+    )
     found.check(not changed, f"changed outside {job.output.name}: {changed[:8]}")
-    everything = [Path(here, n).relative_to(tmp_path).as_posix()
-                  for here, dirs, files in os.walk(tmp_path) for n in dirs + files]  # fmt: skip
+    everything = [
+        Path(here, n).relative_to(tmp_path).as_posix()
+        for here, dirs, files in os.walk(tmp_path)
+        for n in dirs + files
+    ]
     strays = [p for p in everything if is_stray(p) and p not in before]
     found.check(not strays, f"left behind: {strays[:8]}")
     found.raise_them()
@@ -376,8 +439,9 @@ def test_render_clears_the_temp_file_of_a_killed_render(
     dst = tmp_path / "colour.mp4"
     left = tmp_path / f".colour.part-{dead.pid}.mp4"
     left.write_bytes(b"\0" * 48)  # what VideoWriter had written when the render was killed
-    result = CliRunner().invoke(main, ["render", str(episodes / "ep1.mp4"), str(dst), "--model",
-                                       str(tiny_model)])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["render", str(episodes / "ep1.mp4"), str(dst), "--model", str(tiny_model)]
+    )
     assert result.exit_code == 0, result.output
     assert probe(dst).frame_count == EPISODES["ep1"]
     assert not left.exists()

@@ -20,13 +20,24 @@ from vidcolor.render import default_model
 from vidcolor.runtime import Dist
 from vidcolor.train import Trainer
 
-TINY = ["--size", "32", "--epochs", "1", "--batch-size", "2", "--workers", "0",
-        "--val-fraction", "0"]  # fmt: skip
+TINY = [
+    "--size",
+    "32",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "2",
+    "--workers",
+    "0",
+    "--val-fraction",
+    "0",
+]
 
 
 def tiny(photos: Path, **kw: object) -> TrainConfig:
-    return TrainConfig(**{"data": str(photos), "size": 32, "batch_size": 2, "val_fraction": 0.0,
-                          **kw})  # fmt: skip
+    return TrainConfig(
+        **{"data": str(photos), "size": 32, "batch_size": 2, "val_fraction": 0.0, **kw}
+    )
 
 
 def run(*args: object) -> Result:
@@ -40,8 +51,9 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_init_from_a_bundle_starts_from_its_generator(photos: Path, tiny_model: Path,
-                                                      tmp_path: Path) -> None:  # fmt: skip
+def test_init_from_a_bundle_starts_from_its_generator(
+    photos: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     cfg, g, d, said = starting_point(tiny(photos, init=str(tiny_model)))
     bundle = torch.load(tiny_model, weights_only=True)
     assert cfg.model == ModelConfig(**bundle["model"]) and d is None
@@ -65,8 +77,7 @@ def test_init_from_a_bundle_starts_from_its_generator(photos: Path, tiny_model: 
 
 
 def test_init_from_a_checkpoint_keeps_its_discriminator(photos: Path, tmp_path: Path) -> None:
-    first = run("train", photos, "-o", tmp_path / "a", "--base-width", "8", "--depth", "4",
-                *TINY)  # fmt: skip
+    first = run("train", photos, "-o", tmp_path / "a", "--base-width", "8", "--depth", "4", *TINY)
     assert first.exit_code == 0, first.output
     checkpoint = load_checkpoint(tmp_path / "a" / "last.pt")
     last = str(tmp_path / "a" / "last.pt")
@@ -88,11 +99,13 @@ def test_init_default_is_the_bundled_model(photos: Path) -> None:
     assert g.keys() == bundle["generator"].keys()
 
 
-def test_conflicting_architecture_is_refused_in_one_line(photos: Path, tiny_model: Path,
-                                                         tmp_path: Path) -> None:  # fmt: skip
+def test_conflicting_architecture_is_refused_in_one_line(
+    photos: Path, tiny_model: Path, tmp_path: Path
+) -> None:
     for flag, value in (("--base-width", "16"), ("--depth", "5")):
-        done = run("train", photos, "-o", tmp_path / "run", "--init", tiny_model, flag, value,
-                   *TINY)  # fmt: skip
+        done = run(
+            "train", photos, "-o", tmp_path / "run", "--init", tiny_model, flag, value, *TINY
+        )
         assert done.exit_code == 1
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and f"{flag} {value}" in lines[0] and "leave" in lines[0]
@@ -101,14 +114,15 @@ def test_conflicting_architecture_is_refused_in_one_line(photos: Path, tiny_mode
     assert missing.exit_code == 1 and "no such file" in missing.stderr
 
 
-def test_a_recipe_names_its_init_model_relative_to_itself(tmp_path: Path, tiny_model: Path
-                                                          ) -> None:  # fmt: skip
+def test_a_recipe_names_its_init_model_relative_to_itself(tmp_path: Path, tiny_model: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "start.pt").write_bytes(tiny_model.read_bytes())
     (tmp_path / "ep.mp4").write_bytes(b"")
     recipe = tmp_path / "r.toml"
-    recipe.write_text('inputs = ["ep.mp4"]\nwork = "work"\n[extract]\nfps = 2\n'
-                      '[train]\ninit = "models/start.pt"\n')  # fmt: skip
+    recipe.write_text(
+        'inputs = ["ep.mp4"]\nwork = "work"\n[extract]\nfps = 2\n'
+        '[train]\ninit = "models/start.pt"\n'
+    )
     plan = plan_pipeline(recipe, ())
     assert plan.stages["train"].config.init == str(tmp_path / "models" / "start.pt")
     recipe.write_text('inputs = ["ep.mp4"]\nwork = "work"\n[extract]\n[train]\ninit = "x.pt"\n')

@@ -69,8 +69,14 @@ def inside(i: int, inset: int = 5) -> tuple[slice, slice]:
     return slice(TOP + inset, TOP + SIDE - inset), slice(x + inset, x + SIDE - inset)
 
 
-def run(keys: dict[int, np.ndarray], frames: int, cut_at: int | None = None, mark: bool = True,
-        decay: float = DECAY, tmp: Path | None = None) -> list:  # fmt: skip
+def run(
+    keys: dict[int, np.ndarray],
+    frames: int,
+    cut_at: int | None = None,
+    mark: bool = True,
+    decay: float = DECAY,
+    tmp: Path | None = None,
+) -> list:
     with Propagator(keys, decay=decay, folder=tmp) as prop:
         for i in range(frames):
             prop.push(shot_gray(i, cut_at), cut=mark and i == cut_at, key=keys.get(i))
@@ -208,8 +214,9 @@ def test_memory_does_not_grow_with_shot_length(tmp_path: Path):
 
 # --- the luma check: a textured pan, 4 px a frame ------------------------------------------
 
-PAN = cv2.cvtColor(np.dstack([_texture(s, 120, 400, 2.5, 10, 245) for s in (4, 5, 6)]),
-                   cv2.COLOR_RGB2BGR)  # fmt: skip
+PAN = cv2.cvtColor(
+    np.dstack([_texture(s, 120, 400, 2.5, 10, 245) for s in (4, 5, 6)]), cv2.COLOR_RGB2BGR
+)
 
 
 def pan_rgb(i: int) -> np.ndarray:
@@ -325,8 +332,10 @@ def chroma_planes(path: Path) -> list[np.ndarray]:
     out = []
     with av.open(str(path)) as c:
         for f in c.decode(video=0):
-            uv = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
-                  for p in f.planes[1:]]  # fmt: skip
+            uv = [
+                np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width]
+                for p in f.planes[1:]
+            ]
             out.append(np.stack(uv).astype(float))
     return out
 
@@ -344,8 +353,11 @@ def plain_and_keyed(
             model, "cpu", crf=0, preset="ultrafast", keyframes=folder, match=match
         )
         stages.render(src, src.parent / name, options)
-    return chroma_planes(src), chroma_planes(src.parent / "plain.mp4"), chroma_planes(
-        src.parent / "keyed.mp4")  # fmt: skip
+    return (
+        chroma_planes(src),
+        chroma_planes(src.parent / "plain.mp4"),
+        chroma_planes(src.parent / "keyed.mp4"),
+    )
 
 
 def test_render_carries_a_key_through_its_shot_and_not_past_the_cut(
@@ -385,8 +397,15 @@ def test_render_refuses_a_key_for_another_frame(tmp_path: Path, tiny_model: Path
     rgb = make_video(src, frames=24, width=96, height=64)
     (tmp_path / "keys").mkdir()
     cv.imwrite(str(tmp_path / "keys" / "0.png"), cv.cvtColor(rgb[12], cv.COLOR_RGB2BGR))
-    args = ["render", str(src), str(tmp_path / "out.mp4"), "--model", str(tiny_model),
-            "--keyframes", str(tmp_path / "keys")]  # fmt: skip
+    args = [
+        "render",
+        str(src),
+        str(tmp_path / "out.mp4"),
+        "--model",
+        str(tiny_model),
+        "--keyframes",
+        str(tmp_path / "keys"),
+    ]
     done = CliRunner().invoke(main, args)
     lines = done.stderr.strip().splitlines()
     assert done.exit_code == 1 and len(lines) == 1 and "does not match frame 0" in lines[0]
@@ -425,8 +444,11 @@ def test_a_key_video_colours_like_the_same_key_in_a_folder(tmp_path: Path, tiny_
     outs = {}
     for name in ("keys.mp4", "keys"):
         outs[name] = tmp_path / f"out_{name}.mp4"
-        stages.render(src, outs[name], RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast",
-                                                     keyframes=tmp_path / name))  # fmt: skip
+        stages.render(
+            src,
+            outs[name],
+            RenderOptions(tiny_model, "cpu", crf=0, preset="ultrafast", keyframes=tmp_path / name),
+        )
     from_video, from_folder = chroma_planes(outs["keys.mp4"]), chroma_planes(outs["keys"])
     truth = chroma_planes(src)
     assert len(from_video) == len(from_folder) == 12
@@ -449,9 +471,18 @@ def test_a_key_video_of_another_length_or_all_black_is_one_line(
 
     rgb = make_video(tmp_path / "in.mp4", frames=12, width=96, height=64)
     write_video(tmp_path / "keys.mp4", [np.zeros_like(f) if black else f for f in rgb[:frames]])
-    done = CliRunner().invoke(main, ["render", str(tmp_path / "in.mp4"), str(tmp_path / "o.mp4"),
-                                     "--model", str(tiny_model), "--keyframes",
-                                     str(tmp_path / "keys.mp4")])  # fmt: skip
+    done = CliRunner().invoke(
+        main,
+        [
+            "render",
+            str(tmp_path / "in.mp4"),
+            str(tmp_path / "o.mp4"),
+            "--model",
+            str(tiny_model),
+            "--keyframes",
+            str(tmp_path / "keys.mp4"),
+        ],
+    )
     lines = done.stderr.strip().splitlines()
     assert done.exit_code == 1 and len(lines) == 1 and words in lines[0], done.stderr
     assert not (tmp_path / "o.mp4").exists()

@@ -27,8 +27,12 @@ HOLD = textwrap.dedent("""
 
 def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path: Path) -> None:
     lock = tmp_path / ".out.lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         busy = pytest.raises(BusyError, match="out: another vidcolor process is writing it")
@@ -45,8 +49,12 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path: Pa
 
 def test_a_lock_file_left_by_a_killed_process_is_taken_over(tmp_path: Path) -> None:
     lock = tmp_path / ".out.lock"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     holder.kill()
     holder.wait(timeout=30)

@@ -24,10 +24,15 @@ from vidcolor.options import (
 from vidcolor.optspec import Spec, build, checked, specs
 from vidcolor.schema import LIMITS
 
-STAGES = {"extract": ExtractStage, "dataset build": BuildOptions, "train": TrainStage,
-          "render": RenderOptions}  # fmt: skip
-SPECS = [(command, flag, spec) for command, cls in STAGES.items()
-         for flag, spec in specs(cls).items()]  # fmt: skip
+STAGES = {
+    "extract": ExtractStage,
+    "dataset build": BuildOptions,
+    "train": TrainStage,
+    "render": RenderOptions,
+}
+SPECS = [
+    (command, flag, spec) for command, cls in STAGES.items() for flag, spec in specs(cls).items()
+]
 
 
 def outside(spec: Spec) -> object:
@@ -77,8 +82,12 @@ def test_one_bound_refused_alike_by_command_line_recipe_and_checkpoint(
 def test_recipe_values_are_typed_as_the_command_line_types_them() -> None:
     every, fps = specs(ExtractStage)["every"], specs(ExtractStage)["fps"]
     assert checked(every, "3") == 3 and checked(fps, 2) == 2.0
-    for value, said in ((2.5, "whole number"), (True, "not true/false"), ("x", "not a valid"),
-                        (float("inf"), "whole number")):  # fmt: skip
+    for value, said in (
+        (2.5, "whole number"),
+        (True, "not true/false"),
+        ("x", "not a valid"),
+        (float("inf"), "whole number"),
+    ):
         with pytest.raises(ValueError, match=said):
             checked(every, value)
     with pytest.raises(ValueError, match="not a finite number"):

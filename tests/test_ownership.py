@@ -41,8 +41,9 @@ def tree(folder: Path) -> dict[str, bytes]:
 def dataset_folder(folder: Path, files: dict[str, str] | None = None) -> Path:
     folder.mkdir(parents=True)
     shards = {"train": {"file": "train.npy", "count": 2}}
-    (folder / "manifest.json").write_text(json.dumps({"format": "vidcolor-dataset",
-                                                      "shards": shards}))  # fmt: skip
+    (folder / "manifest.json").write_text(
+        json.dumps({"format": "vidcolor-dataset", "shards": shards})
+    )
     np.save(folder / "train.npy", np.zeros((2, 8, 8, 3), np.uint8))
     for name, text in (files or {}).items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,9 @@ def test_a_link_out_of_the_folder_is_not_read_through(tmp_path: Path) -> None:
 
 
 def test_temporary_files_of_dead_processes_are_cleared_and_no_others(tmp_path: Path) -> None:
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f".out.part-{dead}.mp4"
     live = temp_beside(tmp_path / "out.mp4")  # this process's own
     other_live = tmp_path / f".out.part-{os.getppid()}.mp4"
@@ -144,14 +146,16 @@ def pipeline(recipe: Path, text: str | None = None) -> object:
     return CliRunner().invoke(main, ["pipeline", "run", str(recipe)])
 
 
-@pytest.mark.parametrize("mine", ["frames/holiday/photo1.txt", "dataset/notes/thesis.txt",
-                                  "train/old_experiment/results.csv"])  # fmt: skip
-def test_a_work_folder_holding_user_files_is_refused(clip: Path, tmp_path: Path, mine: str
-                                                    ) -> None:  # fmt: skip
+@pytest.mark.parametrize(
+    "mine",
+    ["frames/holiday/photo1.txt", "dataset/notes/thesis.txt", "train/old_experiment/results.csv"],
+)
+def test_a_work_folder_holding_user_files_is_refused(clip: Path, tmp_path: Path, mine: str) -> None:
     (tmp_path / mine).parent.mkdir(parents=True)
     (tmp_path / mine).write_text("mine")
-    (tmp_path / "r.toml").write_text(f'work = "."\ninputs = ["{clip}"]\n'
-                                     "[extract]\nfps = 1\nsize = 32\n")  # fmt: skip
+    (tmp_path / "r.toml").write_text(
+        f'work = "."\ninputs = ["{clip}"]\n[extract]\nfps = 1\nsize = 32\n'
+    )
     before = tree(tmp_path)
     one_line(pipeline(tmp_path / "r.toml"), "not a vidcolor work folder")
     assert tree(tmp_path) == before
@@ -164,8 +168,9 @@ def test_a_home_or_root_work_folder_is_refused(
     home.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     for work in (home, home.parent, Path("/")):
-        result = pipeline(tmp_path / "r.toml", f'work = "{work}"\ninputs = ["{clip}"]\n'
-                          "[extract]\nfps = 1\n")  # fmt: skip
+        result = pipeline(
+            tmp_path / "r.toml", f'work = "{work}"\ninputs = ["{clip}"]\n[extract]\nfps = 1\n'
+        )
         one_line(result, "too wide for a work folder")
     assert list(home.iterdir()) == []
 
@@ -180,8 +185,9 @@ def test_inputs_inside_the_work_folder_are_refused(clip: Path, tmp_path: Path) -
 
 
 def test_pipeline_leaves_user_files_in_its_work_folder_alone(clip: Path, tmp_path: Path) -> None:
-    recipe = (f'work = "work"\ninputs = ["{clip}"]\n[extract]\nfps = 2\nsize = 32\n'
-              "[render]\ncrf = 40\n")  # fmt: skip
+    recipe = (
+        f'work = "work"\ninputs = ["{clip}"]\n[extract]\nfps = 2\nsize = 32\n[render]\ncrf = 40\n'
+    )
     assert pipeline(tmp_path / "r.toml", recipe).exit_code == 0
     work = tmp_path / "work"
     # a render output that the user replaced with a file of their own, under the output's name
@@ -204,16 +210,18 @@ def test_pipeline_leaves_user_files_in_its_work_folder_alone(clip: Path, tmp_pat
 
 
 @pytest.mark.parametrize("row_file", ["../victimA.txt", "ABS"])
-def test_extract_overwrite_deletes_nothing_outside_its_folder(clip: Path, tmp_path: Path,
-                                                               row_file: str) -> None:  # fmt: skip
+def test_extract_overwrite_deletes_nothing_outside_its_folder(
+    clip: Path, tmp_path: Path, row_file: str
+) -> None:
     out = tmp_path / "frames"
     assert CliRunner().invoke(main, ["extract", str(clip), "-o", str(out)]).exit_code == 0
     victim = tmp_path / "victimA.txt" if row_file != "ABS" else tmp_path / "x" / "victimB.txt"
     victim.parent.mkdir(exist_ok=True)
     victim.write_text("precious")
     with open(out / "manifest.jsonl", "a") as f:
-        f.write(json.dumps({"file": row_file if row_file != "ABS" else str(victim),
-                            "frame": 99}) + "\n")  # fmt: skip
+        f.write(
+            json.dumps({"file": row_file if row_file != "ABS" else str(victim), "frame": 99}) + "\n"
+        )
     result = CliRunner().invoke(main, ["extract", str(clip), "-o", str(out), "--overwrite"])
     one_line(result, "is not a file name in its folder")
     assert victim.read_text() == "precious"
@@ -223,17 +231,21 @@ def test_extract_overwrite_deletes_nothing_outside_its_folder(clip: Path, tmp_pa
 
 
 @pytest.mark.parametrize("shard", ["../outside.npy", "/etc/passwd", "train.npy"])
-def test_dataset_shards_are_read_only_inside_the_dataset(tmp_path: Path, tiny_model: Path,
-                                                         shard: str) -> None:  # fmt: skip
+def test_dataset_shards_are_read_only_inside_the_dataset(
+    tmp_path: Path, tiny_model: Path, shard: str
+) -> None:
     outside = tmp_path / "outside.npy"
     np.save(outside, np.zeros((4, 40, 40, 3), np.uint8))
     data = tmp_path / "data"
     data.mkdir()
     if shard == "train.npy":  # a link that leads out of the folder
         (data / "train.npy").symlink_to(outside)
-    manifest = {"format": "vidcolor-dataset", "frames": [], "sources": [],
-                "shards": {"train": {"file": shard, "count": 4},
-                           "test": {"file": shard, "count": 4}}}  # fmt: skip
+    manifest = {
+        "format": "vidcolor-dataset",
+        "frames": [],
+        "sources": [],
+        "shards": {"train": {"file": shard, "count": 4}, "test": {"file": shard, "count": 4}},
+    }
     (data / "manifest.json").write_text(json.dumps(manifest))
     want = "links out of" if shard == "train.npy" else "not a file name in its folder"
     runner = CliRunner()
@@ -289,10 +301,25 @@ def test_sigterm_and_sighup_mid_render_leave_no_temporary_file(
 ) -> None:
     out = tmp_path / "out.mp4"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VIDCOLOR_TEST_FAULT": f"{signal_name}@0.5"}
-    done = subprocess.run([sys.executable, "-m", "cli", "render", str(clip), str(out),
-                           "--model", str(tiny_model), "--batch-size", "2"],
-                          env=env, capture_output=True, text=True, timeout=120,
-                          preexec_fn=_heed_sighup)  # fmt: skip
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "render",
+            str(clip),
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--batch-size",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_heed_sighup,
+    )
     assert done.returncode == code, done.stderr
     assert "was not written; run the command again" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
@@ -302,18 +329,23 @@ def test_sigterm_and_sighup_mid_render_leave_no_temporary_file(
 # --- finding 9: folders of images -----------------------------------------------------------
 
 
-def test_a_folder_render_skips_and_names_unreadable_images(tmp_path: Path,
-                                                           tiny_model: Path) -> None:  # fmt: skip
+def test_a_folder_render_skips_and_names_unreadable_images(
+    tmp_path: Path, tiny_model: Path
+) -> None:
     photos = tmp_path / "photos"
     write_photos(photos, names=["astronaut", "coffee", "chelsea"], size=40)
     (photos / "broken.png").write_bytes(b"not a png")
-    result = CliRunner().invoke(main, ["render", str(photos), str(tmp_path / "out"),
-                                       "--model", str(tiny_model)])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["render", str(photos), str(tmp_path / "out"), "--model", str(tiny_model)]
+    )
     assert result.exit_code == 1
     assert "broken.png: not a readable image" in result.stderr
     assert "1 of 4 images could not be read" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "astronaut.png", "chelsea.png", "coffee.png"]  # fmt: skip
+        "astronaut.png",
+        "chelsea.png",
+        "coffee.png",
+    ]
 
 
 # --- finding 8: a full disk -----------------------------------------------------------------
@@ -324,8 +356,11 @@ def small_disk(tmp_path: Path) -> Path:
     """A 1 MB file system (tmpfs) that fills up quickly."""
     disk = tmp_path / "disk"
     disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()}); needs root")
     yield disk
@@ -352,20 +387,27 @@ def test_extract_on_a_full_disk_names_the_path(small_disk: Path, tmp_path: Path)
     assert not list(out.glob(".*.part-*"))  # no half-written frame left behind
 
 
-@pytest.mark.parametrize(("length", "left"), [
-    (240, ["plan.json"]),  # the scan itself overflows: it is dropped
-    (48, ["plan.json", "scan_0.json", "scan_0.small.u8", "scan_0.std.npy", "scan_0.u8"]),
-])  # 48 frames: the scan fits and is kept to resume from; the shard overflows and is dropped
+@pytest.mark.parametrize(
+    ("length", "left"),
+    [
+        (240, ["plan.json"]),  # the scan itself overflows: it is dropped
+        (48, ["plan.json", "scan_0.json", "scan_0.small.u8", "scan_0.std.npy", "scan_0.u8"]),
+    ],
+)  # 48 frames: the scan fits and is kept to resume from; the shard overflows and is dropped
 def test_dataset_build_on_a_full_disk_keeps_only_what_can_resume(
     small_disk: Path, tmp_path: Path, length: int, left: list[str]
 ) -> None:
     from vidcolor.synthetic import cartoon
 
     video = cartoon(1, length=length, size=(160, 96)).write(tmp_path / "ep1.mp4")
-    result = CliRunner().invoke(main, ["dataset", "build", str(video), "-o",
-                                       str(small_disk / "data")])  # fmt: skip
-    one_line(result, f"{small_disk}/.data.partial: cannot write (No space left on device)",
-             "run the same command again to resume")  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["dataset", "build", str(video), "-o", str(small_disk / "data")]
+    )
+    one_line(
+        result,
+        f"{small_disk}/.data.partial: cannot write (No space left on device)",
+        "run the same command again to resume",
+    )
     assert sorted(p.name for p in (small_disk / ".data.partial").iterdir()) == left
 
 

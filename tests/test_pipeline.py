@@ -63,8 +63,9 @@ def run(project: Path, *args: str) -> tuple[int, str]:
 
 
 def mtimes(folder: Path) -> dict[str, int]:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def test_end_to_end_then_everything_skipped(project: Path) -> None:
@@ -73,8 +74,10 @@ def test_end_to_end_then_everything_skipped(project: Path) -> None:
     work = project / "work"
     for ep in ("ep1.mp4", "ep2.mp4"):  # every frame of every episode, in colour
         assert probe(work / "render" / ep).frame_count == probe(project / "eps" / ep).frame_count
-    records = {s: json.loads((work / "pipeline" / f"{s}.json").read_text())
-               for s in ("dataset", "train", "render")}  # fmt: skip
+    records = {
+        s: json.loads((work / "pipeline" / f"{s}.json").read_text())
+        for s in ("dataset", "train", "render")
+    }
     assert all(r["status"] == "done" for r in records.values())
     assert records["train"]["options"]["epochs"] == 1
     before = mtimes(work / "dataset") | mtimes(work / "train") | mtimes(work / "render")
@@ -91,8 +94,9 @@ def test_a_training_option_reruns_training_and_render_only(project: Path) -> Non
     work = project / "work"
     dataset, model = mtimes(work / "dataset"), (work / "train" / "model.pt").stat().st_mtime_ns
     out = (work / "render" / "ep1.mp4").stat().st_mtime_ns
-    status = CliRunner().invoke(main, ["pipeline", "status", str(project / "r.toml"),
-                                       "--set", "train.epochs=2"])  # fmt: skip
+    status = CliRunner().invoke(
+        main, ["pipeline", "status", str(project / "r.toml"), "--set", "train.epochs=2"]
+    )
     assert "train    stale" in status.output and "dataset  done" in status.output
     code, err = run(project, "--set", "train.epochs=2")
     assert code == 0, err
@@ -107,8 +111,9 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(project: Path) -> 
     args = ["--set", "train.epochs=20", "--set", "train.checkpoint-every=4"]
     cmd = [sys.executable, "-m", "cli", "pipeline", "run", str(project / "r.toml"), *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=project, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     last = project / "work" / "train" / "last.pt"
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline and proc.poll() is None:
@@ -127,7 +132,8 @@ def test_a_run_killed_in_training_resumes_from_its_checkpoint(project: Path) -> 
     assert 0 < step < total  # picked up from the checkpoint, not from zero
     assert f"done: {total} steps" in err and total == 20 * 4  # 20 epochs of 16 images / 4
     assert json.loads((project / "work" / "pipeline" / "train.json").read_text())["status"] == (
-        "done")  # fmt: skip
+        "done"
+    )
 
 
 BAD = {
@@ -187,11 +193,24 @@ def test_torchrun_shares_the_episodes_out(episodes: Path, tmp_path: Path) -> Non
     cartoon(3, length=48, size=(160, 96)).write(tmp_path / "eps" / "ep3.mp4")
     (tmp_path / "r.toml").write_text('inputs = ["eps/*.mp4"]\nwork = "work"\n[render]\ncrf = 30\n')
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "cli",
-         "pipeline", "run", "r.toml"],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "cli",
+            "pipeline",
+            "run",
+            "r.toml",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     for name, frames in (("ep1.mp4", 240), ("ep2.mp4", 240), ("ep3.mp4", 48)):
         assert done.stderr.count(f"frames in {tmp_path}/work/render/{name}") == 1  # one rank
@@ -201,8 +220,9 @@ def test_torchrun_shares_the_episodes_out(episodes: Path, tmp_path: Path) -> Non
 def test_new_and_edited_inputs_are_rendered_and_only_they(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (project / "r.toml").write_text('inputs = ["**/*.mp4", "**/*.webm"]\nwork = "work"\n'
-                                    "[render]\ncrf = 30\n")  # fmt: skip
+    (project / "r.toml").write_text(
+        'inputs = ["**/*.mp4", "**/*.webm"]\nwork = "work"\n[render]\ncrf = 30\n'
+    )
     clip = cartoon(4, length=24, size=(160, 96))
     clip.write(project / "eps" / "short.webm", codec="libvpx-vp9")
     assert run(project)[0] == 0
@@ -223,8 +243,9 @@ def test_new_and_edited_inputs_are_rendered_and_only_they(
 
 
 def test_extract_stage_trains_on_the_current_inputs_only(project: Path) -> None:
-    (project / "r.toml").write_text(RECIPE.replace("[dataset]\npreset = \"generic\"\n",
-                                                   "[extract]\nfps = 2\nsize = 64\n"))  # fmt: skip
+    (project / "r.toml").write_text(
+        RECIPE.replace('[dataset]\npreset = "generic"\n', "[extract]\nfps = 2\nsize = 64\n")
+    )
     code, err = run(project)
     assert code == 0, err
     both = int(err.split("training on ")[1].split()[0])
@@ -260,8 +281,14 @@ def test_the_library_runs_a_plan_and_loads_the_model_once(
     monkeypatch.setattr(vidcolor.render, "load_model", lambda p: loads.append(p) or real(p))
     videos = sorted((episodes / "eps").glob("*.mp4"))
     options = RenderOptions(model=tiny_model, crf=30, temporal=False)
-    plan = Plan(tmp_path / "r.toml", WorkLayout(tmp_path / "work"), videos, videos,
-                {"render": options}, {"render": {"crf": 30}})  # fmt: skip
+    plan = Plan(
+        tmp_path / "r.toml",
+        WorkLayout(tmp_path / "work"),
+        videos,
+        videos,
+        {"render": options},
+        {"render": {"crf": 30}},
+    )
     run_pipeline(plan, Dist(), Reporter())
     for video in videos:
         assert probe(plan.layout.render(video)).frame_count == probe(video).frame_count

@@ -88,8 +88,9 @@ def test_odd_size_and_rotation(tiny_model: Path, tmp_path: Path) -> None:
 def test_sbs_preview_and_contact_sheet(tiny_model: Path, tmp_path: Path) -> None:
     colour, dst = tmp_path / "c.mp4", tmp_path / "sbs.mp4"
     make_video(colour, frames=12, width=64, height=48)
-    result = render_video(colour, dst, Colorizer(tiny_model, "cpu"), LOSSLESS, preview="sbs",
-                          preview_frames=3)  # fmt: skip
+    result = render_video(
+        colour, dst, Colorizer(tiny_model, "cpu"), LOSSLESS, preview="sbs", preview_frames=3
+    )
     assert result.had_colour
     info = probe(dst)
     assert (info.width, info.height, info.frame_count) == (3 * 64, 48, 12)  # gray|new|original
@@ -139,8 +140,9 @@ def test_stop_leaves_no_file(tiny_model: Path, tmp_path: Path) -> None:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        render_video(src, dst, Colorizer(tiny_model, "cpu", batch_size=2), LOSSLESS,
-                     on_frame=ctrl_c)  # fmt: skip
+        render_video(
+            src, dst, Colorizer(tiny_model, "cpu", batch_size=2), LOSSLESS, on_frame=ctrl_c
+        )
     assert dst.read_bytes() == b"an older render"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
 
@@ -175,26 +177,40 @@ def test_bad_inputs_one_line_and_no_output(tiny_model: Path, tmp_path: Path) -> 
     junk.write_bytes(b"not a model")
     error(run("render", src, tmp_path / "b.mp4", "--model", junk), "not a vidcolor model")
     torch.save({"format": "something-else"}, tmp_path / "other.pt")
-    error(run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "other.pt"),
-          "not a vidcolor model")  # fmt: skip
+    error(
+        run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "other.pt"),
+        "not a vidcolor model",
+    )
     torch.save({"format": BUNDLE_FORMAT, "model": 3}, tmp_path / "broken.pt")
-    error(run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "broken.pt"),
-          "weights do not fit")  # fmt: skip
+    error(
+        run("render", src, tmp_path / "c.mp4", "--model", tmp_path / "broken.pt"),
+        "weights do not fit",
+    )
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00" * 5000)
     error(run("render", bad, tmp_path / "d.mp4", *model), "not a readable video")
     (tmp_path / "file").write_text("x")
     error(run("render", src, tmp_path / "file" / "e.mp4", *model), "not a folder")
     error(run("render", src, tmp_path / "nope" / "e.mp4", *model), "no such folder")
-    error(run("render", src, tmp_path / "g.mp4", *model, "--preset", "bogus"),
-          "--preset bogus: libx264 takes ultrafast")  # fmt: skip
+    error(
+        run("render", src, tmp_path / "g.mp4", *model, "--preset", "bogus"),
+        "--preset bogus: libx264 takes ultrafast",
+    )
     (tmp_path / "f.mp4").write_text("keep")
     error(run("render", src, tmp_path / "f.mp4", *model), "--overwrite")
     assert (tmp_path / "f.mp4").read_text() == "keep"
     photo = write_photos(tmp_path / "p", names=["coffee"])[0]
     error(run("render", photo, tmp_path / "h.mp4", *model), "an image goes to an image file")
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "bad.mp4", "broken.pt", "f.mp4", "file", "in.mp4", "junk.pt", "other.pt", "p"]  # fmt: skip
+        "bad.mp4",
+        "broken.pt",
+        "f.mp4",
+        "file",
+        "in.mp4",
+        "junk.pt",
+        "other.pt",
+        "p",
+    ]
 
 
 def test_cli_render_video_with_a_training_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
@@ -237,8 +253,19 @@ def test_failures_inside_threads_end_the_render_cleanly(tiny_model: Path, tmp_pa
         cases.append((a, ["--codec", "h264_nvenc"], "refused these settings"))
     for src, extra, needle in cases:
         out = tmp_path / f"out_{src.stem}.mp4"
-        cmd = [sys.executable, "-c", "from cli import main; main()", "render", str(src), str(out),
-               "--model", str(tiny_model), "--batch-size", "2", *extra]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-c",
+            "from cli import main; main()",
+            "render",
+            str(src),
+            str(out),
+            "--model",
+            str(tiny_model),
+            "--batch-size",
+            "2",
+            *extra,
+        ]
         done = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=120)
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()

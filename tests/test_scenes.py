@@ -85,8 +85,9 @@ def test_cli_scenes_and_extract_with_scene_ids(episode: Path, tmp_path: Path) ->
     scenes = json.loads(result.output)
     assert len(scenes) == 4 and scenes[1]["start_frame"] in (29, 30, 31)
     out = tmp_path / "frames"
-    result = runner.invoke(main, ["extract", str(episode), "-o", str(out), "--every", "10",
-                                  "--scenes", "--size", "48"])  # fmt: skip
+    result = runner.invoke(
+        main, ["extract", str(episode), "-o", str(out), "--every", "10", "--scenes", "--size", "48"]
+    )
     assert result.exit_code == 0, result.output
     rows = read_manifest(out / "manifest.jsonl")
     assert [r["frame"] for r in rows] == list(range(0, LENGTH, 10))
@@ -173,11 +174,14 @@ def test_fades_with_repeated_frames_and_at_the_stream_ends() -> None:
     twos): a fade's ramp holds each level for up to three frames and goes on. A fade in from
     the first frame, or out to the last, has no dark stretch on one side, and is found too."""
     picture = np.random.default_rng(0).integers(60, 200, (54, 96, 3)).astype(np.float32)
-    gains = ([0.2 + 0.08 * (i // 3) for i in range(30)]  # 0-29: in from a dim first frame
-             + [1.0] * 40  # 30-69: the shot
-             + [1 - (i // 3) / 10 for i in range(30)] + [0.0] * 3  # 70-102: out to black
-             + [1.0] * 40  # 103-142: the next shot, cut in
-             + [1 - (i // 2) / 12 for i in range(20)])  # 143-162: out, to the last frame
+    gains = (
+        [0.2 + 0.08 * (i // 3) for i in range(30)]  # 0-29: in from a dim first frame
+        + [1.0] * 40  # 30-69: the shot
+        + [1 - (i // 3) / 10 for i in range(30)]
+        + [0.0] * 3  # 70-102: out to black
+        + [1.0] * 40  # 103-142: the next shot, cut in
+        + [1 - (i // 2) / 12 for i in range(20)]
+    )  # 143-162: out, to the last frame
     detector = ShotDetector(24)
     for i, gain in enumerate(gains):
         detector.push(i, (picture * gain).astype(np.uint8))

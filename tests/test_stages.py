@@ -24,9 +24,10 @@ from vidcolor.options import (
     TrainStage,
 )
 from vidcolor.render import RenderError
+from vidcolor.reporter import Reporter, TaskBar
 
 
-class Recorder(stages.Reporter):
+class Recorder(Reporter):
     """Keeps what a stage reports: lines, and each progress task's last position."""
 
     def __init__(self) -> None:
@@ -41,14 +42,19 @@ class Recorder(stages.Reporter):
         self.lines.append(line)
 
     @contextmanager
-    def progress(self, description: str, total: int | None, completed: int = 0
-                 ) -> Iterator[stages.TaskBar]:  # fmt: skip
+    def progress(
+        self, description: str, total: int | None, completed: int = 0
+    ) -> Iterator[TaskBar]:
         state = self.tasks.setdefault(description, [completed, total])
         recorder = self
 
-        class Task(stages.TaskBar):
-            def update(self, completed: int | None = None, total: int | None = None,
-                       description: str | None = None) -> None:  # fmt: skip
+        class Task(TaskBar):
+            def update(
+                self,
+                completed: int | None = None,
+                total: int | None = None,
+                description: str | None = None,
+            ) -> None:
                 state[0] = state[0] if completed is None else completed
                 state[1] = state[1] if total is None else total
 
@@ -78,12 +84,14 @@ def test_extract_reports_every_frame(tmp_path: Path) -> None:
     assert report.tasks["extract in.mp4"] == [10, 10] and report.calls[-1] == "extracted 10"
 
 
-def test_render_defaults_to_temporal_and_reports_the_frames(tmp_path: Path, tiny_model: Path
-                                                            ) -> None:  # fmt: skip
+def test_render_defaults_to_temporal_and_reports_the_frames(
+    tmp_path: Path, tiny_model: Path
+) -> None:
     make_video(tmp_path / "in.mp4", frames=30, cut_at=15)
     report = Recorder()
-    result = stages.render(tmp_path / "in.mp4", tmp_path / "out.mp4", RenderOptions(tiny_model),
-                           report)  # fmt: skip
+    result = stages.render(
+        tmp_path / "in.mp4", tmp_path / "out.mp4", RenderOptions(tiny_model), report
+    )
     assert RenderOptions().temporal and result.cuts == 1  # the stabiliser ran, reset at the cut
     with av.open(str(tmp_path / "out.mp4")) as out:
         assert sum(1 for _ in out.decode(video=0)) == result.frames == 30
@@ -115,13 +123,20 @@ def test_render_folder_names_unreadable_images_and_renders_the_rest(
 
 def test_train_then_evaluate_through_the_api(tmp_path: Path) -> None:
     write_photos(tmp_path / "photos", names=["astronaut", "coffee", "chelsea"], size=40)
-    config = TrainConfig(data=str(tmp_path / "photos"), size=32, epochs=1, batch_size=3,
-                         val_fraction=0.0, model=ModelConfig(base_width=4, depth=3))  # fmt: skip
+    config = TrainConfig(
+        data=str(tmp_path / "photos"),
+        size=32,
+        epochs=1,
+        batch_size=3,
+        val_fraction=0.0,
+        model=ModelConfig(base_width=4, depth=3),
+    )
     report = Recorder()
     scores = stages.train(tmp_path / "run", TrainStage(config, "cpu", workers=0), report)
     assert report.calls[-1] == "trained 1" and np.isfinite(scores["val_L1"])
-    again = stages.train(tmp_path / "run", TrainStage(device="cpu", workers=0), Recorder(),
-                         resume=True, epochs=2)  # fmt: skip
+    again = stages.train(
+        tmp_path / "run", TrainStage(device="cpu", workers=0), Recorder(), resume=True, epochs=2
+    )
     assert set(again) == set(scores)
     assert (tmp_path / "run" / "model.pt").is_file()
 

@@ -219,8 +219,9 @@ def test_flows_found_ahead_render_the_same_frames(
         result = render.render_video(src, dst, colorizer, lossless, temporal=on)
         assert result.frames == 40
         with VideoReader(dst, planes=True) as reader:
-            return [np.concatenate([f.image.ravel(), *(c.ravel() for c in f.chroma)])
-                    for f in reader]  # fmt: skip
+            return [
+                np.concatenate([f.image.ravel(), *(c.ravel() for c in f.chroma)]) for f in reader
+            ]
 
     def one_by_one(items: Iterator) -> Iterator:  # the stabiliser finds each motion itself
         return ((item, gray, cut, None) for item, gray, cut in items)

@@ -33,8 +33,17 @@ def run(*args: str | Path) -> Result:
 
 
 def tiny_config(data: Path, **kw: object) -> TrainConfig:
-    base = dict(data=str(data), size=32, epochs=2, batch_size=2, val_fraction=0.25,
-                checkpoint_every=1000, log_every=1, samples=2, model=TINY)  # fmt: skip
+    base = dict(
+        data=str(data),
+        size=32,
+        epochs=2,
+        batch_size=2,
+        val_fraction=0.25,
+        checkpoint_every=1000,
+        log_every=1,
+        samples=2,
+        model=TINY,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -63,16 +72,43 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     write_photos(tmp_path / "photos")
     cv2.imwrite(str(tmp_path / "photos" / "grey.png"), np.full((40, 40), 128, np.uint8))
     out = tmp_path / "run"
-    result = run("train", tmp_path / "photos", "-o", out, "--size", "32", "--epochs", "2",
-                 "--pretrain-epochs", "1", "--batch-size", "2", "--base-width", "8", "--depth",
-                 "4", "--val-fraction", "0.25", "--workers", "0", "--checkpoint-every",
-                 "3")  # fmt: skip
+    result = run(
+        "train",
+        tmp_path / "photos",
+        "-o",
+        out,
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--pretrain-epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--base-width",
+        "8",
+        "--depth",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--workers",
+        "0",
+        "--checkpoint-every",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     assert "left out 1 greyscale image(s): grey.png" in result.stderr
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
-    for name in ("last.pt", "best.pt", "model.pt", "curves.png", "samples/step_0000003.png",
-                 "samples/step_0000009.png", "cache/cache.json"):  # fmt: skip
+    for name in (
+        "last.pt",
+        "best.pt",
+        "model.pt",
+        "curves.png",
+        "samples/step_0000003.png",
+        "samples/step_0000009.png",
+        "cache/cache.json",
+    ):
         assert (out / name).is_file(), name
     grid = cv2.imread(str(out / "samples/step_0000009.png"))
     assert grid.shape == (2 * 32, 3 * 32, 3)  # 2 rows of gray | truth | generated
@@ -82,8 +118,9 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     rows = list(csv.DictReader((out / "metrics.csv").read_text().splitlines()))
     assert {r["phase"] for r in rows} == {"pretrain", "gan"}
     assert all(r["G_GAN"] == "" for r in rows if r["phase"] == "pretrain" and r["G_L1"])
-    assert sum(1 for r in rows if r["val_L1"]) == 3 and not any(p.name.startswith(".")
-                                                               for p in out.iterdir())  # fmt: skip
+    assert sum(1 for r in rows if r["val_L1"]) == 3 and not any(
+        p.name.startswith(".") for p in out.iterdir()
+    )
 
 
 def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
@@ -107,8 +144,7 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
     resumed.fit()
 
     assert resumed.step == straight.step == 6
-    for a, b in zip(straight.G.state_dict().values(), resumed.G.state_dict().values(),
-                    strict=True):  # fmt: skip
+    for a, b in zip(straight.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     opt_a, opt_b = straight.opt_G.state_dict()["state"], resumed.opt_G.state_dict()["state"]
     assert opt_a.keys() == opt_b.keys()
@@ -120,10 +156,36 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
 def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:
     write_photos(tmp_path / "photos")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "-m", "cli", "train", str(tmp_path / "photos"), "-o", str(out), "--size", "32",
-           "--epochs", "2", "--batch-size", "1", "--base-width", "8", "--depth", "4",
-           "--val-fraction", "0.25", "--workers", "0", "--device", "cpu"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "cli",
+        "train",
+        str(tmp_path / "photos"),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "1",
+        "--base-width",
+        "8",
+        "--depth",
+        "4",
+        "--val-fraction",
+        "0.25",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -153,8 +215,9 @@ def test_bad_data_gives_one_clear_line(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     write_photos(broken, names=["coffee", "rocket"])
     (broken / "cut.png").write_bytes((broken / "coffee.png").read_bytes()[:200])
-    assert "cut.png: not a readable image" in error(run("train", broken, "-o", tmp_path / "r3",
-                                                        *args))  # fmt: skip
+    assert "cut.png: not a readable image" in error(
+        run("train", broken, "-o", tmp_path / "r3", *args)
+    )
     assert "not a folder" in error(run("train", tmp_path / "nope", "-o", tmp_path / "r4", *args))
     assert "no last.pt" in error(run("train", "--resume", tmp_path / "r5"))
 
@@ -189,8 +252,22 @@ def test_existing_run_is_not_overwritten(tmp_path: Path) -> None:
 def test_a_run_that_never_saved_can_start_again(tmp_path: Path) -> None:
     write_photos(tmp_path / "photos", names=["coffee", "rocket", "chelsea", "astronaut"])
     out = tmp_path / "run"
-    args = ("-o", out, "--epochs", "1", "--batch-size", "2", "--base-width", "8", "--depth", "4",
-            "--workers", "0", "--val-fraction", "0.25")  # fmt: skip
+    args = (
+        "-o",
+        out,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "2",
+        "--base-width",
+        "8",
+        "--depth",
+        "4",
+        "--workers",
+        "0",
+        "--val-fraction",
+        "0.25",
+    )
     failed = run("train", tmp_path / "photos", *args, "--size", "32", "--batch-size", "64")
     assert failed.exit_code == 1 and "no full batch" in failed.stderr
     (out).mkdir(exist_ok=True)
@@ -208,9 +285,29 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
 
     write_photos(tmp_path / "photos")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-c", "from cli import main; main()", "train", str(tmp_path / "photos"),
-           "-o", str(out), "--size", "32", "--epochs", "1000", "--batch-size", "2",
-           "--base-width", "8", "--depth", "4", "--workers", "0", "--checkpoint-every", "25"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import main; main()",
+        "train",
+        str(tmp_path / "photos"),
+        "-o",
+        str(out),
+        "--size",
+        "32",
+        "--epochs",
+        "1000",
+        "--batch-size",
+        "2",
+        "--base-width",
+        "8",
+        "--depth",
+        "4",
+        "--workers",
+        "0",
+        "--checkpoint-every",
+        "25",
+    ]
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals
     )
@@ -235,8 +332,20 @@ def test_odd_file_names_and_a_run_folder_inside_data(tmp_path: Path) -> None:
     data = open_training_data(photos, val_fraction=0.25)
     assert len(data.train) + len(data.val) == 4  # read, not a crash
 
-    args = ("--size", "32", "--batch-size", "1", "--base-width", "8", "--depth", "4",
-            "--workers", "0", "--val-fraction", "0.25")  # fmt: skip
+    args = (
+        "--size",
+        "32",
+        "--batch-size",
+        "1",
+        "--base-width",
+        "8",
+        "--depth",
+        "4",
+        "--workers",
+        "0",
+        "--val-fraction",
+        "0.25",
+    )
     out = photos / "run"  # inside DATA: its sample grids must not become training data
     assert run("train", photos, "-o", out, "--epochs", "1", *args).exit_code == 0
     result = run("train", "--resume", out, "--epochs", "2")
@@ -264,9 +373,10 @@ def test_resume_refuses_changed_data_and_other_settings(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "training images changed" in result.stderr
 
 
-@pytest.mark.parametrize(("device", "message"), [("gpu", "not a device"),
-                                                 ("cuda:7", "CUDA device"),
-                                                 ("meta", "only cpu and cuda")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu", "not a device"), ("cuda:7", "CUDA device"), ("meta", "only cpu and cuda")],
+)
 def test_bad_device_names(tmp_path: Path, device: str, message: str) -> None:
     if torch.cuda.device_count() > 7:
         pytest.skip("this machine has a cuda:7")

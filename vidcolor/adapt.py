@@ -44,8 +44,9 @@ class KeySample:
     def offer(self, rgb: np.ndarray) -> None:
         """A key (HxWx3 uint8 RGB, as the model's frames are oriented)."""
         self._seen += 1
-        slot = len(self.keys) if len(self.keys) < self.limit else int(
-            self._rng.integers(self._seen))  # fmt: skip
+        slot = (
+            len(self.keys) if len(self.keys) < self.limit else int(self._rng.integers(self._seen))
+        )
         if slot < self.limit:
             small = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
             if slot == len(self.keys):

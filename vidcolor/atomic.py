@@ -50,8 +50,9 @@ def clear_own(folder: Path, stem: str) -> int:
     """Delete this process's temporary files in ``folder`` whose target's stem fully matches
     the regular expression ``stem``: work a stop cut off between starting a file and keeping
     track of it. Call it only once no thread of the process writes there."""
-    return _clear(folder, lambda m: int(m["pid"]) == os.getpid()
-                  and re.fullmatch(stem, m["stem"]) is not None)  # fmt: skip
+    return _clear(
+        folder, lambda m: int(m["pid"]) == os.getpid() and re.fullmatch(stem, m["stem"]) is not None
+    )
 
 
 def _clear(folder: Path, chosen: Callable[[re.Match[str]], bool]) -> int:

@@ -76,8 +76,9 @@ def _weights(v: Any, where: str) -> dict[str, torch.Tensor]:
 
 def _rng(v: Any, where: str, sizes: range) -> torch.Tensor:
     """A random generator's state: a byte tensor of a size in ``sizes``."""
-    if not (_plain(v) and v.dtype == torch.uint8 and v.dim() == 1 and v.numel() in sizes
-            and _held([v])):  # fmt: skip
+    if not (
+        _plain(v) and v.dtype == torch.uint8 and v.dim() == 1 and v.numel() in sizes and _held([v])
+    ):
         want = f"{sizes.start} to {sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
         raise Bad(f"{where} is {shown(v)}; it must be a generator state ({want} bytes)")
     if v.numel() == torch.get_rng_state().numel():  # a CPU generator's: torch checks it
@@ -172,9 +173,13 @@ def _no_lambda_state(v: Any, where: str) -> list[None]:
     return v
 
 
-_SCALER: dict[str, Check] = {"scale": is_a(float), "growth_factor": is_a(float),
-                             "backoff_factor": is_a(float), "growth_interval": is_a(int),
-                             "_growth_tracker": is_a(int)}  # fmt: skip
+_SCALER: dict[str, Check] = {
+    "scale": is_a(float),
+    "growth_factor": is_a(float),
+    "backoff_factor": is_a(float),
+    "growth_interval": is_a(int),
+    "_growth_tracker": is_a(int),
+}
 
 
 def _scaler(v: Any, where: str) -> dict:
@@ -182,19 +187,31 @@ def _scaler(v: Any, where: str) -> dict:
     return v if isinstance(v, dict) and not v else checked_fields(v, _SCALER, where)
 
 
-_SCHEDULER: dict[str, Check] = {"last_epoch": is_a(int), "base_lrs": _one_lr,
-                                "lr_lambdas": _no_lambda_state}  # fmt: skip
+_SCHEDULER: dict[str, Check] = {
+    "last_epoch": is_a(int),
+    "base_lrs": _one_lr,
+    "lr_lambdas": _no_lambda_state,
+}
 
 # A training checkpoint: what Trainer.state() writes. Config first: its problems say the most.
 CHECKPOINT_SCHEMA: dict[str, Check] = {
-    "config": _train_config, "step": is_a(int), "epoch": is_a(int), "best_val_L1": _score,
-    "G": _weights, "D": _weights,
-    "opt_G": has({"state": is_a(dict)}), "opt_D": has({"state": is_a(dict)}),  # moments: below
-    "sched_G": has(_SCHEDULER), "sched_D": has(_SCHEDULER), "scaler": _scaler,
+    "config": _train_config,
+    "step": is_a(int),
+    "epoch": is_a(int),
+    "best_val_L1": _score,
+    "G": _weights,
+    "D": _weights,
+    "opt_G": has({"state": is_a(dict)}),
+    "opt_D": has({"state": is_a(dict)}),  # moments: below
+    "sched_G": has(_SCHEDULER),
+    "sched_D": has(_SCHEDULER),
+    "scaler": _scaler,
     "rng": lambda v, where: _rng(v, where, range(n := torch.get_rng_state().numel(), n + 1)),
     "cuda_rng": lambda v, where: _rng(v, where, range(0, 4097)),  # CPU runs: empty
-    "data": is_a(str), "world": is_a(int), "vidcolor": is_a(str),
-}  # fmt: skip
+    "data": is_a(str),
+    "world": is_a(int),
+    "vidcolor": is_a(str),
+}
 
 
 def _described_model(v: Any, where: str) -> ModelConfig:
@@ -206,9 +223,12 @@ def _described_model(v: Any, where: str) -> ModelConfig:
 
 # A model bundle: what save_bundle writes. The model first: the rest means nothing without it.
 BUNDLE_SCHEMA: dict[str, Check] = {
-    "model": _described_model, "generator": _weights, "size": is_a(int),
-    "provenance": is_a(dict), "vidcolor": is_a(str),
-}  # fmt: skip
+    "model": _described_model,
+    "generator": _weights,
+    "size": is_a(int),
+    "provenance": is_a(dict),
+    "vidcolor": is_a(str),
+}
 
 
 def _on_meta(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
@@ -250,8 +270,10 @@ def _unreadable(path: Path, e: Exception) -> str:
     said = str(e)
     if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in said:
         if "Unsupported operand" not in said:  # else not a valid pickle stream at all
-            return ("it holds objects other than tensors and plain data and was refused for "
-                    "safety (loading them could run code inside it)")  # fmt: skip
+            return (
+                "it holds objects other than tensors and plain data and was refused for "
+                "safety (loading them could run code inside it)"
+            )
     elif path.stat().st_size == 0:
         return "the file is empty"
     elif isinstance(e, RuntimeError | OSError) and said.strip():  # these say what is wrong

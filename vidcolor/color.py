@@ -146,8 +146,9 @@ def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tenso
     return torch.stack([cb, cr], dim=1)
 
 
-def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_range: bool
-               ) -> np.ndarray:  # fmt: skip
+def yuv_to_rgb(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, matrix: str, full_range: bool
+) -> np.ndarray:
     """4:2:0 planes -> HxWx3 uint8 RGB (for previews and contact sheets)."""
     h, w = y.shape
     kr, kb = KRB[matrix]

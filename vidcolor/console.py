@@ -24,7 +24,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vidcolor.stages import Reporter
+from vidcolor.reporter import Reporter
 
 if TYPE_CHECKING:
     from vidcolor.train import Status
@@ -110,8 +110,9 @@ class RichTask:
     def __init__(self, bar: Progress, task: Any) -> None:
         self.bar, self.task = bar, task
 
-    def update(self, completed: int | None = None, total: int | None = None,
-               description: str | None = None) -> None:  # fmt: skip
+    def update(
+        self, completed: int | None = None, total: int | None = None, description: str | None = None
+    ) -> None:
         given = {"completed": completed, "total": total, "description": description}
         self.bar.update(self.task, **{k: v for k, v in given.items() if v is not None})
 
@@ -129,16 +130,18 @@ class ConsoleReport(Reporter):
         print(line, file=sys.stderr, flush=True)
 
     @contextmanager
-    def progress(self, description: str, total: int | None, completed: int = 0
-                 ) -> Iterator[RichTask]:  # fmt: skip
+    def progress(
+        self, description: str, total: int | None, completed: int = 0
+    ) -> Iterator[RichTask]:
         with progress_bar() as bar:
             yield RichTask(bar, bar.add_task(description, total=total, completed=completed))
 
     def extracted(self, out: Path, job: Any, count: int) -> None:
         for note in job.reader.notes:
             self.say(f"warning: {note}")
-        self.done(f"{count} frames in {out} ({job.written} new), manifest: "
-                  f"{out / 'manifest.jsonl'}")  # fmt: skip
+        self.done(
+            f"{count} frames in {out} ({job.written} new), manifest: {out / 'manifest.jsonl'}"
+        )
 
     def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
         for reason in manifest["skipped"]:
@@ -148,30 +151,37 @@ class ConsoleReport(Reporter):
         for source in manifest["sources"]:
             for x, y, w, h in source["hud"]:
                 what = "kept out of the frames" if avoid_hud else "use --avoid-hud to leave it out"
-                self.say(f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} "
-                         f"({what})")  # fmt: skip
+                self.say(
+                    f"{Path(source['source']).name}: static overlay at x={x} y={y} {w}x{h} ({what})"
+                )
         counts = ", ".join(f"{k} {v['count']}" for k, v in manifest["shards"].items())
         dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items() if v)
         self.done(f"{out}: {counts} frames (dropped: {dropped or 'none'})")
 
     @contextmanager
-    def training(self, run: Path, trainer: Any, resumed: bool
-                 ) -> Iterator[Callable[[Status], None]]:  # fmt: skip
+    def training(
+        self, run: Path, trainer: Any, resumed: bool
+    ) -> Iterator[Callable[[Status], None]]:
         """The run's first lines, then a bar that each step moves on."""
         if resumed:
             self.done(f"resuming {run} at step {trainer.step} of {trainer.total_steps}")
         for note in trainer.data.notes:
             self.say(f"note: {note}")
         where = trainer.dist
-        self.done(f"training on {len(trainer.data.train)} images, validating on "
-                  f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
-                  f"{where.device} x{where.world}")  # fmt: skip
+        self.done(
+            f"training on {len(trainer.data.train)} images, validating on "
+            f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
+            f"{where.device} x{where.world}"
+        )
         with self.progress("train", trainer.total_steps, trainer.step) as bar:
 
             def show(s: Status) -> None:
                 losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
-                bar.update(s.step, description=f"epoch {s.epoch + 1}/{s.epochs} {s.phase} "
-                           f"{losses} {s.images_per_s:.1f} img/s")  # fmt: skip
+                bar.update(
+                    s.step,
+                    description=f"epoch {s.epoch + 1}/{s.epochs} {s.phase} "
+                    f"{losses} {s.images_per_s:.1f} img/s",
+                )
 
             yield show
 
@@ -200,26 +210,37 @@ def format_scores(result: dict) -> str:
         return format("-", f">{width}") if v is None else format(v, spec)
 
     r = result
-    lines = [f"{r['frames']} frames", f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",
-             f"{'PSNR dB':24}{num(r['psnr'], '12.2f')}",
-             f"{'SSIM':24}{num(r['ssim'], '12.4f')}",
-             f"{'colourfulness':24}{num(r['colourfulness'], '12.1f')}"
-             f"{num(r['colourfulness_original'], '12.1f')}"
-             f"{num(r['colourfulness_ratio'], '8.2f')}"]  # fmt: skip
+    lines = [
+        f"{r['frames']} frames",
+        f"{'':24}{'output':>12}{'original':>12}{'ratio':>8}",
+        f"{'PSNR dB':24}{num(r['psnr'], '12.2f')}",
+        f"{'SSIM':24}{num(r['ssim'], '12.4f')}",
+        f"{'colourfulness':24}{num(r['colourfulness'], '12.1f')}"
+        f"{num(r['colourfulness_original'], '12.1f')}"
+        f"{num(r['colourfulness_ratio'], '8.2f')}",
+    ]
     if "warp_error" in r:
-        lines.append(f"{'warping error':24}{num(r['warp_error'], '12.5f')}"
-                     f"{num(r['warp_error_original'], '12.5f')}"
-                     f"{num(r['warp_error_ratio'], '8.2f')}")  # fmt: skip
+        lines.append(
+            f"{'warping error':24}{num(r['warp_error'], '12.5f')}"
+            f"{num(r['warp_error_original'], '12.5f')}"
+            f"{num(r['warp_error_ratio'], '8.2f')}"
+        )
         for g in r["cdc_output_by_gap"]:
-            lines.append(f"{f'CDC, frames {g} apart':24}{num(r['cdc_output_by_gap'][g], '12.5f')}"
-                         f"{num(r['cdc_original_by_gap'][g], '12.5f')}")  # fmt: skip
+            lines.append(
+                f"{f'CDC, frames {g} apart':24}{num(r['cdc_output_by_gap'][g], '12.5f')}"
+                f"{num(r['cdc_original_by_gap'][g], '12.5f')}"
+            )
     if len(r["per_scene"]) > 1:
-        lines.append(f"\n{'scene':>8}{'frames':>8}{'PSNR':>8}{'SSIM':>8}{'colour':>8}"
-                     f"{'warp err':>11}{'(orig)':>10}")  # fmt: skip
+        lines.append(
+            f"\n{'scene':>8}{'frames':>8}{'PSNR':>8}{'SSIM':>8}{'colour':>8}"
+            f"{'warp err':>11}{'(orig)':>10}"
+        )
         for s, v in r["per_scene"].items():
-            lines.append(f"{s:>8}{v['frames']:8d}{num(v['psnr'], '8.2f')}"
-                         f"{num(v['ssim'], '8.3f')}"
-                         f"{num(v['colourfulness_ratio'], '8.2f')}"
-                         f"{num(v.get('warp_error'), '11.5f')}"
-                         f"{num(v.get('warp_error_original'), '10.5f')}")  # fmt: skip
+            lines.append(
+                f"{s:>8}{v['frames']:8d}{num(v['psnr'], '8.2f')}"
+                f"{num(v['ssim'], '8.3f')}"
+                f"{num(v['colourfulness_ratio'], '8.2f')}"
+                f"{num(v.get('warp_error'), '11.5f')}"
+                f"{num(v.get('warp_error_original'), '10.5f')}"
+            )
     return "\n".join(lines)

@@ -100,8 +100,11 @@ class FrameCache:
         h = hashlib.sha256(f"{CACHE_FORMAT} {short}".encode())
         for f in files:
             st = f.stat()
-            h.update(f"\0{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}".encode(
-                "utf-8", "surrogateescape"))  # fmt: skip
+            h.update(
+                f"\0{os.path.relpath(f, root)}\0{st.st_size}\0{st.st_mtime_ns}".encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
         return h.hexdigest()[:24]
 
     @classmethod
@@ -123,10 +126,18 @@ class FrameCache:
         return None
 
     @classmethod
-    def build(cls, folder: Path, key: str, root: Path, files: list[Path], short: int,
-              read: Callable[[Path], np.ndarray], is_grey: Callable[[np.ndarray], bool],
-              workers: int = 4, on_image: Callable[[int], None] | None = None
-              ) -> FrameCache:  # fmt: skip
+    def build(
+        cls,
+        folder: Path,
+        key: str,
+        root: Path,
+        files: list[Path],
+        short: int,
+        read: Callable[[Path], np.ndarray],
+        is_grey: Callable[[np.ndarray], bool],
+        workers: int = 4,
+        on_image: Callable[[int], None] | None = None,
+    ) -> FrameCache:
         """Decode each of ``files`` once (``workers`` threads, in order), note whether it is
         greyscale and store it scaled; ``cache.json`` comes last, so a killed build is no
         cache and is made again."""
@@ -291,10 +302,16 @@ class Crops:
     ``dataset.ColorCrops`` draws them: training crops scale the short side by U(1, 1.25), crop
     at random and flip half of them; validation crops are the centre at scale 1."""
 
-    def __init__(self, count: int, picture: Callable[[int], Picture], size: int, train: bool,
-                 seed: int = 0) -> None:  # fmt: skip
-        self.count, self.picture, self.size, self.train, self.seed = count, picture, size, \
-            train, seed  # fmt: skip
+    def __init__(
+        self, count: int, picture: Callable[[int], Picture], size: int, train: bool, seed: int = 0
+    ) -> None:
+        self.count, self.picture, self.size, self.train, self.seed = (
+            count,
+            picture,
+            size,
+            train,
+            seed,
+        )
 
     def __len__(self) -> int:
         return self.count
@@ -315,8 +332,9 @@ class Crops:
         sy, sx = h / nh, w / nw  # as cv2.resize maps the scaled image onto the original
         return y * sy, x * sx, self.size * sy, self.size * sx, flip
 
-    def batch(self, indices: list[int], epoch: int, pin: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def batch(
+        self, indices: list[int], epoch: int, pin: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each crop's pixels, sliced out of its stored picture with a pixel of margin, on one
         uint8 canvas (N, C, C, 3); and the affine maps (N, 2, 3) that ``on_device`` resamples
         them with."""
@@ -345,15 +363,17 @@ class Crops:
             theta[n, 1, 2] = -1 + (2 * fy + hh) / c
         return canvas, theta
 
-    def batches(self, indices: list[int], batch_size: int, epoch: int, pin: bool = False
-                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:  # fmt: skip
+    def batches(
+        self, indices: list[int], batch_size: int, epoch: int, pin: bool = False
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Whole batches of ``indices`` in order (a short last one is dropped)."""
         for start in range(0, len(indices) - batch_size + 1, batch_size):
             yield self.batch(indices[start : start + batch_size], epoch, pin)
 
 
-def on_device(canvas: torch.Tensor, theta: torch.Tensor, size: int, device: torch.device
-              ) -> torch.Tensor:  # fmt: skip
+def on_device(
+    canvas: torch.Tensor, theta: torch.Tensor, size: int, device: torch.device
+) -> torch.Tensor:
     """The crops of a ``Crops.batch`` resampled on ``device``: (N, 3, size, size) RGB in
     [0, 1], float32."""
     x = canvas.to(device, non_blocking=True).permute(0, 3, 1, 2).float()

@@ -98,8 +98,9 @@ class DatasetManifest:
                 raise ValueError
             m = json.loads((root / "manifest.json").read_text())
         except (OSError, ValueError):
-            raise TrainDataError(f"{root}: not a vidcolor dataset (no readable manifest.json)"
-                                 ) from None  # fmt: skip
+            raise TrainDataError(
+                f"{root}: not a vidcolor dataset (no readable manifest.json)"
+            ) from None
         return cls.from_record(root, m)
 
     @classmethod
@@ -147,8 +148,7 @@ class DatasetManifest:
             array = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
             why = e.strerror if isinstance(e, OSError) and e.strerror else "not a shard file"
-            raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again"
-                                 ) from None  # fmt: skip
+            raise TrainDataError(f"{path}: cannot read ({why}); build the dataset again") from None
         frame = (*self.shape, 3) if self.shape else None
         if (
             array.dtype != np.uint8

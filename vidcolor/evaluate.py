@@ -58,25 +58,37 @@ class Evaluation:
         self._hists: deque[tuple[int, np.ndarray, np.ndarray]] = deque(maxlen=max(GAPS))
         self._shape: tuple[int, ...] = ()
 
-    def push(self, index: int, out: np.ndarray, truth: np.ndarray, scene: str | None = None
-             ) -> None:  # fmt: skip
+    def push(
+        self, index: int, out: np.ndarray, truth: np.ndarray, scene: str | None = None
+    ) -> None:
         """Frame ``index`` of both sides: HxWx3 uint8 RGB of the same size. ``scene``: where
         its scene is known beforehand (a dataset's frames); None: from the shot detector."""
         if min(truth.shape[:2]) < 12:
-            raise EvalError(f"frame {index}: {truth.shape[1]}x{truth.shape[0]} is too small to "
-                            "score (12 pixels a side at least)")  # fmt: skip
+            raise EvalError(
+                f"frame {index}: {truth.shape[1]}x{truth.shape[0]} is too small to "
+                "score (12 pixels a side at least)"
+            )
         if self.frames and truth.shape != self._shape:
-            raise EvalError(f"frame {index}: {truth.shape[1]}x{truth.shape[0]}, but the frames "
-                            f"before it are {self._shape[1]}x{self._shape[0]}")  # fmt: skip
+            raise EvalError(
+                f"frame {index}: {truth.shape[1]}x{truth.shape[0]}, but the frames "
+                f"before it are {self._shape[1]}x{self._shape[0]}"
+            )
         self._shape = truth.shape
         if out.shape != truth.shape:
-            raise EvalError(f"frame {index}: sizes differ ({out.shape[1]}x{out.shape[0]} "
-                            f"against {truth.shape[1]}x{truth.shape[0]})")  # fmt: skip
-        self.frames.append({
-            "frame": index, "scene": scene, "psnr": psnr_np(out, truth),
-            "ssim": ssim(out.astype(np.float32) / 255, truth.astype(np.float32) / 255),
-            "colourfulness": colourfulness(out), "colourfulness_original": colourfulness(truth),
-        })  # fmt: skip
+            raise EvalError(
+                f"frame {index}: sizes differ ({out.shape[1]}x{out.shape[0]} "
+                f"against {truth.shape[1]}x{truth.shape[0]})"
+            )
+        self.frames.append(
+            {
+                "frame": index,
+                "scene": scene,
+                "psnr": psnr_np(out, truth),
+                "ssim": ssim(out.astype(np.float32) / 255, truth.astype(np.float32) / 255),
+                "colourfulness": colourfulness(out),
+                "colourfulness_original": colourfulness(truth),
+            }
+        )
         if not self.temporal:
             return
         small = cv2.resize(truth, (128, max(2, 128 * truth.shape[0] // truth.shape[1])))
@@ -86,17 +98,26 @@ class Evaluation:
             prev_out, prev_truth, prev_gray = self._prev
             forward, backward = optical_flow(prev_gray, gray), optical_flow(gray, prev_gray)
             mask = reliable(forward, backward)
-            self.pairs.append({
-                "frame": index - 1, "trusted": float(mask.mean()),
-                "output": warp_error(prev_out, out, forward, mask),
-                "original": warp_error(prev_truth, truth, forward, mask),
-            })  # fmt: skip
+            self.pairs.append(
+                {
+                    "frame": index - 1,
+                    "trusted": float(mask.mean()),
+                    "output": warp_error(prev_out, out, forward, mask),
+                    "original": warp_error(prev_truth, truth, forward, mask),
+                }
+            )
         self._prev = (out, truth, gray)
         h_out, h_truth = histograms(out), histograms(truth)
         for k, ho, ht in self._hists:
             if index - k in GAPS:
-                self.cdc.append({"frame": k, "gap": index - k, "output": js_divergence(ho, h_out),
-                                 "original": js_divergence(ht, h_truth)})  # fmt: skip
+                self.cdc.append(
+                    {
+                        "frame": k,
+                        "gap": index - k,
+                        "output": js_divergence(ho, h_out),
+                        "original": js_divergence(ht, h_truth),
+                    }
+                )
         self._hists.append((index, h_out, h_truth))
 
     def _scene_ids(self) -> None:
@@ -164,8 +185,10 @@ def video_pairs(truth: Path, output: Path) -> tuple[Fraction, int | None, Iterat
     (w, h), (ow, oh) = a.display_size, b.display_size
     padded = (ow, oh) == (w + w % 2, h + h % 2)  # render pads odd sizes for H.264: crop back
     if a.display_size != b.display_size and not padded:
-        raise EvalError(f"{output}: {b.display_size[0]}x{b.display_size[1]}, but {truth} is "
-                        f"{a.display_size[0]}x{a.display_size[1]}")  # fmt: skip
+        raise EvalError(
+            f"{output}: {b.display_size[0]}x{b.display_size[1]}, but {truth} is "
+            f"{a.display_size[0]}x{a.display_size[1]}"
+        )
     if a.frame_count_exact and b.frame_count_exact and a.frame_count != b.frame_count:
         raise EvalError(f"{output}: {b.frame_count} frames, but {truth} has {a.frame_count}")
 
@@ -199,12 +222,13 @@ def folder_pairs(truth: Path, output: Path) -> tuple[int, Iterator]:
     return len(names), pairs
 
 
-def dataset_pairs(data: Path, model: Path | None, split: str, device: str = "auto"
-                  ) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:  # fmt: skip
+def dataset_pairs(
+    data: Path, model: Path | None, split: str, device: str = "auto"
+) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:
     """(count, iterator of (offset, output, original, scene)): a built dataset's ``split``
     colorized by ``model``."""
+    from vidcolor.colorizer import Colorizer
     from vidcolor.dataset import DatasetManifest
-    from vidcolor.render import Colorizer
 
     manifest = DatasetManifest.load(data)
     if split not in manifest.shards:
@@ -242,12 +266,15 @@ def plot(evaluation: Evaluation, path: Path, replace: bool = True) -> None:
         ("output", [r["colourfulness"] for r in f]),
         ("original", [r["colourfulness_original"] for r in f]),
     ]
-    panels = [("PSNR (dB)", [("output", [r["psnr"] for r in f])]),
-              ("SSIM", [("output", [r["ssim"] for r in f])]),
-              ("colourfulness", colour)]  # fmt: skip
+    panels = [
+        ("PSNR (dB)", [("output", [r["psnr"] for r in f])]),
+        ("SSIM", [("output", [r["ssim"] for r in f])]),
+        ("colourfulness", colour),
+    ]
     if pairs:
-        panels.append(("warping error", [(side, [p[side] for p in pairs])
-                                         for side in ("output", "original")]))  # fmt: skip
+        panels.append(
+            ("warping error", [(side, [p[side] for p in pairs]) for side in ("output", "original")])
+        )
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 2.2 * len(panels)), sharex=True)
     for ax, (title, lines) in zip(np.atleast_1d(axes), panels, strict=True):
         for label, ys in lines:

@@ -205,9 +205,11 @@ class FrameExtractor:
             raise ExtractError(f"{out}: not empty; use --resume to continue or --overwrite")
         if kind_of(out) != "extract":  # files of the user's own: left alone, none replaced
             if os.path.lexists(manifest) or os.path.lexists(settings):
-                raise ExtractError(f"{out}: its {MANIFEST} or {SETTINGS} is not a vidcolor "
-                                   "extraction's; --overwrite replaces only an extraction "
-                                   "(choose a new or empty folder)")  # fmt: skip
+                raise ExtractError(
+                    f"{out}: its {MANIFEST} or {SETTINGS} is not a vidcolor "
+                    "extraction's; --overwrite replaces only an extraction "
+                    "(choose a new or empty folder)"
+                )
             self._refuse_unlisted([])
             return {}
         rows = read_manifest(manifest)

@@ -24,7 +24,7 @@ D_WARMUP = 200  # adversarial steps
 def model_file(init: str) -> Path:
     """The file ``--init`` names: a path, or ``default`` for the bundled model."""
     if init == "default":
-        from vidcolor.render import default_model
+        from vidcolor.colorizer import default_model
 
         return default_model()
     return Path(init)

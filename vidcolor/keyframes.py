@@ -164,13 +164,15 @@ class Propagator:
     kept. A context manager: the spill folder is removed on close; one that a killed run left
     is removed as the next one starts."""
 
-    def __init__(self, frames: Iterable[int], decay: float = DECAY,
-                 folder: Path | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, frames: Iterable[int], decay: float = DECAY, folder: Path | None = None
+    ) -> None:
         self.frames, self.decay = sorted(set(frames)), decay
         self._keyed = set(self.frames)
         # Frames a carry can reach before its confidence falls under MIN_CONFIDENCE.
-        self.horizon = (math.inf if decay >= 1 else
-                        math.ceil(math.log(MIN_CONFIDENCE) / math.log(decay)))  # fmt: skip
+        self.horizon = (
+            math.inf if decay >= 1 else math.ceil(math.log(MIN_CONFIDENCE) / math.log(decay))
+        )
         clear_stale_spills(folder)
         prefix = f"{SPILL_PREFIX}{os.getpid()}-"
         self._tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=folder)
@@ -200,9 +202,13 @@ class Propagator:
             self._spills[name] = _Spill(Path(self._tmp.name) / f"{name}.bin", shape, dtype)
         return self._spills[name]
 
-    def _step(self, state: tuple[np.ndarray, np.ndarray] | None, gray_from: np.ndarray,
-              gray_to: np.ndarray, motion: Motion | None = None
-              ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    def _step(
+        self,
+        state: tuple[np.ndarray, np.ndarray] | None,
+        gray_from: np.ndarray,
+        gray_to: np.ndarray,
+        motion: Motion | None = None,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """``state`` (chroma, confidence) on the frame of ``gray_from`` carried to the frame
         of ``gray_to`` (``motion``: between the two, found here when not given); None when
         nothing is left of it."""
@@ -218,7 +224,8 @@ class Propagator:
         # uncovered background), the check still decides.
         carried_luma = warp(gray_from, motion.back).astype(np.float32)
         still = (np.hypot(motion.back[..., 0], motion.back[..., 1]) < STILL) & (
-            np.abs(carried_luma - gray_to) < LUMA_MATCH)  # fmt: skip
+            np.abs(carried_luma - gray_to) < LUMA_MATCH
+        )
         trusted = ((motion.soft > 0) | still).astype(np.float32)
         confidence = warp(confidence, motion.back) * trusted * np.float32(self.decay)
         confidence[confidence < MIN_CONFIDENCE] = 0
@@ -226,8 +233,13 @@ class Propagator:
             return None
         return warp(chroma, motion.back), confidence
 
-    def push(self, gray: np.ndarray, cut: bool = False, key: np.ndarray | None = None,
-             motion: Motion | None = None) -> None:  # fmt: skip
+    def push(
+        self,
+        gray: np.ndarray,
+        cut: bool = False,
+        key: np.ndarray | None = None,
+        motion: Motion | None = None,
+    ) -> None:
         """The next frame's working-size full-range gray (hxw uint8); ``cut``: it starts a new
         scene (nothing is carried across); ``key``: its key's chroma, on a frame in ``frames``;
         ``motion``: from the frame before (``motion_flow``), found here when needed and not
@@ -238,8 +250,9 @@ class Propagator:
         if cut:
             self._cuts.add(index)
             self._cut_list.append(index)
-        state = (None if cut or self._prev is None else
-                 self._step(self._state, self._prev, gray, motion))  # fmt: skip
+        state = (
+            None if cut or self._prev is None else self._step(self._state, self._prev, gray, motion)
+        )
         if key is not None:
             key = key.astype(np.float32)
             self._spill("keys", key.shape).put(index, key)
@@ -258,8 +271,11 @@ class Propagator:
         the last cut at or before it being at ``last_cut``: a key after that cut and before
         it, within ``horizon`` frames."""
         before = bisect.bisect_left(self.frames, index)
-        return before > 0 and last_cut <= self.frames[before - 1] and (
-            index - self.frames[before - 1] <= self.horizon)  # fmt: skip
+        return (
+            before > 0
+            and last_cut <= self.frames[before - 1]
+            and (index - self.frames[before - 1] <= self.horizon)
+        )
 
     def _backward(self) -> None:
         """Each key's colour carried back towards the start of its shot, until it fades, meets
@@ -318,8 +334,9 @@ class Propagator:
             yield Keyed(carried, self.banks.get(self.shot_start(index)))
 
 
-def _merged(ahead: np.ndarray | None, behind: np.ndarray | None, near: float
-            ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+def _merged(
+    ahead: np.ndarray | None, behind: np.ndarray | None, near: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(chroma, confidence) of a frame from its forward and backward records (hxwx(C+1):
     chroma then confidence). Where both reach it, each weighs by its confidence times its
     nearness: ``near`` for the key before, 1 - ``near`` for the key after."""
@@ -330,15 +347,23 @@ def _merged(ahead: np.ndarray | None, behind: np.ndarray | None, near: float
     confidence = np.maximum(wa, wb)[..., 0]
     wa, wb = wa * near, wb * (1 - near)
     total = wa + wb
-    chroma = np.where(total > 0, (wa * ahead[..., :-1] + wb * behind[..., :-1])
-                      / np.maximum(total, 1e-6), ahead[..., :-1])  # fmt: skip
+    chroma = np.where(
+        total > 0,
+        (wa * ahead[..., :-1] + wb * behind[..., :-1]) / np.maximum(total, 1e-6),
+        ahead[..., :-1],
+    )
     return chroma.astype(np.float32), confidence
 
 
-def carry_keys(src: Path, keys: Path, info: VideoInfo, size: tuple[int, int],
-               gray: Callable[[np.ndarray], np.ndarray],
-               on_frame: Callable[[int], None] | None = None,
-               keep: Callable[[np.ndarray], None] | None = None) -> Propagator:  # fmt: skip
+def carry_keys(
+    src: Path,
+    keys: Path,
+    info: VideoInfo,
+    size: tuple[int, int],
+    gray: Callable[[np.ndarray], np.ndarray],
+    on_frame: Callable[[int], None] | None = None,
+    keep: Callable[[np.ndarray], None] | None = None,
+) -> Propagator:
     """The first pass of ``render --keyframes``: ``src``'s luma alone, decoded with the render's
     own shot detector, ``gray`` turning each stored luma plane into the working size ``size``
     (w, h); the keys (a folder, or a video) checked against their frames and carried through

@@ -45,8 +45,9 @@ class KeyframeError(UserError):
     """A keyframe folder or file cannot be used as given."""
 
 
-def frame_index(path: Path, frame_rate: Fraction | None = None,
-                start: Fraction = Fraction(0)) -> int:  # fmt: skip
+def frame_index(
+    path: Path, frame_rate: Fraction | None = None, start: Fraction = Fraction(0)
+) -> int:
     """The frame a key file is for: a stem ending in a timecode is the frame shown at that time
     (its offset from the video's ``start``, in seconds, at ``frame_rate``, to the nearest
     frame); otherwise the last run of digits in the stem, a 0-based frame number."""
@@ -57,13 +58,16 @@ def frame_index(path: Path, frame_rate: Fraction | None = None,
         return max(0, round((int(h) * 3600 + int(m) * 60 + Fraction(sec) - start) * frame_rate))
     runs = re.findall(r"\d+", path.stem)
     if not runs:
-        raise KeyframeError(f"{path}: no frame number in the name (name keys like 120.png, "
-                            "frame_000120.png (0-based) or 00:01:02.500.png)")  # fmt: skip
+        raise KeyframeError(
+            f"{path}: no frame number in the name (name keys like 120.png, "
+            "frame_000120.png (0-based) or 00:01:02.500.png)"
+        )
     return int(runs[-1])
 
 
-def key_files(folder: Path, frame_rate: Fraction | None = None, start: Fraction = Fraction(0)
-              ) -> dict[int, Path]:  # fmt: skip
+def key_files(
+    folder: Path, frame_rate: Fraction | None = None, start: Fraction = Fraction(0)
+) -> dict[int, Path]:
     """Frame index -> key file for every image in ``folder`` (dot files skipped; timecodes at
     ``frame_rate`` from ``start``). Anything that is not a key, and two keys for one frame,
     are a KeyframeError. The images are read later, one at a time (``read_key``)."""
@@ -94,8 +98,10 @@ def read_key(path: Path, width: int, height: int) -> np.ndarray:
     except UserError as e:
         raise KeyframeError(str(e)) from None
     if (w, h) != (width, height):
-        raise KeyframeError(f"{path}: {w}x{h}, but the video is {width}x{height} (display "
-                            "size); keys must be the video's size")  # fmt: skip
+        raise KeyframeError(
+            f"{path}: {w}x{h}, but the video is {width}x{height} (display "
+            "size); keys must be the video's size"
+        )
     return rgb
 
 
@@ -118,20 +124,28 @@ def luma_difference(key_rgb: np.ndarray, frame_gray: np.ndarray) -> float:
     return float(np.abs(a @ fit - frame.ravel()).mean())
 
 
-def check_luma(key_rgb: np.ndarray, frame_gray: np.ndarray, name: str, index: int,
-               threshold: float = LUMA_MISMATCH) -> float:  # fmt: skip
+def check_luma(
+    key_rgb: np.ndarray,
+    frame_gray: np.ndarray,
+    name: str,
+    index: int,
+    threshold: float = LUMA_MISMATCH,
+) -> float:
     """``luma_difference``, or a KeyframeError naming the key when it is over ``threshold``:
     the key was made from another frame."""
     diff = luma_difference(key_rgb, frame_gray)
     if diff > threshold:
-        raise KeyframeError(f"{name}: does not match frame {index} (luma differs by "
-                            f"{diff:.1f} gray levels, over {threshold:g}); is it the right "
-                            "frame?")  # fmt: skip
+        raise KeyframeError(
+            f"{name}: does not match frame {index} (luma differs by "
+            f"{diff:.1f} gray levels, over {threshold:g}); is it the right "
+            "frame?"
+        )
     return diff
 
 
-def key_chroma(key_rgb: np.ndarray, gray_shape: tuple[int, int], matrix: str,
-               full_range: bool) -> np.ndarray:  # fmt: skip
+def key_chroma(
+    key_rgb: np.ndarray, gray_shape: tuple[int, int], matrix: str, full_range: bool
+) -> np.ndarray:
     """A key (HxWx3 uint8 RGB) -> its Cb/Cr at the working size ``gray_shape`` (h, w):
     hxwx2 float32 code values, what ``Colorizer.chroma`` blends."""
     h, w = gray_shape
@@ -161,8 +175,10 @@ class FolderKeys:
 
     def check_length(self, count: int, src: Path) -> None:
         if late := [i for i in self.frames if i >= count]:
-            raise KeyframeError(f"{self.folder}: a key for frame {late[0]}, but {src.name} has "
-                                f"{count} frames (keys: 0-based frame numbers)")  # fmt: skip
+            raise KeyframeError(
+                f"{self.folder}: a key for frame {late[0]}, but {src.name} has "
+                f"{count} frames (keys: 0-based frame numbers)"
+            )
 
 
 class VideoKeys:
@@ -173,12 +189,14 @@ class VideoKeys:
         try:
             keys = probe(path)
         except VideoError as e:
-            raise KeyframeError(f"{path}: not a folder of keys nor a readable video ({e})"
-                                ) from None  # fmt: skip
+            raise KeyframeError(
+                f"{path}: not a folder of keys nor a readable video ({e})"
+            ) from None
         if keys.display_size != info.display_size:
             (w, h), (vw, vh) = keys.display_size, info.display_size
-            raise KeyframeError(f"{path}: {w}x{h}, but the video is {vw}x{vh}; a key video "
-                                "must be its size")  # fmt: skip
+            raise KeyframeError(
+                f"{path}: {w}x{h}, but the video is {vw}x{vh}; a key video must be its size"
+            )
         self.frames, self.count = [], 0
         with VideoReader(path, gray=True, size=LUMA_SIZE) as reader:  # the keys: a first look
             for frame in reader:
@@ -200,8 +218,10 @@ class VideoKeys:
 
     def check_length(self, count: int, src: Path) -> None:
         if self.count != count:
-            raise KeyframeError(f"{self.path}: {self.count} frames, but {src.name} has {count}; "
-                                "a key video must be as long as the input")  # fmt: skip
+            raise KeyframeError(
+                f"{self.path}: {self.count} frames, but {src.name} has {count}; "
+                "a key video must be as long as the input"
+            )
 
 
 def open_keys(keys: Path, info: VideoInfo) -> FolderKeys | VideoKeys:

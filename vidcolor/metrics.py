@@ -20,10 +20,15 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
     """Structural similarity of two HxWx3 images in [0, 1] (scikit-image, Gaussian window)."""
     return float(
         structural_similarity(
-            pred, truth, channel_axis=-1, data_range=1.0, gaussian_weights=True, sigma=1.5,
+            pred,
+            truth,
+            channel_axis=-1,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
             use_sample_covariance=False,
         )
-    )  # fmt: skip
+    )
 
 
 # --- colour and temporal consistency (numpy, RGB in [0, 1] float or uint8) ------------------
@@ -69,8 +74,13 @@ def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """``image`` sampled at ``x + flow(x)`` (bilinear; outside: the nearest edge)."""
     gx, gy = _grid(flow.shape[:2])
-    return cv2.remap(image, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.remap(
+        image,
+        gx + flow[..., 0],
+        gy + flow[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def _norm2(flow: np.ndarray) -> np.ndarray:
@@ -95,8 +105,9 @@ def reliable(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     return ~occluded & ~boundary & inside
 
 
-def warp_error(frame: np.ndarray, following: np.ndarray, forward: np.ndarray,
-               mask: np.ndarray) -> float:  # fmt: skip
+def warp_error(
+    frame: np.ndarray, following: np.ndarray, forward: np.ndarray, mask: np.ndarray
+) -> float:
     """Lai et al. (2018): ``following`` (frame t+1) warped back to t along ``forward`` (flow
     t -> t+1, from the original's luma), squared RGB difference in [0, 1] averaged over the
     channels and the pixels ``mask`` trusts, as their published evaluation code computes it.
@@ -110,8 +121,9 @@ def warp_error(frame: np.ndarray, following: np.ndarray, forward: np.ndarray,
 def histograms(rgb: np.ndarray, bins: int = 256) -> np.ndarray:
     """Per-channel normalised histograms (3 x bins) of an RGB image."""
     x = rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-    h = np.stack([np.bincount(x[..., c].ravel() // (256 // bins), minlength=bins)
-                  for c in range(3)]).astype(np.float64)  # fmt: skip
+    h = np.stack(
+        [np.bincount(x[..., c].ravel() // (256 // bins), minlength=bins) for c in range(3)]
+    ).astype(np.float64)
     return h / h.sum(axis=1, keepdims=True)
 
 

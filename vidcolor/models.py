@@ -24,8 +24,10 @@ def _down(c_in: int, c_out: int, norm: bool) -> nn.Sequential:
 
 def _up(c_in: int, c_out: int, dropout: float) -> nn.Sequential:
     """Transposed conv 4x4 stride 2 -> BatchNorm -> (Dropout) -> ReLU: doubles H and W."""
-    layers: list[nn.Module] = [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                               nn.BatchNorm2d(c_out)]  # fmt: skip
+    layers: list[nn.Module] = [
+        nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
     if dropout:
         layers.append(nn.Dropout(dropout))
     layers.append(nn.ReLU(inplace=True))
@@ -83,15 +85,19 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         w = base_width
         self.net = nn.Sequential(
-            nn.Conv2d(3, w, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w),
+            nn.Conv2d(3, w, 4, 2, 1),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(4 * w),
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * w),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(4 * w, 8 * w, 4, 1, 1, bias=False), nn.BatchNorm2d(8 * w),
+            nn.Conv2d(2 * w, 4 * w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4 * w),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(4 * w, 8 * w, 4, 1, 1, bias=False),
+            nn.BatchNorm2d(8 * w),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(8 * w, 1, 4, 1, 1),
-        )  # fmt: skip
+        )
 
     def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([L, ab], dim=1))  # (N,1,H/8-2,W/8-2)
@@ -109,8 +115,9 @@ class GlobalDiscriminator(nn.Module):
             layers.append(_down(c, out, norm=i > 0))
             c = out
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4))
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * 16, 256),
-                                  nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, 1))  # fmt: skip
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Linear(c * 16, 256), nn.LeakyReLU(0.2, inplace=True), nn.Linear(256, 1)
+        )
 
     def forward(self, L: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(torch.cat([L, ab], dim=1)))  # (N,1)

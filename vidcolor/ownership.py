@@ -68,8 +68,9 @@ def kind_of(folder: Path) -> str | None:
     ):
         return "dataset-partial"  # (a lock alone: stopped between its plan and the next)
     ledger = folder / "pipeline"
-    if ledger.is_dir() and any(record(f"pipeline/{p.name}").get("stage") for p in
-                               ledger.glob("*.json")):  # fmt: skip
+    if ledger.is_dir() and any(
+        record(f"pipeline/{p.name}").get("stage") for p in ledger.glob("*.json")
+    ):
         return "pipeline"
     return None
 
@@ -84,8 +85,9 @@ def check_claim(folder: Path, kind: str, what: str) -> None:
     if folder.exists() and not folder.is_dir():
         raise NotOursError(f"{folder}: exists and is not a folder")
     if folder.is_dir() and not is_empty(folder) and kind_of(folder) != kind:
-        raise NotOursError(f"{folder}: holds files and is not {what} vidcolor made; choose a "
-                           "new or empty folder")  # fmt: skip
+        raise NotOursError(
+            f"{folder}: holds files and is not {what} vidcolor made; choose a new or empty folder"
+        )
 
 
 def claim(folder: Path, kind: str, what: str) -> None:
@@ -108,10 +110,16 @@ def is_inside(path: Path, root: Path, follow: bool = False) -> bool:
 def plain_name(name: object, where: str) -> str:
     """A file name read from one of vidcolor's own records: a plain name in the record's folder.
     Absolute paths, separators and ``..`` are refused (``where`` names the record)."""
-    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
-            or "\0" in name):  # fmt: skip
-        raise NotOursError(f"{where}: {name!r} is not a file name in its folder; the record was "
-                           "edited or damaged")  # fmt: skip
+    if (
+        not isinstance(name, str)
+        or name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+    ):
+        raise NotOursError(
+            f"{where}: {name!r} is not a file name in its folder; the record was edited or damaged"
+        )
     return name
 
 
@@ -139,8 +147,9 @@ def _foreign(folder: Path, kind: str) -> Path | None:
                 rel = entry.relative_to(folder).as_posix()
                 depth = rel.count("/")
                 temp = fnmatchcase(entry.name, TEMP) and not real_dir
-                if not temp and not any(fnmatchcase(rel, p) and p.count("/") == depth
-                                        for p in patterns):  # fmt: skip
+                if not temp and not any(
+                    fnmatchcase(rel, p) and p.count("/") == depth for p in patterns
+                ):
                     return entry
                 found = walk(entry) if real_dir else None
             if found is not None:
@@ -155,15 +164,15 @@ def check_removable(folder: Path, within: Path, kind: str, recorded: bool = Fals
     ``within`` and holds only what such a folder holds. ``recorded``: the caller's own records
     (a pipeline's ledger) say it made the folder, whose own record may be damaged."""
     if not is_inside(folder, within):
-        raise NotOursError(f"{folder}: outside {within}; vidcolor deletes only inside its own "
-                           "folders")  # fmt: skip
+        raise NotOursError(
+            f"{folder}: outside {within}; vidcolor deletes only inside its own folders"
+        )
     found = kind if recorded and folder.is_dir() and not folder.is_symlink() else kind_of(folder)
     if found != kind:
         raise NotOursError(f"{folder}: not made by vidcolor; move it away and run again")
     stray = _foreign(folder, found)
     if stray is not None:
-        raise NotOursError(f"{stray}: not made by vidcolor; move it out of {folder} and run "
-                           "again")  # fmt: skip
+        raise NotOursError(f"{stray}: not made by vidcolor; move it out of {folder} and run again")
 
 
 def remove_tree(folder: Path, within: Path, kind: str, recorded: bool = False) -> None:

@@ -116,9 +116,14 @@ def _on_rank_0(dist_info: Dist, claim: Callable[[], object]) -> object:
     return result
 
 
-def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
-              on_image: Callable[[int, int], None] | None = None,
-              start: tuple[dict, dict | None] | None = None) -> Trainer:  # fmt: skip
+def start_run(
+    cfg: TrainConfig,
+    run: Path,
+    dist_info: Dist,
+    workers: int,
+    on_image: Callable[[int, int], None] | None = None,
+    start: tuple[dict, dict | None] | None = None,
+) -> Trainer:
     """A new run folder with config.json; refuses one that already holds a run, and a folder
     of other files. ``on_image(done, total)``: the decode of DATA into the run's cache. The
     run's lock is held until the trainer's ``fit`` ends. ``cfg`` is recorded resolved."""
@@ -135,8 +140,13 @@ def start_run(cfg: TrainConfig, run: Path, dist_info: Dist, workers: int,
     return trainer
 
 
-def resume_run(run: Path, dist_info: Dist, workers: int, epochs: int | None = None,
-               on_image: Callable[[int, int], None] | None = None) -> Trainer:  # fmt: skip
+def resume_run(
+    run: Path,
+    dist_info: Dist,
+    workers: int,
+    epochs: int | None = None,
+    on_image: Callable[[int, int], None] | None = None,
+) -> Trainer:
     """Continue ``run`` from last.pt: same step, optimizer state and schedule. The run's lock
     is held until the trainer's ``fit`` ends."""
     hold = ExitStack()

@@ -68,6 +68,17 @@ def pick_device(name: str) -> torch.device:
     return dev
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Mixed precision's type on ``device``: CUDA only, bf16 where the GPU has it natively
+    (Ampere on; no loss scaler needed), else fp16. Emulated bf16 has no cuDNN convolutions
+    (T4, V100). None on the CPU."""
+    if device.type != "cuda":
+        return None
+    with torch.cuda.device(device):
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native else torch.float16
+
+
 def setup_distributed(device: str, timeout: timedelta | None = None) -> Dist:
     """One process, or a rank of a torchrun launch (NCCL on GPUs, gloo on the CPU); each rank
     takes its own GPU. ``timeout``: how long ranks wait for each other (a pipeline's ranks wait

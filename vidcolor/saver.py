@@ -19,8 +19,21 @@ from vidcolor.checkpoint import save_bundle, save_checkpoint
 from vidcolor.report import plot_curves, save_png
 from vidcolor.saving import saving
 
-METRIC_FIELDS = ["step", "epoch", "phase", "G_GAN", "G_L1", "D_real", "D_fake", "D_acc", "lr",
-                 "images_per_s", "val_L1", "val_PSNR", "val_SSIM"]  # fmt: skip
+METRIC_FIELDS = [
+    "step",
+    "epoch",
+    "phase",
+    "G_GAN",
+    "G_L1",
+    "D_real",
+    "D_fake",
+    "D_acc",
+    "lr",
+    "images_per_s",
+    "val_L1",
+    "val_PSNR",
+    "val_SSIM",
+]
 
 
 def snapshot(state: Any) -> Any:
@@ -92,8 +105,9 @@ def append_metrics(path: Path, row: dict) -> None:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def write_checkpoint(run: Path, step: int, grid: np.ndarray, state: dict, improved: bool,
-                     curves: bool = True) -> None:  # fmt: skip
+def write_checkpoint(
+    run: Path, step: int, grid: np.ndarray, state: dict, improved: bool, curves: bool = True
+) -> None:
     """What a trainer's checkpoint hands to the writer thread: the sample grid, last.pt, and
     best.pt with model.pt when validation improved, then the curves when ``curves``."""
     sample = run / "samples" / f"step_{step:07d}.png"

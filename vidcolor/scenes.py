@@ -72,8 +72,7 @@ class DissolveDetector(SceneDetector):
         self.in_view: tuple[int, float] | None = None  # (middle, change) of the one in view
         self.middles: list[int] = []  # the cuts found, in order
 
-    def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray
-                      ) -> list[FrameTimecode]:  # fmt: skip
+    def process_frame(self, timecode: FrameTimecode, frame_img: np.ndarray) -> list[FrameTimecode]:
         self._thumbs.append((timecode.frame_num, _thumb(frame_img)))
         if len(self._thumbs) < 2 * DISSOLVE_HALF + 1:
             return []
@@ -127,8 +126,11 @@ class FlashFilter:
                 kept.append(c)
                 continue
             jump = np.abs(thumbs[c] - before).mean()
-            after = [np.abs(thumbs[k] - before).mean()
-                     for k in range(c + 1, c + FLASH_LOOKAHEAD + 1) if k in thumbs]  # fmt: skip
+            after = [
+                np.abs(thumbs[k] - before).mean()
+                for k in range(c + 1, c + FLASH_LOOKAHEAD + 1)
+                if k in thumbs
+            ]
             if not after or min(after) > max(self.similar, 0.35 * jump):
                 kept.append(c)
         return kept
@@ -161,9 +163,11 @@ class ShotDetector:
     ) -> None:
         self.fps = Fraction(frame_rate)
         self.min_scene_len = min_scene_len
-        self._content = AdaptiveDetector(adaptive_threshold=adaptive_threshold,
-                                         min_content_val=min_content,
-                                         min_scene_len=min_scene_len)  # fmt: skip
+        self._content = AdaptiveDetector(
+            adaptive_threshold=adaptive_threshold,
+            min_content_val=min_content,
+            min_scene_len=min_scene_len,
+        )
         self._fades = ThresholdDetector(threshold=fade_threshold, min_scene_len=min_scene_len)
         self._dissolves = DissolveDetector()
         self._flashes = FlashFilter(FLASH_SIMILAR * min_content)

@@ -27,8 +27,15 @@ Check = Callable[[Any, str], Any]  # (value, where it sits in the file) -> the v
 # (vidcolor.options; base_width 256 is 4x pix2pix's 64, size 4096 a 4K frame), and the fields no
 # option sets. ``epochs`` may be 0 here: a library run may train on L1 alone, though the command
 # line refuses it.
-_AT_LEAST_0 = ["epochs", "decay_epochs", "step", "epoch", "d_warmup", "last_epoch",
-               "_growth_tracker"]  # fmt: skip
+_AT_LEAST_0 = [
+    "epochs",
+    "decay_epochs",
+    "step",
+    "epoch",
+    "d_warmup",
+    "last_epoch",
+    "_growth_tracker",
+]
 _AT_LEAST_1 = ["val_max", "samples", "log_every", "world", "growth_interval"]
 LIMITS: dict[str, tuple[Callable[[Any], bool], str]] = {
     **limits(TrainConfig),

@@ -1,82 +1,37 @@
 """The library's API: one function per stage, taking that stage's typed options.
 
 Each runs the checks that need no work first, then the work, telling a ``Reporter`` how it goes
-(the silent base here; the command line's draws progress bars). The commands and the pipeline's
-runners call these same functions. A stop (Ctrl-C, SIGTERM) leaves a stage as KeyboardInterrupt
-carrying ``advice``: one line on how to go on, which the command line prints.
+(vidcolor.reporter: the silent one; the command line's draws progress bars). The commands and
+the pipeline's runners call these same functions. A stop (Ctrl-C, SIGTERM) leaves a stage as
+KeyboardInterrupt carrying ``advice``: one line on how to go on, which the command line prints.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
+from vidcolor.reporter import Reporter, advise
 
 
-class TaskBar:
-    """One progress bar's task; the silent one does nothing."""
-
-    def update(self, completed: int | None = None, total: int | None = None,
-               description: str | None = None) -> None:  # fmt: skip
-        """Where the task stands (each argument: unchanged when None)."""
-
-    def advance(self, n: int = 1) -> None:
-        """``n`` more units done."""
-
-
-class Reporter:
-    """What a stage tells its user; this one tells nothing."""
-
-    def say(self, line: str) -> None:
-        """A note or warning on the way."""
-
-    def done(self, line: str) -> None:
-        """The line a stage ends with."""
-
-    @contextmanager
-    def progress(self, description: str, total: int | None, completed: int = 0
-                 ) -> Iterator[TaskBar]:  # fmt: skip
-        yield TaskBar()
-
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        """An episode's frames are in ``out`` (``job``: its FrameExtractor)."""
-
-    def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
-        """The dataset is in ``out``."""
-
-    @contextmanager
-    def training(self, run: Path, trainer: Any, resumed: bool
-                 ) -> Iterator[Callable[[Any], None] | None]:  # fmt: skip
-        """While training runs (or resumes): what hears of each step (a Status), if any."""
-        yield None
-
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        """Training ended with these validation scores."""
-
-    def rendered(self, dst: Path, result: Any, options: RenderOptions) -> None:
-        """One input is colorized into ``dst`` (``result``: a video's RenderResult, None for an
-        image)."""
-
-
-def advise(e: KeyboardInterrupt, advice: str) -> None:
-    """Give the stop ``e`` one line on how to go on ("": say nothing, as a torchrun worker)."""
-    e.advice = advice  # type: ignore[attr-defined]
-
-
-def extract(video: Path, out: Path, stage: ExtractStage | None = None,
-            report: Reporter | None = None, overwrite: bool = False, resume: bool = False
-            ) -> int:  # fmt: skip
+def extract(
+    video: Path,
+    out: Path,
+    stage: ExtractStage | None = None,
+    report: Reporter | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> int:
     """The frames of ``video`` into ``out`` as image files with a manifest; their count."""
     from vidcolor.extract import FrameExtractor
     from vidcolor.video import VideoError
 
     stage, report = stage or ExtractStage(), report or Reporter()
-    with FrameExtractor(video, out, stage.options, overwrite=overwrite, resume=resume,
-                        workers=stage.workers) as job:  # fmt: skip
+    with FrameExtractor(
+        video, out, stage.options, overwrite=overwrite, resume=resume, workers=stage.workers
+    ) as job:
         count = 0
         try:
             with report.progress(f"extract {video.name}", job.expected) as bar:
@@ -96,16 +51,22 @@ def extract(video: Path, out: Path, stage: ExtractStage | None = None,
     return count
 
 
-def build(videos: list[Path], out: Path, options: BuildOptions | None = None,
-          report: Reporter | None = None, overwrite: bool = False) -> dict:  # fmt: skip
+def build(
+    videos: list[Path],
+    out: Path,
+    options: BuildOptions | None = None,
+    report: Reporter | None = None,
+    overwrite: bool = False,
+) -> dict:
     """A scene-aware training set from ``videos`` in ``out``; its manifest."""
     from vidcolor.dataset_build import build_dataset, frame_total
 
     options, report = options or BuildOptions(), report or Reporter()
     try:
         with report.progress("dataset build", frame_total(videos) or None) as bar:
-            manifest = build_dataset(videos, out, options, overwrite, on_note=report.say,
-                                     on_frames=bar.advance)  # fmt: skip
+            manifest = build_dataset(
+                videos, out, options, overwrite, on_note=report.say, on_frames=bar.advance
+            )
     except KeyboardInterrupt as e:
         advise(e, "interrupted; run the same command again to resume")
         raise
@@ -113,9 +74,15 @@ def build(videos: list[Path], out: Path, options: BuildOptions | None = None,
     return manifest
 
 
-def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = None, *,
-          resume: bool = False, epochs: int | None = None, dist: Any = None
-          ) -> dict[str, float]:  # fmt: skip
+def train(
+    run: Path,
+    stage: TrainStage | None = None,
+    report: Reporter | None = None,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    dist: Any = None,
+) -> dict[str, float]:
     """A new run into ``run`` from ``stage.config``, or (``resume``) the run there continued
     with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
     or this torchrun launch on ``stage.device``. With ``config.init`` the run starts from that
@@ -152,19 +119,24 @@ def train(run: Path, stage: TrainStage | None = None, report: Reporter | None = 
         elif isinstance(e, ForcedStop):
             advise(e, f"stopped at once; {run / 'last.pt'} holds the last whole checkpoint")
         else:
-            advise(e, f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
-                   f"continue with: vidcolor train --resume {run}")  # fmt: skip
+            advise(
+                e,
+                f"interrupted at step {trainer.step}; saved {run / 'last.pt'}; "
+                f"continue with: vidcolor train --resume {run}",
+            )
         raise
     report.trained(run, trainer, scores)
     return scores
 
 
-def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool = False
-                 ) -> list[Path] | None:  # fmt: skip
+def check_render(
+    src: Path, dst: Path, options: RenderOptions, overwrite: bool = False
+) -> list[Path] | None:
     """Everything about IN and OUT that can be known before the model loads, each a one-line
     RenderError; for a folder, its images."""
+    from vidcolor.colorizer import RenderError
     from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-    from vidcolor.render import RenderError, image_files
+    from vidcolor.render import image_files
     from vidcolor.video import probe
 
     options.encode  # noqa: B018 - a bad preset is refused now, not after the model loads
@@ -185,8 +157,9 @@ def check_render(src: Path, dst: Path, options: RenderOptions, overwrite: bool =
     if src.suffix.lower() in IMAGE_SUFFIXES:
         read_rgb(src)  # missing or unreadable: one line now, not after the model loads
         if dst.suffix.lower() not in IMAGE_SUFFIXES:
-            raise RenderError(f"{dst}: an image goes to an image file "
-                              f"({', '.join(sorted(IMAGE_SUFFIXES))})")  # fmt: skip
+            raise RenderError(
+                f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
     else:
         probe(src)  # a bad video fails here
     return None
@@ -197,15 +170,16 @@ def _check_outputs(
 ) -> None:
     """Without ``overwrite``, a RenderError for an output of ``dst`` that exists already (for a
     folder of ``images``: each image's name in ``dst``; else ``dst`` and its contact sheet)."""
-    from vidcolor.render import RenderError
+    from vidcolor.colorizer import RenderError
 
     if overwrite:
         return
     if images is not None:
         taken = [dst / p.name for p in images if (dst / p.name).exists()]
         if taken:
-            raise RenderError(f"{taken[0]}: exists ({len(taken)} of the outputs do); use "
-                              "--overwrite")  # fmt: skip
+            raise RenderError(
+                f"{taken[0]}: exists ({len(taken)} of the outputs do); use --overwrite"
+            )
         return
     sheet = dst.with_name(f"{dst.stem}_preview.png")
     for path in [dst, sheet] if options.preview_frames else [dst]:
@@ -213,16 +187,22 @@ def _check_outputs(
             raise RenderError(f"{path}: exists; use --overwrite to replace it")
 
 
-def render(src: Path, dst: Path, options: RenderOptions | None = None,
-           report: Reporter | None = None, overwrite: bool = False, colorizer: Any = None
-           ) -> Any:  # fmt: skip
+def render(
+    src: Path,
+    dst: Path,
+    options: RenderOptions | None = None,
+    report: Reporter | None = None,
+    overwrite: bool = False,
+    colorizer: Any = None,
+) -> Any:
     """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
     ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
     One render at a time per ``dst`` (locks.BusyError for a second), and without
     ``overwrite`` no file that appears at ``dst`` meanwhile is replaced."""
+    from vidcolor.colorizer import Colorizer
     from vidcolor.images import IMAGE_SUFFIXES
     from vidcolor.locks import beside, exclusive
-    from vidcolor.render import Colorizer, render_image
+    from vidcolor.render import render_image
 
     options, report = options or RenderOptions(), report or Reporter()
     images = check_render(src, dst, options, overwrite)
@@ -252,10 +232,18 @@ def _render_video(
         if options.keyframes:
             keys, colorizer = _keys(src, options, colorizer, report)
         with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
-            result = render_video(src, dst, colorizer, options.encode, options.preview,
-                                  options.preview_frames, on_frame=bar.update,
-                                  temporal=options.temporal, keys=keys,
-                                  replace=overwrite)  # fmt: skip
+            result = render_video(
+                src,
+                dst,
+                colorizer,
+                options.encode,
+                options.preview,
+                options.preview_frames,
+                on_frame=bar.update,
+                temporal=options.temporal,
+                keys=keys,
+                replace=overwrite,
+            )
             bar.update(result.frames, total=result.frames)
     except KeyboardInterrupt as e:
         advise(e, f"interrupted; {dst} was not written; run the command again")
@@ -267,8 +255,7 @@ def _render_video(
     return result
 
 
-def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
-          ) -> tuple[Any, Any]:  # fmt: skip
+def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter) -> tuple[Any, Any]:
     """``render --keyframes``'s first pass (keyframes.carry_keys), then with ``--adapt`` the
     generator tuned on the keys, and the keys' banks to match (vidcolor.matching): (the
     carried keys, the colorizer to render with)."""
@@ -282,9 +269,15 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter
     size = scaled_size(info.width, info.height, colorizer.size)
     sample = KeySample(size) if options.adapt else None
     with report.progress(f"keys {src.name}", info.frame_count) as bar:
-        keys = carry_keys(src, options.keyframes, info, size,
-                          lambda y: colorizer.gray(y, info.full_range), on_frame=bar.update,
-                          keep=sample.offer if sample else None)  # fmt: skip
+        keys = carry_keys(
+            src,
+            options.keyframes,
+            info,
+            size,
+            lambda y: colorizer.gray(y, info.full_range),
+            on_frame=bar.update,
+            keep=sample.offer if sample else None,
+        )
     try:
         if sample is not None:
             colorizer = _adapted(colorizer, sample, options.adapt, report)
@@ -327,8 +320,9 @@ def _render_folder(
     """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
     and then a RenderError says how many failed, so that scripts notice. Without
     ``overwrite`` a file that appears at an output's name meanwhile ends the render."""
+    from vidcolor.colorizer import RenderError
     from vidcolor.images import ImageError
-    from vidcolor.render import RenderError, render_image
+    from vidcolor.render import render_image
 
     dst.mkdir(parents=True, exist_ok=True)
     unreadable = []
@@ -349,9 +343,16 @@ def _render_folder(
         )
 
 
-def evaluate(truth: Path, output: Path | None = None, model: Path | None = None,
-             split: str = "test", device: str = "auto", plot: Path | None = None,
-             report: Reporter | None = None, overwrite: bool = False) -> dict:  # fmt: skip
+def evaluate(
+    truth: Path,
+    output: Path | None = None,
+    model: Path | None = None,
+    split: str = "test",
+    device: str = "auto",
+    plot: Path | None = None,
+    report: Reporter | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Scores of ``output`` (a colorized video or image folder) against ``truth``, its colour
     original; or, with no ``output``, of ``model`` on a built dataset's ``split``. ``plot``:
     a PNG of the per-frame curves, which replaces a file only with ``overwrite``."""

@@ -27,8 +27,14 @@ class Episode:
     flashes: list[int] = field(default_factory=list)  # first frame of each flash
     hud: list[tuple[int, int, int, int]] = field(default_factory=list)  # (x, y, w, h)
 
-    def write(self, path: Path, fps: int = 24, crf: int = 16, faststart: bool = False,
-              codec: str = "libx264") -> Path:  # fmt: skip
+    def write(
+        self,
+        path: Path,
+        fps: int = 24,
+        crf: int = 16,
+        faststart: bool = False,
+        codec: str = "libx264",
+    ) -> Path:
         """Encode (H.264 unless told; the container from the suffix; MP4 index first on
         request)."""
         w, h = self.size
@@ -130,8 +136,9 @@ def replay(seed: int, length: int = 480, size: tuple[int, int] = (320, 180)) -> 
     rng = np.random.default_rng(seed)
     w, h = size
     mw, mh = 4 * w, 4 * h
-    noise = cv2.resize(rng.random((mh // 16, mw // 16)).astype(np.float32), (mw, mh),
-                       interpolation=cv2.INTER_CUBIC)  # fmt: skip
+    noise = cv2.resize(
+        rng.random((mh // 16, mw // 16)).astype(np.float32), (mw, mh), interpolation=cv2.INTER_CUBIC
+    )
     terrain = np.stack([90 + 60 * noise, 110 + 50 * noise, 60 + 30 * noise], -1)
     world = np.clip(terrain, 0, 255).astype(np.uint8)
     for _ in range(160):  # bases, rocks and units of many colours
@@ -160,14 +167,22 @@ def replay(seed: int, length: int = 480, size: tuple[int, int] = (320, 180)) -> 
         x, y = path[i]
         img = world[y : y + h, x : x + w].copy()
         img[:bar] = (24, 28, 40)
-        cv2.putText(img, "MINERALS 500  GAS 200", (w // 2, bar - 3), cv2.FONT_HERSHEY_PLAIN,
-                    0.7, (200, 220, 255), 1)  # fmt: skip
+        cv2.putText(
+            img,
+            "MINERALS 500  GAS 200",
+            (w // 2, bar - 3),
+            cv2.FONT_HERSHEY_PLAIN,
+            0.7,
+            (200, 220, 255),
+            1,
+        )
         img[h - panel :] = (30, 34, 48)
         img[h - panel + 4 : h - 4, 4 : 4 + mini.shape[1]] = mini
         mx = 4 + x * mini.shape[1] // mw
         my = h - panel + 4 + y * mini.shape[0] // mh
-        cv2.rectangle(img, (mx, my), (mx + mini.shape[1] // 4, my + mini.shape[0] // 4),
-                      (255, 255, 255), 1)  # fmt: skip
+        cv2.rectangle(
+            img, (mx, my), (mx + mini.shape[1] // 4, my + mini.shape[0] // 4), (255, 255, 255), 1
+        )
         return img
 
     return Episode(frame, length, size, [(j, j, "jump") for j in jumps], [], hud)

@@ -105,10 +105,13 @@ def measure_motion(flow: cv2.DISOpticalFlow, prev_gray: np.ndarray, gray: np.nda
     return Motion(back, trusted, cv2.GaussianBlur(hard, (0, 0), 1.5) * hard)
 
 
-def motions_ahead(items: Iterable[tuple[T, np.ndarray, bool]], workers: int | None = None,
-                  ahead: int | None = None, flow: Callable[[], cv2.DISOpticalFlow] = _dis,
-                  needed: Callable[[T], bool] | None = None,
-                  ) -> Iterator[tuple[T, np.ndarray, bool, Motion | None]]:  # fmt: skip
+def motions_ahead(
+    items: Iterable[tuple[T, np.ndarray, bool]],
+    workers: int | None = None,
+    ahead: int | None = None,
+    flow: Callable[[], cv2.DISOpticalFlow] = _dis,
+    needed: Callable[[T], bool] | None = None,
+) -> Iterator[tuple[T, np.ndarray, bool, Motion | None]]:
     """``(item, gray, cut)`` in, ``(item, gray, cut, motion)`` out, in order: the motion from
     the frame before (None for the first frame, at a cut and at a size change, where the
     stabiliser starts afresh, and where ``needed(item)``, asked as the item arrives, is
@@ -125,8 +128,9 @@ def motions_ahead(items: Iterable[tuple[T, np.ndarray, bool]], workers: int | No
             local.flow = flow()
         return measure_motion(local.flow, prev_gray, gray)
 
-    def handed_on(entry: tuple[T, np.ndarray, bool, Future[Motion] | None]
-                  ) -> tuple[T, np.ndarray, bool, Motion | None]:  # fmt: skip
+    def handed_on(
+        entry: tuple[T, np.ndarray, bool, Future[Motion] | None],
+    ) -> tuple[T, np.ndarray, bool, Motion | None]:
         item, gray, cut, future = entry
         return item, gray, cut, None if future is None else future.result()
 
@@ -168,8 +172,9 @@ class Stabilizer:
         frame carries on from."""
         self._chroma = chroma
 
-    def stabilize(self, gray: np.ndarray, chroma: np.ndarray, cut: bool = False,
-                  motion: Motion | None = None) -> np.ndarray:  # fmt: skip
+    def stabilize(
+        self, gray: np.ndarray, chroma: np.ndarray, cut: bool = False, motion: Motion | None = None
+    ) -> np.ndarray:
         """``gray``: HxW uint8 luma of this frame; ``chroma``: HxWxC float32 predicted for
         it; ``cut``: this frame starts a new scene; ``motion``: from the gray fed before to
         this one (``motions_ahead``), found here when not given. Returns HxWxC float32."""

@@ -18,18 +18,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.checkpoint import CheckpointError, check_progress, load_checkpoint, save_checkpoint
+from vidcolor.checkpoint import save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
 from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
-from vidcolor.dataset import TrainingData, data_fingerprint, open_training_data
+from vidcolor.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import MIN_SIZE, TrainConfig
 from vidcolor.report import sample_grid
-from vidcolor.runtime import Dist, RunError
+from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.threads import threaded
+from vidcolor.train_state import restore, run_state
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
@@ -64,9 +65,15 @@ def not_finite(losses: dict[str, float]) -> str:
 class Trainer:
     """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
 
-    def __init__(self, cfg: TrainConfig, run: Path, dist_info: Dist, workers: int = 2,
-                 on_image: Callable[[int, int], None] | None = None,
-                 start: tuple[dict, dict | None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run: Path,
+        dist_info: Dist,
+        workers: int = 2,
+        on_image: Callable[[int, int], None] | None = None,
+        start: tuple[dict, dict | None] | None = None,
+    ) -> None:
         """``start``: G's and D's first weights (``train --init``; None: a new D). A config
         not yet resolved trains from scratch's defaults (TrainConfig.resolved)."""
         cfg = cfg.resolved()
@@ -77,8 +84,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.data = self._open_data(on_image)
         train = self.data.train
-        self.train_set = Crops(len(train), lambda i: self.data.picture(train[i]), cfg.size,
-                               train=True, seed=cfg.seed)  # fmt: skip
+        self.train_set = Crops(
+            len(train), lambda i: self.data.picture(train[i]), cfg.size, train=True, seed=cfg.seed
+        )
         val = self.data.val
         if len(val) > cfg.val_max:  # an even spread, not the first scenes alone
             val = [val[i] for i in np.linspace(0, len(val) - 1, cfg.val_max).astype(int)]
@@ -91,8 +99,10 @@ class Trainer:
         self.steps_per_epoch = len(self.train_set) // (cfg.batch_size * dist_info.world)
         if self.steps_per_epoch == 0:
             n = len(self.train_set)
-            raise RunError(f"{n} training images make no full batch of {cfg.batch_size} "
-                           f"x {dist_info.world} process(es): lower --batch-size")  # fmt: skip
+            raise RunError(
+                f"{n} training images make no full batch of {cfg.batch_size} "
+                f"x {dist_info.world} process(es): lower --batch-size"
+            )
         self.G = build_generator(cfg.model).to(dev)
         self.D = build_discriminator(cfg.model).to(dev)
         for net, weights in zip((self.G, self.D), start or (None, None), strict=True):
@@ -119,13 +129,7 @@ class Trainer:
         # D trains only in the adversarial phase, so its scheduler counts from there.
         self.sched_G = torch.optim.lr_scheduler.LambdaLR(self.opt_G, schedule)
         self.sched_D = torch.optim.lr_scheduler.LambdaLR(self.opt_D, lambda s: schedule(s + pre))
-        # Mixed precision on CUDA only: bf16 where supported (no scaler needed), else fp16.
-        self.amp_dtype = None
-        if dev.type == "cuda":
-            # Native bf16 only (Ampere on): emulated bf16 has no cuDNN convolutions (T4, V100)
-            with torch.cuda.device(dev):
-                native = torch.cuda.is_bf16_supported(including_emulation=False)
-            self.amp_dtype = torch.bfloat16 if native else torch.float16
+        self.amp_dtype = amp_dtype(dev)  # mixed precision on CUDA only
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.step, self.epoch, self.best_val = 0, 0, float("inf")
         if dist_info.world > 1:
@@ -143,8 +147,15 @@ class Trainer:
 
         def open_data() -> TrainingData:
             return open_training_data(
-                cfg.data, cfg.val_fraction, cfg.seed, max(1, self.workers), exclude=self.run,
-                cache=self.run / "cache", cache_short=cache_short(cfg.size), on_image=on_image)
+                cfg.data,
+                cfg.val_fraction,
+                cfg.seed,
+                max(1, self.workers),
+                exclude=self.run,
+                cache=self.run / "cache",
+                cache_short=cache_short(cfg.size),
+                on_image=on_image,
+            )
 
         data = open_data() if self.dist.main else None
         self.dist.barrier()
@@ -153,16 +164,7 @@ class Trainer:
     # -- run folder -------------------------------------------------------------------------
 
     def state(self) -> dict:
-        return {
-            "config": self.cfg.to_dict(), "step": self.step, "epoch": self.epoch,
-            "best_val_L1": self.best_val, "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "sched_G": self.sched_G.state_dict(), "sched_D": self.sched_D.state_dict(),
-            "scaler": self.scaler.state_dict(), "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.dist.device)
-            if self.dist.device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-            "data": data_fingerprint(self.data, self.cfg.data), "world": self.dist.world,
-        }  # fmt: skip
+        return run_state(self)
 
     def save(self, name: str) -> None:
         """``name`` now, once the writes under way are done (they may be older steps)."""
@@ -174,44 +176,8 @@ class Trainer:
             self.kept_step = self.step
 
     def load(self, path: Path, state: dict | None = None) -> None:
-        """Continue from ``path``, a checkpoint of this run's model, data and process count
-        (``state``: what load_checkpoint already read from it, which checked every part)."""
-        s = state or load_checkpoint(path)
-        if s["config"]["model"] != self.cfg.model.to_dict():
-            raise RunError(f"{path}: holds a model other than this run's "
-                           f"({s['config']['model']}, not {self.cfg.model.to_dict()})")  # fmt: skip
-        if s["data"] != data_fingerprint(self.data, self.cfg.data):
-            raise RunError(f"{path}: the training images changed since this run started; "
-                           "resuming needs the same data (start a new run instead)")  # fmt: skip
-        if s["world"] != self.dist.world:
-            raise RunError(f"{path}: saved by {s['world']} process(es), resumed by "
-                           f"{self.dist.world}: the batches per epoch would differ")  # fmt: skip
-        check_progress(path, s, self.steps_per_epoch, self.pre_steps)
-        try:  # checked whole already: torch's own checks are the last word
-            self.G.load_state_dict(s["G"])
-            self.D.load_state_dict(s["D"])
-            # Adam's moments from the file; its hyper-parameters from the config (the same).
-            self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
-            self.opt_D.load_state_dict({**self.opt_D.state_dict(), "state": s["opt_D"]["state"]})
-            self.sched_G.load_state_dict(s["sched_G"])
-            self.sched_D.load_state_dict(s["sched_D"])
-            if s["scaler"] and self.scaler.is_enabled():  # empty when saved without fp16
-                self.scaler.load_state_dict(s["scaler"])
-        except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            said = (str(e).splitlines() or [type(e).__name__])[0]
-            raise CheckpointError(f"{path}: cannot be loaded ({said})") from None
-        self.step, self.epoch, self.best_val = s["step"], s["epoch"], s["best_val_L1"]
-        self.kept_step = self.step
-        # A changed --epochs changes the schedule: take each lr from it, not from the file.
-        for opt, sched in ((self.opt_G, self.sched_G), (self.opt_D, self.sched_D)):
-            for group, base, fn in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas,
-                                       strict=True):  # fmt: skip
-                group["lr"] = base * fn(sched.last_epoch)
-        torch.set_rng_state(s["rng"])
-        if self.dist.device.type == "cuda" and s["cuda_rng"].numel():
-            torch.cuda.set_rng_state(s["cuda_rng"], self.dist.device)
-        if self.dist.world > 1:  # each rank its own dropout noise, reproducibly
-            torch.manual_seed(self.cfg.seed * 1_000_003 + self.step * 101 + self.dist.rank)
+        """Continue from ``path`` (train_state.restore)."""
+        restore(self, path, state)
 
     def _log(self, row: dict) -> None:
         if self.dist.main:
@@ -223,9 +189,14 @@ class Trainer:
         """This epoch's crops on the device (N, 3, S, S) in [0, 1], skipping those a resumed
         run already trained on: sliced out of the stored pictures and resampled a few batches
         ahead, in a thread of their own (on CUDA into pinned memory, then one stream)."""
-        sampler = DistributedSampler(range(len(self.train_set)), self.dist.world,
-                                     self.dist.rank, shuffle=True, seed=self.cfg.seed,
-                                     drop_last=True)  # fmt: skip
+        sampler = DistributedSampler(
+            range(len(self.train_set)),
+            self.dist.world,
+            self.dist.rank,
+            shuffle=True,
+            seed=self.cfg.seed,
+            drop_last=True,
+        )
         sampler.set_epoch(epoch)
         done = self.step - epoch * self.steps_per_epoch
         indices = list(sampler)[done * self.cfg.batch_size :]
@@ -302,12 +273,18 @@ class Trainer:
             l1s.append((fake - ab).abs().flatten(1).mean(1))
             pred = model_to_rgb(L, fake)
             psnrs.append(psnr(pred, truth))
-            for p, t in zip(pred.permute(0, 2, 3, 1).cpu().numpy(),
-                            truth.permute(0, 2, 3, 1).cpu().numpy(), strict=True):  # fmt: skip
+            for p, t in zip(
+                pred.permute(0, 2, 3, 1).cpu().numpy(),
+                truth.permute(0, 2, 3, 1).cpu().numpy(),
+                strict=True,
+            ):
                 ssims.append(ssim(p, t))
         self.G.train()
-        return {"val_L1": torch.cat(l1s).mean().item(), "val_PSNR": torch.cat(psnrs).mean().item(),
-                "val_SSIM": float(np.mean(ssims))}  # fmt: skip
+        return {
+            "val_L1": torch.cat(l1s).mean().item(),
+            "val_PSNR": torch.cat(psnrs).mean().item(),
+            "val_SSIM": float(np.mean(ssims)),
+        }
 
     @torch.inference_mode()
     def samples(self) -> np.ndarray:
@@ -356,15 +333,30 @@ class Trainer:
                                 acc.setdefault(k, []).append(v)
                             rate = n_log / max(1e-9, time.perf_counter() - t_log)
                             if on_step is not None:
-                                on_step(Status((self.step - 1) // self.steps_per_epoch, epochs,
-                                               self.step, self.total_steps, phase, losses,
-                                               rate))  # fmt: skip
+                                on_step(
+                                    Status(
+                                        (self.step - 1) // self.steps_per_epoch,
+                                        epochs,
+                                        self.step,
+                                        self.total_steps,
+                                        phase,
+                                        losses,
+                                        rate,
+                                    )
+                                )
                             if self.step % cfg.log_every == 0:
                                 means = {k: float(np.mean(v)) for k, v in acc.items()}
                                 lr = self.sched_G.get_last_lr()[0]
-                                self._log({"step": self.step, "epoch": self.epoch,
-                                           "phase": phase, "lr": lr, "images_per_s": rate,
-                                           **means})  # fmt: skip
+                                self._log(
+                                    {
+                                        "step": self.step,
+                                        "epoch": self.epoch,
+                                        "phase": phase,
+                                        "lr": lr,
+                                        "images_per_s": rate,
+                                        **means,
+                                    }
+                                )
                                 acc, t_log, n_log = {}, time.perf_counter(), 0
                             bad = not all(map(math.isfinite, losses.values()))
                             stopping, due, bad = self._all_agree(stop.requested, self._due(), bad)
@@ -405,12 +397,14 @@ class Trainer:
             if improved:
                 self.best_val = state["best_val_L1"] = scores["val_L1"]
             step = self.step  # now: the writer runs while training moves on
-            curves = (step == self.total_steps
-                      or time.monotonic() - self._curves_at >= CURVES_SECONDS)
+            curves = (
+                step == self.total_steps or time.monotonic() - self._curves_at >= CURVES_SECONDS
+            )
             if curves:
                 self._curves_at = time.monotonic()
-            self.saver.submit(lambda: write_checkpoint(self.run, step, grid, state, improved,
-                                                       curves))  # fmt: skip
+            self.saver.submit(
+                lambda: write_checkpoint(self.run, step, grid, state, improved, curves)
+            )
             self.kept_step = step
         self._saved_at, self._saved_step = time.monotonic(), self.step
         self.dist.barrier()
@@ -444,4 +438,3 @@ class Trainer:
             kept = f"{self.run / 'last.pt'} keeps step {self.kept_step}, the last good one"
         said = f"training diverged at step {self.step} ({what}); {kept}"
         return RunError(f"{self.run}: {said}; a lower --lr may help")
-

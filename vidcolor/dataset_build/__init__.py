@@ -23,6 +23,17 @@ from vidcolor.dataset_build.presets import PRESETS, SPLITS, BuildError, Preset
 from vidcolor.dataset_build.select import usable
 from vidcolor.options import BuildOptions
 
-__all__ = ["PRESETS", "SPLITS", "BuildError", "BuildOptions", "Preset", "build_dataset",
-           "dataset_summary", "frame_total", "largest_free_box", "letterbox", "static_regions",
-           "usable"]  # fmt: skip
+__all__ = [
+    "PRESETS",
+    "SPLITS",
+    "BuildError",
+    "BuildOptions",
+    "Preset",
+    "build_dataset",
+    "dataset_summary",
+    "frame_total",
+    "largest_free_box",
+    "letterbox",
+    "static_regions",
+    "usable",
+]

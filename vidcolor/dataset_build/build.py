@@ -76,9 +76,13 @@ def build_dataset(
         else:
             unique.append(v)
     work = out.with_name(f".{out.name}.partial")
-    plan = {"vidcolor": __version__, "options": asdict(options),
-            "settings": asdict(PRESETS[options.preset]), "storage": [STORE, HEADROOM],
-            "videos": [os.path.abspath(v) for v in unique]}  # fmt: skip
+    plan = {
+        "vidcolor": __version__,
+        "options": asdict(options),
+        "settings": asdict(PRESETS[options.preset]),
+        "storage": [STORE, HEADROOM],
+        "videos": [os.path.abspath(v) for v in unique],
+    }
     claim(work, "dataset-partial", "an unfinished dataset build")
     with exclusive(work / "lock", str(out)):
         _prepare(work, plan, note)
@@ -90,9 +94,11 @@ def build_dataset(
         except OSError as e:  # a full disk: keep what can resume, drop what was half-written
             _drop_unfinished(work)
             kept = sum(p.stat().st_size for p in work.iterdir()) / 1e6
-            raise BuildError(f"{work}: cannot write ({e.strerror or e}); {kept:.1f} MB of "
-                             "finished scans kept there: free some space and run the same "
-                             "command again to resume") from None  # fmt: skip
+            raise BuildError(
+                f"{work}: cannot write ({e.strerror or e}); {kept:.1f} MB of "
+                "finished scans kept there: free some space and run the same "
+                "command again to resume"
+            ) from None
         for leftover in [*work.glob("scan_*"), work / "plan.json"]:
             remove_file(leftover, work)
     _put_in_place(work, out)
@@ -146,8 +152,10 @@ def _prepare(work: Path, plan: dict, note: Callable[[str], None]) -> None:
         same = False
     done = sorted(work.glob("scan_*.json")) if same else []
     if done:
-        note(f"resuming an interrupted build: {len(done)} of {len(plan['videos'])} videos "
-             "already scanned")  # fmt: skip
+        note(
+            f"resuming an interrupted build: {len(done)} of {len(plan['videos'])} videos "
+            "already scanned"
+        )
     for item in work.iterdir():
         if item.name != "lock" and not (same and item.name.startswith(("scan_", "plan.json"))):
             remove_file(item, work)
@@ -169,8 +177,9 @@ def _scanned(video: Path, base: Path, preset: Preset, on_frames: Callable[[int],
     return scan
 
 
-def _build(videos: list[Path], work: Path, options: BuildOptions,
-           on_frames: Callable[[int], None]) -> dict:  # fmt: skip
+def _build(
+    videos: list[Path], work: Path, options: BuildOptions, on_frames: Callable[[int], None]
+) -> dict:
     preset = PRESETS[options.preset]
     shape: tuple[int, int] | None = None  # the dataset's stored frame shape, set by the first
     kept: dict[str, list[Pick]] = {name: [] for name, _ in SPLITS}
@@ -198,23 +207,38 @@ def _build(videos: list[Path], work: Path, options: BuildOptions,
         if shape is not None:
             box = fit(box, shape[1] / shape[0])
         to_source = scan.source["width"] / scan.shape[1]  # boxes in the video's own pixels
-        sources.append({**scan.source, "episode": episode, "frames": scan.frames,
-                        "cuts": scan.cuts, "picture": scaled(box, to_source),
-                        "hud": [scaled(b, to_source) for b in hud]})  # fmt: skip
+        sources.append(
+            {
+                **scan.source,
+                "episode": episode,
+                "frames": scan.frames,
+                "cuts": scan.cuts,
+                "picture": scaled(box, to_source),
+                "hud": [scaled(b, to_source) for b in hud],
+            }
+        )
         picks = pick_per_scene(thumbs, scan, preset, dropped)
-        for split, items in split_picks(picks, scan, Path(f"{base}.u8"), box, episode,
-                                        options).items():  # fmt: skip
+        for split, items in split_picks(
+            picks, scan, Path(f"{base}.u8"), box, episode, options
+        ).items():
             kept[split] += items
     if shape is None or not any(kept.values()):
         why = "; ".join(skipped) or "every frame was dropped (dark, greyscale, duplicate ...)"
         raise BuildError(f"no usable frames: {why}")
     manifest_frames, shards = write_shards(work, kept, shape)
     manifest = {
-        "format": DATASET_FORMAT, "vidcolor": __version__, **asdict(options),
-        "settings": asdict(preset), "shape": list(shape), "shards": shards,
-        "sources": sources, "dropped": dropped, "skipped": skipped, "warnings": warnings,
+        "format": DATASET_FORMAT,
+        "vidcolor": __version__,
+        **asdict(options),
+        "settings": asdict(preset),
+        "shape": list(shape),
+        "shards": shards,
+        "sources": sources,
+        "dropped": dropped,
+        "skipped": skipped,
+        "warnings": warnings,
         "frames": manifest_frames,
-    }  # fmt: skip
+    }
     with atomic_path(work / "manifest.json") as tmp:
         tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
     return manifest

@@ -101,8 +101,9 @@ class RunningStd:
         return None if self.m2 is None else np.sqrt(self.m2 / self.n)
 
 
-def hud(std: np.ndarray, samples: int, box: Box, shape: tuple[int, int]
-         ) -> tuple[list[Box], np.ndarray | None]:  # fmt: skip
+def hud(
+    std: np.ndarray, samples: int, box: Box, shape: tuple[int, int]
+) -> tuple[list[Box], np.ndarray | None]:
     """Static HUD boxes (candidate pixels) inside ``box``, from the whole frame's quarter-size
     temporal statistics, with their mask over ``box`` at that size."""
     if std.size == 0:
@@ -112,8 +113,9 @@ def hud(std: np.ndarray, samples: int, box: Box, shape: tuple[int, int]
     x0, y0 = round(x / sx), round(y / sy)
     inside = std[y0 : y0 + max(1, round(h / sy)), x0 : x0 + max(1, round(w / sx))]
     boxes, mask = static_regions(inside, samples)
-    scaled = [(x + round(a * sx), y + round(b * sy), round(c * sx), round(d * sy))
-              for a, b, c, d in boxes]  # fmt: skip
+    scaled = [
+        (x + round(a * sx), y + round(b * sy), round(c * sx), round(d * sy)) for a, b, c, d in boxes
+    ]
     return scaled, mask
 
 

@@ -48,6 +48,21 @@ class Scan:
 SMALL_WIDTH = 64  # the small copy of each candidate that the checks look at
 
 
+def _source(video: Path) -> dict:
+    """Which file an episode's frames come from: its path, hash, size and modification time."""
+    check_file(video)  # before the hash reads it: not a FIFO or a device
+    try:
+        stat = video.stat()
+        return {
+            "source": str(video.resolve()),
+            "sha256": file_hash(video),
+            "bytes": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+        }
+    except OSError as e:
+        raise VideoError(f"{video}: {e.strerror or e}") from None
+
+
 def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int], None]) -> Scan:
     """Decode once. The shot detector sees every frame; each candidate (upright, short side
     ``size`` x STORE x HEADROOM) goes to ``base``.u8, a 64-wide copy of it to ``base``.small.u8,
@@ -57,21 +72,17 @@ def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int
     rows: list[dict] = []
     seen = 0
 
-    check_file(video)  # before the hash reads it: not a FIFO or a device
-    try:
-        stat = video.stat()
-        source = {"source": str(video.resolve()), "sha256": file_hash(video),
-                  "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}  # fmt: skip
-    except OSError as e:
-        raise VideoError(f"{video}: {e.strerror or e}") from None
+    source = _source(video)
     stats = RunningStd()
     warning = None
     brightest: np.ndarray | None = None
     shape = (0, 0)
-    with VideoReader(video, fps=1 / preset.stride, autorotate=True, size=short,
-                     prefetch=8) as reader:  # fmt: skip
-        detector = ShotDetector.attach(reader, adaptive_threshold=preset.adaptive_threshold,
-                                       min_content=preset.min_content)  # fmt: skip
+    with VideoReader(
+        video, fps=1 / preset.stride, autorotate=True, size=short, prefetch=8
+    ) as reader:
+        detector = ShotDetector.attach(
+            reader, adaptive_threshold=preset.adaptive_threshold, min_content=preset.min_content
+        )
         detect = reader.tap
 
         def tap(index: int, seconds: float, bgr: np.ndarray) -> None:  # and count, for progress
@@ -102,12 +113,12 @@ def scan_video(video: Path, preset: Preset, base: Path, on_frames: Callable[[int
                     img = cv2.resize(img, shape[::-1], interpolation=cv2.INTER_AREA)
                 h, w = shape = img.shape[:2]
                 out.write(img.tobytes())
-                rows.append({"frame": frame.index, "pts": frame.pts,
-                             "time": round(frame.time, 6)})  # fmt: skip
+                rows.append({"frame": frame.index, "pts": frame.pts, "time": round(frame.time, 6)})
                 flat = img.reshape(h, w * 3)  # OpenCV's max: numpy's over channels is 20x slower
                 brightest = flat.copy() if brightest is None else cv2.max(brightest, flat)
-                small = cv2.resize(img, (SMALL_WIDTH, max(1, SMALL_WIDTH * h // w)),
-                                   interpolation=cv2.INTER_AREA)  # fmt: skip
+                small = cv2.resize(
+                    img, (SMALL_WIDTH, max(1, SMALL_WIDTH * h // w)), interpolation=cv2.INTER_AREA
+                )
                 small_out.write(small.tobytes())
                 if DARK <= small.mean() <= BLOWN_OUT:  # fades would hide a HUD
                     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

@@ -69,8 +69,9 @@ def split_of(seed: int, episode: int, scene: int | None) -> str:
     return SPLITS[-1][0]
 
 
-def usable_candidates(scan: Scan, base: Path, preset: Preset, dropped: dict[str, int]
-                      ) -> dict[int, np.ndarray]:  # fmt: skip
+def usable_candidates(
+    scan: Scan, base: Path, preset: Preset, dropped: dict[str, int]
+) -> dict[int, np.ndarray]:
     """Candidate index -> its 16x16 gray thumbnail (for the duplicate check), for the
     candidates away from cuts and transitions whose picture can teach colour."""
     rows, cuts = scan.rows, scan.cuts
@@ -99,8 +100,9 @@ def usable_candidates(scan: Scan, base: Path, preset: Preset, dropped: dict[str,
     return thumbs
 
 
-def picture_box(scan: Scan, base: Path, avoid_hud: bool, warnings: list[str], video: Path
-                ) -> tuple[Box, list[Box]]:  # fmt: skip
+def picture_box(
+    scan: Scan, base: Path, avoid_hud: bool, warnings: list[str], video: Path
+) -> tuple[Box, list[Box]]:
     """The part of the candidates to store (inside the bars; clear of a static HUD with
     ``avoid_hud``, where enough stays clear), and the HUD's boxes, candidate pixels."""
     box = scan.picture
@@ -109,8 +111,10 @@ def picture_box(scan: Scan, base: Path, avoid_hud: bool, warnings: list[str], vi
     if avoid_hud and boxes and mask is not None:
         free = largest_free_box(mask)
         if free is None or free[2] * free[3] < 0.25 * mask.size:
-            warnings.append(f"{video}: its static overlay leaves too little of the picture "
-                            "clear to keep it out; frames stored whole")  # fmt: skip
+            warnings.append(
+                f"{video}: its static overlay leaves too little of the picture "
+                "clear to keep it out; frames stored whole"
+            )
         else:
             fx, fy, fw, fh = free
             sx, sy = w / mask.shape[1], h / mask.shape[0]
@@ -118,8 +122,9 @@ def picture_box(scan: Scan, base: Path, avoid_hud: bool, warnings: list[str], vi
     return box, boxes
 
 
-def pick_per_scene(thumbs: dict[int, np.ndarray], scan: Scan, preset: Preset,
-                   dropped: dict[str, int]) -> dict[int, list[int]]:  # fmt: skip
+def pick_per_scene(
+    thumbs: dict[int, np.ndarray], scan: Scan, preset: Preset, dropped: dict[str, int]
+) -> dict[int, list[int]]:
     """Scene -> the candidates kept from it: near-duplicates out, then at most
     ``preset.per_scene`` spread evenly through the scene (not its start)."""
     by_scene: dict[int, list[int]] = {}
@@ -142,14 +147,20 @@ def pick_per_scene(thumbs: dict[int, np.ndarray], scan: Scan, preset: Preset,
     return picks
 
 
-def split_picks(picks: dict[int, list[int]], scan: Scan, store: Path, box: Box, episode: int,
-                options: BuildOptions) -> dict[str, list[Pick]]:  # fmt: skip
+def split_picks(
+    picks: dict[int, list[int]],
+    scan: Scan,
+    store: Path,
+    box: Box,
+    episode: int,
+    options: BuildOptions,
+) -> dict[str, list[Pick]]:
     """The picks of one episode, by split: whole scenes (or the whole episode) on one side."""
     out: dict[str, list[Pick]] = {name: [] for name, _ in SPLITS}
-    source = {"source": scan.source["source"], "sha256": scan.source["sha256"],
-              "episode": episode}  # fmt: skip
+    source = {"source": scan.source["source"], "sha256": scan.source["sha256"], "episode": episode}
     for scene, ks in picks.items():
         split = split_of(options.seed, episode, None if options.split_by == "episode" else scene)
-        out[split] += [Pick(store, scan, k, box, {**scan.rows[k], **source, "scene": scene})
-                       for k in ks]  # fmt: skip
+        out[split] += [
+            Pick(store, scan, k, box, {**scan.rows[k], **source, "scene": scene}) for k in ks
+        ]
     return out

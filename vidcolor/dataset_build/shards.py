@@ -28,8 +28,9 @@ def new_shard(path: Path, shape: tuple[int, ...]) -> np.memmap:
     return array
 
 
-def write_shards(work: Path, kept: dict[str, list[Pick]], shape: tuple[int, int]
-                 ) -> tuple[list[dict], dict[str, dict]]:  # fmt: skip
+def write_shards(
+    work: Path, kept: dict[str, list[Pick]], shape: tuple[int, int]
+) -> tuple[list[dict], dict[str, dict]]:
     """Each split's picks, cut to their box and scaled to ``shape``, into ``work``/SPLIT.npy;
     returns the manifest's frame rows and shard table."""
     manifest_frames, shards = [], {}

@@ -7,8 +7,21 @@ from vidcolor.pipeline.layout import WorkLayout, outside_work, render_name, work
 from vidcolor.pipeline.ledger import STAGES, Ledger, StageState, file_state, stage_key
 from vidcolor.pipeline.plan import Plan, stage_keys
 from vidcolor.pipeline.runners import run_pipeline
-from vidcolor.stages import Reporter, TaskBar
+from vidcolor.reporter import Reporter, TaskBar
 
-__all__ = ["STAGES", "Ledger", "Plan", "Reporter", "StageState", "TaskBar", "WorkLayout",
-           "file_state", "outside_work", "render_name", "run_pipeline", "stage_key", "stage_keys",
-           "work_folder_problem"]  # fmt: skip
+__all__ = [
+    "STAGES",
+    "Ledger",
+    "Plan",
+    "Reporter",
+    "StageState",
+    "TaskBar",
+    "WorkLayout",
+    "file_state",
+    "outside_work",
+    "render_name",
+    "run_pipeline",
+    "stage_key",
+    "stage_keys",
+    "work_folder_problem",
+]

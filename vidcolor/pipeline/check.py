@@ -12,8 +12,12 @@ from typing import Any
 from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
 from vidcolor.optspec import build, checked, specs
 
-STAGE_OPTIONS: dict[str, type] = {"extract": ExtractStage, "dataset": BuildOptions,
-                                  "train": TrainStage, "render": RenderOptions}  # fmt: skip
+STAGE_OPTIONS: dict[str, type] = {
+    "extract": ExtractStage,
+    "dataset": BuildOptions,
+    "train": TrainStage,
+    "render": RenderOptions,
+}
 
 
 def stage_values(name: str, recipe: Any, skip: Collection[str] = ()) -> dict[str, Any]:
@@ -64,12 +68,15 @@ def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict
     from vidcolor.pipeline.recipe import RecipeError
     from vidcolor.runtime import pick_device
 
-    reserved = set(PIPELINE_SETS[name]) | ({"model"} if name == "render" and "train" in
-                                            present else set())  # fmt: skip
+    reserved = set(PIPELINE_SETS[name]) | (
+        {"model"} if name == "render" and "train" in present else set()
+    )
     for key in recipe.section(name):
         if name == "render" and key in ("keyframes", "adapt", "match"):
-            raise RecipeError(f"{recipe.where(name, key)}: keyframes belong to one video: use "
-                              "vidcolor render IN OUT --keyframes KEYS")  # fmt: skip
+            raise RecipeError(
+                f"{recipe.where(name, key)}: keyframes belong to one video: use "
+                "vidcolor render IN OUT --keyframes KEYS"
+            )
         if key in reserved:
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
     values = stage_values(name, recipe, STAGE_EXTRA.get(name, ()))
@@ -108,11 +115,13 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
         recipe.set(assignment)
     for key in recipe.data:  # a --set may name one
         if key not in TOP_LEVEL:
-            raise RecipeError(f"{recipe.where(None, key)}: unknown key "
-                              f"(known: {', '.join(TOP_LEVEL)})")  # fmt: skip
+            raise RecipeError(
+                f"{recipe.where(None, key)}: unknown key (known: {', '.join(TOP_LEVEL)})"
+            )
     if not isinstance(recipe.data.get("work"), str):
-        raise RecipeError(f'{recipe.where(None, "work")}: a work folder is needed '
-                          '(e.g. work = "work/cartoon")')  # fmt: skip
+        raise RecipeError(
+            f'{recipe.where(None, "work")}: a work folder is needed (e.g. work = "work/cartoon")'
+        )
     work = Path(os.path.abspath(recipe.base(None, "work") / recipe.data["work"]))
     if problem := problem_of(work):
         raise RecipeError(f"{recipe.where(None, 'work')}: {work}: {problem}")
@@ -123,14 +132,17 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     for name in present:
         stages[name], given[name] = checked_stage(recipe, name, present)
     if "train" in present and not {"dataset", "extract"} & set(present):
-        raise RecipeError(f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
-                          "[extract] stage before it to train on")  # fmt: skip
+        raise RecipeError(
+            f"{recipe.where(None, 'train')}: the train stage needs a [dataset] or "
+            "[extract] stage before it to train on"
+        )
     own_render_inputs = "render" in present and "inputs" in recipe.section("render")
     needs_inputs = {"extract", "dataset"} & set(present) or not own_render_inputs
     inputs = outside_work(work, recipe.inputs()) if needs_inputs else []
     if needs_inputs and not inputs:
-        raise RecipeError(f"{recipe.where(None, 'inputs')}: it matches only files in the work "
-                          "folder")  # fmt: skip
+        raise RecipeError(
+            f"{recipe.where(None, 'inputs')}: it matches only files in the work folder"
+        )
     render_inputs = inputs
     if own_render_inputs:
         render_inputs = outside_work(work, recipe.globs("render", "inputs"))
@@ -140,10 +152,14 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     init = stages["train"].config.init if "train" in present else ""
     if init not in ("", "default") and not Path(init).is_file():
         raise RecipeError(f"{recipe.where('train', 'init')}: {init}: no such file")
-    for stage, names in (("extract", [f.stem for f in inputs]),
-                         ("render", [render_name(f) for f in render_inputs])):  # fmt: skip
+    for stage, names in (
+        ("extract", [f.stem for f in inputs]),
+        ("render", [render_name(f) for f in render_inputs]),
+    ):
         twice = sorted({n for n in names if names.count(n) > 1})
         if stage in present and twice:
-            raise RecipeError(f"{path}: two inputs would both make {stage} output "
-                              f"'{twice[0]}' (same name in two folders)")  # fmt: skip
+            raise RecipeError(
+                f"{path}: two inputs would both make {stage} output "
+                f"'{twice[0]}' (same name in two folders)"
+            )
     return Plan(path, WorkLayout(work), inputs, render_inputs, stages, given)

@@ -65,8 +65,10 @@ def work_folder_problem(work: Path) -> str | None:
     if work.exists() and not work.is_dir():
         return "exists and is not a folder"
     if work.is_dir() and not is_empty(work) and kind_of(work) != "pipeline":
-        return ("holds files and is not a vidcolor work folder; name a new or empty folder "
-                "(the pipeline deletes and replaces its own outputs there)")  # fmt: skip
+        return (
+            "holds files and is not a vidcolor work folder; name a new or empty folder "
+            "(the pipeline deletes and replaces its own outputs there)"
+        )
     return None
 
 
@@ -80,6 +82,8 @@ def outside_work(work: Path, files: list[Path]) -> list[Path]:
         if work not in parents:
             kept.append(f)
         elif not any(work / name in parents for name in WORK_FOLDERS):
-            raise UserError(f"{f}: an input inside the work folder {work}; keep the footage "
-                            "apart from the work folder")  # fmt: skip
+            raise UserError(
+                f"{f}: an input inside the work folder {work}; keep the footage "
+                "apart from the work folder"
+            )
     return kept

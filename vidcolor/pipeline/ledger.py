@@ -67,19 +67,46 @@ class Ledger:
 
     def start(self, stage: str, key: str, options: dict) -> None:
         """Mark ``stage`` running (until ``finish``)."""
-        self._write(stage, {"stage": stage, "status": "running", "key": key,
-                            "options": options, "started": time.time()})  # fmt: skip
+        self._write(
+            stage,
+            {
+                "stage": stage,
+                "status": "running",
+                "key": key,
+                "options": options,
+                "started": time.time(),
+            },
+        )
 
-    def finish(self, stage: str, key: str, options: dict, outputs: list[Path],
-               seconds: float) -> None:  # fmt: skip
-        self._write(stage, {"stage": stage, "status": "done", "key": key, "options": options,
-                            "outputs": [str(p) for p in outputs],
-                            "seconds": round(seconds, 1), "finished": time.time()})  # fmt: skip
+    def finish(
+        self, stage: str, key: str, options: dict, outputs: list[Path], seconds: float
+    ) -> None:
+        self._write(
+            stage,
+            {
+                "stage": stage,
+                "status": "done",
+                "key": key,
+                "options": options,
+                "outputs": [str(p) for p in outputs],
+                "seconds": round(seconds, 1),
+                "finished": time.time(),
+            },
+        )
 
     def fail(self, stage: str, key: str, options: dict, error: str) -> None:
         """Mark ``stage`` failed, with the one line that said why."""
-        self._write(stage, {"stage": stage, "status": "failed", "key": key, "options": options,
-                            "error": error, "finished": time.time()})  # fmt: skip
+        self._write(
+            stage,
+            {
+                "stage": stage,
+                "status": "failed",
+                "key": key,
+                "options": options,
+                "error": error,
+                "finished": time.time(),
+            },
+        )
 
     def item(self, stage: str, name: str, status: str, key: str) -> None:
         """One piece of a stage (an episode) is ``running`` or ``done`` under ``key``."""

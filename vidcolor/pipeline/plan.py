@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidcolor.colorizer import default_model
 from vidcolor.finetune import model_file
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
-from vidcolor.render import default_model
 
 NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
 RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result
@@ -52,31 +52,43 @@ def stage_keys(plan: Plan, ledger: Ledger) -> dict[str, str | None]:
     keys: dict[str, str | None] = {}
     for name in ("extract", "dataset"):
         if name in plan.stages:
-            keys[name] = stage_key(stage=name, inputs=[file_state(v) for v in plan.inputs],
-                                   options=plan.key_options(name))  # fmt: skip
+            keys[name] = stage_key(
+                stage=name,
+                inputs=[file_state(v) for v in plan.inputs],
+                options=plan.key_options(name),
+            )
     if "train" in plan.stages:
         source = "dataset" if "dataset" in plan.stages else "extract"
         if ledger.state(source, keys[source]).state != "done":
             keys["train"] = None
         else:
-            marks = ([plan.layout.dataset / "manifest.json"] if source == "dataset" else
-                     [plan.layout.frames_manifest(v) for v in plan.inputs])  # fmt: skip
+            marks = (
+                [plan.layout.dataset / "manifest.json"]
+                if source == "dataset"
+                else [plan.layout.frames_manifest(v) for v in plan.inputs]
+            )
             init = plan.stages["train"].config.init  # the model a fine-tune starts from
             start = file_state(model_file(init)) if init else None
-            keys["train"] = stage_key(stage="train", data=[file_state(m) for m in marks],
-                                      options=plan.key_options("train"), init=start)  # fmt: skip
+            keys["train"] = stage_key(
+                stage="train",
+                data=[file_state(m) for m in marks],
+                options=plan.key_options("train"),
+                init=start,
+            )
     if "render" in plan.stages:
         base = render_base_key(plan, ledger, keys.get("train"))
         videos = [file_state(v) for v in plan.render_inputs]
-        keys["render"] = None if base is None else stage_key(stage="render", base=base,
-                                                             inputs=videos)  # fmt: skip
+        keys["render"] = (
+            None if base is None else stage_key(stage="render", base=base, inputs=videos)
+        )
     return keys
 
 
 def render_base_key(plan: Plan, ledger: Ledger, train_key: str | None) -> str | None:
     """What every rendered episode depends on besides itself: the model and the options."""
     if "train" in plan.stages and (
-            train_key is None or ledger.state("train", train_key).state != "done"):  # fmt: skip
+        train_key is None or ledger.state("train", train_key).state != "done"
+    ):
         return None
     return stage_key(model=file_state(Path(plan.model)), options=plan.key_options("render"))
 

@@ -11,8 +11,8 @@ from vidcolor.errors import UserError
 from vidcolor.ownership import NotOursError, claim, is_inside, remove_tree
 from vidcolor.pipeline.ledger import Ledger, StageState, stage_key
 from vidcolor.pipeline.plan import Plan, item_key, render_base_key, stage_keys
+from vidcolor.reporter import Reporter
 from vidcolor.runtime import Dist
-from vidcolor.stages import Reporter
 
 Keys = dict[str, str | None] | None  # rank 0's stage keys, taken just before the stage
 
@@ -52,8 +52,9 @@ def run_pipeline(plan: Plan, dist: Dist, report: Reporter | None = None) -> None
         say(f"colour videos in {plan.layout.render()}")
 
 
-def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist,
-             report: Reporter) -> list[Path]:  # fmt: skip
+def _extract(
+    plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist, report: Reporter
+) -> list[Path]:
     """Each episode's frames to frames/<episode>/. An episode done under its own key (its file,
     the options) is kept; one interrupted under it resumes; anything else starts over."""
     from vidcolor import stages
@@ -76,8 +77,9 @@ def _extract(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
             continue
         resume = item == ("running", mine) and (out / "extract.json").exists()
         ledger.item("extract", video.stem, "running", mine)
-        stages.extract(video, out, stage, report, overwrite=not resume and out.exists(),
-                       resume=resume)  # fmt: skip
+        stages.extract(
+            video, out, stage, report, overwrite=not resume and out.exists(), resume=resume
+        )
         ledger.item("extract", video.stem, "done", mine)
     return outputs
 
@@ -92,8 +94,9 @@ def _inside_work(folder: Path, work: Path) -> None:
         )
 
 
-def _dataset(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist,
-             report: Reporter) -> list[Path]:  # fmt: skip
+def _dataset(
+    plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist, report: Reporter
+) -> list[Path]:
     """The dataset, rebuilt: a stale one goes first (the ledger vouches that it is ours). An
     interrupted build resumes by itself from its finished scans."""
     from vidcolor import stages
@@ -105,8 +108,9 @@ def _dataset(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Di
     return [out / "manifest.json"]
 
 
-def _train(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist,
-           report: Reporter) -> list[Path]:  # fmt: skip
+def _train(
+    plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist, report: Reporter
+) -> list[Path]:
     """Training on the dataset (or the frames): resumed from its checkpoint when it was
     interrupted under the same key, else started afresh."""
     from vidcolor import stages
@@ -123,15 +127,16 @@ def _train(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist
     return [plan.layout.model]
 
 
-def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist,
-            report: Reporter) -> list[Path]:  # fmt: skip
+def _render(
+    plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dist, report: Reporter
+) -> list[Path]:
     """Episode i goes to rank i mod world: none twice, none skipped. An episode done under its
     own key (its file, the model, the options) is not rendered again. The model is loaded
     once, for all of a rank's episodes."""
     import torch
 
     from vidcolor import stages
-    from vidcolor.render import Colorizer
+    from vidcolor.colorizer import Colorizer
 
     layout, options = plan.layout, plan.stages["render"]
     outputs = [layout.render(v) for v in plan.render_inputs]
@@ -154,8 +159,7 @@ def _render(plan: Plan, ledger: Ledger, keys: Keys, state: StageState, dist: Dis
         if record == ("done", mine) and dst.exists():
             continue
         if record is None and dst.exists():  # replaced only when this pipeline wrote it
-            raise NotOursError(f"{dst}: not rendered by this pipeline; move it away and run "
-                               "again")  # fmt: skip
+            raise NotOursError(f"{dst}: not rendered by this pipeline; move it away and run again")
         colorizer = colorizer or Colorizer.from_options(options)
         ledger.item("render", dst.name, "running", mine)
         stages.render(video, dst, options, report, overwrite=True, colorizer=colorizer)

@@ -1,5 +1,6 @@
 """Video I/O on PyAV: probe a file, stream its frames out, stream frames into a new file."""
 
+from vidcolor.video.encoding import EncodeOptions, OutputError
 from vidcolor.video.errors import (
     CorruptVideoError,
     NoFramesError,
@@ -9,7 +10,7 @@ from vidcolor.video.errors import (
 )
 from vidcolor.video.probe import StreamInfo, VideoInfo, probe
 from vidcolor.video.reader import Frame, VideoReader, scaled_size
-from vidcolor.video.writer import EncodeOptions, FrameError, OutputError, VideoWriter
+from vidcolor.video.writer import FrameError, VideoWriter
 
 __all__ = [
     "CorruptVideoError",

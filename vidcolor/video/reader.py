@@ -45,8 +45,19 @@ class Frame:
 # Limited-range ("TV", 16-235) luma to full-range gray: exactly what swscale's yuv -> gray does,
 # at a fraction of the cost when applied to the Y plane directly.
 TV_TO_FULL = np.clip(np.round((np.arange(256) - 16) * 255 / 219), 0, 255).astype(np.uint8)
-_PLANAR_8BIT_YUV = {"yuv420p", "yuv422p", "yuv444p", "yuv440p", "yuv411p", "yuvj420p", "yuvj422p",
-                    "yuvj444p", "yuvj440p", "nv12", "nv21"}  # fmt: skip
+_PLANAR_8BIT_YUV = {
+    "yuv420p",
+    "yuv422p",
+    "yuv444p",
+    "yuv440p",
+    "yuv411p",
+    "yuvj420p",
+    "yuvj422p",
+    "yuvj444p",
+    "yuvj440p",
+    "nv12",
+    "nv21",
+}
 
 
 def luma(frame: av.VideoFrame) -> np.ndarray | None:
@@ -307,8 +318,9 @@ class VideoReader:
         try:
             yield from self._frames(iter(self._pump), index)
         except CorruptVideoError as e:  # counted by the decoding thread, which ran ahead
-            raise CorruptVideoError(self.path, self.frames_decoded, self.last_time,
-                                    e.reason) from None  # fmt: skip
+            raise CorruptVideoError(
+                self.path, self.frames_decoded, self.last_time, e.reason
+            ) from None
         finally:
             if self._pump is not None:
                 self._pump.close()

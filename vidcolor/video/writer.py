@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,32 +11,9 @@ import av
 import numpy as np
 
 from vidcolor.atomic import clear_stale, publish, temp_beside
+from vidcolor.video.encoding import EVEN_ONLY, EncodeOptions, OutputError
 from vidcolor.video.errors import CorruptVideoError, NoFramesError, VideoError
 from vidcolor.video.probe import VideoInfo, open_container
-
-# Short names users type -> FFmpeg encoders in PyAV's wheel. Any other encoder name passes as is.
-ENCODERS = {
-    "h264": "libx264",
-    "h265": "libx265",
-    "hevc": "libx265",
-    "av1": "libsvtav1",
-    "vp9": "libvpx-vp9",
-    "h264_nvenc": "h264_nvenc",
-}
-# Quality defaults: visually near-lossless, since the picture is what users came for.
-DEFAULT_CRF = {"libx264": 18, "libx265": 20, "libsvtav1": 30, "libvpx-vp9": 31}
-PRESET_OPTION = {
-    "libx264": "preset",
-    "libx265": "preset",
-    "libsvtav1": "preset",
-    "libvpx-vp9": "cpu-used",
-    "h264_nvenc": "preset",
-}
-X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                "slower", "veryslow", "placebo")  # fmt: skip
-# 4:2:0 in H.264/H.265 cannot code an odd width or height (crop units are 2 pixels); VP9 and
-# AV1 can. For the former we pad one edge row/column (replicated), never rescale.
-EVEN_ONLY = {"libx264", "libx265", "h264_nvenc", "hevc_nvenc"}
 
 # Which streams each output container takes unchanged; a None entry means "all".
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -56,48 +32,8 @@ STANDARD_LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 AUDIO_FALLBACK = {"mp4": "aac", "mov": "aac", "matroska": "aac", "webm": "libopus"}
 
 
-class OutputError(VideoError):
-    """The output cannot be written where or how it was asked."""
-
-
 class FrameError(VideoError, ValueError):
     """Frames that cannot go into one video stream: a size change, timestamps out of order."""
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """``codec``: h264 (default), h265, av1, vp9 or an FFmpeg encoder name. ``crf``/``preset``:
-    the encoder's own scales (None: our default per codec)."""
-
-    codec: str = "h264"
-    crf: int | None = None
-    preset: str | None = None
-    pix_fmt: str = "yuv420p"
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        enc, preset = self.encoder, self.preset
-        if preset is None:
-            return
-        if enc in ("libx264", "libx265") and preset not in X26X_PRESETS:
-            raise OutputError(f"--preset {preset}: {enc} takes {', '.join(X26X_PRESETS)}")
-        if enc == "libsvtav1" and not (preset.isdigit() and int(preset) <= 13):
-            raise OutputError(f"--preset {preset}: SVT-AV1 takes 0 (slowest) to 13 (fastest)")
-
-    @property
-    def encoder(self) -> str:
-        return ENCODERS.get(self.codec, self.codec)
-
-    def codec_options(self) -> dict[str, str]:
-        enc, opts = self.encoder, {}
-        crf = self.crf if self.crf is not None else DEFAULT_CRF.get(enc)
-        if crf is not None:
-            opts["crf"] = str(crf)
-            if enc == "libvpx-vp9":
-                opts.update({"b": "0", "row-mt": "1"})  # constant-quality mode needs b=0
-        if self.preset is not None and enc in PRESET_OPTION:
-            opts[PRESET_OPTION[enc]] = str(self.preset)
-        return opts
 
 
 class _Passenger:
@@ -250,9 +186,11 @@ class VideoWriter:
             if self._src is not None:
                 self._src.close()
             self._tmp.unlink(missing_ok=True)
-            raise OutputError(f"{self.path}: a {self.path.suffix} file cannot hold "
-                              f"{self.encode.codec} video (choose another --codec, or an .mp4 "
-                              "or .mkv file)") from None  # fmt: skip
+            raise OutputError(
+                f"{self.path}: a {self.path.suffix} file cannot hold "
+                f"{self.encode.codec} video (choose another --codec, or an .mp4 "
+                "or .mkv file)"
+            ) from None
         s.width, s.height = width + pad_w, height + pad_h
         s.pix_fmt = self.encode.pix_fmt
         s.codec_context.time_base = self.time_base
@@ -346,14 +284,18 @@ class VideoWriter:
             self._open_streams(h, w)
         elif (h, w) != self._size:
             (h0, w0) = self._size
-            raise FrameError(f"{self.path}: frame size changes mid-stream ({w0}x{h0} to "
-                             f"{w}x{h}); one output stream needs one size")  # fmt: skip
+            raise FrameError(
+                f"{self.path}: frame size changes mid-stream ({w0}x{h0} to "
+                f"{w}x{h}); one output stream needs one size"
+            )
         tick = round(1 / (self.frame_rate * self.time_base))
         if pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + tick
         elif self._last_pts is not None and pts <= self._last_pts:
-            raise FrameError(f"{self.path}: timestamps out of order ({pts} after "
-                             f"{self._last_pts}); the source's are not increasing")  # fmt: skip
+            raise FrameError(
+                f"{self.path}: timestamps out of order ({pts} after "
+                f"{self._last_pts}); the source's are not increasing"
+            )
         frame.pts, frame.time_base = pts, self.time_base
         frame.duration = duration or tick
         if self._last_pts is None:
@@ -366,8 +308,9 @@ class VideoWriter:
             what = "refused these settings" if self.frames_written == 0 else "failed"
             reason = e.strerror or type(e).__name__
             opts = self.encode.codec_options()
-            raise OutputError(f"{self.path}: the {self.encode.encoder} encoder {what} "
-                              f"({reason}; options {opts})") from None  # fmt: skip
+            raise OutputError(
+                f"{self.path}: the {self.encode.encoder} encoder {what} ({reason}; options {opts})"
+            ) from None
         self._mux_video(packets)
         self._last_pts = pts
         self.frames_written += 1
@@ -386,8 +329,9 @@ class VideoWriter:
         uint8, even H and W. No colour conversion touches Y, so the output's luma is this Y."""
         h, w = y.shape
         if h % 2 or w % 2 or u.shape != (h // 2, w // 2) or v.shape != u.shape:
-            raise ValueError(f"planes must be Y (H, W) even and U, V (H/2, W/2): "
-                             f"{y.shape}, {u.shape}, {v.shape}")  # fmt: skip
+            raise ValueError(
+                f"planes must be Y (H, W) even and U, V (H/2, W/2): {y.shape}, {u.shape}, {v.shape}"
+            )
         flat = np.concatenate([y.ravel(), u.ravel(), v.ravel()]).reshape(h * 3 // 2, w)
         frame = av.VideoFrame.from_ndarray(flat, format="yuv420p")
         frame.color_range = 2 if self.full_range else 1
