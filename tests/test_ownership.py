@@ -278,12 +278,12 @@ def test_train_refuses_a_run_folder_of_other_files(tmp_path: Path) -> None:
 def test_an_interrupt_while_the_model_loads_exits_130_in_one_line(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vidcolor.render
+    import vidcolor.colorizer
 
     def interrupted(path: Path) -> None:  # Ctrl-C arriving inside torch.load
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vidcolor.render, "load_model", interrupted)
+    monkeypatch.setattr(vidcolor.colorizer, "load_model", interrupted)
     result = CliRunner().invoke(main, ["render", str(clip), str(tmp_path / "o.mp4")])
     assert result.exit_code == 130 and "Aborted" not in result.output
     one_line(result, "interrupted")
