@@ -109,25 +109,30 @@ def test_sbs_preview_and_contact_sheet(tiny_model: Path, tmp_path: Path) -> None
     assert not result.had_colour and probe(bw_out).width == 2 * 64
 
 
+class SmallGPU(torch.nn.Module):
+    """A generator that fails as a GPU out of memory would on batches over 2."""
+
+    def __init__(self, real: torch.nn.Module) -> None:
+        super().__init__()
+        self.real = real
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.real(x)
+
+
 def test_cuda_out_of_memory_halves_the_batch(tiny_model: Path) -> None:
-    """The model is wrapped to fail as a GPU would on batches over 2; no frame may be lost."""
+    """No frame may be lost; the prediction says which batch ran, and keeps nothing of it."""
     colorizer = Colorizer(tiny_model, "cpu", batch_size=8)
-    real = colorizer.G
-
-    class SmallGPU(torch.nn.Module):
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if x.shape[0] > 2:
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-            return real(x)
-
     ys = [np.full((48, 64), 60 + 10 * i, np.uint8) for i in range(8)]
-    expected = colorizer.chroma(ys, False, "bt601")
-    colorizer.G = SmallGPU()
-    got = colorizer.chroma(ys, False, "bt601")
-    assert colorizer.batch_size == 2
-    assert len(got) == 8
-    for (u1, v1), (u2, v2) in zip(expected, got, strict=True):
-        assert np.abs(u1.astype(int) - u2).max() <= 1 and np.abs(v1.astype(int) - v2).max() <= 1
+    grays = [colorizer.gray(y, False) for y in ys]
+    expected = colorizer.predict(grays, "bt601", False)
+    colorizer.G = SmallGPU(colorizer.G)
+    got = colorizer.predict(grays, "bt601", False)
+    assert expected.ran == 8 and got.ran == 2 and colorizer.batch_size == 8
+    assert got.cbcr.shape == expected.cbcr.shape
+    assert (got.cbcr - expected.cbcr).abs().max() < 0.5
 
 
 def test_stop_leaves_no_file(tiny_model: Path, tmp_path: Path) -> None:
@@ -294,10 +299,14 @@ def test_a_frame_is_colorized_as_render_colorizes_it(tiny_model: Path, tmp_path:
 
 
 def test_each_video_starts_from_the_asked_batch(tiny_model: Path, tmp_path: Path) -> None:
-    """A batch lowered for one video (out of memory) is not kept for the next in a pipeline."""
+    """A batch lowered for one video (out of memory) belongs to that video's render alone: the
+    next in a pipeline starts from the batch asked for, and no frame of either is lost."""
     colorizer = Colorizer(tiny_model, "cpu", batch_size=8)
-    colorizer.batch_size = 2  # what out-of-memory halving left after a large video
     src = tmp_path / "small.mp4"
     make_video(src, frames=10, width=64, height=48)
+    real, colorizer.G = colorizer.G, SmallGPU(colorizer.G)
+    first = render_video(src, tmp_path / "first.mp4", colorizer)
+    assert first.batch_size == 2 and probe(tmp_path / "first.mp4").frame_count == 10
+    colorizer.G = real
     result = render_video(src, tmp_path / "out.mp4", colorizer)
     assert result.batch_size == 8 and probe(tmp_path / "out.mp4").frame_count == 10

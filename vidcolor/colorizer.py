@@ -1,9 +1,10 @@
-"""The ``Colorizer``: a generator on a device at a working size, luma planes in, chroma planes
-out, hedged as its bundle says; with a video's stabiliser and keys when given. The render
-(render.py) streams frames through it; eval and the benchmarks score with it."""
+"""The ``Colorizer``: a generator on a device at a working size, grays in, chroma out, hedged as
+its bundle says. It keeps nothing of one call for the next: a video's own state (its batch, its
+stabiliser, its keys) is render.VideoColour's. Eval and the benchmarks score with it too."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -24,12 +25,10 @@ from vidcolor.color import (
     yuv_to_rgb,
 )
 from vidcolor.errors import UserError
-from vidcolor.keyframes import Keyed, blend
-from vidcolor.matching import features, matched
+from vidcolor.matching import features
 from vidcolor.memory import GB, available_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.runtime import amp_dtype, pick_device
-from vidcolor.temporal import Motion, Stabilizer
 from vidcolor.video import scaled_size
 from vidcolor.video.reader import TV_TO_FULL
 
@@ -41,6 +40,17 @@ class RenderError(UserError):
 def default_model() -> Path:
     """The model bundled with vidcolor (see README: trained on Big Buck Bunny, CC-BY)."""
     return Path(str(files("vidcolor") / "weights" / "default.pt"))
+
+
+@dataclass
+class Prediction:
+    """A batch's colour at the working size: Y'CbCr chroma (N,2,hs,ws), the model's features
+    when asked for (to match keys by), and the largest part of the batch that ran at once
+    (smaller than the batch when memory ran out)."""
+
+    cbcr: torch.Tensor
+    feats: torch.Tensor | None
+    ran: int
 
 
 class Colorizer:
@@ -63,8 +73,7 @@ class Colorizer:
         self.size = render_size or int(self.info["size"])
         self.hedge = Hedge(self.info["chroma_gain"], self.info["chroma_shrink"])  # the bundle's
         # Measured on a 2-core CPU: batches of 2-4 run fastest (cache); GPUs want more.
-        self.asked_batch = batch_size or (16 if self.device.type == "cuda" else 4)
-        self.batch_size = self.asked_batch
+        self.batch_size = batch_size or (16 if self.device.type == "cuda" else 4)
         self._l_of_gray = L_OF_GRAY.to(self.device)
 
     @classmethod
@@ -72,36 +81,37 @@ class Colorizer:
         """The model ``options`` name, on their device, at their working size."""
         return cls(options.model, options.device, options.render_size, options.batch_size)
 
-    def fit(self, width: int, height: int, temporal: bool, src: Path) -> None:
-        """Before any work on a ``width`` x ``height`` input: the batch starts from the one asked
-        for (not the last input's); on a CPU it is halved until the render fits in the memory
-        left (memory.py), as CUDA's out-of-memory halves it; a render whose one frame does not
-        fit is refused in one line naming ``src`` and what it would need."""
-        self.batch_size = self.asked_batch
+    def batch_for(self, width: int, height: int, temporal: bool, src: Path) -> int:
+        """The batch a ``width`` x ``height`` input starts from: the one asked for, on a CPU
+        halved until the render fits in the memory left (memory.py), as CUDA's out-of-memory
+        halves it (``predict``). A render whose one frame does not fit is refused in one line
+        naming ``src`` and what it would need."""
+        batch = self.batch_size
         free = available_bytes() if self.device.type == "cpu" else None  # CUDA: _generate
         if free is None:
-            return
+            return batch
         ws, hs = scaled_size(width, height, self.size)
         wide = int(self.info["model"]["base_width"])
-        while self.batch_size > 1 and render_bytes(ws, hs, self.batch_size, wide, temporal) > free:
-            self.batch_size //= 2
+        while batch > 1 and render_bytes(ws, hs, batch, wide, temporal) > free:
+            batch //= 2
         if (need := render_bytes(ws, hs, 1, wide, temporal)) > free:
             raise RenderError(
                 f"{src}: colorizing at {ws}x{hs} (working size {self.size}) needs about "
                 f"{need / GB:.1f} GB of memory, and {free / GB:.1f} GB is free; use a smaller "
                 "--render-size"
             )
+        return batch
 
-    def _generate(self, L: torch.Tensor) -> torch.Tensor:
-        """ab (model scale) for a batch of L (model scale); when memory runs out (CUDA's, or an
-        allocation on the CPU) the batch is halved, for this call and the rest of the run:
+    def _generate(self, L: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """ab (model scale) for a batch of L (model scale), and the largest part of it that ran
+        at once: when memory runs out (CUDA's, or an allocation on the CPU) the batch is halved,
         slower, but no frame is lost. Out of memory for one frame: a one-line RenderError."""
         L = L.contiguous(memory_format=torch.channels_last)
         try:
             if self.amp is None:
-                return self.G(L)
+                return self.G(L), L.shape[0]
             with torch.autocast("cuda", dtype=self.amp):
-                return self.G(L).float()
+                return self.G(L).float(), L.shape[0]
         except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
             cpu = "can't allocate memory" in str(e)  # the CPU allocator's RuntimeError
             if not (cpu or isinstance(e, torch.cuda.OutOfMemoryError)):
@@ -116,12 +126,14 @@ class Colorizer:
         # empty_cache could not have freed while it lived.
         torch.cuda.empty_cache()
         half = L.shape[0] // 2
-        self.batch_size = max(1, min(self.batch_size, half))
-        return torch.cat([self._generate(L[:half]), self._generate(L[half:])])
+        (first, ran), (second, ran_too) = self._generate(L[:half]), self._generate(L[half:])
+        return torch.cat([first, second]), min(ran, ran_too)
 
-    def _ab(self, L: torch.Tensor) -> torch.Tensor:
-        """Lab ab for a batch of L (model scale), hedged as the model's bundle says."""
-        return self.hedge(ab_from_model(self._generate(L).float()))
+    def _ab(self, L: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Lab ab for a batch of L (model scale), hedged as the model's bundle says, and the
+        largest part of the batch that ran at once."""
+        ab, ran = self._generate(L)
+        return self.hedge(ab_from_model(ab.float())), ran
 
     def gray(self, y: np.ndarray, full_range: bool) -> np.ndarray:
         """A stored luma plane (H, W) uint8 -> full-range gray at the working size: what the
@@ -136,59 +148,41 @@ class Colorizer:
         return self._l_of_gray[idx].unsqueeze(1)
 
     @torch.inference_mode()
-    def chroma(
-        self,
-        ys: list[np.ndarray],
-        full_range: bool,
-        matrix: str,
-        stabilizer: Stabilizer | None = None,
-        cuts: list[bool] | None = None,
-        grays: list[np.ndarray] | None = None,
-        motions: list[Motion | None] | None = None,
-        keyed: list[Keyed | None] | None = None,
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W). A
-        ``stabilizer`` (the caller's: its state belongs to one video) carries colour along the
-        motion; ``cuts`` says which frames start a new scene. ``grays`` (``gray`` of each
-        plane) and ``motions`` (``motions_ahead``'s) may come precomputed. ``keyed``: per
-        frame, what its keys give it (keyframes.Keyed): the colour matched in its shot's keys
-        is blended in where confident, before the stabiliser; the colour carried from a key,
-        last."""
-        h, w = ys[0].shape
-        if grays is None:  # 1. stored luma -> full-range gray at the working size
-            grays = [self.gray(y, full_range) for y in ys]
+    def predict(
+        self, grays: list[np.ndarray], matrix: str, full_range: bool, features_too: bool = False
+    ) -> Prediction:
+        """The colour of working-size grays (``gray``'s), as Y'CbCr chroma at the working size;
+        with ``features_too`` the model's features as well, to match keys by. Pure: it keeps
+        nothing of one call for the next."""
         L = self.model_l(grays)  # (N,1,hs,ws) in [0, 100]
-        ab = self._ab(l_to_model(L))  # 2. (N,2,hs,ws)
-        rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # 3. (N,3,hs,ws) in [0, 1]
-        cbcr = rgb_to_cbcr(rgb, matrix, full_range)
-        keyed = keyed or [None] * len(grays)
-        if any(k is not None and k.bank is not None for k in keyed):
-            feats = features(self.G, l_to_model(L))
-        if stabilizer is not None or any(k is not None for k in keyed):  # at the working size
-            steady = []
-            for i, (g, c, key) in enumerate(zip(grays, cbcr, keyed, strict=True)):
-                out = c.permute(1, 2, 0).cpu().numpy()
-                if key is not None and key.bank is not None:
-                    out = blend(out, *matched(key.bank, feats[i], g))
-                if stabilizer is not None:
-                    out = stabilizer.stabilize(
-                        g, out, bool(cuts and cuts[i]), motions[i] if motions else None
-                    )
-                if key is not None and key.carried is not None:
-                    out = blend(out, *key.carried)  # the key's own frame: the key's colour
-                    if stabilizer is not None:
-                        stabilizer.keep(out)
-                steady.append(out)
-            cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
+        ab, ran = self._ab(l_to_model(L))  # (N,2,hs,ws)
+        rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # (N,3,hs,ws) in [0, 1]
+        feats = features(self.G, l_to_model(L)) if features_too else None
+        return Prediction(rgb_to_cbcr(rgb, matrix, full_range), feats, ran)
+
+    @torch.inference_mode()
+    def planes(self, cbcr: torch.Tensor, height: int, width: int) -> list[tuple[np.ndarray, ...]]:
+        """Working-size chroma (N,2,hs,ws) as Cb, Cr planes on the 4:2:0 grid of a ``height`` x
+        ``width`` frame: (ceil(H/2), ceil(W/2)) uint8 each."""
         cbcr = F.interpolate(
             cbcr,
-            size=((h + 1) // 2, (w + 1) // 2),
+            size=((height + 1) // 2, (width + 1) // 2),
             mode="bilinear",
             align_corners=False,
             antialias=True,
-        )  # 4. to the 4:2:0 grid
+        )
         planes = cbcr.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
         return [(p[0], p[1]) for p in planes]
+
+    def chroma(
+        self, ys: list[np.ndarray], full_range: bool, matrix: str
+    ) -> list[tuple[np.ndarray, ...]]:
+        """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W): the
+        model's colour alone, each frame on its own (a video's own steadying and keys:
+        render.VideoColour)."""
+        h, w = ys[0].shape
+        prediction = self.predict([self.gray(y, full_range) for y in ys], matrix, full_range)
+        return self.planes(prediction.cbcr, h, w)
 
     def colorize_frame(self, rgb: np.ndarray) -> np.ndarray:
         """A video frame as ``render_video`` colorizes it: its luma plane in, chroma planes out
@@ -207,7 +201,7 @@ class Colorizer:
         L = lab[..., 0][None, None]  # (1,1,H,W)
         ws, hs = scaled_size(w, h, self.size)
         small = F.interpolate(L, size=(hs, ws), mode="bilinear", antialias=True)
-        ab = self._ab(l_to_model(small))
+        ab, _ = self._ab(l_to_model(small))
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         out = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)[0].permute(1, 2, 0)
         return (out * 255).round().byte().cpu().numpy()

@@ -14,16 +14,17 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
+import torch
 
 from vidcolor.atomic import atomic_path
 from vidcolor.color import yuv_to_rgb
 from vidcolor.colorizer import Colorizer, RenderError, default_model
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-from vidcolor.keyframes import Propagator
+from vidcolor.keyframes import Keyed, Propagator, blend
+from vidcolor.matching import matched
 from vidcolor.report import save_png
 from vidcolor.temporal import CutMarks, Motion, Stabilizer, motions_ahead
 from vidcolor.threads import threaded
@@ -118,9 +119,9 @@ def render_video(
     encoding; bounded queues between them keep memory flat."""
     with VideoReader(src, planes=True) as reader:
         info = reader.info
-        colorizer.fit(info.width, info.height, temporal, src)
+        batch = colorizer.batch_for(info.width, info.height, temporal, src)
+        video = VideoColour(colorizer, info, temporal, batch)  # this video's own state
         marks = CutMarks.attach(reader) if temporal else None
-        stabilizer = Stabilizer() if temporal else None  # this video's own state
         # Only previews need these: colour judged over the video, an exact frame count.
         had_colour = input_has_colour(src, info) if preview or preview_frames else None
         total = info.frame_count
@@ -129,14 +130,14 @@ def render_video(
         writer = _writer(src, dst, info, encode, replace)
         notes = _size_notes(info)
         sheet, done = _ContactSheet(preview_frames, total, info), 0
-        depth = 2 * colorizer.batch_size
+        depth = 2 * batch
         marked = marks.mark(reader) if marks else ((f, False) for f in reader)
         keyed = keys.keyed() if keys else None
         try:
             with (
                 threaded(marked, depth) as decoded,
                 threaded(_prepared(decoded, colorizer, info, temporal, keyed), depth) as prepared,
-                threaded(_colorized(prepared, colorizer, stabilizer, info), depth) as colorized,
+                threaded(_colorized(prepared, video), depth) as colorized,
             ):
                 for frame, u, v in colorized:
                     sheet.offer(frame, u, v)
@@ -156,8 +157,8 @@ def render_video(
         notes += writer.notes + reader.notes
         if preview_frames:
             sheet.save(dst.with_name(f"{dst.stem}_preview.png"), bool(had_colour), replace)
-    cuts = stabilizer.cuts if stabilizer is not None else 0
-    return RenderResult(done, colorizer.batch_size, had_colour, notes, cuts)
+    cuts = video.stabilizer.cuts if video.stabilizer is not None else 0
+    return RenderResult(done, video.batch_size, had_colour, notes, cuts)
 
 
 def _writer(
@@ -187,7 +188,17 @@ def _size_notes(info: VideoInfo) -> list[str]:
     return []
 
 
-_Prepared = tuple[Frame, np.ndarray, bool, Motion | None, Any]  # frame, gray, cut, motion, key
+@dataclass
+class Prepared:
+    """One frame on its way to the model, with what was found from its luma ahead of it: its
+    working-size gray, whether it starts a scene, the motion from the frame before
+    (``temporal``), and what its keys give it."""
+
+    frame: Frame
+    gray: np.ndarray
+    cut: bool
+    motion: Motion | None
+    key: Keyed | None
 
 
 def _prepared(
@@ -195,61 +206,82 @@ def _prepared(
     colorizer: Colorizer,
     info: VideoInfo,
     temporal: bool,
-    carried: Iterator | None = None,
-) -> Iterator[_Prepared]:
-    """(frame, its working-size gray, starts a scene, the motion from the frame before, the
-    keyframe colour carried to it) for each (frame, starts a scene): everything that needs only
-    the luma, found ahead of the model. The motions (``temporal`` only) are found on a pool of
-    threads."""
+    carried: Iterator[Keyed | None] | None = None,
+) -> Iterator[Prepared]:
+    """Each (frame, starts a scene) prepared: everything that needs only the luma, found ahead
+    of the model. The motions (``temporal`` only) are found on a pool of threads."""
     grays = ((f, colorizer.gray(f.image, info.full_range), cut) for f, cut in decoded)
     items = motions_ahead(grays) if temporal else ((f, g, c, None) for f, g, c in grays)
     keyed = itertools.chain(carried or (), itertools.repeat(None))  # never a frame short
     for item, key in zip(items, keyed, strict=False):  # keyed never ends
-        yield (*item, key)
+        yield Prepared(*item, key)
+
+
+class VideoColour:
+    """One video's colour, batch by batch: the model's; its keys' where their shot's match or
+    their carried colour reaches; steadied along the motion by the video's own stabiliser. Its
+    batch size is this video's: halved for the rest of it when memory runs out."""
+
+    def __init__(self, colorizer: Colorizer, info: VideoInfo, temporal: bool, batch: int) -> None:
+        self.colorizer, self.info, self.batch_size = colorizer, info, batch
+        self.stabilizer = Stabilizer() if temporal else None
+
+    @torch.inference_mode()
+    def chroma(self, batch: list[Prepared]) -> list[tuple[np.ndarray, ...]]:
+        """Cb, Cr planes on each frame's 4:2:0 grid."""
+        info = self.info
+        for p in batch:
+            if p.frame.image.shape != (info.height, info.width):
+                raise FrameError(
+                    f"{info.path}: frame size changes mid-stream ({info.width}x"
+                    f"{info.height} to {p.frame.image.shape[1]}x{p.frame.image.shape[0]}); "
+                    "render each part on its own"
+                )
+        keys = [p.key for p in batch]
+        match = any(k is not None and k.bank is not None for k in keys)
+        got = self.colorizer.predict([p.gray for p in batch], info.matrix, info.full_range, match)
+        self.batch_size = min(self.batch_size, got.ran)
+        cbcr = got.cbcr
+        if self.stabilizer is not None or any(k is not None for k in keys):  # working size
+            steady = [
+                self._steadied(p, c.permute(1, 2, 0).cpu().numpy(), got.feats, i)
+                for i, (p, c) in enumerate(zip(batch, cbcr, strict=True))
+            ]
+            cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
+        return self.colorizer.planes(cbcr, info.height, info.width)
+
+    def _steadied(
+        self, p: Prepared, out: np.ndarray, feats: torch.Tensor | None, i: int
+    ) -> np.ndarray:
+        """One frame's working-size chroma (HxWx2): the colour matched in its shot's keys
+        blended in where confident, then steadied, then the colour carried from a key, last."""
+        key, stabilizer = p.key, self.stabilizer
+        if key is not None and key.bank is not None and feats is not None:
+            out = blend(out, *matched(key.bank, feats[i], p.gray))
+        if stabilizer is not None:
+            out = stabilizer.stabilize(p.gray, out, p.cut, p.motion)
+        if key is not None and key.carried is not None:
+            out = blend(out, *key.carried)  # the key's own frame: the key's colour
+            if stabilizer is not None:
+                stabilizer.keep(out)
+        return out
 
 
 def _colorized(
-    prepared: Iterable[_Prepared],
-    colorizer: Colorizer,
-    stabilizer: Stabilizer | None,
-    info: VideoInfo,
+    prepared: Iterable[Prepared], video: VideoColour
 ) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
-    """(frame, Cb, Cr) for each prepared frame, in batches of the colorizer's (current) batch
-    size."""
-    batch: list[_Prepared] = []
+    """(frame, Cb, Cr) for each prepared frame, in batches of the video's (current) size."""
+    batch: list[Prepared] = []
     for item in prepared:
         batch.append(item)
-        if len(batch) < colorizer.batch_size:
+        if len(batch) < video.batch_size:
             continue
-        yield from _colorize_batch(batch, colorizer, stabilizer, info)
+        for p, (u, v) in zip(batch, video.chroma(batch), strict=True):
+            yield p.frame, u, v
         batch = []
     if batch:
-        yield from _colorize_batch(batch, colorizer, stabilizer, info)
-
-
-def _colorize_batch(
-    batch: list[_Prepared], colorizer: Colorizer, stabilizer: Stabilizer | None, info: VideoInfo
-) -> Iterator[tuple[Frame, np.ndarray, np.ndarray]]:
-    frames, grays, cuts, motions, keys = (list(column) for column in zip(*batch, strict=True))
-    for f in frames:
-        if f.image.shape != (info.height, info.width):
-            raise FrameError(
-                f"{info.path}: frame size changes mid-stream ({info.width}x"
-                f"{info.height} to {f.image.shape[1]}x{f.image.shape[0]}); render "
-                "each part on its own"
-            )
-    chroma = colorizer.chroma(
-        [f.image for f in frames],
-        info.full_range,
-        info.matrix,
-        stabilizer,
-        cuts,
-        grays,
-        motions,
-        keys,
-    )
-    for f, (u, v) in zip(frames, chroma, strict=True):
-        yield f, u, v
+        for p, (u, v) in zip(batch, video.chroma(batch), strict=True):
+            yield p.frame, u, v
 
 
 class _ContactSheet:
@@ -293,7 +325,7 @@ def render_image(src: Path, dst: Path, colorizer: Colorizer, replace: bool = Tru
     if dst.suffix.lower() not in IMAGE_SUFFIXES:
         raise RenderError(f"{dst}: not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})")
     rgb = read_rgb(src)
-    colorizer.fit(rgb.shape[1], rgb.shape[0], False, src)
+    colorizer.batch_for(rgb.shape[1], rgb.shape[0], False, src)  # refused if it cannot fit
     out = colorizer.colorize_rgb(rgb)
     try:
         ok, buf = cv2.imencode(dst.suffix, cv2.cvtColor(out, cv2.COLOR_RGB2BGR))

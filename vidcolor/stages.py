@@ -265,7 +265,7 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter) -
     from vidcolor.video import probe, scaled_size
 
     info = probe(src)
-    colorizer.fit(info.width, info.height, options.temporal, src)  # before the keys' pass
+    colorizer.batch_for(info.width, info.height, options.temporal, src)  # before the keys' pass
     size = scaled_size(info.width, info.height, colorizer.size)
     sample = KeySample(size) if options.adapt else None
     with report.progress(f"keys {src.name}", info.frame_count) as bar:
