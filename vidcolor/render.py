@@ -240,7 +240,8 @@ class VideoColour:
         keys = [p.key for p in batch]
         match = any(k is not None and k.bank is not None for k in keys)
         got = self.colorizer.predict([p.gray for p in batch], info.matrix, info.full_range, match)
-        self.batch_size = min(self.batch_size, got.ran)
+        if got.ran < len(batch):  # memory ran out: smaller batches for the rest of the video
+            self.batch_size = min(self.batch_size, got.ran)
         cbcr = got.cbcr
         if self.stabilizer is not None or any(k is not None for k in keys):  # working size
             steady = [
