@@ -2,7 +2,7 @@
 what a failed or killed command leaves behind. Each case runs the real command (a child process
 where the case is a race) and checks the user's files byte for byte.
 
-A race is staged with the progress bar's fault hook (vidcolor.console.Bar): the child stops
+A race is staged with the fault hook (vidcolor.faults): the child stops
 itself with SIGSTOP at a known point of its work, the test does what another program would do
 meanwhile, then lets the child go on with SIGCONT.
 """

@@ -24,7 +24,7 @@ from vidcolor.options import (
     TrainStage,
 )
 from vidcolor.render import RenderError
-from vidcolor.reporter import Reporter, TaskBar
+from vidcolor.reporter import Extracted, Reporter, TaskBar, Trained
 
 
 class Recorder(Reporter):
@@ -64,24 +64,25 @@ class Recorder(Reporter):
         yield Task()
         recorder.calls.append(f"progress {description}")
 
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        self.calls.append(f"extracted {count}")
+    def extracted(self, result: Extracted) -> None:
+        self.calls.append(f"extracted {result.frames} ({result.new} new)")
 
     def rendered(self, dst: Path, result: Any, options: RenderOptions) -> None:
         self.calls.append(f"rendered {result.frames if result else 'image'}")
 
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        self.calls.append(f"trained {trainer.step}")
+    def trained(self, result: Trained) -> None:
+        self.calls.append(f"trained {result.steps}")
 
 
 def test_extract_reports_every_frame(tmp_path: Path) -> None:
     make_video(tmp_path / "in.mp4", frames=20)
     report = Recorder()
     stage = ExtractStage(ExtractOptions(every=2, size=32), workers=1)
-    count = stages.extract(tmp_path / "in.mp4", tmp_path / "frames", stage, report)
+    result = stages.extract(tmp_path / "in.mp4", tmp_path / "frames", stage, report)
     rows = [json.loads(line) for line in (tmp_path / "frames" / "manifest.jsonl").open()]
-    assert count == len(rows) == 10 and [r["frame"] for r in rows] == list(range(0, 20, 2))
-    assert report.tasks["extract in.mp4"] == [10, 10] and report.calls[-1] == "extracted 10"
+    assert result.frames == len(rows) == 10 and [r["frame"] for r in rows] == list(range(0, 20, 2))
+    assert report.tasks["extract in.mp4"] == [10, 10]
+    assert report.calls[-1] == "extracted 10 (10 new)" and result.notes == []
 
 
 def test_render_defaults_to_temporal_and_reports_the_frames(

@@ -24,9 +24,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vidcolor.reporter import Reporter
+from vidcolor.faults import watched
+from vidcolor.options import RenderOptions
+from vidcolor.reporter import Extracted, Reporter, TaskBar, Trained, TrainingRun
 
 if TYPE_CHECKING:
+    from vidcolor.render import RenderResult
     from vidcolor.train import Status
 
 stderr = Console(stderr=True)
@@ -51,47 +54,8 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:6.1f} fps" if speed else "     - fps", style="cyan")
 
 
-class Bar(Progress):
-    """rich's progress bar. ``VIDCOLOR_TEST_FAULT=SIGNAL@FRACTION[@TASK]`` (e.g. KILL@0.5@train)
-    makes the process send itself SIGNAL once a task whose first description starts with TASK
-    has done FRACTION of its total: the hook that tests/test_faults.py kills commands with."""
-
-    fault: tuple[int, float, str] | None = None
-    watched: Any = None
-
-    def add_task(self, description: str, *args: Any, **kwargs: Any) -> Any:
-        task_id = super().add_task(description, *args, **kwargs)
-        if Bar.fault is not None and description.startswith(Bar.fault[2]):
-            self.watched = task_id
-        return task_id
-
-    def update(self, task_id: Any, **kwargs: Any) -> None:
-        super().update(task_id, **kwargs)
-        self._maybe_fault(task_id)
-
-    def advance(self, task_id: Any, advance: float = 1) -> None:
-        super().advance(task_id, advance)
-        self._maybe_fault(task_id)
-
-    def _maybe_fault(self, task_id: Any) -> None:
-        if Bar.fault is None or task_id != self.watched:
-            return
-        task = self._tasks[task_id]
-        signum, fraction, _ = Bar.fault
-        if task.total and task.completed >= fraction * task.total:
-            Bar.fault = None  # once per process
-            os.kill(os.getpid(), signum)
-
-
 def progress_bar() -> Progress:
-    fault = os.environ.get("VIDCOLOR_TEST_FAULT")
-    if fault and Bar.fault is None:
-        import signal
-
-        name, fraction, *task = fault.split("@")
-        Bar.fault = (getattr(signal, f"SIG{name}"), float(fraction), task[0] if task else "")
-        os.environ.pop("VIDCOLOR_TEST_FAULT")  # the pipeline's stages share this process
-    return Bar(
+    return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -104,7 +68,7 @@ def progress_bar() -> Progress:
     )
 
 
-class RichTask:
+class RichTask(TaskBar):
     """One task of a rich progress bar, as the library's pipeline runners drive it."""
 
     def __init__(self, bar: Progress, task: Any) -> None:
@@ -132,15 +96,18 @@ class ConsoleReport(Reporter):
     @contextmanager
     def progress(
         self, description: str, total: int | None, completed: int = 0
-    ) -> Iterator[RichTask]:
+    ) -> Iterator[TaskBar]:
         with progress_bar() as bar:
-            yield RichTask(bar, bar.add_task(description, total=total, completed=completed))
+            task = RichTask(bar, bar.add_task(description, total=total, completed=completed))
+            yield watched(description, task, total, completed)
 
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        for note in job.reader.notes:
+    def extracted(self, result: Extracted) -> None:
+        for note in result.notes:
             self.say(f"warning: {note}")
+        out = result.out
         self.done(
-            f"{count} frames in {out} ({job.written} new), manifest: {out / 'manifest.jsonl'}"
+            f"{result.frames} frames in {out} ({result.new} new), manifest: "
+            f"{out / 'manifest.jsonl'}"
         )
 
     def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
@@ -159,21 +126,17 @@ class ConsoleReport(Reporter):
         self.done(f"{out}: {counts} frames (dropped: {dropped or 'none'})")
 
     @contextmanager
-    def training(
-        self, run: Path, trainer: Any, resumed: bool
-    ) -> Iterator[Callable[[Status], None]]:
+    def training(self, run: TrainingRun) -> Iterator[Callable[[Status], None]]:
         """The run's first lines, then a bar that each step moves on."""
-        if resumed:
-            self.done(f"resuming {run} at step {trainer.step} of {trainer.total_steps}")
-        for note in trainer.data.notes:
+        if run.resumed:
+            self.done(f"resuming {run.run} at step {run.step} of {run.total_steps}")
+        for note in run.notes:
             self.say(f"note: {note}")
-        where = trainer.dist
         self.done(
-            f"training on {len(trainer.data.train)} images, validating on "
-            f"{len(trainer.val_set)}, {trainer.steps_per_epoch} steps/epoch on "
-            f"{where.device} x{where.world}"
+            f"training on {run.train_images} images, validating on {run.val_images}, "
+            f"{run.steps_per_epoch} steps/epoch on {run.device} x{run.world}"
         )
-        with self.progress("train", trainer.total_steps, trainer.step) as bar:
+        with self.progress("train", run.total_steps, run.step) as bar:
 
             def show(s: Status) -> None:
                 losses = " ".join(f"{k} {v:.3f}" for k, v in s.losses.items())
@@ -185,11 +148,11 @@ class ConsoleReport(Reporter):
 
             yield show
 
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in scores.items())
-        self.done(f"done: {trainer.step} steps; {summary}; checkpoints in {run}")
+    def trained(self, result: Trained) -> None:
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in result.scores.items())
+        self.done(f"done: {result.steps} steps; {summary}; checkpoints in {result.run}")
 
-    def rendered(self, dst: Path, result: Any, options: Any) -> None:
+    def rendered(self, dst: Path, result: RenderResult | None, options: RenderOptions) -> None:
         """``result``: a video's RenderResult, or None for an image."""
         if result is None:
             self.done(f"wrote {dst}")

@@ -233,6 +233,11 @@ class Propagator:
             return None
         return warp(chroma, motion.back), confidence
 
+    def starts_scene(self, index: int) -> bool:
+        """Whether frame ``index`` starts a shot, as the shot detector of this pass marked it:
+        the render's pass takes these rather than detecting the cuts again."""
+        return index in self._cuts
+
     def push(
         self,
         gray: np.ndarray,

@@ -25,7 +25,7 @@ from vidcolor.colorizer import Colorizer, RenderError, default_model
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.keyframes import Keyed, Propagator, blend
 from vidcolor.matching import matched
-from vidcolor.report import save_png
+from vidcolor.pictures import save_png
 from vidcolor.temporal import CutMarks, Motion, Stabilizer, motions_ahead
 from vidcolor.threads import threaded
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter
@@ -110,7 +110,8 @@ def render_video(
     the shot detector finds. ``preview="sbs"`` writes gray | colorized (| original colour, for
     colour input) side by side instead. ``preview_frames`` also writes a contact sheet
     ``<dst stem>_preview.png``. ``keys``: colour keys carried through their shots, from
-    ``keyframes.carry_keys`` (a first pass over the luma; the caller closes it). Without
+    ``keyframes.carry_keys`` (a first pass over the luma, whose cuts this pass takes
+    rather than detecting them again; the caller closes it). Without
     ``replace`` a file that appeared at ``dst`` (or the sheet's name) meanwhile is kept, and
     atomic.AppearedError says so.
 
@@ -121,7 +122,12 @@ def render_video(
         info = reader.info
         batch = colorizer.batch_for(info.width, info.height, temporal, src)
         video = VideoColour(colorizer, info, temporal, batch)  # this video's own state
-        marks = CutMarks.attach(reader) if temporal else None
+        if not temporal:
+            marked = ((f, False) for f in reader)
+        elif keys is not None:  # the keys' pass marked the cuts of these same frames
+            marked = ((f, keys.starts_scene(f.index)) for f in reader)
+        else:
+            marked = CutMarks.attach(reader).mark(reader)
         # Only previews need these: colour judged over the video, an exact frame count.
         had_colour = input_has_colour(src, info) if preview or preview_frames else None
         total = info.frame_count
@@ -131,7 +137,6 @@ def render_video(
         notes = _size_notes(info)
         sheet, done = _ContactSheet(preview_frames, total, info), 0
         depth = 2 * batch
-        marked = marks.mark(reader) if marks else ((f, False) for f in reader)
         keyed = keys.keyed() if keys else None
         try:
             with (

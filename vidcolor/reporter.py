@@ -6,10 +6,67 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vidcolor.options import RenderOptions
+
+if TYPE_CHECKING:  # heavy (torch, FFmpeg): for the signatures only
+    from vidcolor.render import RenderResult
+    from vidcolor.train import Status, Trainer
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """An extraction's outcome: ``frames`` in ``out`` (``new`` of them written by this run) and
+    what the decoder noted on the way."""
+
+    out: Path
+    frames: int
+    new: int
+    notes: list[str]
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a run trains on, and where, as it starts (or ``resumed``, at ``step``)."""
+
+    run: Path
+    resumed: bool
+    step: int
+    total_steps: int
+    train_images: int
+    val_images: int
+    steps_per_epoch: int
+    device: str
+    world: int  # processes
+    notes: list[str]
+
+    @classmethod
+    def of(cls, run: Path, trainer: Trainer, resumed: bool) -> TrainingRun:
+        data = trainer.data
+        return cls(
+            run,
+            resumed,
+            trainer.step,
+            trainer.total_steps,
+            len(data.train),
+            len(trainer.val_set),
+            trainer.steps_per_epoch,
+            str(trainer.dist.device),
+            trainer.dist.world,
+            list(data.notes),
+        )
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A run's end: its steps and its final validation scores."""
+
+    run: Path
+    steps: int
+    scores: dict[str, float]
 
 
 class TaskBar:
@@ -39,25 +96,22 @@ class Reporter:
     ) -> Iterator[TaskBar]:
         yield TaskBar()
 
-    def extracted(self, out: Path, job: Any, count: int) -> None:
-        """An episode's frames are in ``out`` (``job``: its FrameExtractor)."""
+    def extracted(self, result: Extracted) -> None:
+        """An episode's frames are in their folder."""
 
     def built(self, out: Path, manifest: dict, avoid_hud: bool) -> None:
         """The dataset is in ``out``."""
 
     @contextmanager
-    def training(
-        self, run: Path, trainer: Any, resumed: bool
-    ) -> Iterator[Callable[[Any], None] | None]:
-        """While training runs (or resumes): what hears of each step (a Status), if any."""
+    def training(self, run: TrainingRun) -> Iterator[Callable[[Status], None] | None]:
+        """While training runs (or resumes): what hears of each step, if any."""
         yield None
 
-    def trained(self, run: Path, trainer: Any, scores: dict[str, float]) -> None:
-        """Training ended with these validation scores."""
+    def trained(self, result: Trained) -> None:
+        """Training ended."""
 
-    def rendered(self, dst: Path, result: Any, options: RenderOptions) -> None:
-        """One input is colorized into ``dst`` (``result``: a video's RenderResult, None for an
-        image)."""
+    def rendered(self, dst: Path, result: RenderResult | None, options: RenderOptions) -> None:
+        """One input is colorized into ``dst`` (``result``: a video's, None for an image)."""
 
 
 def advise(e: KeyboardInterrupt, advice: str) -> None:

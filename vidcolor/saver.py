@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vidcolor.checkpoint import save_bundle, save_checkpoint
-from vidcolor.report import plot_curves, save_png
+from vidcolor.pictures import plot_curves, save_png
 from vidcolor.saving import saving
 
 METRIC_FIELDS = [

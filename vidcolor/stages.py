@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
-from vidcolor.reporter import Reporter, advise
+from vidcolor.reporter import Extracted, Reporter, Trained, TrainingRun, advise
+
+if TYPE_CHECKING:  # heavy (torch, FFmpeg): for the signatures; the stages import them when run
+    from vidcolor.adapt import KeySample
+    from vidcolor.colorizer import Colorizer
+    from vidcolor.keyframes import Propagator
+    from vidcolor.render import RenderResult
+    from vidcolor.runtime import Dist
+    from vidcolor.video import VideoInfo
 
 
 def extract(
@@ -23,8 +31,8 @@ def extract(
     report: Reporter | None = None,
     overwrite: bool = False,
     resume: bool = False,
-) -> int:
-    """The frames of ``video`` into ``out`` as image files with a manifest; their count."""
+) -> Extracted:
+    """The frames of ``video`` into ``out`` as image files with a manifest."""
     from vidcolor.extract import FrameExtractor
     from vidcolor.video import VideoError
 
@@ -47,8 +55,9 @@ def extract(
             if not kept:  # the extraction took back what it made
                 raise
             raise VideoError(f"{e}; {kept} frames kept in {out}") from e
-    report.extracted(out, job, count)
-    return count
+    result = Extracted(out, count, job.written, list(job.reader.notes))
+    report.extracted(result)
+    return result
 
 
 def build(
@@ -81,7 +90,7 @@ def train(
     *,
     resume: bool = False,
     epochs: int | None = None,
-    dist: Any = None,
+    dist: Dist | None = None,
 ) -> dict[str, float]:
     """A new run into ``run`` from ``stage.config``, or (``resume``) the run there continued
     with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
@@ -111,7 +120,7 @@ def train(
         else:
             trainer = start_run(config, run, dist, stage.workers, decoded, start)
     try:  # the run's lock goes with the training, also when the report fails to start
-        with trainer.hold, report.training(run, trainer, resume) as on_step:
+        with trainer.hold, report.training(TrainingRun.of(run, trainer, resume)) as on_step:
             scores = trainer.fit(on_step)
     except KeyboardInterrupt as e:
         if not dist.main:
@@ -125,7 +134,7 @@ def train(
                 f"continue with: vidcolor train --resume {run}",
             )
         raise
-    report.trained(run, trainer, scores)
+    report.trained(Trained(run, trainer.step, scores))
     return scores
 
 
@@ -193,8 +202,8 @@ def render(
     options: RenderOptions | None = None,
     report: Reporter | None = None,
     overwrite: bool = False,
-    colorizer: Any = None,
-) -> Any:
+    colorizer: Colorizer | None = None,
+) -> RenderResult | None:
     """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
     ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
     One render at a time per ``dst`` (locks.BusyError for a second), and without
@@ -221,17 +230,22 @@ def render(
 
 
 def _render_video(
-    src: Path, dst: Path, options: RenderOptions, report: Reporter, overwrite: bool, colorizer: Any
-) -> Any:
+    src: Path,
+    dst: Path,
+    options: RenderOptions,
+    report: Reporter,
+    overwrite: bool,
+    colorizer: Colorizer,
+) -> RenderResult:
     """``render`` of a video, with its keys' first pass when asked; its RenderResult."""
     from vidcolor.render import render_video
     from vidcolor.video import probe
 
-    keys = None
+    keys, info = None, probe(src)
     try:
         if options.keyframes:
-            keys, colorizer = _keys(src, options, colorizer, report)
-        with report.progress(f"render {src.name}", probe(src).frame_count) as bar:
+            keys, colorizer = _keys(src, info, options, colorizer, report)
+        with report.progress(f"render {src.name}", info.frame_count) as bar:
             result = render_video(
                 src,
                 dst,
@@ -255,16 +269,17 @@ def _render_video(
     return result
 
 
-def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter) -> tuple[Any, Any]:
+def _keys(
+    src: Path, info: VideoInfo, options: RenderOptions, colorizer: Colorizer, report: Reporter
+) -> tuple[Propagator, Colorizer]:
     """``render --keyframes``'s first pass (keyframes.carry_keys), then with ``--adapt`` the
     generator tuned on the keys, and the keys' banks to match (vidcolor.matching): (the
     carried keys, the colorizer to render with)."""
     from vidcolor.adapt import KeySample
     from vidcolor.keyframes import carry_keys
     from vidcolor.matching import shot_banks
-    from vidcolor.video import probe, scaled_size
+    from vidcolor.video import scaled_size
 
-    info = probe(src)
     colorizer.batch_for(info.width, info.height, options.temporal, src)  # before the keys' pass
     size = scaled_size(info.width, info.height, colorizer.size)
     sample = KeySample(size) if options.adapt else None
@@ -289,7 +304,9 @@ def _keys(src: Path, options: RenderOptions, colorizer: Any, report: Reporter) -
     return keys, colorizer
 
 
-def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> Any:
+def _adapted(
+    colorizer: Colorizer, sample: KeySample, seconds: float, report: Reporter
+) -> Colorizer:
     """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (vidcolor.adapt),
     at full chroma: a colorizer the caller handed in keeps its weights."""
     import copy
@@ -315,7 +332,7 @@ def _adapted(colorizer: Any, sample: Any, seconds: float, report: Reporter) -> A
 
 
 def _render_folder(
-    images: list[Path], dst: Path, colorizer: Any, report: Reporter, overwrite: bool
+    images: list[Path], dst: Path, colorizer: Colorizer, report: Reporter, overwrite: bool
 ) -> None:
     """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
     and then a RenderError says how many failed, so that scripts notice. Without

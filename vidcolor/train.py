@@ -26,7 +26,7 @@ from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import MIN_SIZE, TrainConfig
-from vidcolor.report import sample_grid
+from vidcolor.pictures import sample_grid
 from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.threads import threaded

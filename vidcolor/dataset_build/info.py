@@ -13,7 +13,7 @@ from vidcolor.dataset_build.presets import BuildError
 
 def dataset_summary(data: Path, sheet: Path) -> list[str]:
     """Lines of counts per split, scene and source; writes ``sheet`` (one frame per scene)."""
-    from vidcolor.report import save_png
+    from vidcolor.pictures import save_png
 
     manifest = DatasetManifest.load(data)
     if manifest.sources is None or manifest.shape is None:
