@@ -122,7 +122,7 @@ def scenes(video: Path, as_json: bool, min_scene_len: int) -> None:
     """
     from dataclasses import asdict
 
-    from vidcolor.scenes import detect_scenes
+    from vidcolor.data.scenes import detect_scenes
 
     found = detect_scenes(video, min_scene_len)
     if as_json:
@@ -250,7 +250,7 @@ def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -
     """
     from vidcolor import stages
     from vidcolor.console import ConsoleReport
-    from vidcolor.dataset import IMAGE_SUFFIXES
+    from vidcolor.data.dataset import IMAGE_SUFFIXES
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
@@ -387,7 +387,7 @@ def dataset_info(data: Path, sheet: Path | None) -> None:
     Example:
       vidcolor dataset info data/
     """
-    from vidcolor.dataset_build import dataset_summary
+    from vidcolor.data.dataset_build import dataset_summary
 
     summary = dataset_summary(data, sheet or data / "scenes.png")
     for line in summary:

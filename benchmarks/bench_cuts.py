@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from vidcolor.dataset_build import PRESETS
-from vidcolor.scenes import detect_scenes
+from vidcolor.data.dataset_build import PRESETS
+from vidcolor.data.scenes import detect_scenes
 from vidcolor.synthetic import Episode, cartoon, replay
 
 

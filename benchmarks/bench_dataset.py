@@ -32,8 +32,8 @@ CASES = ("plain-decode", "scenes", "build-spongebob", "build-sc2")
 
 
 def run_case(name: str, clip: Path, seconds: float | None) -> dict:
-    from vidcolor.dataset_build import BuildOptions, build_dataset
-    from vidcolor.scenes import detect_scenes
+    from vidcolor.data.dataset_build import BuildOptions, build_dataset
+    from vidcolor.data.scenes import detect_scenes
     from vidcolor.video.probe import open_container
 
     t0 = time.perf_counter()
@@ -85,10 +85,10 @@ def loader_against_training(clip: Path, steps: int) -> list[dict]:
     """Loader images/s from built shards against training steps' images/s, per preset size."""
     from bench_train import step_rate
 
-    from vidcolor.dataset_build import PRESETS, BuildOptions, build_dataset
+    from vidcolor.data.dataset_build import PRESETS, BuildOptions, build_dataset
     from vidcolor.models import ModelConfig
     from vidcolor.runtime import setup_distributed
-    from vidcolor.train import TrainConfig, Trainer
+    from vidcolor.train.loop import TrainConfig, Trainer
 
     dist_info = setup_distributed("auto")
     results = []

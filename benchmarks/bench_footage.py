@@ -74,7 +74,7 @@ def cartoon_in_game(gray: list[np.ndarray]) -> np.ndarray:
 
 
 def build(videos: list[Path], out: Path, preset: str, avoid_hud: bool) -> dict:
-    from vidcolor.dataset_build import BuildOptions, build_dataset
+    from vidcolor.data.dataset_build import BuildOptions, build_dataset
 
     options = BuildOptions(preset, split_by="scene", avoid_hud=avoid_hud)
     return build_dataset(videos, out, options)
@@ -137,7 +137,7 @@ def contact_sheet(videos: list[Path], sheet: Path) -> list[int]:
     """One row per episode, one tile per shot ``vidcolor scenes`` finds: the shot's middle
     frame (its ends are often inside a fade), labelled with its frame range. Returns the shot
     count per episode."""
-    from vidcolor.scenes import detect_scenes
+    from vidcolor.data.scenes import detect_scenes
     from vidcolor.video import VideoReader
 
     rows, counts, per_row = [], [], 10

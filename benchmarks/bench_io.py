@@ -34,7 +34,7 @@ def run_case(name: str, clip: Path, seconds: float | None) -> dict:
     """Run one case in this process; return frames, wall seconds and peak RSS."""
     import av
 
-    from vidcolor.extract import ExtractOptions, FrameExtractor
+    from vidcolor.data.extract import ExtractOptions, FrameExtractor
     from vidcolor.video import EncodeOptions, VideoReader, VideoWriter
 
     t0 = time.perf_counter()

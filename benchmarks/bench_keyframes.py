@@ -37,11 +37,11 @@ from common import (
 
 from vidcolor import stages
 from vidcolor.color import gray_rgb
+from vidcolor.data.scenes import detect_scenes
 from vidcolor.evaluate import Evaluation
-from vidcolor.key_picker import key_name
-from vidcolor.keys import key_files
 from vidcolor.options import RenderOptions
-from vidcolor.scenes import detect_scenes
+from vidcolor.render.key_files import key_files
+from vidcolor.render.key_picker import key_name
 from vidcolor.video import VideoReader
 
 UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unseen shot's start

@@ -30,8 +30,8 @@ from common import ROOT, report_json, stop_on_signals
 
 from vidcolor import stages
 from vidcolor.color import gray_rgb
+from vidcolor.data.scenes import detect_scenes
 from vidcolor.options import RenderOptions
-from vidcolor.scenes import detect_scenes
 from vidcolor.video import VideoReader
 
 MIN_SHOT = 24  # frames: shorter shots (a flash, a fade's tail) get no key and no score

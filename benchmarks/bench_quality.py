@@ -23,13 +23,13 @@ import time
 from pathlib import Path
 
 from vidcolor.color import gray_rgb
-from vidcolor.dataset_build import BuildOptions, build_dataset
+from vidcolor.data.dataset_build import BuildOptions, build_dataset
+from vidcolor.data.scenes import scene_of
 from vidcolor.evaluate import Evaluation
 from vidcolor.models import ModelConfig
-from vidcolor.render import Colorizer, render_video
+from vidcolor.render.streaming import Colorizer, render_video
 from vidcolor.runtime import setup_distributed
-from vidcolor.scenes import scene_of
-from vidcolor.train import TrainConfig, start_run
+from vidcolor.train.loop import TrainConfig, start_run
 from vidcolor.video import VideoReader
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"

@@ -119,7 +119,7 @@ def run_case(
     from skimage import color
 
     from vidcolor.color import l_to_model
-    from vidcolor.render import Colorizer, render_video
+    from vidcolor.render.streaming import Colorizer, render_video
     from vidcolor.video import EncodeOptions, VideoReader, VideoWriter, scaled_size
 
     encode = EncodeOptions()

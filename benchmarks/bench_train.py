@@ -39,10 +39,10 @@ from common import (
     value,
 )
 
-from vidcolor.extract import ExtractOptions, FrameExtractor
+from vidcolor.data.extract import ExtractOptions, FrameExtractor
 from vidcolor.models import ModelConfig
 from vidcolor.runtime import Dist, setup_distributed
-from vidcolor.train import TrainConfig, Trainer
+from vidcolor.train.loop import TrainConfig, Trainer
 
 CONFIGS = {
     "default": ("width 64, depth 8, PatchGAN", ModelConfig()),

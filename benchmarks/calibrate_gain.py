@@ -22,7 +22,7 @@ import torch
 from score_model import kinds, score
 
 from vidcolor.color import Hedge
-from vidcolor.render import Colorizer
+from vidcolor.render.streaming import Colorizer
 from vidcolor.saving import torch_save
 
 GAINS = "0.6,0.7,0.8,0.9,1.0"

@@ -23,9 +23,9 @@ from keyframe_picture import frames_of, panel, write_picture
 
 from vidcolor import stages
 from vidcolor.color import gray_rgb
-from vidcolor.keys import key_files
 from vidcolor.options import RenderOptions
-from vidcolor.temporal import CutMarks
+from vidcolor.render.key_files import key_files
+from vidcolor.render.temporal import CutMarks
 from vidcolor.video import VideoReader
 
 

@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from score_model import kinds
 
-from vidcolor.atomic import atomic_path
 from vidcolor.color import gray_rgb
-from vidcolor.render import Colorizer
+from vidcolor.pictures import save_jpeg
+from vidcolor.render.streaming import Colorizer
 
 HEIGHT = 120  # pixels a row
 
@@ -46,9 +46,7 @@ def main() -> None:
             rows.append(row(shown))
     width = max(r.shape[1] for r in rows)
     sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
-    with atomic_path(args.output) as part:
-        bgr = cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)
-        cv2.imwrite(str(part), bgr, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    save_jpeg(args.output, sheet, quality=80)
     print(
         f"{len(rows)} rows: gray | {'previous | ' if args.previous else ''}model | original "
         f"-> {args.output}"

@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from vidcolor.color import gray_rgb
-from vidcolor.dataset import is_greyscale
+from vidcolor.data.dataset import is_greyscale
 from vidcolor.images import read_rgb
 from vidcolor.metrics import colourfulness, psnr_np, ssim
-from vidcolor.render import Colorizer, image_files
+from vidcolor.render.streaming import Colorizer, image_files
 
 
 def kinds(folder: Path) -> dict[str, list[np.ndarray]]:

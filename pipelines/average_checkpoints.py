@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vidcolor.checkpoint import load_checkpoint, save_bundle, save_checkpoint  # noqa: E402
+from vidcolor.train.checkpoint import load_checkpoint, save_bundle, save_checkpoint  # noqa: E402
 
 
 def averaged(paths: list[Path]) -> tuple[dict, list[int]]:

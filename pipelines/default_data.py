@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vidcolor import stages  # noqa: E402
-from vidcolor.atomic import atomic_path  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.options import ExtractOptions, ExtractStage  # noqa: E402
+from vidcolor.pictures import save_jpeg  # noqa: E402
 
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
@@ -51,8 +51,7 @@ def frames(video: Path, out: Path, fps: float, start: float = 0, end: float | No
 
 def write(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as part:
-        cv2.imwrite(str(part), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    save_jpeg(path, rgb)
 
 
 def scaled(rgb: np.ndarray, short: int) -> np.ndarray:

@@ -182,10 +182,10 @@ def write_photos(folder: Path, names: list[str] = PHOTOS, size: int = 96) -> lis
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, tiny model bundle: trained a few steps on real photos with vidcolor's trainer."""
-    from vidcolor.checkpoint import save_bundle
     from vidcolor.models import ModelConfig
-    from vidcolor.runfolder import start_run
-    from vidcolor.train import Dist, TrainConfig
+    from vidcolor.train.checkpoint import save_bundle
+    from vidcolor.train.loop import Dist, TrainConfig
+    from vidcolor.train.runfolder import start_run
 
     root = tmp_path_factory.mktemp("tiny_model")
     write_photos(root / "photos", names=["astronaut", "coffee", "chelsea", "rocket"], size=48)

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidcolor.adapt import KeySample, adapt
 from vidcolor.color import rgb_to_model
+from vidcolor.render.adapt import KeySample, adapt
 
 
 def _shapes(seed: int, h: int = 32, w: int = 48) -> np.ndarray:
@@ -28,7 +28,7 @@ def _l1(colorizer, keys: list[np.ndarray]) -> float:
 
 
 def test_adapting_brings_the_model_to_the_keys_colours(tiny_model: Path) -> None:
-    from vidcolor.render import Colorizer
+    from vidcolor.render.streaming import Colorizer
 
     colorizer = Colorizer(tiny_model, "cpu")
     keys = [_shapes(i) for i in range(3)]
@@ -58,7 +58,7 @@ def test_render_with_adapt_tunes_a_copy_and_keeps_every_frame(
 
     from vidcolor import stages
     from vidcolor.options import RenderOptions
-    from vidcolor.render import Colorizer
+    from vidcolor.render.streaming import Colorizer
     from vidcolor.reporter import Reporter
     from vidcolor.video import probe
 
@@ -106,7 +106,7 @@ def test_adapt_without_keyframes_is_one_line(tmp_path: Path, tiny_model: Path) -
 
 
 def test_crops_are_square_pieces_of_the_keys_flipped_at_random() -> None:
-    from vidcolor.adapt import crops
+    from vidcolor.render.adapt import crops
 
     key = np.zeros((40, 200, 3), np.uint8)
     key[..., 0] = np.arange(200)[None, :]  # red rises left to right

@@ -28,7 +28,7 @@ from sample_clip import cut  # noqa: E402
 
 from vidcolor.models import ModelConfig  # noqa: E402
 from vidcolor.runtime import Dist  # noqa: E402
-from vidcolor.train import TrainConfig, Trainer  # noqa: E402
+from vidcolor.train.loop import TrainConfig, Trainer  # noqa: E402
 
 KEY_EVERY_12 = {
     "crf": "12",
@@ -206,7 +206,7 @@ def test_calibrate_gain_stores_the_hedge_it_printed(tiny_model: Path, tmp_path: 
     import shutil
 
     from vidcolor.color import Hedge
-    from vidcolor.render import Colorizer
+    from vidcolor.render.streaming import Colorizer
 
     for kind in ("photos", "more"):
         write_photos(tmp_path / "calibrate" / kind, ["coffee", "chelsea"], size=40)
@@ -275,7 +275,7 @@ def test_each_picture_gets_the_licence_its_copyright_stanza_names(tmp_path: Path
 def test_the_averaged_bundle_holds_the_mean_of_the_generators(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    from vidcolor.checkpoint import load_checkpoint, load_model, save_checkpoint
+    from vidcolor.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 
     first = tiny_model.parent / "run" / "last.pt"
     state = load_checkpoint(first)

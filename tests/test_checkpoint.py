@@ -19,7 +19,9 @@ from click.testing import CliRunner, Result
 from conftest import make_video
 
 from cli import main
-from vidcolor.checkpoint import (
+from vidcolor.color import Hedge
+from vidcolor.models import ModelConfig, build_generator
+from vidcolor.train.checkpoint import (
     BUNDLE_FORMAT,
     HEDGE_FIELDS,
     CheckpointError,
@@ -27,10 +29,8 @@ from vidcolor.checkpoint import (
     load_model,
     save_bundle,
 )
-from vidcolor.color import Hedge
-from vidcolor.models import ModelConfig, build_generator
-from vidcolor.runfolder import resume_run
-from vidcolor.train import Dist, RunError, TrainConfig, Trainer
+from vidcolor.train.loop import Dist, RunError, TrainConfig, Trainer
+from vidcolor.train.runfolder import resume_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_a_bundles_chroma_gain_scales_the_colour_it_renders(
 
     from vidcolor.color import rgb_to_lab
     from vidcolor.images import read_rgb
-    from vidcolor.render import Colorizer, default_model
+    from vidcolor.render.streaming import Colorizer, default_model
 
     old = tmp_path / "old.pt"
     shutil.copy(tiny_model, old)
@@ -170,7 +170,7 @@ def test_a_hedge_takes_faint_tints_away_and_keeps_strong_colour_in_its_hue() -> 
 
 
 def test_a_bundle_keeps_the_hedge_it_was_saved_with(tiny_model: Path, tmp_path: Path) -> None:
-    from vidcolor.render import Colorizer
+    from vidcolor.render.streaming import Colorizer
 
     run = tiny_model.parent / "run" / "last.pt"
     save_bundle(tmp_path / "hedged.pt", run, hedge=Hedge(0.8, 6.0))
@@ -243,7 +243,7 @@ TINY_HUGE = {
 
 MEASURE = """
 import json, resource, sys, time
-from vidcolor.checkpoint import CheckpointError, load_model
+from vidcolor.train.checkpoint import CheckpointError, load_model
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 try:

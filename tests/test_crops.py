@@ -16,11 +16,11 @@ import pytest
 import torch
 from conftest import write_photos
 
-from vidcolor.checkpoint import save_checkpoint
-from vidcolor.crops import Crops, FrameCache, cache_short, on_device
-from vidcolor.dataset import open_training_data
+from vidcolor.data.crops import Crops, FrameCache, cache_short, on_device
+from vidcolor.data.dataset import open_training_data
 from vidcolor.images import read_rgb
-from vidcolor.saver import Saver
+from vidcolor.train.checkpoint import save_checkpoint
+from vidcolor.train.saver import Saver
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["astronaut", "coffee", "chelsea", "rocket", "colorwheel"]
@@ -122,8 +122,8 @@ def test_a_failed_write_surfaces_on_the_training_thread(tmp_path: Path) -> None:
 WRITER = """
 import sys, time, torch
 from pathlib import Path
-from vidcolor.checkpoint import save_checkpoint
-from vidcolor.saver import Saver, snapshot
+from vidcolor.train.checkpoint import save_checkpoint
+from vidcolor.train.saver import Saver, snapshot
 path = Path(sys.argv[1])
 big = {"G": {"w": torch.ones(64_000_000)}, "step": 2}  # 256 MB: the kill lands mid-write
 saver = Saver()

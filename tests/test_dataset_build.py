@@ -16,10 +16,10 @@ from click.testing import CliRunner, Result
 from test_scenes import write_episode
 
 from cli import main
-from vidcolor.crops import Crops, on_device
-from vidcolor.dataset import ShardFrame, open_training_data
-from vidcolor.dataset_build import PRESETS, BuildError, BuildOptions, build_dataset
-from vidcolor.scenes import detect_scenes
+from vidcolor.data.crops import Crops, on_device
+from vidcolor.data.dataset import ShardFrame, open_training_data
+from vidcolor.data.dataset_build import PRESETS, BuildError, BuildOptions, build_dataset
+from vidcolor.data.scenes import detect_scenes
 from vidcolor.synthetic import Episode, cartoon, replay
 
 
@@ -425,7 +425,7 @@ def test_no_frame_from_inside_a_fade_or_dissolve(tmp_path: Path) -> None:
 def test_a_built_dataset_reads_back_through_its_manifest_type(
     episodes: list[Path], tmp_path: Path
 ) -> None:
-    from vidcolor.dataset import DatasetManifest
+    from vidcolor.data.dataset import DatasetManifest
 
     written = build_dataset(episodes, tmp_path / "d")
     manifest = DatasetManifest.load(tmp_path / "d")

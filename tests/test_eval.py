@@ -129,7 +129,7 @@ def test_eval_refuses_videos_that_do_not_match(tmp_path: Path) -> None:
 
 
 def test_eval_folders_and_a_dataset_split(tmp_path: Path) -> None:
-    from vidcolor.dataset_build import build_dataset
+    from vidcolor.data.dataset_build import build_dataset
 
     for side in ("truth", "out"):
         (tmp_path / side).mkdir()

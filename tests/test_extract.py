@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from conftest import default_signals, make_audio_only, make_video
 
 from cli import main
-from vidcolor.extract import read_manifest
+from vidcolor.data.extract import read_manifest
 from vidcolor.video import VideoReader
 
 

@@ -32,8 +32,8 @@ import torch
 from click.testing import CliRunner
 
 from cli import main
-from vidcolor.checkpoint import load_checkpoint
 from vidcolor.synthetic import cartoon
+from vidcolor.train.checkpoint import load_checkpoint
 from vidcolor.video import VideoReader, probe
 
 pytestmark = pytest.mark.slow

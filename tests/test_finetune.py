@@ -13,12 +13,12 @@ from click.testing import CliRunner, Result
 from conftest import write_photos
 
 from cli import main, plan_pipeline
-from vidcolor.checkpoint import load_checkpoint
-from vidcolor.finetune import D_WARMUP, FINE_TUNE_LR, starting_point
 from vidcolor.options import ModelConfig, TrainConfig
-from vidcolor.render import default_model
+from vidcolor.render.streaming import default_model
 from vidcolor.runtime import Dist
-from vidcolor.train import Trainer
+from vidcolor.train.checkpoint import load_checkpoint
+from vidcolor.train.finetune import D_WARMUP, FINE_TUNE_LR, starting_point
+from vidcolor.train.loop import Trainer
 
 TINY = [
     "--size",

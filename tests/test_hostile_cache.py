@@ -245,7 +245,7 @@ def test_a_full_disk_while_caching_names_the_folder(small_cache_disk: Path) -> N
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real dataset built from a short cartoon: one 'train' shard of a few frames."""
-    from vidcolor.dataset_build import build_dataset
+    from vidcolor.data.dataset_build import build_dataset
     from vidcolor.synthetic import cartoon
 
     root = tmp_path_factory.mktemp("hostile_dataset")

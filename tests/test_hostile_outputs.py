@@ -149,7 +149,7 @@ def test_4a_image_render_keeps_a_file_that_appeared_at_out(
     from vidcolor import stages
     from vidcolor.atomic import AppearedError
     from vidcolor.options import RenderOptions
-    from vidcolor.render import Colorizer
+    from vidcolor.render.streaming import Colorizer
 
     [photo] = write_photos(tmp_path / "photos", names=["coffee"], size=40)
     out = tmp_path / "out.png"
@@ -377,7 +377,7 @@ def test_14_a_manifest_that_cannot_grow_leaves_no_frame_without_its_row(tmp_path
     frame whose row failed goes again, so --resume finds only listed frames and finishes."""
     import resource
 
-    from vidcolor.extract import read_manifest
+    from vidcolor.data.extract import read_manifest
 
     video, out = tmp_path / "flat.mp4", tmp_path / "frames"
     make_video(video, frames=60, width=16, height=16)

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from conftest import write_photos
 
 from cli import main
-from vidcolor.checkpoint import load_checkpoint, load_model
+from vidcolor.train.checkpoint import load_checkpoint, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = shlex.split("--size 32 --base-width 8 --depth 3 --batch-size 4 --epochs 1 --workers 0")

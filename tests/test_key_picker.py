@@ -1,5 +1,5 @@
 """``vidcolor keys``: the frames worth painting, written so that ``render --keyframes`` reads
-them back (vidcolor.key_picker)."""
+them back (vidcolor.render.key_picker)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from vidcolor.key_picker import THUMB, choose
+from vidcolor.render.key_picker import THUMB, choose
 
 
 def textured(seed: int, width: int) -> np.ndarray:
@@ -93,7 +93,7 @@ def test_a_folder_with_files_is_refused_in_one_line(tmp_path: Path) -> None:
 def test_a_stopped_write_leaves_no_key_and_no_folder_it_made(tmp_path: Path) -> None:
     from conftest import make_video
 
-    from vidcolor.key_picker import write_keys
+    from vidcolor.render.key_picker import write_keys
 
     src = tmp_path / "in.mp4"
     make_video(src, frames=20)

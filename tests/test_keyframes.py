@@ -12,8 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcolor.keyframes import DECAY, Propagator, blend
-from vidcolor.keys import (
+from vidcolor.render.key_files import (
     LUMA_MISMATCH,
     KeyframeError,
     check_luma,
@@ -23,6 +22,7 @@ from vidcolor.keys import (
     luma_difference,
     read_key,
 )
+from vidcolor.render.keyframes import DECAY, Propagator, blend
 
 W, H = 128, 96
 SIDE, TOP, X0, STEP = 32, 32, 10, 3  # the square: size, top row, first left column, px/frame
@@ -157,7 +157,7 @@ def test_two_keys_cross_fade_by_nearness_and_confidence():
 
 
 def test_the_fade_is_per_second_whatever_the_frame_rate():
-    from vidcolor.keyframes import decay_at
+    from vidcolor.render.keyframes import decay_at
 
     assert decay_at(24) == DECAY and decay_at(None) == DECAY
     assert decay_at(60) ** 60 == pytest.approx(DECAY**24)  # one second at each rate
@@ -509,9 +509,9 @@ def test_the_first_pass_on_a_pool_carries_as_one_thread_does(tmp_path: Path) -> 
     import cv2 as cv
     from conftest import make_video
 
-    from vidcolor.keyframes import carry_keys
-    from vidcolor.keys import key_chroma
-    from vidcolor.temporal import CutMarks
+    from vidcolor.render.key_files import key_chroma
+    from vidcolor.render.keyframes import carry_keys
+    from vidcolor.render.temporal import CutMarks
     from vidcolor.video import VideoReader, probe
 
     src = tmp_path / "in.mp4"

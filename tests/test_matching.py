@@ -1,5 +1,5 @@
 """Colour by matching: a frame takes its colour from where it looks like its shot's keys, where
-the motion no longer carries it (vidcolor.matching)."""
+the motion no longer carries it (vidcolor.render.matching)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcolor.matching import CELL, upsample
+from vidcolor.render.matching import CELL, upsample
 
 # Eight bands, each its own hue, brightness and texture; a frame is the scene turned round by a
 # jump of JUMP pixels a frame, far past what optical flow follows, and no cut: the same content.
@@ -103,8 +103,8 @@ def test_a_bank_holds_the_keys_cells_whatever_the_shot_length(keys: int) -> None
     import torch
 
     from vidcolor.color import l_to_model
-    from vidcolor.matching import Bank, bank, features, match
-    from vidcolor.render import Colorizer
+    from vidcolor.render.matching import Bank, bank, features, match
+    from vidcolor.render.streaming import Colorizer
 
     colorizer = Colorizer(device="cpu")
     gray = cv2.cvtColor(scene(), cv2.COLOR_RGB2GRAY)
@@ -121,8 +121,8 @@ def test_a_bank_holds_the_keys_cells_whatever_the_shot_length(keys: int) -> None
 
 def test_a_shot_keyed_all_through_keeps_a_bounded_bank() -> None:
     """A colour key video gives a key on every frame: a shot's bank keeps at most MAX_KEYS."""
-    from vidcolor.matching import MAX_KEYS, shot_banks
-    from vidcolor.render import Colorizer
+    from vidcolor.render.matching import MAX_KEYS, shot_banks
+    from vidcolor.render.streaming import Colorizer
 
     gray = cv2.cvtColor(scene(), cv2.COLOR_RGB2GRAY)
     chroma = np.zeros((*gray.shape, 2), np.float32)

@@ -278,12 +278,12 @@ def test_train_refuses_a_run_folder_of_other_files(tmp_path: Path) -> None:
 def test_an_interrupt_while_the_model_loads_exits_130_in_one_line(
     clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import vidcolor.colorizer
+    import vidcolor.render.colorizer
 
     def interrupted(path: Path) -> None:  # Ctrl-C arriving inside torch.load
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vidcolor.colorizer, "load_model", interrupted)
+    monkeypatch.setattr(vidcolor.render.colorizer, "load_model", interrupted)
     result = CliRunner().invoke(main, ["render", str(clip), str(tmp_path / "o.mp4")])
     assert result.exit_code == 130 and "Aborted" not in result.output
     one_line(result, "interrupted")
@@ -424,7 +424,7 @@ def test_extract_overwrite_deletes_nothing_of_a_folder_it_did_not_make(
 
 
 def test_a_build_stopped_between_its_plan_and_the_next_resumes(tmp_path: Path) -> None:
-    from vidcolor.dataset_build import build_dataset
+    from vidcolor.data.dataset_build import build_dataset
     from vidcolor.synthetic import cartoon
 
     video = cartoon(1, length=48, size=(160, 96)).write(tmp_path / "ep1.mp4")

@@ -271,14 +271,16 @@ def test_the_library_runs_a_plan_and_loads_the_model_once(
     episodes: Path, tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No command line: a Plan built by hand, run silently; one model load for two episodes."""
-    import vidcolor.colorizer
+    import vidcolor.render.colorizer
     from vidcolor.options import RenderOptions
     from vidcolor.pipeline import Plan, Reporter, WorkLayout, run_pipeline
     from vidcolor.runtime import Dist
 
     loads = []
-    real = vidcolor.colorizer.load_model
-    monkeypatch.setattr(vidcolor.colorizer, "load_model", lambda p: loads.append(p) or real(p))
+    real = vidcolor.render.colorizer.load_model
+    monkeypatch.setattr(
+        vidcolor.render.colorizer, "load_model", lambda p: loads.append(p) or real(p)
+    )
     videos = sorted((episodes / "eps").glob("*.mp4"))
     options = RenderOptions(model=tiny_model, crf=30, temporal=False)
     plan = Plan(

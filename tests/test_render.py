@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 from conftest import make_video, packets, write_photos
 
 from cli import main
-from vidcolor.checkpoint import BUNDLE_FORMAT, load_model
 from vidcolor.color import rgb_to_lab_np
-from vidcolor.render import Colorizer, default_model, render_image, render_video
+from vidcolor.render.streaming import Colorizer, default_model, render_image, render_video
+from vidcolor.train.checkpoint import BUNDLE_FORMAT, load_model
 from vidcolor.video import EncodeOptions, probe
 
 LOSSLESS = EncodeOptions(

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from vidcolor.extract import read_manifest
-from vidcolor.scenes import ShotDetector, detect_scenes, scene_of
+from vidcolor.data.extract import read_manifest
+from vidcolor.data.scenes import ShotDetector, detect_scenes, scene_of
 from vidcolor.synthetic import cartoon
 from vidcolor.video import VideoReader
 
@@ -144,7 +144,7 @@ def test_the_dissolve_check_is_a_pyscenedetect_detector(tmp_path: Path) -> None:
     """DissolveDetector runs in PySceneDetect's own SceneManager, on its own video backend."""
     from scenedetect import SceneManager, open_video
 
-    from vidcolor.scenes import DissolveDetector
+    from vidcolor.data.scenes import DissolveDetector
 
     episode = cartoon(1)  # a dissolve over 52-63
     video = episode.write(tmp_path / "c.mp4")

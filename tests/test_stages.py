@@ -23,7 +23,7 @@ from vidcolor.options import (
     TrainConfig,
     TrainStage,
 )
-from vidcolor.render import RenderError
+from vidcolor.render.streaming import RenderError
 from vidcolor.reporter import Extracted, Reporter, TaskBar, Trained
 
 

@@ -16,10 +16,11 @@ from click.testing import CliRunner
 from conftest import make_video
 
 from cli import main
-from vidcolor import render, temporal
-from vidcolor.scenes import detect_scenes
+from vidcolor.data.scenes import detect_scenes
+from vidcolor.render import streaming as render
+from vidcolor.render import temporal
+from vidcolor.render.temporal import CutMarks, Stabilizer, measure_motion, motions_ahead
 from vidcolor.synthetic import Episode, cartoon
-from vidcolor.temporal import CutMarks, Stabilizer, measure_motion, motions_ahead
 from vidcolor.video import EncodeOptions, VideoReader, probe
 
 
@@ -118,7 +119,7 @@ def test_cut_marks_wait_for_a_long_dissolve_and_a_long_black_hold(tmp_path: Path
 
 
 def test_render_resets_at_the_detected_cuts(tmp_path: Path) -> None:
-    from vidcolor.render import Colorizer, render_video
+    from vidcolor.render.streaming import Colorizer, render_video
 
     video = cartoon(0, length=300, size=(160, 96)).write(tmp_path / "ep.mp4")
     truth = [s.start_frame for s in detect_scenes(video)[1:]]
@@ -139,7 +140,7 @@ def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:
 
 
 def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
-    from vidcolor.render import Colorizer, render_video
+    from vidcolor.render.streaming import Colorizer, render_video
     from vidcolor.video import EncodeOptions
 
     # The shot goes out and back, ending where it began: state left over from the first

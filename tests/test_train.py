@@ -18,11 +18,11 @@ from click.testing import CliRunner, Result
 from conftest import default_signals, write_photos
 
 from cli import main
-from vidcolor.checkpoint import CheckpointError, load_checkpoint
 from vidcolor.models import ModelConfig
 from vidcolor.options import DEFAULT_LR
-from vidcolor.runfolder import resume_run, start_run
-from vidcolor.train import Dist, TrainConfig, Trainer, lr_factor
+from vidcolor.train.checkpoint import CheckpointError, load_checkpoint
+from vidcolor.train.loop import Dist, TrainConfig, Trainer, lr_factor
+from vidcolor.train.runfolder import resume_run, start_run
 
 TINY = ModelConfig(base_width=8, depth=4)
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,7 +323,7 @@ def test_ctrl_c_saves_a_checkpoint_at_the_step_it_names(tmp_path: Path) -> None:
 
 
 def test_odd_file_names_and_a_run_folder_inside_data(tmp_path: Path) -> None:
-    from vidcolor.dataset import open_training_data
+    from vidcolor.data.dataset import open_training_data
 
     photos = tmp_path / "photos"
     write_photos(photos, names=["coffee", "rocket", "chelsea", "astronaut"])

@@ -29,8 +29,8 @@ from vidcolor.options import RenderOptions
 from vidcolor.reporter import Extracted, Reporter, TaskBar, Trained, TrainingRun
 
 if TYPE_CHECKING:
-    from vidcolor.render import RenderResult
-    from vidcolor.train import Status
+    from vidcolor.render.streaming import RenderResult
+    from vidcolor.train.loop import Status
 
 stderr = Console(stderr=True)
 

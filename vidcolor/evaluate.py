@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidcolor.data.scenes import ShotDetector, scene_of
 from vidcolor.errors import UserError
 from vidcolor.metrics import (
     colourfulness,
@@ -33,7 +34,6 @@ from vidcolor.metrics import (
     ssim,
     warp_error,
 )
-from vidcolor.scenes import ShotDetector, scene_of
 
 GAPS = (1, 2, 4)
 
@@ -210,7 +210,7 @@ def folder_pairs(truth: Path, output: Path) -> tuple[int, Iterator]:
     """(count, iterator of (index, output RGB, original RGB)): images matched by file name, in
     name order."""
     from vidcolor.images import read_rgb
-    from vidcolor.render import image_files
+    from vidcolor.render.streaming import image_files
 
     names = [p.name for p in image_files(truth)]
     missing = [n for n in names if not (output / n).is_file()]
@@ -227,8 +227,8 @@ def dataset_pairs(
 ) -> tuple[int, Iterator[tuple[int, np.ndarray, np.ndarray, str]]]:
     """(count, iterator of (offset, output, original, scene)): a built dataset's ``split``
     colorized by ``model``."""
-    from vidcolor.colorizer import Colorizer
-    from vidcolor.dataset import DatasetManifest
+    from vidcolor.data.dataset import DatasetManifest
+    from vidcolor.render.colorizer import Colorizer
 
     manifest = DatasetManifest.load(data)
     if split not in manifest.shards:

@@ -23,7 +23,16 @@ def sample_grid(gray: torch.Tensor, truth: torch.Tensor, fake: torch.Tensor) -> 
 
 def save_png(path: Path, rgb: np.ndarray, replace: bool = True) -> None:
     """HxWx3 uint8 RGB to a PNG file, whole or not at all (``replace``: atomic.publish's)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    _save(path, ".png", rgb, [], replace)
+
+
+def save_jpeg(path: Path, rgb: np.ndarray, quality: int = 95, replace: bool = True) -> None:
+    """HxWx3 uint8 RGB to a JPEG file, whole or not at all."""
+    _save(path, ".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, quality], replace)
+
+
+def _save(path: Path, kind: str, rgb: np.ndarray, params: list[int], replace: bool) -> None:
+    ok, buf = cv2.imencode(kind, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise OSError(f"cannot encode {path}")
     with atomic_path(path, replace) as tmp:

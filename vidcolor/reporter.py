@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from vidcolor.options import RenderOptions
 
 if TYPE_CHECKING:  # heavy (torch, FFmpeg): for the signatures only
-    from vidcolor.render import RenderResult
-    from vidcolor.train import Status, Trainer
+    from vidcolor.render.streaming import RenderResult
+    from vidcolor.train.loop import Status, Trainer
 
 
 @dataclass(frozen=True)

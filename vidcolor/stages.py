@@ -16,10 +16,10 @@ from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainSta
 from vidcolor.reporter import Extracted, Reporter, Trained, TrainingRun, advise
 
 if TYPE_CHECKING:  # heavy (torch, FFmpeg): for the signatures; the stages import them when run
-    from vidcolor.adapt import KeySample
-    from vidcolor.colorizer import Colorizer
-    from vidcolor.keyframes import Propagator
-    from vidcolor.render import RenderResult
+    from vidcolor.render.adapt import KeySample
+    from vidcolor.render.colorizer import Colorizer
+    from vidcolor.render.keyframes import Propagator
+    from vidcolor.render.streaming import RenderResult
     from vidcolor.runtime import Dist
     from vidcolor.video import VideoInfo
 
@@ -33,7 +33,7 @@ def extract(
     resume: bool = False,
 ) -> Extracted:
     """The frames of ``video`` into ``out`` as image files with a manifest."""
-    from vidcolor.extract import FrameExtractor
+    from vidcolor.data.extract import FrameExtractor
     from vidcolor.video import VideoError
 
     stage, report = stage or ExtractStage(), report or Reporter()
@@ -68,7 +68,7 @@ def build(
     overwrite: bool = False,
 ) -> dict:
     """A scene-aware training set from ``videos`` in ``out``; its manifest."""
-    from vidcolor.dataset_build import build_dataset, frame_total
+    from vidcolor.data.dataset_build import build_dataset, frame_total
 
     options, report = options or BuildOptions(), report or Reporter()
     try:
@@ -97,10 +97,10 @@ def train(
     or this torchrun launch on ``stage.device``. With ``config.init`` the run starts from that
     model (finetune.py), which settles what the config leaves None. The final validation
     scores."""
-    from vidcolor.finetune import starting_point
     from vidcolor.interrupt import ForcedStop
-    from vidcolor.runfolder import resume_run, start_run
     from vidcolor.runtime import setup_distributed
+    from vidcolor.train.finetune import starting_point
+    from vidcolor.train.runfolder import resume_run, start_run
 
     stage = stage or TrainStage()
     dist = dist or setup_distributed(stage.device)
@@ -143,9 +143,9 @@ def check_render(
 ) -> list[Path] | None:
     """Everything about IN and OUT that can be known before the model loads, each a one-line
     RenderError; for a folder, its images."""
-    from vidcolor.colorizer import RenderError
     from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-    from vidcolor.render import image_files
+    from vidcolor.render.colorizer import RenderError
+    from vidcolor.render.streaming import image_files
     from vidcolor.video import probe
 
     options.encode  # noqa: B018 - a bad preset is refused now, not after the model loads
@@ -179,7 +179,7 @@ def _check_outputs(
 ) -> None:
     """Without ``overwrite``, a RenderError for an output of ``dst`` that exists already (for a
     folder of ``images``: each image's name in ``dst``; else ``dst`` and its contact sheet)."""
-    from vidcolor.colorizer import RenderError
+    from vidcolor.render.colorizer import RenderError
 
     if overwrite:
         return
@@ -208,10 +208,10 @@ def render(
     ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
     One render at a time per ``dst`` (locks.BusyError for a second), and without
     ``overwrite`` no file that appears at ``dst`` meanwhile is replaced."""
-    from vidcolor.colorizer import Colorizer
     from vidcolor.images import IMAGE_SUFFIXES
     from vidcolor.locks import beside, exclusive
-    from vidcolor.render import render_image
+    from vidcolor.render.colorizer import Colorizer
+    from vidcolor.render.streaming import render_image
 
     options, report = options or RenderOptions(), report or Reporter()
     images = check_render(src, dst, options, overwrite)
@@ -238,7 +238,7 @@ def _render_video(
     colorizer: Colorizer,
 ) -> RenderResult:
     """``render`` of a video, with its keys' first pass when asked; its RenderResult."""
-    from vidcolor.render import render_video
+    from vidcolor.render.streaming import render_video
     from vidcolor.video import probe
 
     keys, info = None, probe(src)
@@ -273,11 +273,11 @@ def _keys(
     src: Path, info: VideoInfo, options: RenderOptions, colorizer: Colorizer, report: Reporter
 ) -> tuple[Propagator, Colorizer]:
     """``render --keyframes``'s first pass (keyframes.carry_keys), then with ``--adapt`` the
-    generator tuned on the keys, and the keys' banks to match (vidcolor.matching): (the
+    generator tuned on the keys, and the keys' banks to match (vidcolor.render.matching): (the
     carried keys, the colorizer to render with)."""
-    from vidcolor.adapt import KeySample
-    from vidcolor.keyframes import carry_keys
-    from vidcolor.matching import shot_banks
+    from vidcolor.render.adapt import KeySample
+    from vidcolor.render.keyframes import carry_keys
+    from vidcolor.render.matching import shot_banks
     from vidcolor.video import scaled_size
 
     colorizer.batch_for(info.width, info.height, options.temporal, src)  # before the keys' pass
@@ -307,12 +307,12 @@ def _keys(
 def _adapted(
     colorizer: Colorizer, sample: KeySample, seconds: float, report: Reporter
 ) -> Colorizer:
-    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (vidcolor.adapt),
-    at full chroma: a colorizer the caller handed in keeps its weights."""
+    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (render.adapt), at
+    full chroma: a colorizer the caller handed in keeps its weights."""
     import copy
 
-    from vidcolor.adapt import adapt
     from vidcolor.color import Hedge
+    from vidcolor.render.adapt import adapt
 
     colorizer = copy.copy(colorizer)
     colorizer.G = copy.deepcopy(colorizer.G)
@@ -337,9 +337,9 @@ def _render_folder(
     """Each image to ``dst``: an unreadable one is named and skipped, the rest are rendered,
     and then a RenderError says how many failed, so that scripts notice. Without
     ``overwrite`` a file that appears at an output's name meanwhile ends the render."""
-    from vidcolor.colorizer import RenderError
     from vidcolor.images import ImageError
-    from vidcolor.render import render_image
+    from vidcolor.render.colorizer import RenderError
+    from vidcolor.render.streaming import render_image
 
     dst.mkdir(parents=True, exist_ok=True)
     unreadable = []
@@ -409,9 +409,9 @@ def evaluate(
 
 
 def pick_keys(video: Path, folder: Path, report: Reporter | None = None) -> list[Path]:
-    """``vidcolor keys``: the frames of ``video`` worth painting (vidcolor.key_picker), written
-    into ``folder`` (new or empty) as PNGs that ``render --keyframes`` reads back."""
-    from vidcolor.key_picker import check_folder, pick, write_keys
+    """``vidcolor keys``: the frames of ``video`` worth painting (render.key_picker), written into
+    ``folder`` (new or empty) as PNGs that ``render --keyframes`` reads back."""
+    from vidcolor.render.key_picker import check_folder, pick, write_keys
     from vidcolor.video import probe
 
     report = report or Reporter()

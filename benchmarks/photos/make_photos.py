@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from vidcolor.atomic import atomic_path  # noqa: E402
-from vidcolor.dataset import is_greyscale  # noqa: E402
+from vidcolor.data.dataset import is_greyscale  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
+from vidcolor.pictures import save_jpeg  # noqa: E402
 
 # package: (trained on, the licence its copyright file gives pictures that name none of their own)
 PACKAGES = {
@@ -164,9 +165,7 @@ def main() -> None:
                 split, kind = split_of(key, trained), kind_of(package, path)
                 out = args.out / split / kind / f"{key}.jpg"
                 out.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(out) as part:
-                    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-                    cv2.imwrite(str(part), bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                save_jpeg(out, rgb)
                 rows.append(
                     {
                         "file": f"{split}/{kind}/{out.name}",

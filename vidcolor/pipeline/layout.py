@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidcolor.dataset import IMAGE_SUFFIXES
+from vidcolor.data.dataset import IMAGE_SUFFIXES
 from vidcolor.errors import UserError
 from vidcolor.ownership import is_empty, kind_of
 

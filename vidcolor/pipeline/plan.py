@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcolor.colorizer import default_model
-from vidcolor.finetune import model_file
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
+from vidcolor.render.colorizer import default_model
+from vidcolor.train.finetune import model_file
 
 NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
 RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result

@@ -136,7 +136,7 @@ def _render(
     import torch
 
     from vidcolor import stages
-    from vidcolor.colorizer import Colorizer
+    from vidcolor.render.colorizer import Colorizer
 
     layout, options = plan.layout, plan.stages["render"]
     outputs = [layout.render(v) for v in plan.render_inputs]

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from vidcolor import __version__
 from vidcolor.atomic import atomic_path
-from vidcolor.dataset import DATASET_FORMAT
-from vidcolor.dataset_build.picture import fit, scaled
-from vidcolor.dataset_build.presets import HEADROOM, PRESETS, SPLITS, STORE, BuildError, Preset
-from vidcolor.dataset_build.scan import Scan, load_scan, scan_video
-from vidcolor.dataset_build.select import (
+from vidcolor.data.dataset import DATASET_FORMAT
+from vidcolor.data.dataset_build.picture import fit, scaled
+from vidcolor.data.dataset_build.presets import HEADROOM, PRESETS, SPLITS, STORE, BuildError, Preset
+from vidcolor.data.dataset_build.scan import Scan, load_scan, scan_video
+from vidcolor.data.dataset_build.select import (
     DROPPED,
     Pick,
     pick_per_scene,
@@ -25,7 +25,7 @@ from vidcolor.dataset_build.select import (
     split_picks,
     usable_candidates,
 )
-from vidcolor.dataset_build.shards import write_shards
+from vidcolor.data.dataset_build.shards import write_shards
 from vidcolor.locks import exclusive
 from vidcolor.options import BuildOptions
 from vidcolor.ownership import (

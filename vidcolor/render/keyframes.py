@@ -1,6 +1,6 @@
 """Keyframe propagation: colour a user gives on a few frames (``render --keyframes KEYS``) is
 carried along the motion to the frames around them, forwards and backwards within the shot
-(the keys themselves, and how they are named and checked: ``vidcolor.keys``).
+(the keys themselves, and how they are named and checked: ``vidcolor.render.key_files``).
 
 The carried colour is Cb/Cr (code values 0-255, as ``color.rgb_to_cbcr`` gives them) at the
 render's working size: that is where ``Colorizer.chroma`` holds its prediction and where the
@@ -33,13 +33,13 @@ import cv2
 import numpy as np
 
 from vidcolor.atomic import alive
-from vidcolor.keys import check_luma, key_chroma, open_keys
 from vidcolor.metrics import warp
-from vidcolor.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
+from vidcolor.render.key_files import check_luma, key_chroma, open_keys
+from vidcolor.render.temporal import LUMA_MATCH, CutMarks, Motion, measure_motion, motions_ahead
 from vidcolor.video import VideoInfo, VideoReader
 
 if TYPE_CHECKING:
-    from vidcolor.matching import Bank
+    from vidcolor.render.matching import Bank
 
 # Confidence kept per frame carried where the flow is trusted, at 24 fps (``decay_at`` for
 # other rates): it halves in about 14 s. The flow's checks, not the distance, end most of a

@@ -16,11 +16,11 @@ and HUD), ``select`` (which candidates, which split), ``shards`` (the .npy files
 (the work folder, resuming, putting the dataset in place), ``info`` (`dataset info`).
 """
 
-from vidcolor.dataset_build.build import build_dataset, frame_total
-from vidcolor.dataset_build.info import dataset_summary
-from vidcolor.dataset_build.picture import largest_free_box, letterbox, static_regions
-from vidcolor.dataset_build.presets import PRESETS, SPLITS, BuildError, Preset
-from vidcolor.dataset_build.select import usable
+from vidcolor.data.dataset_build.build import build_dataset, frame_total
+from vidcolor.data.dataset_build.info import dataset_summary
+from vidcolor.data.dataset_build.picture import largest_free_box, letterbox, static_regions
+from vidcolor.data.dataset_build.presets import PRESETS, SPLITS, BuildError, Preset
+from vidcolor.data.dataset_build.select import usable
 from vidcolor.options import BuildOptions
 
 __all__ = [

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from vidcolor.color import rgb_to_model
-from vidcolor.finetune import FINE_TUNE_LR
+from vidcolor.train.finetune import FINE_TUNE_LR
 
 MAX_KEYS = 64  # keys it learns from: a uniform sample of them, so memory stays bounded
 BATCH = 8

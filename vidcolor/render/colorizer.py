@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcolor.checkpoint import load_model
 from vidcolor.color import (
     L_OF_GRAY,
     Hedge,
@@ -25,10 +24,11 @@ from vidcolor.color import (
     yuv_to_rgb,
 )
 from vidcolor.errors import UserError
-from vidcolor.matching import features
 from vidcolor.memory import GB, available_bytes, render_bytes
 from vidcolor.options import RenderOptions
+from vidcolor.render.matching import features
 from vidcolor.runtime import amp_dtype, pick_device
+from vidcolor.train.checkpoint import load_model
 from vidcolor.video import scaled_size
 from vidcolor.video.reader import TV_TO_FULL
 

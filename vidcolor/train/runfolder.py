@@ -19,13 +19,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from vidcolor.atomic import atomic_path
-from vidcolor.checkpoint import check_train_config, load_checkpoint
 from vidcolor.errors import UserError
 from vidcolor.locks import exclusive
 from vidcolor.options import TrainConfig
 from vidcolor.ownership import RUN_FORMAT, NotOursError, check_claim, kind_of, remove_tree
 from vidcolor.runtime import Dist, RunError
-from vidcolor.train import Trainer
+from vidcolor.train.checkpoint import check_train_config, load_checkpoint
+from vidcolor.train.loop import Trainer
 
 __all__ = ["RUN_FORMAT", "resume_run", "start_run"]
 

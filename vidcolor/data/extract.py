@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 
 from vidcolor.atomic import AppearedError, atomic_path, clear_own, clear_stale, publish, temp_beside
+from vidcolor.data.scenes import ShotDetector, scene_of
 from vidcolor.errors import UserError
 from vidcolor.options import ExtractOptions
 from vidcolor.ownership import file_in, kind_of, remove_file
-from vidcolor.scenes import ShotDetector, scene_of
 from vidcolor.video import Frame, NoFramesError, VideoReader
 
 MANIFEST = "manifest.jsonl"

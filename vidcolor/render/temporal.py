@@ -29,8 +29,8 @@ from typing import TypeVar
 import cv2
 import numpy as np
 
+from vidcolor.data.scenes import ShotDetector
 from vidcolor.metrics import reliable, warp
-from vidcolor.scenes import ShotDetector
 from vidcolor.video import Frame, VideoReader
 
 CARRY = 0.75  # share of the carried chroma where it is trusted (the rest: the new prediction)

@@ -11,12 +11,12 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from vidcolor.dataset import is_greyscale
-from vidcolor.dataset_build.picture import hud, largest_free_box
-from vidcolor.dataset_build.presets import BLOWN_OUT, DARK, SPLITS, Box, Preset
-from vidcolor.dataset_build.scan import SMALL_WIDTH, Scan
+from vidcolor.data.dataset import is_greyscale
+from vidcolor.data.dataset_build.picture import hud, largest_free_box
+from vidcolor.data.dataset_build.presets import BLOWN_OUT, DARK, SPLITS, Box, Preset
+from vidcolor.data.dataset_build.scan import SMALL_WIDTH, Scan
+from vidcolor.data.scenes import scene_of
 from vidcolor.options import BuildOptions
-from vidcolor.scenes import scene_of
 
 DROPPED = (
     "near a cut",

@@ -18,19 +18,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.checkpoint import save_checkpoint
 from vidcolor.color import model_to_rgb, rgb_to_model
-from vidcolor.crops import Crops, cache_short, fixed_crops, on_device
-from vidcolor.dataset import TrainingData, open_training_data
+from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device
+from vidcolor.data.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import MIN_SIZE, TrainConfig
 from vidcolor.pictures import sample_grid
 from vidcolor.runtime import Dist, RunError, amp_dtype
-from vidcolor.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.threads import threaded
-from vidcolor.train_state import restore, run_state
+from vidcolor.train.checkpoint import save_checkpoint
+from vidcolor.train.saver import Saver, append_metrics, snapshot, write_checkpoint
+from vidcolor.train.state import restore, run_state
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 

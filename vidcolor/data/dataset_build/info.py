@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.dataset import DatasetManifest
-from vidcolor.dataset_build.presets import BuildError
+from vidcolor.data.dataset import DatasetManifest
+from vidcolor.data.dataset_build.presets import BuildError
 
 
 def dataset_summary(data: Path, sheet: Path) -> list[str]:

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.crops import FrameCache, Picture, open_cache
+from vidcolor.data.crops import FrameCache, Picture, open_cache
+from vidcolor.data.extract import read_manifest
 from vidcolor.errors import UserError
-from vidcolor.extract import read_manifest
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.ownership import file_in
 

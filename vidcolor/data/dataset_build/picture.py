@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vidcolor.dataset_build.presets import (
+from vidcolor.data.dataset_build.presets import (
     HUD_MAX_AREA,
     HUD_MIN_AREA,
     HUD_MIN_SAMPLES,

@@ -21,12 +21,12 @@ import torch
 
 from vidcolor.atomic import atomic_path
 from vidcolor.color import yuv_to_rgb
-from vidcolor.colorizer import Colorizer, RenderError, default_model
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
-from vidcolor.keyframes import Keyed, Propagator, blend
-from vidcolor.matching import matched
 from vidcolor.pictures import save_png
-from vidcolor.temporal import CutMarks, Motion, Stabilizer, motions_ahead
+from vidcolor.render.colorizer import Colorizer, RenderError, default_model
+from vidcolor.render.keyframes import Keyed, Propagator, blend
+from vidcolor.render.matching import matched
+from vidcolor.render.temporal import CutMarks, Motion, Stabilizer, motions_ahead
 from vidcolor.threads import threaded
 from vidcolor.video import EncodeOptions, Frame, VideoInfo, VideoReader, VideoWriter
 from vidcolor.video.probe import count_frames

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.dataset_build.picture import RunningStd, letterbox
-from vidcolor.dataset_build.presets import BLOWN_OUT, DARK, HEADROOM, STORE, Box, Preset
-from vidcolor.scenes import ShotDetector
+from vidcolor.data.dataset_build.picture import RunningStd, letterbox
+from vidcolor.data.dataset_build.presets import BLOWN_OUT, DARK, HEADROOM, STORE, Box, Preset
+from vidcolor.data.scenes import ShotDetector
 from vidcolor.video import CorruptVideoError, VideoError, VideoReader
 from vidcolor.video.probe import check_file
 

@@ -13,9 +13,9 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
-from vidcolor.checkpoint import load_start
 from vidcolor.options import TrainConfig
 from vidcolor.runtime import RunError
+from vidcolor.train.checkpoint import load_start
 
 FINE_TUNE_LR = 5e-5
 D_WARMUP = 200  # adversarial steps
@@ -24,7 +24,7 @@ D_WARMUP = 200  # adversarial steps
 def model_file(init: str) -> Path:
     """The file ``--init`` names: a path, or ``default`` for the bundled model."""
     if init == "default":
-        from vidcolor.colorizer import default_model
+        from vidcolor.render.colorizer import default_model
 
         return default_model()
     return Path(init)

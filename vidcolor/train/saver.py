@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from vidcolor.checkpoint import save_bundle, save_checkpoint
 from vidcolor.pictures import plot_curves, save_png
 from vidcolor.saving import saving
+from vidcolor.train.checkpoint import save_bundle, save_checkpoint
 
 METRIC_FIELDS = [
     "step",

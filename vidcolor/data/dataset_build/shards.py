@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcolor.dataset_build.scan import candidates
-from vidcolor.dataset_build.select import Pick
+from vidcolor.data.dataset_build.scan import candidates
+from vidcolor.data.dataset_build.select import Pick
 
 
 def new_shard(path: Path, shape: tuple[int, ...]) -> np.memmap:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from vidcolor.checkpoint import CheckpointError, check_progress, load_checkpoint
-from vidcolor.dataset import data_fingerprint
+from vidcolor.data.dataset import data_fingerprint
 from vidcolor.runtime import RunError
+from vidcolor.train.checkpoint import CheckpointError, check_progress, load_checkpoint
 
 if TYPE_CHECKING:
-    from vidcolor.train import Trainer
+    from vidcolor.train.loop import Trainer
 
 
 def run_state(t: Trainer) -> dict:

@@ -24,7 +24,7 @@ import numpy as np
 
 from vidcolor.atomic import atomic_path
 from vidcolor.errors import UserError
-from vidcolor.temporal import CutMarks
+from vidcolor.render.temporal import CutMarks
 from vidcolor.thinned import Thinned
 from vidcolor.video import VideoReader
 
