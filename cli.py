@@ -236,7 +236,7 @@ def train(
 @options(RenderOptions)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @user_errors
-def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -> None:
+def render(src: Path, dst: Path, overwrite: bool, **_: object) -> None:
     """Colorize IN (a video, an image, or a folder of images) into OUT.
 
     The output keeps the input's luma, frame count, timestamps, rotation and audio.
@@ -250,18 +250,10 @@ def render(src: Path, dst: Path, temporal: bool, overwrite: bool, **_: object) -
     """
     from vidcolor import stages
     from vidcolor.console import ConsoleReport
-    from vidcolor.data.dataset import IMAGE_SUFFIXES
 
     if src.exists() and dst.exists() and src.resolve() == dst.resolve():
         raise click.UsageError("IN and OUT are the same file")
     options = built(RenderOptions, click.get_current_context().params)
-    stages.check_render(src, dst, options, overwrite)  # all of it before the model loads
-    given = click.get_current_context().get_parameter_source("temporal")
-    still = src.suffix.lower() in IMAGE_SUFFIXES or src.is_dir()
-    if temporal and still and given != click.core.ParameterSource.DEFAULT:
-        click.echo(
-            "vidcolor: note: --temporal applies to videos; images are colorized alone", err=True
-        )
     stages.render(src, dst, options, ConsoleReport(), overwrite)
 
 

@@ -78,7 +78,7 @@ def options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                     spec.name,
                     is_flag=True,
                     default=spec.default,
-                    show_default=bool(o.off),
+                    show_default=bool(o.off) and spec.default is not None,
                     help=o.help,
                 )
             else:

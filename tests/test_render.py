@@ -310,3 +310,20 @@ def test_each_video_starts_from_the_asked_batch(tiny_model: Path, tmp_path: Path
     colorizer.G = real
     result = render_video(src, tmp_path / "out.mp4", colorizer)
     assert result.batch_size == 8 and probe(tmp_path / "out.mp4").frame_count == 10
+
+
+def test_the_command_checks_its_input_once(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks run once, in the library, before the model loads: not again by the command."""
+    from vidcolor import stages
+
+    calls = []
+    real = stages.check_render
+    monkeypatch.setattr(stages, "check_render", lambda *a: calls.append(a[0]) or real(*a))
+    make_video(tmp_path / "in.mp4", frames=6, width=64, height=48)
+    done = run("render", tmp_path / "in.mp4", tmp_path / "out.mp4", "--model", tiny_model)
+    assert done.exit_code == 0, done.output
+    assert calls == [tmp_path / "in.mp4"] and probe(tmp_path / "out.mp4").frame_count == 6
+    missing = run("render", tmp_path / "no.mp4", tmp_path / "out2.mp4", "--model", tiny_model)
+    assert missing.exit_code == 1 and len(missing.stderr.strip().splitlines()) == 1

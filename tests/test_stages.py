@@ -93,7 +93,8 @@ def test_render_defaults_to_temporal_and_reports_the_frames(
     result = stages.render(
         tmp_path / "in.mp4", tmp_path / "out.mp4", RenderOptions(tiny_model), report
     )
-    assert RenderOptions().temporal and result.cuts == 1  # the stabiliser ran, reset at the cut
+    assert RenderOptions().temporal is None  # on for a video unless asked off ...
+    assert result.cuts == 1  # ... and the stabiliser ran, reset at the cut
     with av.open(str(tmp_path / "out.mp4")) as out:
         assert sum(1 for _ in out.decode(video=0)) == result.frames == 30
     assert report.tasks["render in.mp4"] == [30, 30] and report.calls[-1] == "rendered 30"

@@ -224,12 +224,13 @@ class RenderOptions:
     preview_frames: int = opt(
         0, "Also write OUT's name + _preview.png: a contact sheet of N frames.", lo=0
     )
-    temporal: bool = opt(
-        True,
+    temporal: bool | None = opt(
+        None,
         "Carry colour along the motion from frame to frame (less flicker; about 0.85x the speed "
-        "on a CPU); it starts afresh at each scene cut.",
+        "on a CPU); it starts afresh at each scene cut. On for videos unless --no-temporal; "
+        "images are colorized alone.",
         off="no-temporal",
-    )
+    )  # None: on for a video, off for images (resolved)
     keyframes: Path | None = opt(
         None,
         "Colour keys, the video's size: images named by 0-based frame (120.png, "
@@ -256,6 +257,11 @@ class RenderOptions:
 
     def __post_init__(self) -> None:
         check_finite(self)
+
+    def resolved(self, still: bool) -> RenderOptions:
+        """These options for one input: ``temporal`` settled (None: on for a video; images
+        are colorized alone)."""
+        return replace(self, temporal=not still and self.temporal is not False)
 
     @property
     def encode(self) -> Any:

@@ -215,6 +215,10 @@ def render(
 
     options, report = options or RenderOptions(), report or Reporter()
     images = check_render(src, dst, options, overwrite)
+    still = images is not None or src.suffix.lower() in IMAGE_SUFFIXES
+    if still and options.temporal:
+        report.say("note: --temporal applies to videos; images are colorized alone")
+    options = options.resolved(still)
     if images is not None:
         dst.absolute().parent.mkdir(parents=True, exist_ok=True)  # where its lock sits
     with exclusive(beside(dst), str(dst)):  # refused now, not after the model loads
@@ -222,7 +226,7 @@ def render(
         colorizer = colorizer or Colorizer.from_options(options)
         if images is not None:
             return _render_folder(images, dst, colorizer, report, overwrite)
-        if src.suffix.lower() not in IMAGE_SUFFIXES:
+        if not still:
             return _render_video(src, dst, options, report, overwrite, colorizer)
         render_image(src, dst, colorizer, overwrite)
         report.rendered(dst, None, options)

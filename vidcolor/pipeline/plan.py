@@ -8,7 +8,7 @@ from typing import Any
 
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
-from vidcolor.render.colorizer import default_model
+from vidcolor.train.checkpoint import default_model
 from vidcolor.train.finetune import model_file
 
 NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...

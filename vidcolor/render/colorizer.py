@@ -5,7 +5,6 @@ stabiliser, its keys) is render.VideoColour's. Eval and the benchmarks score wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 
 import cv2
@@ -28,18 +27,13 @@ from vidcolor.memory import GB, available_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.render.matching import features
 from vidcolor.runtime import amp_dtype, pick_device
-from vidcolor.train.checkpoint import load_model
+from vidcolor.train.checkpoint import default_model, load_model
 from vidcolor.video import scaled_size
 from vidcolor.video.reader import TV_TO_FULL
 
 
 class RenderError(UserError):
     """Render cannot go ahead as asked."""
-
-
-def default_model() -> Path:
-    """The model bundled with vidcolor (see README: trained on Big Buck Bunny, CC-BY)."""
-    return Path(str(files("vidcolor") / "weights" / "default.pt"))
 
 
 @dataclass

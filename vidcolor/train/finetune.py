@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vidcolor.options import TrainConfig
 from vidcolor.runtime import RunError
-from vidcolor.train.checkpoint import load_start
+from vidcolor.train.checkpoint import default_model, load_start
 
 FINE_TUNE_LR = 5e-5
 D_WARMUP = 200  # adversarial steps
@@ -24,8 +24,6 @@ D_WARMUP = 200  # adversarial steps
 def model_file(init: str) -> Path:
     """The file ``--init`` names: a path, or ``default`` for the bundled model."""
     if init == "default":
-        from vidcolor.render.colorizer import default_model
-
         return default_model()
     return Path(init)
 

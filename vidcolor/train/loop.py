@@ -30,7 +30,7 @@ from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.threads import threaded
 from vidcolor.train.checkpoint import save_checkpoint
 from vidcolor.train.saver import Saver, append_metrics, snapshot, write_checkpoint
-from vidcolor.train.state import restore, run_state
+from vidcolor.train.state import RunState
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
 
@@ -62,7 +62,7 @@ def not_finite(losses: dict[str, float]) -> str:
     return ", ".join(bad) or "a loss is NaN or inf on another process"
 
 
-class Trainer:
+class Trainer(RunState):
     """Owns the models, optimizers and run folder; ``fit`` runs the loop."""
 
     def __init__(
@@ -163,9 +163,6 @@ class Trainer:
 
     # -- run folder -------------------------------------------------------------------------
 
-    def state(self) -> dict:
-        return run_state(self)
-
     def save(self, name: str) -> None:
         """``name`` now, once the writes under way are done (they may be older steps)."""
         if self.dist.main:
@@ -174,10 +171,6 @@ class Trainer:
                 raise self._diverged("the weights hold NaN or inf")
             save_checkpoint(self.run / name, self.state())
             self.kept_step = self.step
-
-    def load(self, path: Path, state: dict | None = None) -> None:
-        """Continue from ``path`` (train_state.restore)."""
-        restore(self, path, state)
 
     def _log(self, row: dict) -> None:
         if self.dist.main:
