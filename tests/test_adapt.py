@@ -34,11 +34,25 @@ def test_adapting_brings_the_model_to_the_keys_colours(tiny_model: Path) -> None
     keys = [_shapes(i) for i in range(3)]
     unseen = [_shapes(10 + i) for i in range(3)]  # the same palette, other frames
     before = _l1(colorizer, keys), _l1(colorizer, unseen)
-    losses = adapt(colorizer, keys, seconds=120.0, max_steps=200)  # steps, not a machine's speed
+    losses = adapt(colorizer.G, keys, seconds=120.0, max_steps=200)  # steps, not a machine's speed
     after = _l1(colorizer, keys), _l1(colorizer, unseen)
     assert len(losses) == 200 and np.mean(losses[-3:]) < losses[0]
     assert after[0] < 0.7 * before[0], (before, after)
     assert after[1] < 0.8 * before[1], (before, after)  # frames it never saw take the palette
+
+
+def test_tuned_is_a_new_colorizer_at_full_chroma(tiny_model: Path) -> None:
+    from vidcolor.color import Hedge
+    from vidcolor.render.colorizer import Colorizer
+
+    colorizer = Colorizer(tiny_model, "cpu")
+    colorizer.hedge = Hedge(0.5, 4.0)
+    before = {k: v.clone() for k, v in colorizer.G.state_dict().items()}
+    tuned, losses = colorizer.tuned([_shapes(i) for i in range(3)], seconds=0.0)
+    assert tuned is not colorizer and tuned.G is not colorizer.G and len(losses) == 1
+    assert tuned.hedge == Hedge() and colorizer.hedge == Hedge(0.5, 4.0)
+    assert all(torch.equal(v, before[k]) for k, v in colorizer.G.state_dict().items())
+    assert any(not torch.equal(v, before[k]) for k, v in tuned.G.state_dict().items())
 
 
 def test_a_key_sample_is_bounded_and_uniform() -> None:

@@ -9,6 +9,7 @@ KeyboardInterrupt carrying ``advice``: one line on how to go on, which the comma
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,11 +139,19 @@ def train(
     return scores
 
 
+@dataclass(frozen=True)
+class RenderInput:
+    """What ``check_render`` found: a folder's images, or a video's probe (an image: neither)."""
+
+    images: list[Path] | None = None
+    video: VideoInfo | None = None
+
+
 def check_render(
     src: Path, dst: Path, options: RenderOptions, overwrite: bool = False
-) -> list[Path] | None:
+) -> RenderInput:
     """Everything about IN and OUT that can be known before the model loads, each a one-line
-    RenderError; for a folder, its images."""
+    RenderError."""
     from vidcolor.images import IMAGE_SUFFIXES, read_rgb
     from vidcolor.render.colorizer import RenderError
     from vidcolor.render.streaming import image_files
@@ -158,7 +167,7 @@ def check_render(
         if not images:
             raise RenderError(f"{src}: no images to render")
         _check_outputs(dst, images, options, overwrite)
-        return images
+        return RenderInput(images=images)
     _check_outputs(dst, None, options, overwrite)
     if not dst.parent.is_dir():
         state = "not a folder" if dst.parent.exists() else "no such folder"
@@ -169,9 +178,8 @@ def check_render(
             raise RenderError(
                 f"{dst}: an image goes to an image file ({', '.join(sorted(IMAGE_SUFFIXES))})"
             )
-    else:
-        probe(src)  # a bad video fails here
-    return None
+        return RenderInput()
+    return RenderInput(video=probe(src))  # a bad video fails here
 
 
 def _check_outputs(
@@ -208,14 +216,13 @@ def render(
     ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
     One render at a time per ``dst`` (locks.BusyError for a second), and without
     ``overwrite`` no file that appears at ``dst`` meanwhile is replaced."""
-    from vidcolor.images import IMAGE_SUFFIXES
     from vidcolor.locks import beside, exclusive
     from vidcolor.render.colorizer import Colorizer
     from vidcolor.render.streaming import render_image
 
     options, report = options or RenderOptions(), report or Reporter()
-    images = check_render(src, dst, options, overwrite)
-    still = images is not None or src.suffix.lower() in IMAGE_SUFFIXES
+    found = check_render(src, dst, options, overwrite)
+    images, still = found.images, found.video is None
     if still and options.temporal:
         report.say("note: --temporal applies to videos; images are colorized alone")
     options = options.resolved(still)
@@ -226,8 +233,8 @@ def render(
         colorizer = colorizer or Colorizer.from_options(options)
         if images is not None:
             return _render_folder(images, dst, colorizer, report, overwrite)
-        if not still:
-            return _render_video(src, dst, options, report, overwrite, colorizer)
+        if found.video is not None:
+            return _render_video(src, dst, found.video, options, report, overwrite, colorizer)
         render_image(src, dst, colorizer, overwrite)
         report.rendered(dst, None, options)
         return None
@@ -236,16 +243,17 @@ def render(
 def _render_video(
     src: Path,
     dst: Path,
+    info: VideoInfo,
     options: RenderOptions,
     report: Reporter,
     overwrite: bool,
     colorizer: Colorizer,
 ) -> RenderResult:
-    """``render`` of a video, with its keys' first pass when asked; its RenderResult."""
+    """``render`` of a video (``info``: its probe), with its keys' first pass when asked; its
+    RenderResult."""
     from vidcolor.render.streaming import render_video
-    from vidcolor.video import probe
 
-    keys, info = None, probe(src)
+    keys = None
     try:
         if options.keyframes:
             keys, colorizer = _keys(src, info, options, colorizer, report)
@@ -311,28 +319,17 @@ def _keys(
 def _adapted(
     colorizer: Colorizer, sample: KeySample, seconds: float, report: Reporter
 ) -> Colorizer:
-    """A copy of ``colorizer`` whose generator is tuned on ``sample``'s keys (render.adapt), at
-    full chroma: a colorizer the caller handed in keeps its weights."""
-    import copy
-
-    from vidcolor.color import Hedge
-    from vidcolor.render.adapt import adapt
-
-    colorizer = copy.copy(colorizer)
-    colorizer.G = copy.deepcopy(colorizer.G)
-    colorizer.hedge = Hedge()  # the bundle's hedge is for footage it never saw; now it has
+    """``colorizer`` tuned on ``sample``'s keys (Colorizer.tuned): a new one, so that a
+    colorizer the caller handed in keeps its weights."""
     with report.progress(f"adapt to {len(sample.keys)} keys", round(seconds)) as bar:
-        losses = adapt(
-            colorizer,
-            sample.keys,
-            seconds,
-            on_time=lambda t: bar.update(min(round(t), round(seconds))),
+        tuned, losses = colorizer.tuned(
+            sample.keys, seconds, on_time=lambda t: bar.update(min(round(t), round(seconds)))
         )
     report.say(
         f"adapted to {len(sample.keys)} keys in {len(losses)} steps: L1 "
         f"{losses[0]:.4f} -> {losses[-1]:.4f}"
     )
-    return colorizer
+    return tuned
 
 
 def _render_folder(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
@@ -76,19 +75,20 @@ def crops(keys: list[np.ndarray], count: int, rng: np.random.Generator) -> np.nd
 
 
 def adapt(
-    colorizer: Any,
+    G: torch.nn.Module,
     keys: list[np.ndarray],
     seconds: float,
     on_time: Callable[[float], None] | None = None,
     seed: int = 0,
     max_steps: int | None = None,
+    amp: torch.dtype | None = None,
 ) -> list[float]:
-    """Fine-tune ``colorizer.G`` (a render.Colorizer's) on ``keys`` (same-sized HxWx3 uint8
-    RGB) for ``seconds`` of wall time, at least one step and at most ``max_steps`` (a result
-    that does not depend on the machine's speed); each step a batch of ``BATCH`` crops
-    (``crops``). ``on_time(elapsed)`` hears after each step. Returns each step's L1 loss
-    (model scale)."""
-    device, G = colorizer.device, colorizer.G
+    """Fine-tune generator ``G`` (in place, on its own device; ``amp``: its mixed precision)
+    on ``keys`` (same-sized HxWx3 uint8 RGB) for ``seconds`` of wall time, at least one step
+    and at most ``max_steps`` (a result that does not depend on the machine's speed); each
+    step a batch of ``BATCH`` crops (``crops``). ``on_time(elapsed)`` hears after each step.
+    Returns each step's L1 loss (model scale)."""
+    device = next(G.parameters()).device
     optimizer = torch.optim.Adam(G.parameters(), lr=FINE_TUNE_LR, betas=(0.5, 0.999))
     rng = np.random.default_rng(seed)
     losses: list[float] = []
@@ -101,10 +101,10 @@ def adapt(
             rgb = torch.from_numpy(crops(keys, BATCH, rng)).to(device).permute(0, 3, 1, 2)
             x, y = rgb_to_model(rgb)
             x = x.contiguous(memory_format=torch.channels_last)
-            if colorizer.amp is None:
+            if amp is None:
                 loss = F.l1_loss(G(x), y)
             else:
-                with torch.autocast("cuda", dtype=colorizer.amp):
+                with torch.autocast("cuda", dtype=amp):
                     loss = F.l1_loss(G(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -4,6 +4,8 @@ stabiliser, its keys) is render.VideoColour's. Eval and the benchmarks score wit
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,8 +153,28 @@ class Colorizer:
         L = self.model_l(grays)  # (N,1,hs,ws) in [0, 100]
         ab, ran = self._ab(l_to_model(L))  # (N,2,hs,ws)
         rgb = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)  # (N,3,hs,ws) in [0, 1]
-        feats = features(self.G, l_to_model(L)) if features_too else None
+        feats = self._features(L) if features_too else None
         return Prediction(rgb_to_cbcr(rgb, matrix, full_range), feats, ran)
+
+    @torch.inference_mode()
+    def features(self, grays: list[np.ndarray]) -> torch.Tensor:
+        """The model's features of working-size grays, to match keys by (render.matching)."""
+        return self._features(self.model_l(grays))
+
+    def _features(self, L: torch.Tensor) -> torch.Tensor:
+        return features(self.G, l_to_model(L))
+
+    def tuned(
+        self, keys: list[np.ndarray], seconds: float, on_time: Callable[[float], None] | None = None
+    ) -> tuple[Colorizer, list[float]]:
+        """A new colorizer whose generator is this one's tuned on ``keys`` for ``seconds``
+        (render.adapt), at full chroma (the bundle's hedge is for footage it never saw; now
+        it has seen the keys); this one keeps its weights. Also each step's L1 loss."""
+        from vidcolor.render.adapt import adapt
+
+        new = copy.copy(self)
+        new.G, new.hedge = copy.deepcopy(self.G), Hedge()
+        return new, adapt(new.G, keys, seconds, on_time, amp=self.amp)
 
     @torch.inference_mode()
     def planes(self, cbcr: torch.Tensor, height: int, width: int) -> list[tuple[np.ndarray, ...]]:

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcolor.color import l_to_model
 from vidcolor.thinned import Thinned
 
 CELL = 8  # working-size pixels per matched cell: the third encoder level's stride
@@ -153,9 +152,15 @@ def matched(key: Bank, feats: torch.Tensor, gray: np.ndarray) -> tuple[np.ndarra
     return upsample(colour, gray), np.clip(_off_cells(sure, h, w), 0, 1)
 
 
+class Featured(Protocol):
+    """What matching needs of a model: its features of working-size grays (a Colorizer)."""
+
+    def features(self, grays: list[np.ndarray]) -> torch.Tensor: ...
+
+
 @torch.inference_mode()
 def shot_banks(
-    colorizer: Any, key_frames: Iterable[tuple[int, np.ndarray, np.ndarray]]
+    colorizer: Featured, key_frames: Iterable[tuple[int, np.ndarray, np.ndarray]]
 ) -> dict[int, Bank]:
     """Each shot's keys as one Bank, by the shot's first frame, from (shot, gray, chroma) per
     key in order (``Propagator.key_frames``) and the render's ``colorizer``
@@ -165,7 +170,7 @@ def shot_banks(
     for shot, gray, chroma in key_frames:
 
         def made(gray: np.ndarray = gray, chroma: np.ndarray = chroma) -> Bank:
-            return bank(features(colorizer.G, l_to_model(colorizer.model_l([gray])))[0], chroma)
+            return bank(colorizer.features([gray])[0], chroma)
 
         shots.setdefault(shot, Thinned(MAX_KEYS)).offer(made)
     return {shot: Bank.join(kept.items) for shot, kept in shots.items()}
