@@ -20,7 +20,8 @@ EXIT_FAILED = 1
 
 
 class Finite(click.FloatRange):
-    """Every float option's type (recipes too): NaN and inf pass click's range checks."""
+    """Every float option's type: NaN and inf pass click's range checks (recipes are checked
+    alike by vidcolor.optspec)."""
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         if math.isfinite(number := super().convert(value, param, ctx)):
@@ -125,7 +126,9 @@ def recipe_option(section: str) -> Callable[[Callable[..., Any]], Callable[..., 
         except UserError as e:
             fail(str(e))
         defaults = {known[k].name: v for k, v in values.items()}
-        if isinstance(output := recipe.section(section).get("output"), str):
+        if (output := recipe.section(section).get("output")) is not None:
+            if not isinstance(output, str):
+                fail(f"{recipe.where(section, 'output')}: expected text in quotes, got {output!r}")
             defaults["out"] = Path(output)
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
         return recipe

@@ -80,6 +80,15 @@ BROKEN_CHECKPOINTS: dict[str, tuple[Callable[[dict], object], str]] = {
         lambda s: s["config"]["model"].update(base_width=20000),
         "config.model.base_width is 20000; it must be from 4 to 256",
     ),
+    "no data": (lambda s: s["config"].pop("data"), "config.data is missing"),
+    "lr left to resolve": (
+        lambda s: s["config"].update(lr=None),
+        "config.lr is None; it must be a finite number",
+    ),
+    "width left to resolve": (
+        lambda s: s["config"]["model"].update(base_width=None),
+        "config.model.base_width is None; a stored model names its own",
+    ),
     "another width": (
         lambda s: s["config"]["model"].update(base_width=16),
         "weights do not fit the model it describes (G.downs.0.0.weight is "

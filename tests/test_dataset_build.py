@@ -242,6 +242,7 @@ def test_recipe_gives_inputs_and_options(episodes: list[Path], tmp_path: Path) -
         '[dataset]\nseed = "many"\n': "r.toml:2: [dataset] seed: 'many' is not a valid integer",
         '[dataset]\npreset = "anime"\n': "r.toml:2: [dataset] preset: 'anime' is not one of",
         '[dataset]\navoid-hud = "yes"\n': "r.toml:2: [dataset] avoid-hud: expected true or false",
+        "[dataset]\noutput = 5\n": "r.toml:2: [dataset] output: expected text in quotes",
         'inputs = ["nothing/*.mp4"]\n': "r.toml:1: inputs: 'nothing/*.mp4' matches no file",
         "[dataset\n": "r.toml: not valid TOML",
     }
@@ -391,7 +392,7 @@ def test_recipe_values_are_checked_like_the_command_line(
         'inputs = ["*.mp4"]\n[dataset]\nseed = 2.9\n': "seed: expected a whole number",
         'inputs = ["*.mp4"]\n[dataset]\nseed = inf\n': "seed: expected a whole number",
         'inputs = ["*.mp4"]\n[dataset]\nseed = 2024-01-01\n': "seed: not a valid integer",
-        'inputs = ["*.mp4"]\n[dataset]\nseed = -1\n': "seed: -1 is not in the range 0<=x<=",
+        'inputs = ["*.mp4"]\n[dataset]\nseed = -1\n': "seed: -1 is not in the range x>=0",
         "[dataset]\nseed = 1\n": "r.toml: no inputs",
         "inputs = []\n": "r.toml:1: inputs: the list is empty",
         'inputs = ["*.mp4"]\n[pipeline]\nx = 1\n': "r.toml:2: pipeline: unknown key",

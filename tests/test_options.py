@@ -98,6 +98,16 @@ def test_recipe_values_are_typed_as_the_command_line_types_them() -> None:
         checked(model, 3)
 
 
+def test_a_number_too_large_for_a_float_is_refused_in_words() -> None:
+    huge = 10**400  # TOML reads it as an int; float() of it overflows
+    with pytest.raises(ValueError, match="is too large"):
+        checked(specs(TrainStage)["lr"], huge)
+    with pytest.raises(ValueError, match=r"is not in the range 32<=x<=4096"):
+        checked(specs(TrainStage)["size"], huge)
+    with pytest.raises(ValueError, match="not a finite number"):
+        checked(specs(TrainStage)["lr"], "1e999")  # text, as --set may give it
+
+
 def test_options_that_do_not_go_together_are_refused_by_the_library_and_the_command() -> None:
     with pytest.raises(ValueError, match="not both"):
         build(ExtractStage, {"fps": 2.0, "every": 3})

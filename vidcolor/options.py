@@ -16,7 +16,7 @@ from vidcolor.optspec import opt
 def check_finite(options: Any) -> None:
     """A ValueError unless each float field of ``options`` is finite: NaN passes every range
     check and inf every lower bound, so a library caller's NaN would otherwise run (the command
-    line and recipes refuse them earlier, in their float options' type)."""
+    line refuses them earlier in its float options' type, recipes in optspec.checked)."""
     for f in fields(options):
         value = getattr(options, f.name)
         if isinstance(value, float) and not math.isfinite(value):
@@ -78,7 +78,7 @@ class BuildOptions:
     split_by: str = opt(
         "scene", "Keep whole scenes, or whole episodes, in one split.", choices=("scene", "episode")
     )
-    seed: int = opt(0, "Seed of the split.", lo=0, hi=2**32 - 1)
+    seed: int = opt(0, "Seed of the split.", lo=0)
     avoid_hud: bool = opt(
         False,
         "Store only the largest part of the picture clear of static overlays (HUD, logos).",

@@ -40,12 +40,11 @@ def opt(default: Any, help: str, **option: Any) -> Any:
 @dataclass(frozen=True)
 class Spec:
     """One settable field of a stage's options: ``path`` from the stage's dataclass down to it
-    (nested configs), its type (``kind``: bool, int, float, str or Path; ``optional``: None
-    allowed), its ``Option`` and its default."""
+    (nested configs), its type (``kind``: bool, int, float, str or Path, without its
+    ``| None``), its ``Option`` and its default."""
 
     path: tuple[str, ...]
     kind: type
-    optional: bool
     option: Option
     default: Any
 
@@ -65,11 +64,11 @@ def _hint(hint: Any) -> tuple[Any, bool]:
 def _walk(cls: type, path: tuple[str, ...]) -> Iterator[Spec]:
     hints = typing.get_type_hints(cls)
     for f in fields(cls):
-        kind, optional = _hint(hints[f.name])
+        kind, _ = _hint(hints[f.name])
         if is_dataclass(kind):
             yield from _walk(kind, (*path, f.name))
         elif "option" in f.metadata:
-            yield Spec((*path, f.name), kind, optional, f.metadata["option"], f.default)
+            yield Spec((*path, f.name), kind, f.metadata["option"], f.default)
 
 
 def specs(cls: type) -> dict[str, Spec]:
@@ -98,7 +97,9 @@ def build(cls: type, values: dict[str, Any]) -> Any:
 
 
 def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+    if isinstance(x, int):
+        return str(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
 def bounds(o: Option) -> str:
@@ -125,7 +126,7 @@ def _number(kind: type, value: Any) -> Any:
     if isinstance(value, str):
         try:
             value = kind(value.strip())
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ValueError(f"{value!r} is not a valid {name}") from None
     if isinstance(value, bool):
         raise ValueError(f"expected {'an integer' if kind is int else 'a number'}, not true/false")
@@ -133,9 +134,12 @@ def _number(kind: type, value: Any) -> Any:
         raise ValueError(f"not a valid {name}: {value!r}")
     if kind is int and isinstance(value, float):  # 2.9 is not 2
         raise ValueError("expected a whole number")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value!r} is not a finite number")
-    return kind(value)
+    try:
+        return kind(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"{value} is too large") from None
 
 
 def checked(spec: Spec, value: Any) -> Any:

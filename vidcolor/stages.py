@@ -213,8 +213,8 @@ def render(
     colorizer: Colorizer | None = None,
 ) -> RenderResult | None:
     """Colorize ``src`` (a video, an image or a folder of images) into ``dst``, with
-    ``colorizer`` (a render.Colorizer) or the model ``options`` name; a video's RenderResult.
-    One render at a time per ``dst`` (locks.BusyError for a second), and without
+    ``colorizer`` (a render.colorizer.Colorizer) or the model ``options`` name; a video's
+    RenderResult. One render at a time per ``dst`` (locks.BusyError for a second), and without
     ``overwrite`` no file that appears at ``dst`` meanwhile is replaced."""
     from vidcolor.locks import beside, exclusive
     from vidcolor.render.colorizer import Colorizer

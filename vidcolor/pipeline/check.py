@@ -52,7 +52,7 @@ def stage_options(name: str, values: dict[str, Any]) -> Any:
 # a stage's section may hold besides its command's options.
 PIPELINE_SETS = {
     "extract": {"output", "overwrite", "resume"},
-    "dataset": {"output", "overwrite", "recipe"},
+    "dataset": {"output", "overwrite"},
     "train": {"output", "resume"},
     "render": {"overwrite"},
 }
@@ -81,8 +81,8 @@ def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
     values = stage_values(name, recipe, STAGE_EXTRA.get(name, ()))
     path_key = {"render": "model", "train": "init"}.get(name)  # relative to the recipe
-    given_path = values.get(path_key)
-    if given_path in ("", Path()):  # train.init "": from scratch, as if not given
+    given_path = recipe.section(name).get(path_key)
+    if given_path == "":  # train.init "": from scratch, as if not given
         del values[path_key]
     elif given_path not in (None, "default"):
         path = recipe.base(name, path_key) / given_path

@@ -1,6 +1,7 @@
 """The ``Colorizer``: a generator on a device at a working size, grays in, chroma out, hedged as
 its bundle says. It keeps nothing of one call for the next: a video's own state (its batch, its
-stabiliser, its keys) is render.VideoColour's. Eval and the benchmarks score with it too."""
+stabiliser, its keys) is render.streaming.VideoColour's. Eval and the benchmarks score with it
+too."""
 
 from __future__ import annotations
 
@@ -195,7 +196,7 @@ class Colorizer:
     ) -> list[tuple[np.ndarray, ...]]:
         """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W): the
         model's colour alone, each frame on its own (a video's own steadying and keys:
-        render.VideoColour)."""
+        render.streaming.VideoColour)."""
         h, w = ys[0].shape
         prediction = self.predict([self.gray(y, full_range) for y in ys], matrix, full_range)
         return self.planes(prediction.cbcr, h, w)

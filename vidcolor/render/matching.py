@@ -164,7 +164,7 @@ def shot_banks(
 ) -> dict[int, Bank]:
     """Each shot's keys as one Bank, by the shot's first frame, from (shot, gray, chroma) per
     key in order (``Propagator.key_frames``) and the render's ``colorizer``
-    (render.Colorizer). A shot with more than ``MAX_KEYS`` keys (a key video in colour all
+    (render.colorizer.Colorizer). A shot with more than ``MAX_KEYS`` keys (a key video in colour all
     through) keeps every 2nd of them, then every 4th, and so on."""
     shots: dict[int, Thinned[Bank]] = {}
     for shot, gray, chroma in key_frames:

@@ -149,7 +149,23 @@ def _fits_optimizer(state: dict, model: nn.Module, where: str) -> None:
 
 
 def _train_config(v: Any, where: str) -> TrainConfig:
-    return checked_value(v, TrainConfig, where)
+    """A run's config as a file holds it: whole (its data named) and resolved (no None where
+    TrainConfig.resolved settles a default)."""
+    if isinstance(v, dict) and "data" not in v:
+        raise Bad(f"{where}.data is missing")
+    cfg = checked_value(v, TrainConfig, where)
+    if cfg.lr is None:
+        raise Bad(f"{where}.lr is None; it must be a finite number")
+    _resolved_model(cfg.model, f"{where}.model")
+    return cfg
+
+
+def _resolved_model(model: ModelConfig, where: str) -> ModelConfig:
+    """A network a file describes: every field set (None is what a run settles, never stored)."""
+    for key in ("base_width", "depth", "disc"):
+        if getattr(model, key) is None:
+            raise Bad(f"{where}.{key} is None; a stored model names its own")
+    return model
 
 
 def check_train_config(record: Any, path: Path) -> TrainConfig:
@@ -222,7 +238,7 @@ CHECKPOINT_SCHEMA: dict[str, Check] = {
 
 def _described_model(v: Any, where: str) -> ModelConfig:
     try:
-        return checked_value(v, ModelConfig, where)
+        return _resolved_model(checked_value(v, ModelConfig, where), where)
     except Bad as e:  # no network the weights could fit
         raise Bad(f"{MISFIT} ({e})") from None
 
