@@ -232,8 +232,8 @@ class VideoColour:
         self.stabilizer = Stabilizer() if temporal else None
 
     @torch.inference_mode()
-    def chroma(self, batch: list[Prepared]) -> list[tuple[np.ndarray, ...]]:
-        """Cb, Cr planes on each frame's 4:2:0 grid."""
+    def colour(self, batch: list[Prepared]) -> list[tuple[Frame, np.ndarray, np.ndarray]]:
+        """(frame, Cb, Cr) for each prepared frame: its planes on the frame's 4:2:0 grid."""
         info = self.info
         for p in batch:
             if p.frame.image.shape != (info.height, info.width):
@@ -254,7 +254,8 @@ class VideoColour:
                 for i, (p, c) in enumerate(zip(batch, cbcr, strict=True))
             ]
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
-        return self.colorizer.planes(cbcr, info.height, info.width)
+        planes = self.colorizer.planes(cbcr, info.height, info.width)
+        return [(p.frame, u, v) for p, (u, v) in zip(batch, planes, strict=True)]
 
     def _steadied(
         self, p: Prepared, out: np.ndarray, feats: torch.Tensor | None, i: int
@@ -280,14 +281,11 @@ def _colorized(
     batch: list[Prepared] = []
     for item in prepared:
         batch.append(item)
-        if len(batch) < video.batch_size:
-            continue
-        for p, (u, v) in zip(batch, video.chroma(batch), strict=True):
-            yield p.frame, u, v
-        batch = []
+        if len(batch) >= video.batch_size:
+            yield from video.colour(batch)
+            batch = []
     if batch:
-        for p, (u, v) in zip(batch, video.chroma(batch), strict=True):
-            yield p.frame, u, v
+        yield from video.colour(batch)
 
 
 class _ContactSheet:
