@@ -98,6 +98,10 @@ BROKEN_CHECKPOINTS: dict[str, tuple[Callable[[dict], object], str]] = {
         lambda s: s["opt_G"]["state"][0].update(exp_avg=torch.zeros(1)),
         "opt_G.state[0].exp_avg is 1 float32; parameter 0 is 8x1x4x4",
     ),
+    "training weights of another shape": (
+        lambda s: s.update(G_train={k: v[:1] if v.dim() else v for k, v in s["G"].items()}),
+        "weights do not fit the model it describes (G_train.downs.0.0.weight is",
+    ),
     "rng of floats": (
         lambda s: s.update(rng=torch.zeros(5056)),
         "rng is a 5056 float32 tensor; it must be a generator state",

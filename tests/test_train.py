@@ -16,10 +16,12 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from conftest import default_signals, write_photos
+from torch import nn
 
 from cli import main
 from vidcolor.models import ModelConfig
 from vidcolor.options import DEFAULT_LR
+from vidcolor.train.average import WeightAverage
 from vidcolor.train.checkpoint import CheckpointError, load_checkpoint
 from vidcolor.train.loop import Dist, TrainConfig, Trainer, lr_factor
 from vidcolor.train.runfolder import resume_run, start_run
@@ -123,9 +125,10 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     )
 
 
-def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_interrupted_run_resumes_exactly(tmp_path: Path, ema: float) -> None:
     write_photos(tmp_path / "photos")
-    cfg = tiny_config(tmp_path / "photos", epochs=2)  # 6 train images, 3 steps an epoch
+    cfg = tiny_config(tmp_path / "photos", epochs=2, ema=ema)  # 6 train images, 3 steps an epoch
 
     straight = start_run(cfg, tmp_path / "a", Dist(), workers=0)
     straight.fit()
@@ -144,13 +147,36 @@ def test_interrupted_run_resumes_exactly(tmp_path: Path) -> None:
     resumed.fit()
 
     assert resumed.step == straight.step == 6
-    for a, b in zip(straight.G.state_dict().values(), resumed.G.state_dict().values(), strict=True):
-        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    for net in ("G", "generator"):  # the trained weights, and with --ema their average
+        a, b = getattr(straight, net).state_dict(), getattr(resumed, net).state_dict()
+        for x, y in zip(a.values(), b.values(), strict=True):
+            assert torch.allclose(x.float(), y.float(), atol=1e-6)
+    saved = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert ("G_train" in saved) == bool(ema)  # what a resume trains on, beside the average
+    weight = "out.weight"  # the average is what the checkpoint (and model.pt) hold as G
+    assert torch.equal(saved["G"][weight], straight.generator.state_dict()[weight])
+    assert torch.equal(saved["G"][weight], saved.get("G_train", saved["G"])[weight]) != bool(ema)
     opt_a, opt_b = straight.opt_G.state_dict()["state"], resumed.opt_G.state_dict()["state"]
     assert opt_a.keys() == opt_b.keys()
     for k in opt_a:
         assert torch.allclose(opt_a[k]["exp_avg"], opt_b[k]["exp_avg"], atol=1e-6)
         assert float(opt_a[k]["step"]) == float(opt_b[k]["step"]) == 6
+
+
+def test_weight_average_folds_each_step_in_with_a_warm_up() -> None:
+    net = nn.BatchNorm1d(1)
+    average = WeightAverage(net, decay=0.9)
+    assert not average.module.training and not any(
+        p.requires_grad for p in average.module.parameters()
+    )
+    with torch.no_grad():
+        net.weight.fill_(2.0)  # from 1.0
+        net.running_mean.fill_(5.0)
+    average.update(net, step=1)  # early: keeps 2/11 of the old weights, not 0.9
+    assert average.module.weight.item() == pytest.approx(1 + 9 / 11)
+    assert average.module.running_mean.item() == 5.0  # buffers: the trained network's own
+    average.update(net, step=1000)  # later: the decay itself
+    assert average.module.weight.item() == pytest.approx(2 - 0.9 * (1 - 9 / 11))
 
 
 def test_two_process_gloo_run_writes_one_checkpoint(tmp_path: Path) -> None:

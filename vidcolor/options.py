@@ -144,6 +144,14 @@ class TrainConfig:
     )
     beta1: float = 0.5
     lambda_l1: float = opt(100.0, "Weight of the L1 loss against the adversarial loss.", lo=0)
+    ema: float = opt(
+        0.0,
+        "Average the generator's weights over about 1/(1-DECAY) steps (0: off; 0.995 suits a "
+        "few hundred steps): checkpoints, validation and model.pt hold the average.",
+        lo=0,
+        hi=0.9999,
+        metavar="DECAY",
+    )
     val_fraction: float = opt(
         0.1, "Share of scenes held out for validation (0: validate on training data).", lo=0, hi=0.9
     )

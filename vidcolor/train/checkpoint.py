@@ -268,6 +268,8 @@ def _check_checkpoint(state: dict) -> TrainConfig:
     for key, model in (("G", G), ("D", D)):
         _fits(state[key], model, key)
         _fits_optimizer(state[f"opt_{key}"]["state"], model, f"opt_{key}.state")
+    if "G_train" in state:  # an --ema run's training weights, beside their average (G)
+        _fits(_weights(state["G_train"], "G_train"), G, "G_train")
     return cfg
 
 

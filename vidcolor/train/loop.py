@@ -28,6 +28,7 @@ from vidcolor.options import MIN_SIZE, TrainConfig
 from vidcolor.pictures import sample_grid
 from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.threads import threaded
+from vidcolor.train.average import WeightAverage
 from vidcolor.train.checkpoint import save_checkpoint
 from vidcolor.train.saver import Saver, append_metrics, snapshot, write_checkpoint
 from vidcolor.train.state import RunState
@@ -114,6 +115,7 @@ class Trainer(RunState):
             if dist_info.world > 1:
                 self.G = nn.SyncBatchNorm.convert_sync_batchnorm(self.G)
                 self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
+        self.average = WeightAverage(self.G, cfg.ema) if cfg.ema else None
         betas = (cfg.beta1, 0.999)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
@@ -247,22 +249,29 @@ class Trainer(RunState):
         self.scaler.scale(loss_G).backward()
         self.scaler.step(self.opt_G)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.G, self.step + 1)
         self.sched_G.step()
         if adversarial:
             self.sched_D.step()
         out["G_L1"] = l1.item()
         return out
 
+    @property
+    def generator(self) -> nn.Module:
+        """The generator that checkpoints hold and validation scores: with --ema, the average."""
+        return self.G if self.average is None else self.average.module
+
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
         """L1 on ab, PSNR and SSIM of the RGB result, over the held-out crops."""
-        self.G.eval()
+        G = self.generator.eval()
         l1s, psnrs, ssims = [], [], []
         for rgb in self.val_set.split(self.cfg.batch_size):
             truth = rgb.to(self.dist.device).float() / 255
             L, ab = rgb_to_model(truth)
             with self._autocast():
-                fake = self.G(L).float()
+                fake = G(L).float()
             l1s.append((fake - ab).abs().flatten(1).mean(1))
             pred = model_to_rgb(L, fake)
             psnrs.append(psnr(pred, truth))
@@ -282,13 +291,13 @@ class Trainer(RunState):
     @torch.inference_mode()
     def samples(self) -> np.ndarray:
         """The sample grid: gray | truth | generated on the same validation crops."""
-        self.G.eval()
+        G = self.generator.eval()
         # Spread across the validation set: neighbouring frames of one shot say little new.
         n = min(self.cfg.samples, len(self.val_set))
         picks = np.linspace(0, len(self.val_set) - 1, n).round().astype(int)
         truth = self.val_set[picks].to(self.dist.device).float() / 255
         L, _ = rgb_to_model(truth)
-        fake = self.G(L).float()
+        fake = G(L).float()
         gray = model_to_rgb(L, torch.zeros_like(fake))
         self.G.train()
         return sample_grid(gray, truth, model_to_rgb(L, fake))
@@ -418,7 +427,8 @@ class Trainer(RunState):
     def _finite(self) -> bool:
         """Whether G's and D's weights here are all numbers: a checkpoint of NaN or inf would
         resume nothing and render black frames."""
-        weights = [t for net in (self.G, self.D) for t in net.state_dict().values()]
+        nets = {self.G, self.D, self.generator}
+        weights = [t for net in nets for t in net.state_dict().values()]
         return all(bool(torch.isfinite(t).all()) for t in weights if t.is_floating_point())
 
     def _diverged(self, what: str) -> RunError:

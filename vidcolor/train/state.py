@@ -24,7 +24,8 @@ class RunState:
             "step": self.step,
             "epoch": self.epoch,
             "best_val_L1": self.best_val,
-            "G": self.G.state_dict(),
+            "G": self.generator.state_dict(),
+            **({"G_train": self.G.state_dict()} if self.average is not None else {}),
             "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
@@ -60,7 +61,9 @@ class RunState:
             )
         check_progress(path, s, self.steps_per_epoch, self.pre_steps)
         try:  # checked whole already: torch's own checks are the last word
-            self.G.load_state_dict(s["G"])
+            self.G.load_state_dict(s.get("G_train", s["G"]))
+            if self.average is not None:
+                self.average.module.load_state_dict(s["G"])
             self.D.load_state_dict(s["D"])
             # Adam's moments from the file; its hyper-parameters from the config (the same).
             self.opt_G.load_state_dict({**self.opt_G.state_dict(), "state": s["opt_G"]["state"]})
