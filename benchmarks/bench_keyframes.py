@@ -1,7 +1,8 @@
 """Colour keyframes on shots the model never saw: does one key per shot bring the colour back?
 
-By default the clip is the shared one from 47.71 s: the bundled model trained on its first
-45 s, so those shots are unseen. ``--clip`` takes other footage (the recorded games of
+By default the clip is the shared one from 47.71 s: two shots, the README's sample shot, which
+the bundled model never saw, and the clip's last, which it trains on since the fourth model
+(``--seconds 8.372``: the unseen shot alone). ``--clip`` takes other footage (the recorded games of
 ``benchmarks/footage``: a side-scroller and a strategy game whose camera jumps), from
 ``--start`` for ``--seconds``. Keys are original colour frames: each shot's first frame, its
 middle frame, and the frames ``vidcolor keys`` picks; each kind is rendered with the bundled

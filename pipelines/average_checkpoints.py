@@ -52,12 +52,13 @@ def main() -> None:
     state, each = averaged(args.checkpoints)
     state.pop("format"), state.pop("vidcolor")  # save_checkpoint writes this version's
     steps = ", ".join(map(str, each))
-    about = f"{args.about} (generator: the mean of steps {steps})".strip()
+    which = f"the mean of steps {steps}" if len(each) > 1 else f"step {steps}"
+    about = f"{args.about} (generator: {which})".strip()
     with tempfile.TemporaryDirectory(dir=args.out.parent) as tmp:
         mean = Path(tmp) / "mean.pt"
         save_checkpoint(mean, state)
         save_bundle(args.out, mean, about=about)
-    print(f"{args.out}: the mean of {len(args.checkpoints)} generators (steps {steps})")
+    print(f"{args.out}: {which}")
 
 
 if __name__ == "__main__":

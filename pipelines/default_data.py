@@ -5,13 +5,14 @@ From the shared Big Buck Bunny clip (``../shared/media``), the recorded games
 wallpapers and Ubuntu's photographs (``benchmarks/photos/make_photos.py``), this writes, under
 WORK:
 
-- ``train/``: the clip's first 45 s (8 frames a second), game episodes 1-4 (2 a second) and
-  the wallpapers' train side, each whole and as 4 crops at twice the detail;
+- ``train/``: the clip's first 45 s and its closing shot (8 frames a second), game episodes
+  1-4 (2 a second) and the wallpapers' train side, each whole and as 4 crops at twice the
+  detail;
 - ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the wallpapers'
   and photographs' calibrate sides;
-- ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the clip's
-  last 15 s, game episode 6, the wallpapers' and photographs' heldout sides, and
-  scikit-image's photographs.
+- ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the
+  README's sample shot (``pipelines/sample_clip.py``, 4 frames a second), game episode 6,
+  the wallpapers' and photographs' heldout sides, and scikit-image's photographs.
 
 Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
            [--photos bench-out/photos]
@@ -37,6 +38,10 @@ from vidcolor.pictures import save_jpeg  # noqa: E402
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
 CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
+# The README's sample shot (pipelines/sample_clip.py's cut) is held out; the shot after it, the
+# clip's last (the big bunny lit against the sky), is trained on: the film's main character in
+# daylight, which its first 45 s show only in a dark burrow.
+SAMPLE = (47.708, 56.083)
 GAMES = ("supertux", "wesnoth")
 # scikit-image's own colour photographs (public domain or CC0: each one's docstring)
 PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
@@ -86,7 +91,8 @@ def main() -> None:
     args = parser.parse_args()
     w = args.work
     frames(CLIP, w / "train/bbb", 8, end=45)
-    frames(CLIP, w / "heldout/shared_unseen", 2, start=45)
+    frames(CLIP, w / "train/bbb_last_shot", 8, start=SAMPLE[1])
+    frames(CLIP, w / "heldout/shared_unseen", 4, start=SAMPLE[0], end=SAMPLE[1])
     for game in GAMES:
         for episode in range(1, 5):
             frames(args.footage / f"{game}_{episode}.mp4", w / f"train/{game}_{episode}", 2)

@@ -1,8 +1,9 @@
 """Cut the README's sample clip from the shared Big Buck Bunny clip without re-encoding.
 
-47.71 s to 56.08 s (keyframe to keyframe): shots the bundled model never saw in training (it
-trains on the first 45 s). Video and audio packets are copied and shifted to start at 0; a
-source without audio gives a clip without audio. Other cuts (benchmarks use the first ~10 s):
+47.71 s to 56.08 s (keyframe to keyframe): a shot the bundled model never saw in training (it
+trains on the first 45 s and on the shot after this one). Video and audio packets are copied
+and shifted to start at 0; a source without audio gives a clip without audio. Other cuts
+(benchmarks use the first ~10 s):
 Usage: python pipelines/sample_clip.py [SRC] [DST] [START END]   (seconds)
 """
 
