@@ -152,6 +152,13 @@ class TrainConfig:
         hi=0.9999,
         metavar="DECAY",
     )
+    shade: float = opt(
+        0.0,
+        "Share of training crops darkened by a random factor from 0.55 to 1, so that colours "
+        "seen in the light are known in the shade too (0: off).",
+        lo=0,
+        hi=1,
+    )
     val_fraction: float = opt(
         0.1, "Share of scenes held out for validation (0: validate on training data).", lo=0, hi=0.9
     )
