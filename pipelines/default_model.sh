@@ -6,9 +6,10 @@
 #      and its last shot), recorded SuperTux and Wesnoth episodes 1-4
 #      (benchmarks/footage/make_footage.py) and Debian's wallpapers
 #      (benchmarks/photos/make_photos.py), keeping a running mean of the generator's weights
-#      (--ema); about 12 minutes on the 2-core CPU. Then bundled, its colour hedge calibrated on
-#      episode 5, wallpapers and Ubuntu's photographs it never saw, and scored on what it never
-#      saw: the README's sample shot, episode 6, other wallpapers and photographs.
+#      (--ema) and half its crops darkened (--shade); about 12 minutes on the 2-core CPU. Then
+#      bundled, its colour hedge calibrated on episode 5, wallpapers and Ubuntu's photographs
+#      it never saw, and scored on what it never saw: the README's sample shot, episode 6,
+#      other wallpapers and photographs.
 # The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers
 # apt-get download and dpkg-deb: tools for this recipe only, never for vidcolor itself.
 # Usage, from the repository root: bash pipelines/default_model.sh [WORK_DIR]
@@ -29,12 +30,14 @@ python pipelines/default_data.py "$work/mix"
 #    docs/benchmarks.md#the-bundled-default-model). Validation every 50 steps, whatever the
 #    machine's speed, picks best.pt. --ema 0.995: validation, best.pt and model.pt hold the mean
 #    of the generator's weights over about its last 200 steps, which scored above the mean of
-#    the best and last checkpoints (docs/benchmarks.md, "Fourth model").
+#    the best and last checkpoints (docs/benchmarks.md, "Fourth model"). --shade 0.5: half the
+#    crops darkened, so colours seen in the light are known in the shade (the same section).
 if [ -f "$work/mix_run/last.pt" ]; then
   vidcolor train --resume "$work/mix_run"
 else
   vidcolor train "$work/mix/train" -o "$work/mix_run" --init "$work/train/model.pt" \
-    --lr 1e-4 --pretrain-epochs 6 --epochs 1 --seed 0 --checkpoint-every 50 --ema 0.995
+    --lr 1e-4 --pretrain-epochs 6 --epochs 1 --seed 0 --checkpoint-every 50 --ema 0.995 \
+    --shade 0.5
 fi
 
 # 4. The bundle that ships (generator in fp16 + config + provenance + chroma gain): best.pt's
@@ -42,9 +45,8 @@ fi
 #    calibrate side.
 python pipelines/average_checkpoints.py vidcolor/weights/default.pt "$work/mix_run/best.pt" \
   --about "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0 (the first 45 s and the last \
-shot); SuperTux levels \
-and Wesnoth episodes recorded here (GPL/CC-BY-SA game art); Debian's wallpapers (GPL-2+, \
-CC-BY-SA): pipelines/default_data.py, vidcolor/weights/README.md"
+shot); SuperTux levels and Wesnoth episodes recorded here (GPL/CC-BY-SA game art); Debian's \
+wallpapers (GPL-2+, CC-BY-SA): pipelines/default_data.py, vidcolor/weights/README.md"
 python benchmarks/calibrate_gain.py "$work/mix/calibrate" --model vidcolor/weights/default.pt --write
 
 # 5. Scores on every held-out kind, beside the gray input.
