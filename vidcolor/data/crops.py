@@ -388,8 +388,8 @@ SHADE = (0.55, 1.0)  # the darkening factors ``train --shade`` draws from
 def shaded(rgb: torch.Tensor, share: float) -> torch.Tensor:
     """A training batch (N, 3, H, W), float in [0, 1], with about ``share`` of its crops
     darkened by a factor drawn from SHADE (torch's random state): the same surfaces in the
-    shade, darker and less saturated, so that a colour learned in the light is known out of it
-    (the default model's bunny is lit in its training frames, in the shade in the sample's)."""
+    shade, darker and less saturated, so that a colour learned in the light is known out of
+    it."""
     n = rgb.shape[0]
     scale = torch.empty(n, 1, 1, 1, device=rgb.device).uniform_(*SHADE)
     dark = torch.rand(n, 1, 1, 1, device=rgb.device) < share

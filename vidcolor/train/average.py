@@ -1,10 +1,9 @@
 """An exponential moving average of the generator's weights (``train --ema DECAY``).
 
-At a steady learning rate a generator's weights wander from step to step: the default model's
-validation L1 rose and fell by up to 15% between checkpoints. Their running mean is a better
-model than any one step's (docs/benchmarks.md, "Fourth model"). With the average on, a run's
-checkpoints, validation, samples and model.pt all hold the averaged generator under ``G``; the
-weights that train on are kept beside it (``G_train``) for a resume.
+At a steady learning rate a generator's weights wander from step to step, and their running
+mean is a better model than any one step's (docs/benchmarks.md, "Fourth model"). With the
+average on, a run's checkpoints, validation, samples and model.pt all hold the averaged
+generator under ``G``; the weights that train are kept beside it (``G_train``) for a resume.
 """
 
 from __future__ import annotations
