@@ -11,19 +11,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 from bench_keyframes import cut_unseen
 from common import ROOT, SHARED_CLIP, run_cases, stop_on_signals
+
+sys.path.insert(0, str(ROOT / "pipelines"))
+from sample_clip import END, START
 
 from vidcolor import stages
 from vidcolor.options import ExtractOptions, ExtractStage, ModelConfig, TrainConfig, TrainStage
 
 BUNDLED = ModelConfig(base_width=32, depth=6)  # the bundled model's architecture
 # The sample shot alone: the bundled model trains on the clip's last shot, right after it.
-SAMPLE_SHOT = Fraction(8372, 1000)
+SAMPLE_SHOT = END - START
 
 
 def curve(run: Path) -> list[dict]:

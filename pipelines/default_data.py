@@ -30,6 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sample_clip import END, START  # noqa: E402  (this script's own folder)
+
 from vidcolor import stages  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.options import ExtractOptions, ExtractStage  # noqa: E402
@@ -38,10 +40,9 @@ from vidcolor.pictures import save_jpeg  # noqa: E402
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
 CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
-# The README's sample shot (pipelines/sample_clip.py's cut) is held out; the shot after it, the
+# The README's sample shot (sample_clip.py's START to END) is held out; the shot after it, the
 # clip's last (the big bunny lit against the sky), is trained on: the film's main character in
 # daylight, which its first 45 s show only in a dark burrow.
-SAMPLE = (47.708, 56.083)
 GAMES = ("supertux", "wesnoth")
 # scikit-image's own colour photographs (public domain or CC0: each one's docstring)
 PHOTOGRAPHS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg")
@@ -91,8 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     w = args.work
     frames(CLIP, w / "train/bbb", 8, end=45)
-    frames(CLIP, w / "train/bbb_last_shot", 8, start=SAMPLE[1])
-    frames(CLIP, w / "heldout/shared_unseen", 4, start=SAMPLE[0], end=SAMPLE[1])
+    frames(CLIP, w / "train/bbb_last_shot", 8, start=float(END))
+    frames(CLIP, w / "heldout/shared_unseen", 4, start=float(START), end=float(END))
     for game in GAMES:
         for episode in range(1, 5):
             frames(args.footage / f"{game}_{episode}.mp4", w / f"train/{game}_{episode}", 2)

@@ -115,10 +115,14 @@ class Hedge:
         return ab * self.gain
 
 
+def unit_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """A uint8 or [0, 1] RGB tensor as float32 in [0, 1]."""
+    return rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
+
+
 def rgb_to_model(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A uint8 or [0, 1] NCHW RGB batch -> (L, ab) as the model sees them: (N,1,H,W), (N,2,H,W)."""
-    x = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
-    lab = rgb_to_lab(x, dim=1)
+    lab = rgb_to_lab(unit_rgb(rgb), dim=1)
     return l_to_model(lab[:, :1]), ab_to_model(lab[:, 1:])
 
 

@@ -18,7 +18,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.color import model_to_rgb, rgb_to_model
+from vidcolor.color import model_to_rgb, rgb_to_model, unit_rgb
 from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device, shaded
 from vidcolor.data.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
@@ -210,7 +210,7 @@ class Trainer(RunState):
         dev = self.dist.device
         rgb = rgb.to(dev, non_blocking=True)
         if self.cfg.shade:
-            rgb = shaded(rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb, self.cfg.shade)
+            rgb = shaded(unit_rgb(rgb), self.cfg.shade)
         L, ab = rgb_to_model(rgb)  # (N,1,H,W), (N,2,H,W), float32
         if dev.type == "cuda":
             L, ab = (
