@@ -5,10 +5,11 @@ FRAMES is a folder of images (one kind), or a folder of such folders (one kind e
 ``pipelines/default_data.py`` writes as ``heldout/``). Each picture is colorized as ``render``
 colorizes a frame; the table gives PSNR (and the gain over gray), SSIM and the colourfulness
 against the original's, per kind and averaged over the kinds. ``--gain`` and ``--shrink``
-score the model with another hedge than its own (``benchmarks/calibrate_gain.py`` sweeps them).
+score the model with another hedge than its own (``benchmarks/calibrate_gain.py`` sweeps them);
+``--render-size`` scores both models at another working size than their training size.
 
 Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
-           [--shrink S] [--json out.json]
+           [--shrink S] [--render-size N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -98,20 +99,22 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, help="a model to score beside it")
     parser.add_argument("--gain", type=float, help="chroma gain (default: the model's own)")
     parser.add_argument("--shrink", type=float, help="chroma shrink (default: the model's own)")
+    parser.add_argument("--render-size", type=int, help="short side (default: each model's own)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     by_kind = kinds(args.frames)
-    model = Colorizer(args.model, "auto")
+    model = Colorizer(args.model, "auto", args.render_size)
     asked = {"gain": args.gain, "shrink": args.shrink}
     model.hedge = replace(model.hedge, **{k: v for k, v in asked.items() if v is not None})
     models: dict[str, Colorizer | None] = {"gray input": None, "model": model}
     if args.previous:
-        models["previous"] = Colorizer(args.previous, "auto")
+        models["previous"] = Colorizer(args.previous, "auto", args.render_size)
     table = score_kinds(models, by_kind)
     counts = {k: len(v) for k, v in by_kind.items()}
     print(
         f"{sum(counts.values())} held-out colour pictures from {args.frames} "
-        f"(model chroma gain {model.hedge.gain:g}, shrink {model.hedge.shrink:g})\n"
+        f"(model chroma gain {model.hedge.gain:g}, shrink {model.hedge.shrink:g}, working size "
+        f"{model.size})\n"
     )
     print_table(table, counts)
     if args.json:

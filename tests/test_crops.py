@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import write_photos
 
-from vidcolor.data.crops import SHADE, Crops, FrameCache, cache_short, on_device, shaded
+from vidcolor.data.crops import Crops, FrameCache, cache_short, on_device
 from vidcolor.data.dataset import open_training_data
 from vidcolor.images import read_rgb
 from vidcolor.train.checkpoint import save_checkpoint
@@ -166,15 +166,3 @@ def test_a_cache_folder_with_someone_elses_record_is_refused(tmp_path: Path) -> 
         open_training_data(tmp_path / "photos", cache=tmp_path / "c", cache_short=40)
     assert (tmp_path / "c" / "cache.json").read_text() == '{"format": "my own notes"}'
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["cache.json"]
-
-
-def test_shade_darkens_about_its_share_of_the_crops_and_no_more() -> None:
-    torch.manual_seed(0)
-    rgb = torch.rand(400, 3, 4, 4) * 0.5 + 0.5
-    factor = (shaded(rgb, 0.5) / rgb).flatten(1)
-    assert torch.allclose(factor, factor[:, :1].expand_as(factor))  # one factor a crop
-    factor = factor[:, 0]
-    dark = factor < 1
-    assert 0.4 < dark.float().mean().item() < 0.6
-    assert factor[dark].min() >= SHADE[0] - 1e-6 and factor.max() <= 1
-    assert torch.equal(shaded(rgb, 0.0), rgb) and bool((shaded(rgb, 1.0) < rgb).all())

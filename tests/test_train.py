@@ -125,10 +125,13 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     )
 
 
-@pytest.mark.parametrize(("ema", "shade"), [(0.0, 0.0), (0.9, 0.5)])
-def test_interrupted_run_resumes_exactly(tmp_path: Path, ema: float, shade: float) -> None:
+@pytest.mark.parametrize(("ema", "shade", "size"), [(0.0, 0.0, 32), (0.9, 0.5, 48)])
+def test_interrupted_run_resumes_exactly(
+    tmp_path: Path, ema: float, shade: float, size: int
+) -> None:
     write_photos(tmp_path / "photos")
-    cfg = tiny_config(tmp_path / "photos", epochs=2, ema=ema, shade=shade)  # 3 steps an epoch
+    # 3 steps an epoch; at 48 --windows (on by default) cuts the crops too
+    cfg = tiny_config(tmp_path / "photos", epochs=2, ema=ema, shade=shade, size=size)
 
     straight = start_run(cfg, tmp_path / "a", Dist(), workers=0)
     straight.fit()

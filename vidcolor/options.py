@@ -159,6 +159,12 @@ class TrainConfig:
         lo=0,
         hi=1,
     )
+    windows: bool = opt(
+        True,
+        "Train on windows of random size cut out of the crops, so the model colours alike at "
+        "any working size (render --render-size); --no-windows: whole crops.",
+        off="no-windows",
+    )
     val_fraction: float = opt(
         0.1, "Share of scenes held out for validation (0: validate on training data).", lo=0, hi=0.9
     )
@@ -201,7 +207,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        return cls(**{**d, "model": ModelConfig(**d["model"])})
+        """The config a checkpoint stores. A run begun before ``windows`` existed trained on
+        whole crops, and resumes so."""
+        return cls(**{"windows": False, **d, "model": ModelConfig(**d["model"])})
 
 
 @dataclass(frozen=True)

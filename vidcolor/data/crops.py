@@ -382,20 +382,6 @@ def on_device(
     return (rgb / 255).clamp_(0, 1)
 
 
-SHADE = (0.55, 1.0)  # the darkening factors ``train --shade`` draws from
-
-
-def shaded(rgb: torch.Tensor, share: float) -> torch.Tensor:
-    """A training batch (N, 3, H, W), float in [0, 1], with about ``share`` of its crops
-    darkened by a factor drawn from SHADE (torch's random state): the same surfaces in the
-    shade, darker and less saturated, so that a colour learned in the light is known out of
-    it."""
-    n = rgb.shape[0]
-    scale = torch.empty(n, 1, 1, 1, device=rgb.device).uniform_(*SHADE)
-    dark = torch.rand(n, 1, 1, 1, device=rgb.device) < share
-    return torch.where(dark, rgb * scale, rgb)
-
-
 def fixed_crops(items: list, picture: Callable[[object], Picture], size: int) -> torch.Tensor:
     """The centre crop of each item (validation crops, made once): (N, 3, S, S) uint8."""
     crops = Crops(len(items), lambda i: picture(items[i]), size, train=False)

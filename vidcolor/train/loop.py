@@ -19,7 +19,8 @@ from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
 from vidcolor.color import model_to_rgb, rgb_to_model, unit_rgb
-from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device, shaded
+from vidcolor.data.augment import shaded, windowed
+from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.data.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
 from vidcolor.metrics import psnr, ssim
@@ -211,6 +212,8 @@ class Trainer(RunState):
         rgb = rgb.to(dev, non_blocking=True)
         if self.cfg.shade:
             rgb = shaded(unit_rgb(rgb), self.cfg.shade)
+        if self.cfg.windows:
+            rgb = windowed(rgb, 2**self.G.depth)
         L, ab = rgb_to_model(rgb)  # (N,1,H,W), (N,2,H,W), float32
         if dev.type == "cuda":
             L, ab = (
