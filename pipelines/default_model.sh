@@ -6,10 +6,12 @@
 #      and its last shot), recorded SuperTux and Wesnoth episodes 1-4
 #      (benchmarks/footage/make_footage.py) and Debian's wallpapers
 #      (benchmarks/photos/make_photos.py), keeping a running mean of the generator's weights
-#      (--ema) and half its crops darkened (--shade); about 12 minutes on the 2-core CPU. Then
+#      (--ema) and half its crops darkened (--shade); about 10 minutes on the 2-core CPU. Then
 #      bundled, its colour hedge calibrated on episode 5, wallpapers and Ubuntu's photographs
 #      it never saw, and scored on what it never saw: the README's sample shot, episode 6,
 #      other wallpapers and photographs.
+# Both stages train on windows of random size cut out of their crops (train --windows, on by
+# default), so the model colours alike at any working size.
 # The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers
 # apt-get download and dpkg-deb: tools for this recipe only, never for vidcolor itself.
 # Usage, from the repository root: bash pipelines/default_model.sh [WORK_DIR]

@@ -11,9 +11,11 @@ import pytest
 import torch
 from click.testing import CliRunner, Result
 from conftest import make_video, packets, write_photos
+from skimage import data
 
 from cli import main
-from vidcolor.color import rgb_to_lab_np
+from vidcolor.color import gray_rgb, rgb_to_lab_np
+from vidcolor.metrics import psnr_np
 from vidcolor.render.streaming import Colorizer, default_model, render_image, render_video
 from vidcolor.train.checkpoint import BUNDLE_FORMAT, load_model
 from vidcolor.video import EncodeOptions, probe
@@ -236,6 +238,20 @@ def test_bundled_default_model() -> None:
     assert info["format"] == BUNDLE_FORMAT and info["size"] >= 128
     L = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)
     assert g(L).shape == (1, 2, 64, 64)
+
+
+def test_the_bundled_model_colours_alike_at_other_working_sizes() -> None:
+    """Four photographs it never saw, at its working size (224) and at two the U-Net does not
+    pad (multiples of 64): a model trained on one padding fell below the gray input there."""
+    pictures = [getattr(data, n)() for n in ("astronaut", "coffee", "chelsea", "rocket")]
+    gray = np.mean([psnr_np(gray_rgb(p), p) for p in pictures])
+    over_gray = {}
+    for size in (224, 256, 320):
+        colorizer = Colorizer(default_model(), "cpu", size)
+        psnrs = [psnr_np(colorizer.colorize_frame(p), p) for p in pictures]
+        over_gray[size] = np.mean(psnrs) - gray
+    assert min(over_gray.values()) > 0, over_gray
+    assert over_gray[224] - min(over_gray.values()) < 0.75, over_gray
 
 
 def test_failures_inside_threads_end_the_render_cleanly(tiny_model: Path, tmp_path: Path) -> None:
