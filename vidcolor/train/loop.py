@@ -376,6 +376,7 @@ class Trainer(RunState):
                 if self._saved_step != self.step:
                     scores = self._checkpoint(phase)
                 self.saver.close()
+                self.dist.barrier()  # ranks end together: one gone early aborted in gloo's exit
             except ForcedStop:
                 raise
             except KeyboardInterrupt:
