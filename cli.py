@@ -460,14 +460,12 @@ def pipeline_run(recipe_path: Path, assignments: tuple[str, ...]) -> None:
     plan = plan_pipeline(recipe_path, assignments)
     device = plan.stages["train"].device if "train" in plan.stages else "auto"
     # A long timeout: the other ranks wait while rank 0 alone builds the dataset.
-    dist_info = setup_distributed(device, timeout=timedelta(hours=72))
-    try:
-        run_pipeline(plan, dist_info, ConsoleReport())
-    except KeyboardInterrupt as e:  # rank 0 speaks for the run
-        advise(e, "interrupted; run the pipeline again to resume" if dist_info.main else "")
-        raise
-    finally:
-        dist_info.close()
+    with setup_distributed(device, timeout=timedelta(hours=72)) as dist_info:
+        try:
+            run_pipeline(plan, dist_info, ConsoleReport())
+        except KeyboardInterrupt as e:  # rank 0 speaks for the run
+            advise(e, "interrupted; run the pipeline again to resume" if dist_info.main else "")
+            raise
 
 
 if __name__ == "__main__":

@@ -48,6 +48,12 @@ class Dist:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
+    def __enter__(self) -> Dist:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def pick_device(name: str) -> torch.device:
     """auto, cpu, cuda or cuda:N, checked against what this machine has."""

@@ -97,30 +97,16 @@ def train(
     with its own settings (``epochs`` may change); ``dist``: a runtime.Dist, else one process
     or this torchrun launch on ``stage.device``. With ``config.init`` the run starts from that
     model (finetune.py), which settles what the config leaves None. The final validation
-    scores. A process group it sets up it takes down (at exit, gloo's aborted a finished rank)."""
-    from vidcolor.runtime import setup_distributed
-
-    own, stage = dist is None, stage or TrainStage()
-    dist = dist or setup_distributed(stage.device)
-    try:
-        return _train(run, stage, report, resume, epochs, dist)
-    finally:
-        if own:
-            dist.close()
-
-
-def _train(
-    run: Path,
-    stage: TrainStage,
-    report: Reporter | None,
-    resume: bool,
-    epochs: int | None,
-    dist: Dist,
-) -> dict[str, float]:
+    scores. A process group it sets up, it also takes down (not left to the process's exit)."""
     from vidcolor.interrupt import ForcedStop
+    from vidcolor.runtime import setup_distributed
     from vidcolor.train.finetune import starting_point
     from vidcolor.train.runfolder import resume_run, start_run
 
+    stage = stage or TrainStage()
+    if dist is None:
+        with setup_distributed(stage.device) as dist:
+            return train(run, stage, report, resume=resume, epochs=epochs, dist=dist)
     report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
     config, start = stage.config, None
     if config.init and not resume:
