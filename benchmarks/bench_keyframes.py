@@ -18,6 +18,7 @@ the render time. Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from fractions import Fraction
@@ -45,7 +46,10 @@ from vidcolor.render.key_files import key_files
 from vidcolor.render.key_picker import key_name
 from vidcolor.video import VideoReader
 
-UNSEEN_FROM = Fraction(47_708, 1000)  # a keyframe of the source, the first unseen shot's start
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
+from sample_clip import START, cut, next_keyframe
+
+UNSEEN_FROM = START  # the README's sample shot: the first shot the bundled model never saw
 ADAPT = 30.0  # seconds of --adapt
 MIN_SHOT = 24  # frames: shorter shots are neither keyed nor scored
 
@@ -56,11 +60,6 @@ def cut_unseen(
     """``clip`` from the keyframe at or after ``start`` (default: the shared clip's unseen
     end), ``seconds`` long or up to the next keyframe after, into ``out`` (packets copied);
     the (first, last) frames of its shots of a second or more."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipelines"))
-    from sample_clip import cut, next_keyframe
-
     at = next_keyframe(clip, start)
     if at is None:
         raise SystemExit(f"{clip}: no keyframe after {float(start):.3f} s")
