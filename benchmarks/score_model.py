@@ -7,9 +7,11 @@ colorizes a frame; the table gives PSNR (and the gain over gray), SSIM and the c
 against the original's, per kind and averaged over the kinds. ``--gain`` and ``--shrink``
 score the model with another hedge than its own (``benchmarks/calibrate_gain.py`` sweeps them);
 ``--render-size`` scores both models at another working size than their training size.
+``--hues`` adds a table of the share of pixels each model makes greenish and reddish (Lab a
+below -5 or above 5) beside the originals': a model leaning to one hue shows there.
 
 Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
-           [--shrink S] [--render-size N] [--json out.json]
+           [--shrink S] [--render-size N] [--hues] [--json out.json]
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcolor.color import gray_rgb
+from vidcolor.color import gray_rgb, rgb_to_lab_np
 from vidcolor.data.dataset import is_greyscale
 from vidcolor.images import read_rgb
 from vidcolor.metrics import colourfulness, psnr_np, ssim
@@ -48,17 +50,32 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
     originals, and their colourfulness over the originals'."""
-    rows, colour, colour_orig = [], [], []
+    rows, colour, colour_orig, hues = [], [], [], []
     for truth in pictures:
         out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
         rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
+        hues.append([share for rgb in (out, truth) for share in hue_shares(rgb)])
+    green, red, green_orig, red_orig = np.mean(hues, axis=0)
     return {
         "psnr": float(np.mean([r[0] for r in rows])),
         "ssim": float(np.mean([r[1] for r in rows])),
         "colourfulness_ratio": float(np.mean(colour) / np.mean(colour_orig)),
+        "greenish": float(green),
+        "reddish": float(red),
+        "greenish_original": float(green_orig),
+        "reddish_original": float(red_orig),
     }
+
+
+def hue_shares(rgb: np.ndarray) -> tuple[float, float]:
+    """The shares of a picture's pixels that are greenish and reddish (Lab a < -5, > 5)."""
+    a = rgb_to_lab_np(rgb)[..., 1]
+    return float((a < -HUE_A).mean()), float((a > HUE_A).mean())
+
+
+HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
 
 
 def score_kinds(models: dict[str, Colorizer | None], by_kind: dict[str, list]) -> dict:
@@ -92,6 +109,19 @@ def print_table(table: dict, counts: dict[str, int]) -> None:
         print("| " + " | ".join(cells) + " |")
 
 
+def print_hues(table: dict) -> None:
+    """The shares of greenish and reddish pixels, each model's and the originals', per kind."""
+    names = [n for n in next(iter(table.values())) if n != "gray input"]
+    head = [f"{n}: greenish / reddish" for n in names] + ["original: greenish / reddish"]
+    print("\n| kind | " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * len(head))
+    for kind, row in table.items():
+        cells = [f"{row[n]['greenish']:.0%} / {row[n]['reddish']:.0%}" for n in names]
+        truth = row[names[0]]
+        cells.append(f"{truth['greenish_original']:.0%} / {truth['reddish_original']:.0%}")
+        print(f"| {kind} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("frames", type=Path)
@@ -100,6 +130,7 @@ def main() -> None:
     parser.add_argument("--gain", type=float, help="chroma gain (default: the model's own)")
     parser.add_argument("--shrink", type=float, help="chroma shrink (default: the model's own)")
     parser.add_argument("--render-size", type=int, help="short side (default: each model's own)")
+    parser.add_argument("--hues", action="store_true", help="also the greenish/reddish shares")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     by_kind = kinds(args.frames)
@@ -117,6 +148,8 @@ def main() -> None:
         f"{model.size})\n"
     )
     print_table(table, counts)
+    if args.hues:
+        print_hues(table)
     if args.json:
         args.json.write_text(json.dumps({"pictures": counts, "scores": table}, indent=2) + "\n")
 

@@ -6,8 +6,9 @@ wallpapers and Ubuntu's photographs (``benchmarks/photos/make_photos.py``), this
 WORK:
 
 - ``train/``: the clip's first 45 s and its closing shot (8 frames a second), game episodes
-  1-4 (2 a second) and the wallpapers' train side, each whole and as 4 crops at twice the
-  detail;
+  1-4 (2 a second), the wallpapers' train side, each whole and as 4 crops at twice the
+  detail, and ``stamps/``: Tux Paint's cut-out animals, food and things laid over those
+  wallpapers, 2 to 4 a picture;
 - ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the wallpapers'
   and photographs' calibrate sides;
 - ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the
@@ -39,6 +40,7 @@ from vidcolor.pictures import save_jpeg  # noqa: E402
 
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
+COMPOSITES = 400  # pictures of stamps laid over wallpapers: about 2 uses of each stamp
 CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
 # The README's sample shot (sample_clip.py's START to END) is held out; the shot after it, the
 # clip's last (the big bunny lit against the sky), is trained on: the film's main character in
@@ -84,6 +86,46 @@ def pictures(src: Path, out: Path, crops: int, seed: int = 0) -> None:
     part.rename(out)
 
 
+def lay(picture: np.ndarray, stamp: Path, rng: np.random.Generator) -> None:
+    """Lays ``stamp`` (a PNG with alpha) over ``picture`` (float RGB, in place): its long side
+    0.35 to 0.8 of the picture's short side (enlarged at most twice), mirrored half the time,
+    anywhere up to a quarter of it outside."""
+    bgra = cv2.imread(str(stamp), cv2.IMREAD_UNCHANGED)
+    rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)[:, :: rng.choice([1, -1])]
+    h, w = picture.shape[:2]
+    sh, sw = rgba.shape[:2]
+    s = min(rng.uniform(0.35, 0.8) * min(h, w) / max(sh, sw), 2.0)
+    size = (max(8, round(sw * s)), max(8, round(sh * s)))
+    rgba = cv2.resize(
+        np.ascontiguousarray(rgba), size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_CUBIC
+    ).astype(np.float32)
+    nw, nh = size
+    y = rng.integers(-nh // 4, max(-nh // 4, h - 3 * nh // 4) + 1)
+    x = rng.integers(-nw // 4, max(-nw // 4, w - 3 * nw // 4) + 1)
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + nh, h), min(x + nw, w)
+    if y1 > y0 and x1 > x0:
+        cut = rgba[y0 - y : y1 - y, x0 - x : x1 - x]
+        alpha = cut[..., 3:].clip(0, 255) / 255
+        picture[y0:y1, x0:x1] = cut[..., :3] * alpha + picture[y0:y1, x0:x1] * (1 - alpha)
+
+
+def composites(stamps: Path, backgrounds: Path, out: Path, count: int, seed: int = 0) -> None:
+    """``count`` pictures of 2 to 4 ``stamps`` laid over pictures of ``backgrounds``, whole
+    (through ``OUT.part``) or absent, like ``pictures``."""
+    if out.exists():
+        return
+    rng, part = np.random.default_rng(seed), out.with_name(f"{out.name}.part")
+    cutouts, grounds = sorted(stamps.glob("*.png")), sorted(backgrounds.glob("*.jpg"))
+    if not cutouts or not grounds:
+        raise SystemExit(f"{stamps} or {backgrounds}: empty (run make_photos.py first)")
+    for i in range(count):
+        picture = read_rgb(grounds[rng.integers(len(grounds))]).astype(np.float32)
+        for _ in range(rng.integers(2, 5)):
+            lay(picture, cutouts[rng.integers(len(cutouts))], rng)
+        write(part / f"stamps_{i:04d}.jpg", picture.clip(0, 255).round().astype(np.uint8))
+    part.rename(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path)
@@ -102,6 +144,7 @@ def main() -> None:
     for split in ("train", "calibrate", "heldout"):  # make_photos.py's SPLIT/KIND folders
         for kind in sorted(d for d in (args.photos / split).iterdir() if d.is_dir()):
             pictures(kind, w / split / kind.name, CROPS if split == "train" else 0)
+    composites(args.photos / "stamps", w / "train/wallpapers", w / "train/stamps", COMPOSITES)
     import skimage
 
     data = Path(skimage.__file__).parent / "data"

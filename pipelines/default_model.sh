@@ -4,16 +4,16 @@
 #      (CC-BY 3.0, (c) Blender Foundation); about 12 minutes on a 2-core CPU;
 #   2. that model fine-tuned on many kinds (pipelines/default_data.py): the clip (its first 45 s
 #      and its last shot), recorded SuperTux and Wesnoth episodes 1-4
-#      (benchmarks/footage/make_footage.py) and Debian's wallpapers
-#      (benchmarks/photos/make_photos.py), keeping a running mean of the generator's weights
-#      (--ema) and half its crops darkened (--shade); about 10 minutes on the 2-core CPU. Then
-#      bundled, its colour hedge calibrated on episode 5, wallpapers and Ubuntu's photographs
-#      it never saw, and scored on what it never saw: the README's sample shot, episode 6,
-#      other wallpapers and photographs.
+#      (benchmarks/footage/make_footage.py), Debian's wallpapers and Tux Paint's cut-out
+#      stamps laid over them (benchmarks/photos/make_photos.py), keeping a running mean of the
+#      generator's weights (--ema) and half its crops darkened (--shade); about 12 minutes on
+#      the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
+#      Ubuntu's photographs it never saw, and scored on what it never saw: the README's sample
+#      shot, episode 6, other wallpapers and photographs.
 # Both stages train on windows of random size cut out of their crops (train --windows, on by
 # default), so the model colours alike at any working size.
-# The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers
-# apt-get download and dpkg-deb: tools for this recipe only, never for vidcolor itself.
+# The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers and
+# stamps apt-get download and dpkg-deb: tools for this recipe only, never for vidcolor itself.
 # Usage, from the repository root: bash pipelines/default_model.sh [WORK_DIR]
 set -euo pipefail
 work="${1:-work/default_model}"
@@ -23,7 +23,7 @@ vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 
 # 2. The data of many kinds, each with a held-out side.
 [ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
-[ -f bench-out/photos/manifest.json ] || python benchmarks/photos/make_photos.py
+[ -d bench-out/photos/stamps ] || python benchmarks/photos/make_photos.py
 python pipelines/default_data.py "$work/mix"
 
 # 3. Fine-tuned on it with L1 alone. It starts from the first model's bundle (model.pt, no
@@ -48,7 +48,8 @@ fi
 python pipelines/average_checkpoints.py vidcolor/weights/default.pt "$work/mix_run/best.pt" \
   --about "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0 (the first 45 s and the last \
 shot); SuperTux levels and Wesnoth episodes recorded here (GPL/CC-BY-SA game art); Debian's \
-wallpapers (GPL-2+, CC-BY-SA): pipelines/default_data.py, vidcolor/weights/README.md"
+wallpapers (GPL-2+, CC-BY-SA); Tux Paint's stamps (GPL-2): pipelines/default_data.py, \
+vidcolor/weights/README.md"
 python benchmarks/calibrate_gain.py "$work/mix/calibrate" --model vidcolor/weights/default.pt --write
 
 # 5. Scores on every held-out kind, beside the gray input.

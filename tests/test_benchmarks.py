@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 import torch
 from conftest import frame_times, make_video, write_photos
@@ -316,3 +317,13 @@ def test_photographs_are_never_trained_on_and_art_is_scored_as_wallpapers() -> N
     assert make_photos.kind_of(photos, Path("sunset_by_Aitzol_Berasategi.jpg")) == "photographs"
     assert make_photos.kind_of(photos, Path("umang_by_Abhishek_Mudgal.jpg")) == "wallpapers"
     assert make_photos.kind_of("gnome-backgrounds", Path("adwaita-d.webp")) == "wallpapers"
+
+
+def test_hue_shares_count_greenish_and_reddish_pixels() -> None:
+    import score_model
+
+    picture = np.zeros((10, 20, 3), np.uint8)
+    picture[:, :5] = (40, 160, 40)  # green
+    picture[:, 5:10] = (200, 30, 30)  # red
+    picture[:, 10:] = (128, 128, 128)  # gray: neither
+    assert score_model.hue_shares(picture) == (0.25, 0.25)

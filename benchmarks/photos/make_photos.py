@@ -11,7 +11,12 @@ new package version keeps each picture on its side):
   (8 : 1 : 1);
 - Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
   never trained on: the real photographs the default model is measured on. Kind
-  ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``.
+  ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``;
+- Tux Paint's stamps (``tuxpaint-stamps-default``, GPL-2): photographs and drawings of animals,
+  food, flowers, vehicles and houses cut out of their background, kept whole with their alpha
+  in ``stamps/`` (a training aid, never scored: ``pipelines/default_data.py`` lays them over
+  training wallpapers). They bring what footage of grass and game maps lacks: fur, skin,
+  wood and red things.
 
 ``manifest.json`` records each picture's package, version, path in the package and licence.
 Benchmarks and the default model's recipe use this; vidcolor itself never needs these tools.
@@ -26,6 +31,7 @@ import fnmatch
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -57,6 +63,8 @@ NOT_PHOTOGRAPHS = {
     "Fossa_by_Jasper_Roks",
     "Painting-Colors_by__herobrine7gamer",
 }
+STAMPS = "tuxpaint-stamps-default"  # GPL-2, as its copyright file says for every file
+STAMP_MIN_SIDE = 96  # smaller stamps blur when laid over a picture at a useful size
 RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
 SPLITS = {  # hash % 10 below the bound
@@ -136,6 +144,46 @@ def pictures(package: str, folder: Path) -> dict[str, Path]:
     return {key: path for key, (_, path) in best.items()}
 
 
+def stamps(folder: Path) -> dict[str, Path]:
+    """{CATEGORY__..._NAME: path} of an unpacked Tux Paint package's stamps worth training on:
+    cut out (at least 5% transparent), in colour and not tiny; letters, numbers, coins and
+    other symbols left out."""
+    root, found = folder / "usr/share/tuxpaint/stamps", {}
+    for path in sorted(root.rglob("*.png")):
+        parts = path.relative_to(root).with_suffix("").parts
+        bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if parts[0] == "symbols" or bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
+            continue
+        if max(bgra.shape[:2]) < STAMP_MIN_SIDE or (bgra[..., 3] < 128).mean() < 0.05:
+            continue
+        if not is_greyscale(cv2.cvtColor(bgra[..., :3], cv2.COLOR_BGR2RGB)):
+            found["__".join(parts)] = path
+    return found
+
+
+def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
+    """The stamps of Tux Paint's package as PNG with alpha into ``OUT/stamps``; their
+    manifest rows."""
+    version, folder = unpacked(deb, tmp / STAMPS)
+    rows = []
+    for key, path in stamps(folder).items():
+        target = out / "stamps" / f"{key}.png"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        rows.append(
+            {
+                "file": f"stamps/{target.name}",
+                "package": STAMPS,
+                "version": version,
+                "source": str(path.relative_to(folder)),
+                "licence": "GPL-2",
+                "split": "train",
+                "kind": "stamps",
+            }
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out/photos")
@@ -144,7 +192,7 @@ def main() -> None:
     args = parser.parse_args()
     debs = args.debs or args.out / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    for package in PACKAGES:
+    for package in [*PACKAGES, STAMPS]:
         if not list(debs.glob(f"{package}_*.deb")):
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
     rows = []
@@ -177,6 +225,7 @@ def main() -> None:
                         "kind": kind,
                     }
                 )
+        rows += write_stamps(sorted(debs.glob(f"{STAMPS}_*.deb"))[-1], Path(tmp), args.out)
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
     counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)

@@ -1,0 +1,78 @@
+"""The default model's stamp data: which of Tux Paint's stamps are kept, and the pictures
+``pipelines/default_data.py`` lays them into (real PNG files with alpha, real JPEGs out)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "benchmarks/photos"), str(ROOT / "pipelines")]
+
+import default_data  # noqa: E402
+import make_photos  # noqa: E402
+
+from vidcolor.images import read_rgb  # noqa: E402
+
+RED_BGR, BLUE_RGB = (0, 0, 255), (40, 60, 200)
+
+
+def stamp(path: Path, side: int = 160, bgr=RED_BGR, cut: bool = True) -> None:
+    """A PNG of a disc of colour ``bgr`` on a transparent ground (opaque when not ``cut``)."""
+    bgra = np.zeros((side, side, 4), np.uint8)
+    cv2.circle(bgra, (side // 2, side // 2), side // 2 - 2, (*bgr, 255), -1)
+    if not cut:
+        bgra[..., 3] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), bgra)
+
+
+def test_only_cut_out_colour_stamps_of_a_useful_size_are_kept(tmp_path: Path) -> None:
+    root = tmp_path / "usr/share/tuxpaint/stamps"
+    stamp(root / "animals/mammals/fox.png")
+    stamp(root / "animals/birds/fox.png")  # the same name in another category
+    stamp(root / "symbols/alphabets/a.png")  # letters and signs teach no colour
+    stamp(root / "food/small.png", side=64)
+    stamp(root / "food/gray.png", bgr=(128, 128, 128))
+    stamp(root / "town/square.png", cut=False)  # nothing cut out: a photograph's own ground
+    cv2.imwrite(str(root / "town/plain.png"), np.full((160, 160, 3), 90, np.uint8))
+    assert make_photos.stamps(tmp_path) == {
+        "animals__birds__fox": root / "animals/birds/fox.png",
+        "animals__mammals__fox": root / "animals/mammals/fox.png",
+    }
+
+
+def test_stamps_are_laid_over_the_backgrounds_the_same_way_every_run(tmp_path: Path) -> None:
+    stamp(tmp_path / "stamps/red.png")
+    ground = np.zeros((256, 340, 3), np.uint8)
+    ground[:] = BLUE_RGB
+    (tmp_path / "walls").mkdir()
+    cv2.imwrite(str(tmp_path / "walls/blue.jpg"), cv2.cvtColor(ground, cv2.COLOR_RGB2BGR))
+    for run in ("a", "b"):
+        default_data.composites(tmp_path / "stamps", tmp_path / "walls", tmp_path / run, 5)
+    pictures = sorted((tmp_path / "a").iterdir())
+    assert [p.name for p in pictures] == [f"stamps_{i:04d}.jpg" for i in range(5)]
+    assert not list(tmp_path.glob("*.part"))
+    for path in pictures:
+        rgb = read_rgb(path).astype(int)
+        assert rgb.shape == ground.shape
+        red = (rgb[..., 0] > 200) & (rgb[..., 2] < 60)
+        blue = np.abs(rgb - BLUE_RGB).max(axis=2) < 12
+        assert 0.05 < red.mean() < 0.95 and blue.mean() > 0.05  # a stamp laid, ground left
+        again = read_rgb(tmp_path / "b" / path.name).astype(int)
+        assert np.abs(again - rgb).max() == 0
+
+
+def test_a_stamp_hanging_over_the_edge_is_cut_at_it(tmp_path: Path) -> None:
+    stamp(tmp_path / "red.png", side=400)  # enlarged or shrunk to fit any picture
+    rng = np.random.default_rng(3)
+    covered = []
+    for _ in range(50):  # placed anywhere, up to a quarter of the stamp outside
+        picture = np.zeros((90, 150, 3), np.float32)
+        default_data.lay(picture, tmp_path / "red.png", rng)
+        assert picture.shape == (90, 150, 3) and picture.max() <= 255
+        covered.append((picture[..., 0] > 128).mean())
+    assert min(covered) > 0 and max(covered) < 0.9
