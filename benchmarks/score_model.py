@@ -47,6 +47,9 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
+HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
+
+
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
     originals, and their colourfulness over the originals'."""
@@ -73,9 +76,6 @@ def hue_shares(rgb: np.ndarray) -> tuple[float, float]:
     """The shares of a picture's pixels that are greenish and reddish (Lab a < -5, > 5)."""
     a = rgb_to_lab_np(rgb)[..., 1]
     return float((a < -HUE_A).mean()), float((a > HUE_A).mean())
-
-
-HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
 
 
 def score_kinds(models: dict[str, Colorizer | None], by_kind: dict[str, list]) -> dict:

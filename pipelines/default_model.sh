@@ -23,7 +23,8 @@ vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 
 # 2. The data of many kinds, each with a held-out side.
 [ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
-[ -d bench-out/photos/stamps ] || python benchmarks/photos/make_photos.py
+# (the manifest is written last, and lists the stamps since they joined the data)
+grep -qs '"kind": "stamps"' bench-out/photos/manifest.json || python benchmarks/photos/make_photos.py
 python pipelines/default_data.py "$work/mix"
 
 # 3. Fine-tuned on it with L1 alone. It starts from the first model's bundle (model.pt, no

@@ -324,6 +324,6 @@ def test_hue_shares_count_greenish_and_reddish_pixels() -> None:
 
     picture = np.zeros((10, 20, 3), np.uint8)
     picture[:, :5] = (40, 160, 40)  # green
-    picture[:, 5:10] = (200, 30, 30)  # red
-    picture[:, 10:] = (128, 128, 128)  # gray: neither
-    assert score_model.hue_shares(picture) == (0.25, 0.25)
+    picture[:, 5:15] = (200, 30, 30)  # red
+    picture[:, 15:] = (128, 128, 128)  # gray: neither
+    assert score_model.hue_shares(picture) == (0.25, 0.5)

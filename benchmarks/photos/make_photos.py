@@ -162,17 +162,18 @@ def stamps(folder: Path) -> dict[str, Path]:
 
 
 def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
-    """The stamps of Tux Paint's package as PNG with alpha into ``OUT/stamps``; their
-    manifest rows."""
+    """The stamps of Tux Paint's package as PNG with alpha into ``OUT/stamps`` (written into
+    ``stamps.part``, then swapped for what an earlier run of this script left there, so the
+    folder is one run's whole set); their manifest rows."""
     version, folder = unpacked(deb, tmp / STAMPS)
-    rows = []
+    part, rows = out / "stamps.part", []
+    shutil.rmtree(part, ignore_errors=True)
+    part.mkdir(parents=True)
     for key, path in stamps(folder).items():
-        target = out / "stamps" / f"{key}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        shutil.copyfile(path, part / f"{key}.png")
         rows.append(
             {
-                "file": f"stamps/{target.name}",
+                "file": f"stamps/{key}.png",
                 "package": STAMPS,
                 "version": version,
                 "source": str(path.relative_to(folder)),
@@ -181,6 +182,8 @@ def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
                 "kind": "stamps",
             }
         )
+    shutil.rmtree(out / "stamps", ignore_errors=True)
+    part.rename(out / "stamps")
     return rows
 
 
