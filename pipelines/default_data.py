@@ -22,7 +22,6 @@ Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from sample_clip import END, START  # noqa: E402  (this script's own folder)
 from vidcolor import stages  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.options import ExtractOptions, ExtractStage  # noqa: E402
+from vidcolor.ownership import NotOursError, remove_folder_of  # noqa: E402
 from vidcolor.pictures import save_jpeg  # noqa: E402
 
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
@@ -64,9 +64,13 @@ def write(path: Path, rgb: np.ndarray) -> None:
 
 
 def fresh_part(out: Path) -> Path:
-    """``OUT.part``, emptied: what an interrupted run of this script left there is its own."""
+    """``OUT.part``, emptied of the pictures an interrupted run of this script left there;
+    a folder holding anything else is refused, and left as it is."""
     part = out.with_name(f"{out.name}.part")
-    shutil.rmtree(part, ignore_errors=True)
+    try:
+        remove_folder_of(part, out.parent, ("*.jpg",))
+    except NotOursError as e:
+        raise SystemExit(str(e)) from None
     return part
 
 

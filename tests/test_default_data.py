@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks/photos"), str(ROOT / "pipelines")]
@@ -82,3 +83,23 @@ def test_a_stamp_hanging_over_the_edge_is_cut_at_it(tmp_path: Path) -> None:
         assert picture.shape == (90, 150, 3) and picture.max() < 255.01
         covered.append((picture[..., 0] > 128).mean())
     assert min(covered) > 0 and max(covered) < 0.9
+
+
+def test_a_leftover_part_folder_is_emptied_only_of_pictures(tmp_path: Path) -> None:
+    stamp(tmp_path / "stamps/red.png")
+    (tmp_path / "walls").mkdir()
+    cv2.imwrite(str(tmp_path / "walls/blue.jpg"), np.full((64, 96, 3), 128, np.uint8))
+    part = tmp_path / "out.part"  # what an interrupted run left: a picture past the new count
+    part.mkdir()
+    (part / "stamps_0009.jpg").write_bytes(b"jpeg")
+    default_data.composites(tmp_path / "stamps", tmp_path / "walls", tmp_path / "out", 2)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "stamps_0000.jpg",
+        "stamps_0001.jpg",
+    ]
+    part = tmp_path / "other.part"  # a folder at that name holding something else
+    part.mkdir()
+    (part / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit, match=r"notes\.txt: not made by vidcolor"):
+        default_data.composites(tmp_path / "stamps", tmp_path / "walls", tmp_path / "other", 2)
+    assert (part / "notes.txt").read_text() == "mine"

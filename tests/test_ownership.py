@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from conftest import make_video, write_photos
 
 from cli import main
 from vidcolor.atomic import clear_own, clear_stale, temp_beside
-from vidcolor.ownership import NotOursError, file_in, kind_of, remove_tree
+from vidcolor.ownership import NotOursError, file_in, kind_of, remove_folder_of, remove_tree
 
 ROOT = Path(__file__).parents[1]
 
@@ -88,6 +89,32 @@ def test_remove_tree_refuses_anything_else_and_deletes_nothing(tmp_path: Path, c
     with pytest.raises(NotOursError, match=match):
         remove_tree(target, within, "train" if case == "wrong kind" else "dataset")
     assert tree(tmp_path) == before
+
+
+def test_a_recipe_folder_is_removed_only_when_it_holds_its_files_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "stamps"
+    folder.mkdir()
+    (folder / "fox.png").write_bytes(b"png")
+    remove_folder_of(folder, tmp_path, ("*.png",))
+    assert not folder.exists()
+    for stray in ("notes.txt", "sub/fox.png"):
+        folder.mkdir()
+        (folder / "fox.png").write_bytes(b"png")
+        (folder / stray).parent.mkdir(exist_ok=True)
+        (folder / stray).write_text("mine")
+        with pytest.raises(NotOursError, match="not made by vidcolor"):
+            remove_folder_of(folder, tmp_path, ("*.png",))
+        assert (folder / stray).read_text() == "mine" and (folder / "fox.png").exists()
+        shutil.rmtree(folder)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/stamps").symlink_to(outside)
+    with pytest.raises(NotOursError, match="left alone"):  # a link, never followed
+        remove_folder_of(tmp_path / "out/stamps", tmp_path / "out", ("*.png",))
+    with pytest.raises(NotOursError, match="left alone"):  # outside the folder it works in
+        remove_folder_of(outside, tmp_path / "out", ("*.png",))
+    assert outside.is_dir()
 
 
 @pytest.mark.parametrize("name", ["../victim.txt", "/tmp/victim.txt", "a/b.png", "..", "", 7])

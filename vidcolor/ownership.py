@@ -132,17 +132,16 @@ def file_in(folder: Path, name: object, where: str) -> Path:
     return path
 
 
-def _foreign(folder: Path, kind: str) -> Path | None:
-    """The first entry under ``folder`` that a ``kind`` folder does not hold, or None. A
-    subfolder vidcolor marked is judged by its own kind."""
-    patterns = OWNED[kind]
+def _foreign(folder: Path, patterns: tuple[str, ...]) -> Path | None:
+    """The first entry under ``folder`` that ``patterns`` (a kind's ``OWNED`` entry) do not
+    name, or None. A subfolder vidcolor marked is judged by its own kind."""
 
     def walk(here: Path) -> Path | None:
         for entry in sorted(here.iterdir()):
             real_dir = entry.is_dir() and not entry.is_symlink()
             inner_kind = kind_of(entry) if real_dir else None
             if inner_kind is not None:
-                found = _foreign(entry, inner_kind)
+                found = _foreign(entry, OWNED[inner_kind])
             else:
                 rel = entry.relative_to(folder).as_posix()
                 depth = rel.count("/")
@@ -170,7 +169,7 @@ def check_removable(folder: Path, within: Path, kind: str, recorded: bool = Fals
     found = kind if recorded and folder.is_dir() and not folder.is_symlink() else kind_of(folder)
     if found != kind:
         raise NotOursError(f"{folder}: not made by vidcolor; move it away and run again")
-    stray = _foreign(folder, found)
+    stray = _foreign(folder, OWNED[found])
     if stray is not None:
         raise NotOursError(f"{stray}: not made by vidcolor; move it out of {folder} and run again")
 
@@ -195,3 +194,17 @@ def remove_file(path: Path, within: Path) -> None:
     if not is_inside(path, within) or (path.is_dir() and not path.is_symlink()):
         raise NotOursError(f"{path}: not a file vidcolor made in {within}; left alone")
     path.unlink()
+
+
+def remove_folder_of(folder: Path, within: Path, patterns: tuple[str, ...]) -> None:
+    """Delete ``folder``, a folder of files a recipe script writes without a record of its own
+    (its pictures, its half-written ``.part``), when it lies inside ``within`` and holds only
+    files ``patterns`` name; anything else is refused, naming it, and nothing is deleted."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not is_inside(folder, within) or folder.is_symlink() or not folder.is_dir():
+        raise NotOursError(f"{folder}: not a folder vidcolor made in {within}; left alone")
+    stray = _foreign(folder, patterns)
+    if stray is not None:
+        raise NotOursError(f"{stray}: not made by vidcolor; move it out of {folder} and run again")
+    shutil.rmtree(folder)

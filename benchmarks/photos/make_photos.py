@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from vidcolor.atomic import atomic_path  # noqa: E402
 from vidcolor.data.dataset import is_greyscale  # noqa: E402
 from vidcolor.images import read_rgb  # noqa: E402
+from vidcolor.ownership import NotOursError, remove_folder_of  # noqa: E402
 from vidcolor.pictures import save_jpeg  # noqa: E402
 
 # package: (trained on, the licence its copyright file gives pictures that name none of their own)
@@ -164,10 +165,11 @@ def stamps(folder: Path) -> dict[str, Path]:
 def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
     """The stamps of Tux Paint's package as PNG with alpha into ``OUT/stamps`` (written into
     ``stamps.part``, then swapped for what an earlier run of this script left there, so the
-    folder is one run's whole set); their manifest rows."""
+    folder is one run's whole set); their manifest rows. Folders at those names that hold
+    anything but stamps are refused and left as they are."""
     version, folder = unpacked(deb, tmp / STAMPS)
     part, rows = out / "stamps.part", []
-    shutil.rmtree(part, ignore_errors=True)
+    clear(part, out)
     part.mkdir(parents=True)
     for key, path in stamps(folder).items():
         shutil.copyfile(path, part / f"{key}.png")
@@ -182,9 +184,17 @@ def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
                 "kind": "stamps",
             }
         )
-    shutil.rmtree(out / "stamps", ignore_errors=True)
+    clear(out / "stamps", out)
     part.rename(out / "stamps")
     return rows
+
+
+def clear(folder: Path, out: Path) -> None:
+    """Delete ``folder`` if it holds stamps only (this script's); refuse it in one line if not."""
+    try:
+        remove_folder_of(folder, out, ("*.png",))
+    except NotOursError as e:
+        raise SystemExit(str(e)) from None
 
 
 def main() -> None:
