@@ -18,20 +18,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
 from vidcolor.atomic import clear_stale
-from vidcolor.color import model_to_rgb, rgb_to_model, unit_rgb
+from vidcolor.color import rgb_to_model, unit_rgb
 from vidcolor.data.augment import shaded, windowed
 from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.data.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
-from vidcolor.metrics import psnr, ssim
 from vidcolor.models import build_discriminator, build_generator
 from vidcolor.options import MIN_SIZE, TrainConfig
-from vidcolor.pictures import sample_grid
 from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.threads import threaded
 from vidcolor.train.average import WeightAverage
 from vidcolor.train.checkpoint import save_checkpoint
 from vidcolor.train.saver import Saver, append_metrics, snapshot, write_checkpoint
+from vidcolor.train.scoring import sample_rows, validation_scores
 from vidcolor.train.state import RunState
 
 __all__ = ["Dist", "ForcedStop", "RunError", "TrainConfig", "Trainer"]
@@ -267,45 +266,18 @@ class Trainer(RunState):
         """The generator that checkpoints hold and validation scores: with --ema, the average."""
         return self.G if self.average is None else self.average.module
 
-    @torch.inference_mode()
     def validate(self) -> dict[str, float]:
         """L1 on ab, PSNR and SSIM of the RGB result, over the held-out crops."""
-        G = self.generator.eval()
-        l1s, psnrs, ssims = [], [], []
-        for rgb in self.val_set.split(self.cfg.batch_size):
-            truth = rgb.to(self.dist.device).float() / 255
-            L, ab = rgb_to_model(truth)
-            with self._autocast():
-                fake = G(L).float()
-            l1s.append((fake - ab).abs().flatten(1).mean(1))
-            pred = model_to_rgb(L, fake)
-            psnrs.append(psnr(pred, truth))
-            for p, t in zip(
-                pred.permute(0, 2, 3, 1).cpu().numpy(),
-                truth.permute(0, 2, 3, 1).cpu().numpy(),
-                strict=True,
-            ):
-                ssims.append(ssim(p, t))
+        G, dev = self.generator.eval(), self.dist.device
+        scores = validation_scores(G, self.val_set, self.cfg.batch_size, dev, self._autocast)
         self.G.train()
-        return {
-            "val_L1": torch.cat(l1s).mean().item(),
-            "val_PSNR": torch.cat(psnrs).mean().item(),
-            "val_SSIM": float(np.mean(ssims)),
-        }
+        return scores
 
-    @torch.inference_mode()
     def samples(self) -> np.ndarray:
         """The sample grid: gray | truth | generated on the same validation crops."""
-        G = self.generator.eval()
-        # Spread across the validation set: neighbouring frames of one shot say little new.
-        n = min(self.cfg.samples, len(self.val_set))
-        picks = np.linspace(0, len(self.val_set) - 1, n).round().astype(int)
-        truth = self.val_set[picks].to(self.dist.device).float() / 255
-        L, _ = rgb_to_model(truth)
-        fake = G(L).float()
-        gray = model_to_rgb(L, torch.zeros_like(fake))
+        grid = sample_rows(self.generator.eval(), self.val_set, self.cfg.samples, self.dist.device)
         self.G.train()
-        return sample_grid(gray, truth, model_to_rgb(L, fake))
+        return grid
 
     def fit(self, on_step: Callable[[Status], None] | None = None) -> dict[str, float]:
         """Train to the configured number of epochs; returns the last validation scores.
