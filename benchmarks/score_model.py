@@ -8,7 +8,9 @@ against the original's, per kind and averaged over the kinds. ``--gain`` and ``-
 score the model with another hedge than its own (``benchmarks/calibrate_gain.py`` sweeps them);
 ``--render-size`` scores both models at another working size than their training size.
 ``--hues`` adds a table of the share of pixels each model makes greenish and reddish (Lab a
-below -5 or above 5) beside the originals': a model leaning to one hue shows there.
+below -5 or above 5) beside the originals': a model leaning to one hue shows there; and the
+mean chroma each model gives the originals' whites and light grays (Lab L above 60, chroma
+below 6): a white figure or an overcast sky painted one hue shows there.
 
 Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
            [--shrink S] [--render-size N] [--hues] [--json out.json]
@@ -48,19 +50,22 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
 
 
 HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
+WHITE = (60.0, 6.0)  # Lab L above, chroma below: a white or light gray pixel in the original
 
 
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
     originals, and their colourfulness over the originals'."""
-    rows, colour, colour_orig, hues = [], [], [], []
+    rows, colour, colour_orig, hues, tints = [], [], [], [], []
     for truth in pictures:
         out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
         rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
         hues.append([share for rgb in (out, truth) for share in hue_shares(rgb)])
+        tints.append(white_tint(out, truth))
     green, red, green_orig, red_orig = np.mean(hues, axis=0)
+    whites = sum(n for _, n in tints)
     return {
         "psnr": float(np.mean([r[0] for r in rows])),
         "ssim": float(np.mean([r[1] for r in rows])),
@@ -69,6 +74,7 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
         "reddish": float(red),
         "greenish_original": float(green_orig),
         "reddish_original": float(red_orig),
+        "white_tint": sum(t * n for t, n in tints) / whites if whites else float("nan"),
     }
 
 
@@ -78,13 +84,25 @@ def hue_shares(rgb: np.ndarray) -> tuple[float, float]:
     return float((a < -HUE_A).mean()), float((a > HUE_A).mean())
 
 
+def white_tint(out: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
+    """The mean Lab chroma ``out`` gives the pixels that are white or light gray in ``truth``,
+    and how many there are: a colorizer that paints a white figure or an overcast sky one hue
+    shows here (a faithful one: near 0)."""
+    lab = rgb_to_lab_np(truth)
+    whites = (lab[..., 0] > WHITE[0]) & (np.hypot(lab[..., 1], lab[..., 2]) < WHITE[1])
+    if not whites.any():
+        return 0.0, 0
+    ab = rgb_to_lab_np(out)[..., 1:][whites]
+    return float(np.hypot(ab[:, 0], ab[:, 1]).mean()), int(whites.sum())
+
+
 def score_kinds(models: dict[str, Colorizer | None], by_kind: dict[str, list]) -> dict:
     """{kind: {model name: score}} for each kind, and "average" over the kinds."""
     table = {kind: {name: score(c, p) for name, c in models.items()} for kind, p in by_kind.items()}
     first = next(iter(by_kind))
     table["average"] = {
         name: {
-            k: float(np.mean([table[kind][name][k] for kind in by_kind]))
+            k: float(np.nanmean([table[kind][name][k] for kind in by_kind]))
             for k in table[first][name]
         }
         for name in models
@@ -110,15 +128,18 @@ def print_table(table: dict, counts: dict[str, int]) -> None:
 
 
 def print_hues(table: dict) -> None:
-    """The shares of greenish and reddish pixels, each model's and the originals', per kind."""
+    """The shares of greenish and reddish pixels, each model's and the originals', per kind;
+    and the chroma each model gives the originals' whites."""
     names = [n for n in next(iter(table.values())) if n != "gray input"]
     head = [f"{n}: greenish / reddish" for n in names] + ["original: greenish / reddish"]
+    head += [f"{n}: chroma on whites" for n in names]
     print("\n| kind | " + " | ".join(head) + " |")
     print("|---|" + "---:|" * len(head))
     for kind, row in table.items():
         cells = [f"{row[n]['greenish']:.0%} / {row[n]['reddish']:.0%}" for n in names]
         truth = row[names[0]]
         cells.append(f"{truth['greenish_original']:.0%} / {truth['reddish_original']:.0%}")
+        cells += [f"{row[n]['white_tint']:.1f}" for n in names]
         print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
@@ -130,7 +151,7 @@ def main() -> None:
     parser.add_argument("--gain", type=float, help="chroma gain (default: the model's own)")
     parser.add_argument("--shrink", type=float, help="chroma shrink (default: the model's own)")
     parser.add_argument("--render-size", type=int, help="short side (default: each model's own)")
-    parser.add_argument("--hues", action="store_true", help="also the greenish/reddish shares")
+    parser.add_argument("--hues", action="store_true", help="also hue shares and whites' tint")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     by_kind = kinds(args.frames)

@@ -327,3 +327,20 @@ def test_hue_shares_count_greenish_and_reddish_pixels() -> None:
     picture[:, 5:15] = (200, 30, 30)  # red
     picture[:, 15:] = (128, 128, 128)  # gray: neither
     assert score_model.hue_shares(picture) == (0.25, 0.5)
+
+
+def test_the_tint_on_whites_is_the_chroma_given_to_the_originals_white_pixels() -> None:
+    import score_model
+
+    from vidcolor.color import rgb_to_lab_np
+
+    truth = np.zeros((10, 20, 3), np.uint8)
+    truth[:, :8] = (245, 245, 245)  # white
+    truth[:, 8:] = (200, 30, 30)  # red: not counted
+    out = truth.copy()
+    out[:, :8] = (250, 240, 170)  # the white painted yellow
+    tint, count = score_model.white_tint(out, truth)
+    yellow = rgb_to_lab_np(np.uint8([[[250, 240, 170]]]))[0, 0]
+    assert count == 80 and abs(tint - np.hypot(yellow[1], yellow[2])) < 1e-3 and tint > 20
+    assert score_model.white_tint(truth, truth)[0] < 0.5  # left white: no tint
+    assert score_model.white_tint(out[:, 8:], truth[:, 8:]) == (0.0, 0)  # no whites at all
