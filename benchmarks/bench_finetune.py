@@ -23,8 +23,11 @@ from sample_clip import END, START
 
 from vidcolor import stages
 from vidcolor.options import ExtractOptions, ExtractStage, ModelConfig, TrainConfig, TrainStage
+from vidcolor.schema import checked_value
+from vidcolor.train.checkpoint import default_model, load_model
 
-BUNDLED = ModelConfig(base_width=32, depth=6)  # the bundled model's architecture
+# The bundled model's architecture: the run from scratch is the same network.
+BUNDLED = checked_value(load_model(default_model())[1]["model"], ModelConfig, "model")
 # The sample shot alone: the bundled model trains on the clip's last shot, right after it.
 SAMPLE_SHOT = END - START
 
