@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Remakes the default model bundled in vidcolor/weights/default.pt from nothing, in two stages:
 #   1. pipelines/default_model.toml: a first model on the shared Big Buck Bunny clip's first 45 s
-#      (CC-BY 3.0, (c) Blender Foundation); about 12 minutes on a 2-core CPU;
+#      (CC-BY 3.0, (c) Blender Foundation), a width-36 U-Net; about 13 minutes on a 2-core CPU;
 #   2. that model fine-tuned on many kinds (pipelines/default_data.py): the clip (its first 45 s
 #      and its last shot), recorded SuperTux and Wesnoth episodes 1-4
 #      (benchmarks/footage/make_footage.py), Debian's wallpapers and Tux Paint's cut-out
 #      stamps laid over them (benchmarks/photos/make_photos.py), keeping a running mean of the
-#      generator's weights (--ema) and half its crops darkened (--shade); about 12 minutes on
+#      generator's weights (--ema) and half its crops darkened (--shade); about 14 minutes on
 #      the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
 #      Ubuntu's photographs it never saw, and scored on what it never saw: the README's sample
 #      shot, episode 6, other wallpapers and photographs.
