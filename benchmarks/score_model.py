@@ -62,8 +62,9 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
         rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
-        hues.append([share for rgb in (out, truth) for share in hue_shares(rgb)])
-        tints.append(white_tint(out, truth))
+        lab_out, lab_truth = rgb_to_lab_np(out), rgb_to_lab_np(truth)  # each once
+        hues.append([share for lab in (lab_out, lab_truth) for share in hue_shares(lab)])
+        tints.append(white_tint(lab_out, lab_truth))
     green, red, green_orig, red_orig = np.mean(hues, axis=0)
     whites = sum(n for _, n in tints)
     return {
@@ -78,21 +79,21 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     }
 
 
-def hue_shares(rgb: np.ndarray) -> tuple[float, float]:
-    """The shares of a picture's pixels that are greenish and reddish (Lab a < -5, > 5)."""
-    a = rgb_to_lab_np(rgb)[..., 1]
+def hue_shares(lab: np.ndarray) -> tuple[float, float]:
+    """The shares of a picture's pixels (HxWx3 Lab) that are greenish and reddish (Lab a < -5,
+    > 5)."""
+    a = lab[..., 1]
     return float((a < -HUE_A).mean()), float((a > HUE_A).mean())
 
 
 def white_tint(out: np.ndarray, truth: np.ndarray) -> tuple[float, int]:
-    """The mean Lab chroma ``out`` gives the pixels that are white or light gray in ``truth``,
-    and how many there are: a colorizer that paints a white figure or an overcast sky one hue
-    shows here (a faithful one: near 0)."""
-    lab = rgb_to_lab_np(truth)
-    whites = (lab[..., 0] > WHITE[0]) & (np.hypot(lab[..., 1], lab[..., 2]) < WHITE[1])
+    """The mean Lab chroma ``out`` gives the pixels that are white or light gray in ``truth``
+    (both HxWx3 Lab), and how many there are: a colorizer that paints a white figure or an
+    overcast sky one hue shows here (a faithful one: near 0)."""
+    whites = (truth[..., 0] > WHITE[0]) & (np.hypot(truth[..., 1], truth[..., 2]) < WHITE[1])
     if not whites.any():
         return 0.0, 0
-    ab = rgb_to_lab_np(out)[..., 1:][whites]
+    ab = out[..., 1:][whites]
     return float(np.hypot(ab[:, 0], ab[:, 1]).mean()), int(whites.sum())
 
 

@@ -322,11 +322,13 @@ def test_photographs_are_never_trained_on_and_art_is_scored_as_wallpapers() -> N
 def test_hue_shares_count_greenish_and_reddish_pixels() -> None:
     import score_model
 
+    from vidcolor.color import rgb_to_lab_np
+
     picture = np.zeros((10, 20, 3), np.uint8)
     picture[:, :5] = (40, 160, 40)  # green
     picture[:, 5:15] = (200, 30, 30)  # red
     picture[:, 15:] = (128, 128, 128)  # gray: neither
-    assert score_model.hue_shares(picture) == (0.25, 0.5)
+    assert score_model.hue_shares(rgb_to_lab_np(picture)) == (0.25, 0.5)
 
 
 def test_the_tint_on_whites_is_the_chroma_given_to_the_originals_white_pixels() -> None:
@@ -339,6 +341,7 @@ def test_the_tint_on_whites_is_the_chroma_given_to_the_originals_white_pixels() 
     truth[:, 8:] = (200, 30, 30)  # red: not counted
     out = truth.copy()
     out[:, :8] = (250, 240, 170)  # the white painted yellow
+    out, truth = rgb_to_lab_np(out), rgb_to_lab_np(truth)
     tint, count = score_model.white_tint(out, truth)
     yellow = rgb_to_lab_np(np.uint8([[[250, 240, 170]]]))[0, 0]
     assert count == 80 and abs(tint - np.hypot(yellow[1], yellow[2])) < 1e-3 and tint > 20
