@@ -26,8 +26,6 @@ from vidcolor.options import ExtractOptions, ExtractStage, ModelConfig, TrainCon
 from vidcolor.schema import checked_value
 from vidcolor.train.checkpoint import default_model, load_model
 
-# The bundled model's architecture: the run from scratch is the same network.
-BUNDLED = checked_value(load_model(default_model())[1]["model"], ModelConfig, "model")
 # The sample shot alone: the bundled model trains on the clip's last shot, right after it.
 SAMPLE_SHOT = END - START
 
@@ -71,6 +69,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "finetune.png")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # The bundled model's architecture: the run from scratch is the same network.
+    bundled = checked_value(load_model(default_model())[1]["model"], ModelConfig, "model")
     stop_on_signals()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -85,11 +85,11 @@ def main() -> None:
             batch_size=8,
             val_fraction=0.25,
             checkpoint_every=args.every,
-            model=BUNDLED,
+            model=bundled,
         )
 
         def run(name: str, init: str) -> dict:
-            cfg = TrainConfig(**{**base.to_dict(), "model": BUNDLED, "init": init})
+            cfg = TrainConfig(**{**base.to_dict(), "model": bundled, "init": init})
             # The same budget and settings: fine-tuning's lr and D warm-up come with --init.
             stages.train(tmp / name, TrainStage(cfg, "auto", 2))
             rows = curve(tmp / name)
