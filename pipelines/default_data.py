@@ -9,11 +9,12 @@ WORK:
   1-4 (2 a second), the wallpapers' train side, each whole and as 4 crops at twice the
   detail, and ``stamps/``: Tux Paint's cut-out animals, food and things laid over those
   wallpapers, 2 to 4 a picture;
-- ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the wallpapers'
-  and photographs' calibrate sides;
+- ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the calibrate
+  sides of the wallpapers, Ubuntu's photographs and GCompris's (kind ``gcompris``: animals
+  and monuments);
 - ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the
   README's sample shot (``pipelines/sample_clip.py``, 4 frames a second), game episode 6,
-  the wallpapers' and photographs' heldout sides, and scikit-image's photographs.
+  the heldout sides of the same three, and scikit-image's photographs.
 
 Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
            [--photos bench-out/photos]

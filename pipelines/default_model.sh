@@ -8,8 +8,8 @@
 #      stamps laid over them (benchmarks/photos/make_photos.py), keeping a running mean of the
 #      generator's weights (--ema) and half its crops darkened (--shade); about 14 minutes on
 #      the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
-#      Ubuntu's photographs it never saw, and scored on what it never saw: the README's sample
-#      shot, episode 6, other wallpapers and photographs.
+#      Ubuntu's and GCompris's photographs it never saw, and scored on what it never saw: the
+#      README's sample shot, episode 6, other wallpapers and photographs.
 # Both stages train on windows of random size cut out of their crops (train --windows, on by
 # default), so the model colours alike at any working size.
 # The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers and
@@ -23,8 +23,9 @@ vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 
 # 2. The data of many kinds, each with a held-out side.
 [ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
-# (the manifest is written last, and lists the stamps since they joined the data)
-grep -qs '"kind": "stamps"' bench-out/photos/manifest.json || python benchmarks/photos/make_photos.py
+# (the manifest is written last, and lists GCompris's photographs since they joined the data;
+# reading them out of Qt's resource files takes pip install PySide6-Essentials)
+grep -qs '"kind": "gcompris"' bench-out/photos/manifest.json || python benchmarks/photos/make_photos.py
 python pipelines/default_data.py "$work/mix"
 
 # 3. Fine-tuned on it with L1 alone. It starts from the first model's bundle (model.pt, no

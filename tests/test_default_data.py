@@ -1,8 +1,11 @@
-"""The default model's stamp data: which of Tux Paint's stamps are kept, and the pictures
-``pipelines/default_data.py`` lays them into (real PNG files with alpha, real JPEGs out)."""
+"""The default model's stamp data: which of Tux Paint's stamps are kept, the pictures
+``pipelines/default_data.py`` lays them into (real PNG files with alpha, real JPEGs out), and
+GCompris's pictures read out of real Qt resource files."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,3 +106,48 @@ def test_a_leftover_part_folder_is_emptied_only_of_pictures(tmp_path: Path) -> N
     with pytest.raises(SystemExit, match=r"notes\.txt: not made by vidcolor"):
         default_data.composites(tmp_path / "stamps", tmp_path / "walls", tmp_path / "other", 2)
     assert (part / "notes.txt").read_text() == "mine"
+
+
+def qt_resources(tmp_path: Path, activity: str, files: dict[str, np.ndarray]) -> Path:
+    """An unpacked GCompris package's ``rcc/ACTIVITY.rcc`` holding ``files`` (name: BGR or BGRA
+    picture) and a text file, made by Qt's own resource compiler."""
+    pytest.importorskip("PySide6", reason="GCompris's .rcc files are read by PySide6-Essentials")
+    rcc_tool = shutil.which("pyside6-rcc")
+    if rcc_tool is None:
+        pytest.skip("PySide6-Essentials' pyside6-rcc is not on PATH")
+    src = tmp_path / "src" / activity
+    (src / "resource").mkdir(parents=True)
+    (src / "resource/notes.txt").write_text("not a picture")
+    for name, image in files.items():
+        cv2.imwrite(str(src / "resource" / name), image)
+    entries = "".join(f"<file>{p.relative_to(src)}</file>" for p in sorted(src.rglob("*.*")))
+    prefix = f"/gcompris/src/activities/{activity}"
+    (src / "x.qrc").write_text(f'<RCC><qresource prefix="{prefix}">{entries}</qresource></RCC>')
+    out = tmp_path / "pkg/usr/share/gcompris-qt/rcc" / f"{activity}.rcc"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([rcc_tool, "--binary", "x.qrc", "-o", str(out)], cwd=src, check=True)
+    return tmp_path / "pkg"
+
+
+def test_gcompris_photographs_come_out_of_its_resource_files_split_and_scaled(
+    tmp_path: Path,
+) -> None:
+    red = np.zeros((300, 400, 3), np.uint8)
+    red[:] = RED_BGR
+    files = {"fox.webp": red, "grey.webp": np.full((300, 400, 3), 90, np.uint8)}
+    activities = sorted(make_photos.gcompris.PHOTOS)
+    for activity in activities:
+        package = qt_resources(tmp_path, activity, files)
+    out = tmp_path / "out"
+    rows = list(make_photos.gcompris_photos("3.1-2", package, out, short=256))
+    # the grey one left out
+    assert [Path(r["file"]).stem for r in rows] == [f"gcompris__{a}__fox" for a in activities]
+    for row, activity in zip(rows, activities, strict=True):
+        assert row["split"] == make_photos.split_of(Path(row["file"]).stem, trained=False)
+        assert row["file"] == f"{row['split']}/gcompris/{Path(row['file']).name}"
+        assert row["licence"] == "GPL-3+" and row["version"] == "3.1-2"
+        inner = f"gcompris/src/activities/{activity}/resource/fox.webp"
+        assert row["source"] == f"usr/share/gcompris-qt/rcc/{activity}.rcc:{inner}"
+        rgb = read_rgb(out / row["file"]).astype(int)
+        assert rgb.shape == (256, 341, 3)
+        assert np.abs(rgb - (255, 0, 0)).max() < 12

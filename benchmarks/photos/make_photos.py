@@ -12,6 +12,10 @@ new package version keeps each picture on its side):
 - Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
   never trained on: the real photographs the default model is measured on. Kind
   ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``;
+- GCompris's photographs (``gcompris-qt-data``, GPL-3+, read by ``gcompris.py``): animals of
+  farms and of the world, and monuments; kind ``gcompris``, calibrate or heldout, half each,
+  never trained on (trained on, they did not help: ``docs/benchmarks.md``). Light animals in
+  snow and grass, stone under the sky: what a model that learnt from a meadow paints green;
 - Tux Paint's stamps (``tuxpaint-stamps-default``, GPL-2): photographs and drawings of animals,
   food, flowers, vehicles and houses cut out of their background, kept whole with their alpha
   in ``stamps/`` (a training aid, never scored: ``pipelines/default_data.py`` lays them over
@@ -36,9 +40,12 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
+import gcompris  # this script's own folder
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -197,6 +204,52 @@ def clear(folder: Path, out: Path) -> None:
         raise SystemExit(str(e)) from None
 
 
+def write_picture(rgb: np.ndarray, key: str, kind: str, trained: bool, out: Path, short: int):
+    """One picture at short side ``short`` (never enlarged) as ``OUT/SPLIT/KIND/KEY.jpg``, the
+    split chosen by ``split_of``; the file, split and kind of its manifest row. Grey pictures
+    teach no colour: None, and nothing written."""
+    if is_greyscale(rgb):
+        return None
+    h, w = rgb.shape[:2]
+    scale = short / min(h, w)
+    if scale < 1:
+        rgb = cv2.resize(rgb, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    split = split_of(key, trained)
+    dest = out / split / kind / f"{key}.jpg"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    save_jpeg(dest, rgb)
+    return {"file": f"{split}/{kind}/{dest.name}", "split": split, "kind": kind}
+
+
+def wallpapers(debs: Path, tmp: Path, out: Path, short: int) -> Iterator[dict]:
+    """The manifest rows of the wallpaper packages' pictures, each written by ``write_picture``."""
+    for package, (trained, licence) in PACKAGES.items():
+        deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
+        version, folder = unpacked(deb, tmp / package)
+        licences = file_licences(folder, package)
+        for key, path in pictures(package, folder).items():
+            row = write_picture(read_rgb(path), key, kind_of(package, path), trained, out, short)
+            if row:
+                yield row | {
+                    "package": package,
+                    "version": version,
+                    "source": str(path.relative_to(folder)),
+                    "licence": licence_of(path, licences, licence),
+                }
+
+
+def gcompris_photos(version: str, folder: Path, out: Path, short: int) -> Iterator[dict]:
+    """The manifest rows of the photographs in GCompris's unpacked package (kind ``gcompris``,
+    never trained on: calibrate or heldout), each written by ``write_picture``."""
+    for key, (source, data) in gcompris.pictures(folder, gcompris.PHOTOS).items():
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        row = write_picture(rgb, f"gcompris__{key}", "gcompris", False, out, short)
+        if row:
+            about = {"package": gcompris.PACKAGE, "version": version, "source": source}
+            yield row | about | {"licence": gcompris.LICENCE}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out/photos")
@@ -205,39 +258,14 @@ def main() -> None:
     args = parser.parse_args()
     debs = args.debs or args.out / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    for package in [*PACKAGES, STAMPS]:
+    for package in [*PACKAGES, STAMPS, gcompris.PACKAGE]:
         if not list(debs.glob(f"{package}_*.deb")):
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for package, (trained, licence) in PACKAGES.items():
-            deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-            version, folder = unpacked(deb, Path(tmp) / package)
-            licences = file_licences(folder, package)
-            for key, path in pictures(package, folder).items():
-                rgb = read_rgb(path)
-                if is_greyscale(rgb):
-                    continue
-                h, w = rgb.shape[:2]
-                scale = args.short / min(h, w)
-                if scale < 1:
-                    size = (round(w * scale), round(h * scale))
-                    rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-                split, kind = split_of(key, trained), kind_of(package, path)
-                out = args.out / split / kind / f"{key}.jpg"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                save_jpeg(out, rgb)
-                rows.append(
-                    {
-                        "file": f"{split}/{kind}/{out.name}",
-                        "package": package,
-                        "version": version,
-                        "source": str(path.relative_to(folder)),
-                        "licence": licence_of(path, licences, licence),
-                        "split": split,
-                        "kind": kind,
-                    }
-                )
+        rows = list(wallpapers(debs, Path(tmp), args.out, args.short))
+        gc_deb = sorted(debs.glob(f"{gcompris.PACKAGE}_*.deb"))[-1]
+        version, folder = unpacked(gc_deb, Path(tmp) / gcompris.PACKAGE)
+        rows += gcompris_photos(version, folder, args.out, args.short)
         rows += write_stamps(sorted(debs.glob(f"{STAMPS}_*.deb"))[-1], Path(tmp), args.out)
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
