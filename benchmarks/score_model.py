@@ -51,15 +51,17 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
 
 HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
 WHITE = (60.0, 6.0)  # Lab L above, chroma below: a white or light gray pixel in the original
+UNDER_GRAY = 1.0  # dB under the gray input's PSNR: a picture visibly worse than no colour
 
 
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     """Mean PSNR and SSIM of ``colorizer``'s pictures (None: the gray input) against the
     originals, and their colourfulness over the originals'."""
-    rows, colour, colour_orig, hues, tints = [], [], [], [], []
+    rows, colour, colour_orig, hues, tints, under = [], [], [], [], [], []
     for truth in pictures:
         out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
         rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
+        under.append(under_gray(out, truth))
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
         lab_out, lab_truth = rgb_to_lab_np(out), rgb_to_lab_np(truth)  # each once
@@ -76,7 +78,14 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
         "greenish_original": float(green_orig),
         "reddish_original": float(red_orig),
         "white_tint": sum(t * n for t, n in tints) / whites if whites else float("nan"),
+        "under_gray": float(np.mean(under)),
     }
+
+
+def under_gray(out: np.ndarray, truth: np.ndarray) -> bool:
+    """Whether ``out`` is more than UNDER_GRAY dB under the gray input's PSNR against ``truth``:
+    a picture that one wrong hue over most of it spoils, which a kind's mean can hide."""
+    return psnr_np(out, truth) < psnr_np(gray_rgb(truth), truth) - UNDER_GRAY
 
 
 def hue_shares(lab: np.ndarray) -> tuple[float, float]:
@@ -130,10 +139,12 @@ def print_table(table: dict, counts: dict[str, int]) -> None:
 
 def print_hues(table: dict) -> None:
     """The shares of greenish and reddish pixels, each model's and the originals', per kind;
-    and the chroma each model gives the originals' whites."""
+    the chroma each model gives the originals' whites; and the share of pictures it makes
+    visibly worse than gray."""
     names = [n for n in next(iter(table.values())) if n != "gray input"]
     head = [f"{n}: greenish / reddish" for n in names] + ["original: greenish / reddish"]
     head += [f"{n}: chroma on whites" for n in names]
+    head += [f"{n}: pictures {UNDER_GRAY:g} dB under gray" for n in names]
     print("\n| kind | " + " | ".join(head) + " |")
     print("|---|" + "---:|" * len(head))
     for kind, row in table.items():
@@ -141,6 +152,7 @@ def print_hues(table: dict) -> None:
         truth = row[names[0]]
         cells.append(f"{truth['greenish_original']:.0%} / {truth['reddish_original']:.0%}")
         cells += [f"{row[n]['white_tint']:.1f}" for n in names]
+        cells += [f"{row[n]['under_gray']:.0%}" for n in names]
         print(f"| {kind} | " + " | ".join(cells) + " |")
 
 

@@ -347,3 +347,18 @@ def test_the_tint_on_whites_is_the_chroma_given_to_the_originals_white_pixels() 
     assert count == 80 and abs(tint - np.hypot(yellow[1], yellow[2])) < 1e-3 and tint > 20
     assert score_model.white_tint(truth, truth)[0] < 0.5  # left white: no tint
     assert score_model.white_tint(out[:, 8:], truth[:, 8:]) == (0.0, 0)  # no whites at all
+
+
+def test_a_picture_painted_one_wrong_hue_counts_as_under_gray() -> None:
+    import score_model
+
+    def shifted(rgb: np.ndarray, by: tuple[int, int, int]) -> np.ndarray:
+        return np.clip(rgb.astype(int) + np.array(by), 0, 255).astype(np.uint8)
+
+    snow = shifted(np.random.default_rng(0).normal(215, 25, (40, 60, 1)), (0, 4, 12))
+    yellow = shifted(snow, (10, 5, -45))  # a polar bear's
+    faint = shifted(snow, (2, 1, -4))  # a tint that gray beats by less than 1 dB
+    assert score_model.under_gray(yellow, snow)
+    assert not score_model.under_gray(snow, snow)
+    assert not score_model.under_gray(faint, snow)
+
