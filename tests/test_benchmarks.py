@@ -362,3 +362,17 @@ def test_a_picture_painted_one_wrong_hue_counts_as_under_gray() -> None:
     assert not score_model.under_gray(snow, snow)
     assert not score_model.under_gray(faint, snow)
 
+
+def test_the_worst_sheet_picks_the_pictures_furthest_under_gray() -> None:
+    import model_sheet
+
+    class Painter:  # shifts each picture's colour, the more the brighter it is
+        def colorize_frame(self, rgb: np.ndarray) -> np.ndarray:
+            k = int(rgb[0, 0, 1]) // 4
+            return np.clip(rgb.astype(int) + np.array([k, k, -k]), 0, 255).astype(np.uint8)
+
+    tinted = [np.full((8, 8, 3), (v + 10, v, v - 10), np.uint8) for v in (40, 120, 200)]
+    kinds = {"a": tinted[:2], "b": tinted[2:]}
+    picked = model_sheet.worst(kinds, Painter(), 2)
+    assert [int(p[0, 0, 1]) for p in picked] == [200, 120]  # furthest under gray first
+    assert [int(p[0, 0, 1]) for p in model_sheet.spread(kinds, 2)] == [40, 120, 200]
