@@ -108,9 +108,9 @@ def test_a_leftover_part_folder_is_emptied_only_of_pictures(tmp_path: Path) -> N
     assert (part / "notes.txt").read_text() == "mine"
 
 
-def qt_resources(tmp_path: Path, activity: str, files: dict[str, np.ndarray]) -> Path:
+def qt_resources(tmp_path: Path, activity: str, files: dict[str, np.ndarray | bytes]) -> Path:
     """An unpacked GCompris package's ``rcc/ACTIVITY.rcc`` holding ``files`` (name: BGR or BGRA
-    picture) and a text file, made by Qt's own resource compiler."""
+    picture, or the file's bytes) and a text file, made by Qt's own resource compiler."""
     pytest.importorskip("PySide6", reason="GCompris's .rcc files are read by PySide6-Essentials")
     rcc_tool = shutil.which("pyside6-rcc")
     if rcc_tool is None:
@@ -119,7 +119,10 @@ def qt_resources(tmp_path: Path, activity: str, files: dict[str, np.ndarray]) ->
     (src / "resource").mkdir(parents=True)
     (src / "resource/notes.txt").write_text("not a picture")
     for name, image in files.items():
-        cv2.imwrite(str(src / "resource" / name), image)
+        if isinstance(image, bytes):
+            (src / "resource" / name).write_bytes(image)
+        else:
+            cv2.imwrite(str(src / "resource" / name), image)
     entries = "".join(f"<file>{p.relative_to(src)}</file>" for p in sorted(src.rglob("*.*")))
     prefix = f"/gcompris/src/activities/{activity}"
     (src / "x.qrc").write_text(f'<RCC><qresource prefix="{prefix}">{entries}</qresource></RCC>')
@@ -134,13 +137,14 @@ def test_gcompris_photographs_come_out_of_its_resource_files_split_and_scaled(
 ) -> None:
     red = np.zeros((300, 400, 3), np.uint8)
     red[:] = RED_BGR
-    files = {"fox.webp": red, "grey.webp": np.full((300, 400, 3), 90, np.uint8)}
+    grey = np.full((300, 400, 3), 90, np.uint8)
+    files = {"fox.webp": red, "grey.webp": grey, "torn.webp": b"RIFF\x00\x00not a picture"}
     activities = sorted(make_photos.gcompris.PHOTOS)
     for activity in activities:
         package = qt_resources(tmp_path, activity, files)
     out = tmp_path / "out"
     rows = list(make_photos.gcompris_photos("3.1-2", package, out, short=256))
-    # the grey one left out
+    # the grey one and the unreadable one left out
     assert [Path(r["file"]).stem for r in rows] == [f"gcompris__{a}__fox" for a in activities]
     for row, activity in zip(rows, activities, strict=True):
         assert row["split"] == make_photos.split_of(Path(row["file"]).stem, trained=False)

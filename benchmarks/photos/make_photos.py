@@ -204,7 +204,9 @@ def clear(folder: Path, out: Path) -> None:
         raise SystemExit(str(e)) from None
 
 
-def write_picture(rgb: np.ndarray, key: str, kind: str, trained: bool, out: Path, short: int):
+def write_picture(
+    rgb: np.ndarray, key: str, kind: str, trained: bool, out: Path, short: int
+) -> dict | None:
     """One picture at short side ``short`` (never enlarged) as ``OUT/SPLIT/KIND/KEY.jpg``, the
     split chosen by ``split_of``; the file, split and kind of its manifest row. Grey pictures
     teach no colour: None, and nothing written."""
@@ -243,6 +245,8 @@ def gcompris_photos(version: str, folder: Path, out: Path, short: int) -> Iterat
     never trained on: calibrate or heldout), each written by ``write_picture``."""
     for key, (source, data) in gcompris.pictures(folder, gcompris.PHOTOS).items():
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        if bgr is None:  # unreadable, as pictures() skips a wallpaper OpenCV cannot read
+            continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         row = write_picture(rgb, f"gcompris__{key}", "gcompris", False, out, short)
         if row:
