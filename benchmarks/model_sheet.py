@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from score_model import kinds
+from score_model import db_under_gray, kinds
 
 from vidcolor.color import gray_rgb
 from vidcolor.metrics import psnr_np
@@ -43,7 +43,7 @@ def worst(by_kind: dict[str, list[np.ndarray]], model: Colorizer, count: int) ->
     """The ``count`` pictures where ``model`` is furthest under the gray input's PSNR, worst
     first."""
     pictures = [p for kind in by_kind.values() for p in kind]
-    lost = [psnr_np(gray_rgb(p), p) - psnr_np(model.colorize_frame(p), p) for p in pictures]
+    lost = [db_under_gray(psnr_np(model.colorize_frame(p), p), p) for p in pictures]
     return [pictures[i] for i in np.argsort(lost)[::-1][:count]]
 
 

@@ -61,7 +61,7 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     for truth in pictures:
         out = colorizer.colorize_frame(truth) if colorizer else gray_rgb(truth)
         rows.append((psnr_np(out, truth), ssim(out / 255, truth / 255)))
-        under.append(under_gray(out, truth))
+        under.append(db_under_gray(rows[-1][0], truth) > UNDER_GRAY)
         colour.append(colourfulness(out))
         colour_orig.append(colourfulness(truth))
         lab_out, lab_truth = rgb_to_lab_np(out), rgb_to_lab_np(truth)  # each once
@@ -82,10 +82,11 @@ def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
     }
 
 
-def under_gray(out: np.ndarray, truth: np.ndarray) -> bool:
-    """Whether ``out`` is more than UNDER_GRAY dB under the gray input's PSNR against ``truth``:
-    a picture that one wrong hue over most of it spoils, which a kind's mean can hide."""
-    return psnr_np(out, truth) < psnr_np(gray_rgb(truth), truth) - UNDER_GRAY
+def db_under_gray(psnr: float, truth: np.ndarray) -> float:
+    """How far a colorized picture's PSNR against ``truth`` (``psnr``) falls under the gray
+    input's, in dB. Over UNDER_GRAY: a picture one wrong hue over most of it spoils, which a
+    kind's mean can hide."""
+    return psnr_np(gray_rgb(truth), truth) - psnr
 
 
 def hue_shares(lab: np.ndarray) -> tuple[float, float]:

@@ -352,15 +352,21 @@ def test_the_tint_on_whites_is_the_chroma_given_to_the_originals_white_pixels() 
 def test_a_picture_painted_one_wrong_hue_counts_as_under_gray() -> None:
     import score_model
 
+    from vidcolor.metrics import psnr_np
+
     def shifted(rgb: np.ndarray, by: tuple[int, int, int]) -> np.ndarray:
         return np.clip(rgb.astype(int) + np.array(by), 0, 255).astype(np.uint8)
 
     snow = shifted(np.random.default_rng(0).normal(215, 25, (40, 60, 1)), (0, 4, 12))
     yellow = shifted(snow, (10, 5, -45))  # a polar bear's
     faint = shifted(snow, (2, 1, -4))  # a tint that gray beats by less than 1 dB
-    assert score_model.under_gray(yellow, snow)
-    assert not score_model.under_gray(snow, snow)
-    assert not score_model.under_gray(faint, snow)
+
+    def under_gray(out: np.ndarray) -> bool:
+        return score_model.db_under_gray(psnr_np(out, snow), snow) > score_model.UNDER_GRAY
+
+    assert under_gray(yellow)
+    assert not under_gray(snow)
+    assert not under_gray(faint)
 
 
 def test_the_worst_sheet_picks_the_pictures_furthest_under_gray() -> None:
