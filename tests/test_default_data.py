@@ -45,9 +45,25 @@ def test_only_cut_out_colour_stamps_of_a_useful_size_are_kept(tmp_path: Path) ->
     stamp(root / "food/gray.png", bgr=(128, 128, 128))
     stamp(root / "town/square.png", cut=False)  # nothing cut out: a photograph's own ground
     cv2.imwrite(str(root / "town/plain.png"), np.full((160, 160, 3), 90, np.uint8))
-    assert make_photos.stamps(tmp_path) == {
-        "animals__birds__fox": root / "animals/birds/fox.png",
-        "animals__mammals__fox": root / "animals/mammals/fox.png",
+    assert make_photos.stamps(tmp_path, "tuxpaint-stamps-default") == {
+        "tuxpaint-stamps-default__animals__birds__fox": root / "animals/birds/fox.png",
+        "tuxpaint-stamps-default__animals__mammals__fox": root / "animals/mammals/fox.png",
+    }
+    costumes = tmp_path / "usr/share/scratch/Media/Costumes"
+    stamp(costumes / "People/jay walking.png")
+    stamp(costumes / "Letters/stone/a.png")
+    assert make_photos.stamps(tmp_path, "scratch") == {
+        "scratch__People__jay_walking": costumes / "People/jay walking.png"
+    }
+
+
+def test_a_package_gives_only_the_pictures_of_its_own_folder(tmp_path: Path) -> None:
+    share = tmp_path / "usr/share/scratch"
+    for name in ("Media/Backgrounds/Nature/lake.jpg", "Help/en/menu.png", "Media/Costumes/x.png"):
+        (share / name).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(share / name), np.full((90, 120, 3), (200, 120, 40), np.uint8))
+    assert make_photos.pictures("scratch", tmp_path) == {
+        "scratch__lake": share / "Media/Backgrounds/Nature/lake.jpg"
     }
 
 

@@ -7,7 +7,9 @@ of its sizes; a dark variant counts as its own picture), scales each to short si
 and writes it to ``SPLIT/KIND/``, the split chosen by a stable hash of its name (a rerun or a
 new package version keeps each picture on its side):
 
-- Debian's desktop wallpapers: kind ``wallpapers``, split train, calibrate or heldout
+- Debian's desktop wallpapers, Scratch's backdrops (``scratch``, CC-BY-SA-3.0: photographs
+  of rooms, streets, sports grounds and nature) and Tux Paint's photographs to draw over
+  (``tuxpaint-data``, GPL-2+): kind ``wallpapers``, split train, calibrate or heldout
   (8 : 1 : 1);
 - Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
   never trained on: the real photographs the default model is measured on. Kind
@@ -17,8 +19,9 @@ new package version keeps each picture on its side):
   never trained on (trained on, they did not help: ``docs/benchmarks.md``). Light animals in
   snow and grass, stone under the sky: what a model that learnt from a meadow paints green;
 - Tux Paint's stamps (``tuxpaint-stamps-default``, GPL-2): photographs and drawings of animals,
-  food, flowers, vehicles and houses cut out of their background, kept whole with their alpha
-  in ``stamps/`` (a training aid, never scored: ``pipelines/default_data.py`` lays them over
+  food, flowers, vehicles and houses cut out of their background, and Scratch's costumes
+  (photographs of people, drawn animals and things), kept whole with their alpha in
+  ``stamps/`` (a training aid, never scored: ``pipelines/default_data.py`` lays them over
   training wallpapers). They bring what footage of grass and game maps lacks: fur, skin,
   wood and red things.
 
@@ -56,14 +59,18 @@ from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.ownership import NotOursError, remove_folder_of  # noqa: E402
 from vidcolor.pictures import save_jpeg  # noqa: E402
 
-# package: (trained on, the licence its copyright file gives pictures that name none of their own)
+# package: (trained on, the licence its copyright file gives pictures that name none of their
+# own, the folder under usr/share that holds its pictures)
 PACKAGES = {
-    "gnome-backgrounds": (True, "CC-BY-SA-3.0"),
-    "mate-backgrounds": (True, "GPL-2+"),
-    "plasma-workspace-wallpapers": (True, "GPL-2+"),
-    "ukui-wallpapers": (True, "CC-BY-SA-3.0"),
-    "lomiri-wallpapers-16.04": (False, "CC-BY-4.0"),  # Ubuntu's community photographs
-    "lomiri-wallpapers-20.04": (False, "CC-BY-SA-3.0"),
+    "gnome-backgrounds": (True, "CC-BY-SA-3.0", ""),
+    "mate-backgrounds": (True, "GPL-2+", ""),
+    "plasma-workspace-wallpapers": (True, "GPL-2+", ""),
+    "ukui-wallpapers": (True, "CC-BY-SA-3.0", ""),
+    "lomiri-wallpapers-16.04": (False, "CC-BY-4.0", ""),  # Ubuntu's community photographs
+    "lomiri-wallpapers-20.04": (False, "CC-BY-SA-3.0", ""),
+    # Scratch 1.4's backdrops: photographs of rooms, streets, sports grounds and nature
+    "scratch": (True, "CC-BY-SA-3.0", "scratch/Media/Backgrounds"),
+    "tuxpaint-data": (True, "GPL-2+", "tuxpaint/templates"),  # photographs to draw over
 }
 # The pictures of those photograph packages that are digital art: scored as wallpapers.
 NOT_PHOTOGRAPHS = {
@@ -71,7 +78,12 @@ NOT_PHOTOGRAPHS = {
     "Fossa_by_Jasper_Roks",
     "Painting-Colors_by__herobrine7gamer",
 }
-STAMPS = "tuxpaint-stamps-default"  # GPL-2, as its copyright file says for every file
+# package: (the folder under usr/share of its cut-outs, their licence as its copyright file
+# says, the sub-folder left out: letters and signs teach no colour)
+STAMPS = {
+    "tuxpaint-stamps-default": ("tuxpaint/stamps", "GPL-2", "symbols"),
+    "scratch": ("scratch/Media/Costumes", "CC-BY-SA-3.0", "Letters"),  # people, animals, things
+}
 STAMP_MIN_SIDE = 96  # smaller stamps blur when laid over a picture at a useful size
 RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
@@ -140,7 +152,7 @@ def licence_of(path: Path, licences: dict[str, str], default: str) -> str:
 def pictures(package: str, folder: Path) -> dict[str, Path]:
     """The largest raster of each wallpaper in an unpacked package (screenshots left out)."""
     best: dict[str, tuple[int, Path]] = {}
-    for path in sorted((folder / "usr/share").rglob("*")):
+    for path in sorted((folder / "usr/share" / PACKAGES[package][2]).rglob("*")):
         if path.suffix.lower() not in RASTERS or path.stem == "screenshot" or "doc" in path.parts:
             continue
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -152,45 +164,47 @@ def pictures(package: str, folder: Path) -> dict[str, Path]:
     return {key: path for key, (_, path) in best.items()}
 
 
-def stamps(folder: Path) -> dict[str, Path]:
-    """{CATEGORY__..._NAME: path} of an unpacked Tux Paint package's stamps worth training on:
-    cut out (at least 5% transparent), in colour and not tiny; letters, numbers, coins and
-    other symbols left out."""
-    root, found = folder / "usr/share/tuxpaint/stamps", {}
+def stamps(folder: Path, package: str) -> dict[str, Path]:
+    """{PACKAGE__CATEGORY__..._NAME: path} of the cut-outs worth training on in a package of
+    ``STAMPS``, unpacked: cut out (at least 5% transparent), in colour and not tiny."""
+    where, _, left_out = STAMPS[package]
+    root, found = folder / "usr/share" / where, {}
     for path in sorted(root.rglob("*.png")):
         parts = path.relative_to(root).with_suffix("").parts
         bgra = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if parts[0] == "symbols" or bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
+        if parts[0] == left_out or bgra is None or bgra.ndim != 3 or bgra.shape[2] != 4:
             continue
         if max(bgra.shape[:2]) < STAMP_MIN_SIDE or (bgra[..., 3] < 128).mean() < 0.05:
             continue
         if not is_greyscale(cv2.cvtColor(bgra[..., :3], cv2.COLOR_BGR2RGB)):
-            found["__".join(parts)] = path
+            found["__".join((package, *parts)).replace(" ", "_")] = path
     return found
 
 
-def write_stamps(deb: Path, tmp: Path, out: Path) -> list[dict]:
-    """The stamps of Tux Paint's package as PNG with alpha into ``OUT/stamps`` (written into
-    ``stamps.part``, then swapped for what an earlier run of this script left there, so the
-    folder is one run's whole set); their manifest rows. Folders at those names that hold
+def write_stamps(debs: Path, tmp: Path, out: Path) -> list[dict]:
+    """The cut-outs of the ``STAMPS`` packages as PNG with alpha into ``OUT/stamps`` (written
+    into ``stamps.part``, then swapped for what an earlier run of this script left there, so
+    the folder is one run's whole set); their manifest rows. Folders at those names that hold
     anything but stamps are refused and left as they are."""
-    version, folder = unpacked(deb, tmp / STAMPS)
     part, rows = out / "stamps.part", []
     clear(part, out)
     part.mkdir(parents=True)
-    for key, path in stamps(folder).items():
-        shutil.copyfile(path, part / f"{key}.png")
-        rows.append(
-            {
-                "file": f"stamps/{key}.png",
-                "package": STAMPS,
-                "version": version,
-                "source": str(path.relative_to(folder)),
-                "licence": "GPL-2",
-                "split": "train",
-                "kind": "stamps",
-            }
-        )
+    for package, (_, licence, _) in STAMPS.items():
+        deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
+        version, folder = unpacked(deb, tmp / f"{package}.stamps")
+        for key, path in stamps(folder, package).items():
+            shutil.copyfile(path, part / f"{key}.png")
+            rows.append(
+                {
+                    "file": f"stamps/{key}.png",
+                    "package": package,
+                    "version": version,
+                    "source": str(path.relative_to(folder)),
+                    "licence": licence,
+                    "split": "train",
+                    "kind": "stamps",
+                }
+            )
     clear(out / "stamps", out)
     part.rename(out / "stamps")
     return rows
@@ -225,7 +239,7 @@ def write_picture(
 
 def wallpapers(debs: Path, tmp: Path, out: Path, short: int) -> Iterator[dict]:
     """The manifest rows of the wallpaper packages' pictures, each written by ``write_picture``."""
-    for package, (trained, licence) in PACKAGES.items():
+    for package, (trained, licence, _) in PACKAGES.items():
         deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
         version, folder = unpacked(deb, tmp / package)
         licences = file_licences(folder, package)
@@ -262,7 +276,7 @@ def main() -> None:
     args = parser.parse_args()
     debs = args.debs or args.out / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    for package in [*PACKAGES, STAMPS, gcompris.PACKAGE]:
+    for package in dict.fromkeys([*PACKAGES, *STAMPS, gcompris.PACKAGE]):
         if not list(debs.glob(f"{package}_*.deb")):
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -270,7 +284,7 @@ def main() -> None:
         gc_deb = sorted(debs.glob(f"{gcompris.PACKAGE}_*.deb"))[-1]
         version, folder = unpacked(gc_deb, Path(tmp) / gcompris.PACKAGE)
         rows += gcompris_photos(version, folder, args.out, args.short)
-        rows += write_stamps(sorted(debs.glob(f"{STAMPS}_*.deb"))[-1], Path(tmp), args.out)
+        rows += write_stamps(debs, Path(tmp), args.out)
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
     counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)
