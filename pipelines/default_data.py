@@ -2,13 +2,13 @@
 
 From the shared Big Buck Bunny clip (``../shared/media``), the recorded games
 (``benchmarks/footage/make_footage.py``: SuperTux levels and Wesnoth episodes), and Debian's
-wallpapers and Ubuntu's photographs (``benchmarks/photos/make_photos.py``), this writes, under
-WORK:
+wallpapers, Scratch's and Tux Paint's backdrops, and Ubuntu's and GCompris's photographs
+(``benchmarks/photos/make_photos.py``), this writes, under WORK:
 
 - ``train/``: the clip's first 45 s and its closing shot (8 frames a second), game episodes
-  1-4 (2 a second), the wallpapers' train side, each whole and as 4 crops at twice the
-  detail, and ``stamps/``: Tux Paint's cut-out animals, food and things laid over those
-  wallpapers, 2 to 4 a picture;
+  1-4 (2 a second), the wallpapers' and backdrops' train side, each whole and as 4 crops at
+  twice the detail, and ``stamps/``: Tux Paint's and Scratch's cut-out animals, people, food
+  and things laid over those pictures, 2 to 4 a picture;
 - ``calibrate/KIND/``: what the chroma gain is chosen on: game episode 5, and the calibrate
   sides of the wallpapers, Ubuntu's photographs and GCompris's (kind ``gcompris``: animals
   and monuments);
@@ -42,7 +42,7 @@ from vidcolor.pictures import save_jpeg  # noqa: E402
 
 CLIP = ROOT.parent / "shared/media/bbb_360p_60s.mp4"
 SHORT = 256  # short side of every training picture, as the bundled model's frames
-COMPOSITES = 400  # pictures of 3 stamps on average: each of the 451 stamps used about 2.7 times
+COMPOSITES = 400  # pictures of 3 stamps on average: each of the 564 stamps used about 2.1 times
 CROPS = 4  # crops of each training wallpaper at twice the detail, beside the whole
 # The README's sample shot (sample_clip.py's START to END) is held out; the shot after it, the
 # clip's last (the big bunny lit against the sky), is trained on: the film's main character in

@@ -4,10 +4,10 @@
 #      (CC-BY 3.0, (c) Blender Foundation), a width-36 U-Net; about 13 minutes on a 2-core CPU;
 #   2. that model fine-tuned on many kinds (pipelines/default_data.py): the clip (its first 45 s
 #      and its last shot), recorded SuperTux and Wesnoth episodes 1-4
-#      (benchmarks/footage/make_footage.py), Debian's wallpapers and Tux Paint's cut-out
-#      stamps laid over them (benchmarks/photos/make_photos.py), keeping a running mean of the
-#      generator's weights (--ema) and half its crops darkened (--shade); about 14 minutes on
-#      the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
+#      (benchmarks/footage/make_footage.py), Debian's wallpapers, Scratch's and Tux Paint's
+#      photographs and their cut-outs laid over them (benchmarks/photos/make_photos.py),
+#      keeping a running mean of the generator's weights (--ema) and half its crops darkened
+#      (--shade); about 19 minutes on the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
 #      Ubuntu's and GCompris's photographs it never saw, and scored on what it never saw: the
 #      README's sample shot, episode 6, other wallpapers and photographs.
 # Both stages train on windows of random size cut out of their crops (train --windows, on by
@@ -50,8 +50,8 @@ fi
 python pipelines/average_checkpoints.py vidcolor/weights/default.pt "$work/mix_run/best.pt" \
   --about "Big Buck Bunny (c) 2008 Blender Foundation, CC-BY 3.0 (the first 45 s and the last \
 shot); SuperTux levels and Wesnoth episodes recorded here (GPL/CC-BY-SA game art); Debian's \
-wallpapers (GPL-2+, CC-BY-SA); Tux Paint's stamps (GPL-2): pipelines/default_data.py, \
-vidcolor/weights/README.md"
+wallpapers (GPL-2+, CC-BY-SA); Scratch's backdrops and costumes (CC-BY-SA 3.0); Tux Paint's \
+stamps and photographs (GPL-2, GPL-2+): pipelines/default_data.py, vidcolor/weights/README.md"
 python benchmarks/calibrate_gain.py "$work/mix/calibrate" --model vidcolor/weights/default.pt --write
 
 # 5. Scores on every held-out kind, beside the gray input.
