@@ -7,9 +7,10 @@
 #      (benchmarks/footage/make_footage.py), Debian's wallpapers, Scratch's and Tux Paint's
 #      photographs and their cut-outs laid over them (benchmarks/photos/make_photos.py),
 #      keeping a running mean of the generator's weights (--ema) and half its crops darkened
-#      (--shade); about 19 minutes on the 2-core CPU. Then bundled, its colour hedge calibrated on episode 5, wallpapers and
-#      Ubuntu's and GCompris's photographs it never saw, and scored on what it never saw: the
-#      README's sample shot, episode 6, other wallpapers and photographs.
+#      (--shade); about 19 minutes on the 2-core CPU. Then bundled, its colour hedge
+#      calibrated on episode 5, wallpapers, backdrops and Ubuntu's and GCompris's photographs
+#      it never saw, and scored on what it never saw: the README's sample shot, episode 6,
+#      other wallpapers, backdrops and photographs.
 # Both stages train on windows of random size cut out of their crops (train --windows, on by
 # default), so the model colours alike at any working size.
 # The footage needs Debian's games and Xvfb (make_footage.py --install), the wallpapers and
