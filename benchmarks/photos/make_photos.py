@@ -118,11 +118,13 @@ def picture_id(package: str, path: Path) -> str:
 
 
 def unpacked(deb: Path, into: Path) -> tuple[str, Path]:
-    """(version, folder) of a .deb unpacked by dpkg-deb."""
+    """(version, folder) of a .deb unpacked by dpkg-deb; unpacked once into a run's ``into``,
+    however many of its readers ask (``scratch`` gives backdrops and stamps)."""
     version = subprocess.run(
         ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
     ).stdout.strip()
-    subprocess.run(["dpkg-deb", "-x", str(deb), str(into)], check=True)
+    if not into.exists():
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(into)], check=True)
     return version, into
 
 
@@ -191,7 +193,7 @@ def write_stamps(debs: Path, tmp: Path, out: Path) -> list[dict]:
     part.mkdir(parents=True)
     for package, (_, licence, _) in STAMPS.items():
         deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        version, folder = unpacked(deb, tmp / f"{package}.stamps")
+        version, folder = unpacked(deb, tmp / package)
         for key, path in stamps(folder, package).items():
             shutil.copyfile(path, part / f"{key}.png")
             rows.append(
