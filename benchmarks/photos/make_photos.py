@@ -85,7 +85,7 @@ STAMPS = {
     "scratch": ("scratch/Media/Costumes", "CC-BY-SA-3.0", "Letters"),  # people, animals, things
 }
 STAMP_MIN_SIDE = 96  # smaller stamps blur when laid over a picture at a useful size
-RASTERS = {".jpg", ".jpeg", ".png", ".webp"}
+RASTERS = gcompris.RASTERS  # one list of picture formats for the wallpapers and GCompris
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
 SPLITS = {  # hash % 10 below the bound
     True: ((1, "heldout"), (2, "calibrate"), (10, "train")),
