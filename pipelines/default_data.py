@@ -14,7 +14,8 @@ wallpapers, Scratch's and Tux Paint's backdrops, and Ubuntu's and GCompris's pho
   and monuments);
 - ``heldout/KIND/``: what the model is scored on, never trained or calibrated on: the
   README's sample shot (``pipelines/sample_clip.py``, 4 frames a second), game episode 6,
-  the heldout sides of the same three, and scikit-image's photographs.
+  the heldout sides of the same three, scikit-image's photographs, and live action: OpenCV's
+  sample video of people walking past a building (a frame every 2 s).
 
 Usage: python pipelines/default_data.py WORK [--footage bench-out/footage]
            [--photos bench-out/photos]
@@ -157,6 +158,7 @@ def main() -> None:
             frames(args.footage / f"{game}_{episode}.mp4", w / f"train/{game}_{episode}", 2)
         frames(args.footage / f"{game}_5.mp4", w / f"calibrate/{game}", 0.5)
         frames(args.footage / f"{game}_6.mp4", w / f"heldout/{game}", 0.5)
+    frames(args.photos / "videos/live_action.avi", w / "heldout/live_action", 0.5)
     for split in ("train", "calibrate", "heldout"):  # make_photos.py's SPLIT/KIND folders
         for kind in sorted(d for d in (args.photos / split).iterdir() if d.is_dir()):
             pictures(kind, w / split / kind.name, CROPS if split == "train" else 0)

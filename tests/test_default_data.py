@@ -1,6 +1,7 @@
 """The default model's stamp data: which of Tux Paint's stamps are kept, the pictures
-``pipelines/default_data.py`` lays them into (real PNG files with alpha, real JPEGs out), and
-GCompris's pictures read out of real Qt resource files."""
+``pipelines/default_data.py`` lays them into (real PNG files with alpha, real JPEGs out),
+GCompris's pictures read out of real Qt resource files, and OpenCV's sample photographs and
+live-action video."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks/photos"), str(ROOT / "pipelines")]
@@ -171,3 +173,28 @@ def test_gcompris_photographs_come_out_of_its_resource_files_split_and_scaled(
         rgb = read_rgb(out / row["file"]).astype(int)
         assert rgb.shape == (256, 341, 3)
         assert np.abs(rgb - (255, 0, 0)).max() < 12
+
+
+def test_opencv_samples_give_its_listed_photographs_and_its_video_whole(tmp_path: Path) -> None:
+    data = tmp_path / "pkg/usr/share" / make_photos.OPENCV[2]
+    data.mkdir(parents=True)
+    for name in make_photos.OPENCV_PHOTOS:
+        cv2.imwrite(str(data / name), np.full((300, 400, 3), RED_BGR, np.uint8))
+    gray = make_photos.OPENCV_PHOTOS[0]
+    cv2.imwrite(str(data / gray), np.full((300, 400, 3), 90, np.uint8))
+    cv2.imwrite(str(data / "logo.jpg"), np.full((300, 400, 3), RED_BGR, np.uint8))  # unlisted
+    make_video(data / make_photos.LIVE_ACTION[0], frames=6)
+    out = tmp_path / "out"
+    *photos, video = make_photos.opencv_samples("4.6.0", tmp_path / "pkg", out, short=256)
+    stems = [f"opencv-doc__{Path(n).stem}" for n in make_photos.OPENCV_PHOTOS[1:]]
+    assert [Path(r["file"]).stem for r in photos] == stems  # not the gray one, not the logo
+    for row in photos:
+        assert row["split"] == make_photos.split_of(Path(row["file"]).stem, trained=False)
+        assert row["file"] == f"{row['split']}/photographs/{Path(row['file']).name}"
+        assert row["licence"] == "Apache-2.0 AND BSD-3-Clause" and row["version"] == "4.6.0"
+        assert read_rgb(out / row["file"]).shape == (256, 341, 3)
+    assert video["file"] == "videos/live_action.avi" and video["kind"] == "live_action"
+    assert video["split"] == "heldout"
+    source = data / make_photos.LIVE_ACTION[0]
+    assert (out / video["file"]).read_bytes() == source.read_bytes()
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["live_action.avi"]

@@ -18,6 +18,10 @@ new package version keeps each picture on its side):
   farms and of the world, and monuments; kind ``gcompris``, calibrate or heldout, half each,
   never trained on (trained on, they did not help: ``docs/benchmarks.md``). Light animals in
   snow and grass, stone under the sky: what a model that learnt from a meadow paints green;
+- OpenCV's sample photographs (``opencv-doc``: fruit, a baboon, a squirrel, buildings, a
+  football match): kind ``photographs``, calibrate or heldout, half each, never trained on; and
+  its one live-action video (people walking past a building), copied whole to
+  ``videos/live_action.avi`` for ``pipelines/default_data.py`` to take held-out frames from;
 - Tux Paint's stamps (``tuxpaint-stamps-default``, GPL-2): photographs and drawings of animals,
   food, flowers, vehicles and houses cut out of their background, and Scratch's costumes
   (photographs of people, drawn animals and things), kept whole with their alpha in
@@ -84,6 +88,18 @@ STAMPS = {
     "tuxpaint-stamps-default": ("tuxpaint/stamps", "GPL-2", "symbols"),
     "scratch": ("scratch/Media/Costumes", "CC-BY-SA-3.0", "Letters"),  # people, animals, things
 }
+# OpenCV's sample data (Debian's ``opencv-doc``; its copyright file gives the samples
+# Apache-2.0 AND BSD-3-Clause): real photographs, never trained on (kind ``photographs``), and
+# a live-action video to score on (``LIVE_ACTION``). Lena, the drawings, the renders, the
+# charts and the gray ones are not listed.
+OPENCV = ("opencv-doc", "Apache-2.0 AND BSD-3-Clause", "doc/opencv-doc/examples/data")
+OPENCV_PHOTOS = (
+    *("aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "building.jpg"),
+    *("butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg", "graf1.png"),
+    *("home.jpg", "leuvenA.jpg", "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg"),
+    *("rubberwhale1.png", "smarties.png", "squirrel_cls.jpg"),
+)
+LIVE_ACTION = ("vtest.avi", "videos/live_action.avi")  # people walking by, a fixed camera
 STAMP_MIN_SIDE = 96  # smaller stamps blur when laid over a picture at a useful size
 RASTERS = gcompris.RASTERS  # one list of picture formats for the wallpapers and GCompris
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
@@ -270,6 +286,39 @@ def gcompris_photos(version: str, folder: Path, out: Path, short: int) -> Iterat
             yield row | about | {"licence": gcompris.LICENCE}
 
 
+def opencv_samples(version: str, folder: Path, out: Path, short: int) -> Iterator[dict]:
+    """The manifest rows of OpenCV's sample photographs in its unpacked package (each written
+    by ``write_picture``) and of its live-action video, copied whole to ``OUT/videos``."""
+    package, default, where = OPENCV
+    data, licences = folder / "usr/share" / where, file_licences(folder, package)
+    for name in OPENCV_PHOTOS:
+        row = write_picture(
+            read_rgb(data / name), f"{package}__{Path(name).stem}", "photographs", False, out, short
+        )
+        if row:
+            source = str((data / name).relative_to(folder))
+            licence = licence_of(data / name, licences, default)
+            yield row | {
+                "package": package,
+                "version": version,
+                "source": source,
+                "licence": licence,
+            }
+    name, dest = LIVE_ACTION
+    (out / dest).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / dest) as part:
+        shutil.copyfile(data / name, part)
+    yield {
+        "file": dest,
+        "split": "heldout",
+        "kind": "live_action",
+        "package": package,
+        "version": version,
+        "source": str((data / name).relative_to(folder)),
+        "licence": licence_of(data / name, licences, default),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "bench-out/photos")
@@ -278,7 +327,7 @@ def main() -> None:
     args = parser.parse_args()
     debs = args.debs or args.out / "debs"
     debs.mkdir(parents=True, exist_ok=True)
-    for package in dict.fromkeys([*PACKAGES, *STAMPS, gcompris.PACKAGE]):
+    for package in dict.fromkeys([*PACKAGES, *STAMPS, gcompris.PACKAGE, OPENCV[0]]):
         if not list(debs.glob(f"{package}_*.deb")):
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -286,6 +335,9 @@ def main() -> None:
         gc_deb = sorted(debs.glob(f"{gcompris.PACKAGE}_*.deb"))[-1]
         version, folder = unpacked(gc_deb, Path(tmp) / gcompris.PACKAGE)
         rows += gcompris_photos(version, folder, args.out, args.short)
+        cv_deb = sorted(debs.glob(f"{OPENCV[0]}_*.deb"))[-1]
+        version, folder = unpacked(cv_deb, Path(tmp) / OPENCV[0])
+        rows += opencv_samples(version, folder, args.out, args.short)
         rows += write_stamps(debs, Path(tmp), args.out)
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
