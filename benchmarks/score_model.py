@@ -10,16 +10,19 @@ score the model with another hedge than its own (``benchmarks/calibrate_gain.py`
 ``--hues`` adds a table of the share of pixels each model makes greenish and reddish (Lab a
 below -5 or above 5) beside the originals': a model leaning to one hue shows there; and the
 mean chroma each model gives the originals' whites and light grays (Lab L above 60, chroma
-below 6): a white figure or an overcast sky painted one hue shows there.
+below 6): a white figure or an overcast sky painted one hue shows there. ``--gate`` exits 1,
+with one line on stderr, when the model misses the bar a default must clear (``FLOOR``,
+``LIFT``): the default model's recipe checks a new model with it before it ships.
 
 Usage: python benchmarks/score_model.py FRAMES [--model PATH] [--previous PATH] [--gain G]
-           [--shrink S] [--render-size N] [--hues] [--json out.json]
+           [--shrink S] [--render-size N] [--hues] [--json out.json] [--gate]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,6 +55,8 @@ def kinds(folder: Path) -> dict[str, list[np.ndarray]]:
 HUE_A = 5.0  # Lab a beyond which a pixel counts as greenish or reddish
 WHITE = (60.0, 6.0)  # Lab L above, chroma below: a white or light gray pixel in the original
 UNDER_GRAY = 1.0  # dB under the gray input's PSNR: a picture visibly worse than no colour
+FLOOR = 0.2  # dB: no kind may fall further under the gray input than this
+LIFT = 0.5  # dB: the mean over the kinds must beat the gray input by this
 
 
 def score(colorizer: Colorizer | None, pictures: list[np.ndarray]) -> dict:
@@ -157,6 +162,18 @@ def print_hues(table: dict) -> None:
         print(f"| {kind} | " + " | ".join(cells) + " |")
 
 
+def misses(table: dict) -> list[str]:
+    """How the table's "model" misses the bar (every kind within FLOOR of the gray input, the
+    average LIFT over it), one phrase a miss; empty if it clears it."""
+    found = []
+    for kind, row in table.items():
+        margin = row["model"]["psnr"] - row["gray input"]["psnr"]
+        bound = LIFT if kind == "average" else -FLOOR
+        if margin < bound:
+            found.append(f"{kind} {margin:+.2f} dB against the gray input (at least {bound:+.1f})")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("frames", type=Path)
@@ -167,6 +184,7 @@ def main() -> None:
     parser.add_argument("--render-size", type=int, help="short side (default: each model's own)")
     parser.add_argument("--hues", action="store_true", help="also hue shares and whites' tint")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--gate", action="store_true", help="exit 1 if the model misses the bar")
     args = parser.parse_args()
     by_kind = kinds(args.frames)
     model = Colorizer(args.model, "auto", args.render_size)
@@ -187,6 +205,8 @@ def main() -> None:
         print_hues(table)
     if args.json:
         args.json.write_text(json.dumps({"pictures": counts, "scores": table}, indent=2) + "\n")
+    if args.gate and (missed := misses(table)):
+        sys.exit(f"score_model: {args.model or 'the bundled model'} misses: {'; '.join(missed)}")
 
 
 if __name__ == "__main__":

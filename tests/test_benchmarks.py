@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -228,6 +229,40 @@ def test_calibrate_gain_stores_the_hedge_it_printed(tiny_model: Path, tmp_path: 
     picked = Hedge(float(said[0].rstrip(",")), float(said[2]))
     assert picked.gain in (0.5, 1.0) and picked.shrink in (0, 4)
     assert Colorizer(model, "cpu").hedge == picked
+
+
+def test_the_gate_names_each_kind_under_the_floor_and_a_thin_average() -> None:
+    import score_model
+
+    def row(gray: float, model: float) -> dict:
+        return {"gray input": {"psnr": gray}, "model": {"psnr": model}}
+
+    table = {"photos": row(20.0, 19.9), "game": row(15.0, 18.0), "average": row(17.5, 18.95)}
+    assert score_model.misses(table) == []
+    table["photos"] = row(20.0, 19.7)  # 0.3 dB under gray
+    table["average"] = row(17.5, 17.8)  # only 0.3 over it
+    assert score_model.misses(table) == [
+        "photos -0.30 dB against the gray input (at least -0.2)",
+        "average +0.30 dB against the gray input (at least +0.5)",
+    ]
+
+
+def test_a_model_that_adds_no_colour_fails_the_gate_in_one_line(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    for kind in ("photos", "more"):
+        write_photos(tmp_path / "heldout" / kind, ["coffee", "chelsea"], size=40)
+    script = ROOT / "benchmarks" / "score_model.py"
+    args = [tmp_path / "heldout", "--model", tiny_model, "--gain", "0", "--gate"]
+    run = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert run.stderr.startswith(f"score_model: {tiny_model} misses: ")
+    average = re.search(
+        r"average ([+-][\d.]+) dB against the gray input \(at least \+0\.5\)", run.stderr
+    )
+    assert average and abs(float(average[1])) < 0.2, run.stderr  # gray out: gray's own score
+    assert "| **average** |" in run.stdout  # the table is printed first
 
 
 COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
