@@ -291,32 +291,21 @@ def opencv_samples(version: str, folder: Path, out: Path, short: int) -> Iterato
     by ``write_picture``) and of its live-action video, copied whole to ``OUT/videos``."""
     package, default, where = OPENCV
     data, licences = folder / "usr/share" / where, file_licences(folder, package)
+
+    def about(path: Path) -> dict:
+        source, licence = str(path.relative_to(folder)), licence_of(path, licences, default)
+        return {"package": package, "version": version, "source": source, "licence": licence}
+
     for name in OPENCV_PHOTOS:
-        row = write_picture(
-            read_rgb(data / name), f"{package}__{Path(name).stem}", "photographs", False, out, short
-        )
+        key = f"{package}__{Path(name).stem}"
+        row = write_picture(read_rgb(data / name), key, "photographs", False, out, short)
         if row:
-            source = str((data / name).relative_to(folder))
-            licence = licence_of(data / name, licences, default)
-            yield row | {
-                "package": package,
-                "version": version,
-                "source": source,
-                "licence": licence,
-            }
+            yield row | about(data / name)
     name, dest = LIVE_ACTION
     (out / dest).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / dest) as part:
         shutil.copyfile(data / name, part)
-    yield {
-        "file": dest,
-        "split": "heldout",
-        "kind": "live_action",
-        "package": package,
-        "version": version,
-        "source": str((data / name).relative_to(folder)),
-        "licence": licence_of(data / name, licences, default),
-    }
+    yield {"file": dest, "split": "heldout", "kind": "live_action"} | about(data / name)
 
 
 def main() -> None:
@@ -342,7 +331,7 @@ def main() -> None:
     with atomic_path(args.out / "manifest.json") as part:
         part.write_text(json.dumps({"pictures": rows}, indent=1) + "\n")
     counts = Counter(f"{r['split']}/{r['kind']}" for r in rows)
-    print(f"{len(rows)} pictures in {args.out}: {dict(sorted(counts.items()))}")
+    print(f"{len(rows)} pictures and videos in {args.out}: {dict(sorted(counts.items()))}")
 
 
 if __name__ == "__main__":
