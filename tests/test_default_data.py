@@ -69,6 +69,27 @@ def test_a_package_gives_only_the_pictures_of_its_own_folder(tmp_path: Path) -> 
     }
 
 
+def test_a_second_name_of_a_picture_and_what_the_patterns_leave_out_are_not_taken(
+    tmp_path: Path,
+) -> None:
+    photo = np.full((90, 120, 3), (200, 120, 40), np.uint8)
+    faces = tmp_path / "usr/share/pixmaps/faces"
+    (faces / "legacy").mkdir(parents=True)
+    for name in ("cat.jpg", "legacy/astronaut.jpg"):
+        cv2.imwrite(str(faces / name), photo)
+    (faces / "astronaut.jpg").symlink_to("legacy/astronaut.jpg")  # a small legacy picture
+    assert make_photos.pictures("gnome-control-center-data", tmp_path) == {
+        "gnome-control-center-data__cat": faces / "cat.jpg"
+    }
+    demo = tmp_path / "usr/share/kphotoalbum/demo"
+    (demo / "CategoryImages").mkdir(parents=True)
+    for name in ("skagen.jpg", "qt-logo.jpg", "CategoryImages/Jesper.jpg"):
+        cv2.imwrite(str(demo / name), photo)
+    assert make_photos.pictures("kphotoalbum", tmp_path) == {
+        "kphotoalbum__skagen": demo / "skagen.jpg"
+    }
+
+
 def test_stamps_are_laid_over_the_backgrounds_the_same_way_every_run(tmp_path: Path) -> None:
     stamp(tmp_path / "stamps/red.png")
     ground = np.zeros((256, 340, 3), np.uint8)

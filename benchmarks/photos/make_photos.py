@@ -5,12 +5,15 @@ open licences (each package's ``copyright`` file). This fetches them with ``apt-
 (no root needed), unpacks them with ``dpkg-deb``, keeps one picture per wallpaper (the largest
 of its sizes; a dark variant counts as its own picture), scales each to short side ``--short``
 and writes it to ``SPLIT/KIND/``, the split chosen by a stable hash of its name (a rerun or a
-new package version keeps each picture on its side):
+new package version keeps each picture on its side). Which package gives what, under which
+licence: ``sources.py``.
 
 - Debian's desktop wallpapers, Scratch's backdrops (``scratch``, CC-BY-SA-3.0: photographs
-  of rooms, streets, sports grounds and nature) and Tux Paint's photographs to draw over
-  (``tuxpaint-data``, GPL-2+): kind ``wallpapers``, split train, calibrate or heldout
-  (8 : 1 : 1);
+  of rooms, streets, sports grounds and nature), Tux Paint's photographs to draw over
+  (``tuxpaint-data``, GPL-2+) and the photographs of six more packages (KPhotoAlbum's demo
+  album: people, dogs, the Grand Canyon, snow; GNOME's account pictures; LXQt's skies and
+  flowers; Psychtoolbox's, Scribus's and forensics-samples' demo photographs): kind
+  ``wallpapers``, split train, calibrate or heldout (8 : 1 : 1);
 - Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
   never trained on: the real photographs the default model is measured on. Kind
   ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``;
@@ -53,6 +56,7 @@ from pathlib import Path
 import cv2
 import gcompris  # this script's own folder
 import numpy as np
+from sources import LIVE_ACTION, NOT_PHOTOGRAPHS, OPENCV, OPENCV_PHOTOS, PACKAGES, STAMPS
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -63,43 +67,6 @@ from vidcolor.images import read_rgb  # noqa: E402
 from vidcolor.ownership import NotOursError, remove_folder_of  # noqa: E402
 from vidcolor.pictures import save_jpeg  # noqa: E402
 
-# package: (trained on, the licence its copyright file gives pictures that name none of their
-# own, the folder under usr/share that holds its pictures)
-PACKAGES = {
-    "gnome-backgrounds": (True, "CC-BY-SA-3.0", ""),
-    "mate-backgrounds": (True, "GPL-2+", ""),
-    "plasma-workspace-wallpapers": (True, "GPL-2+", ""),
-    "ukui-wallpapers": (True, "CC-BY-SA-3.0", ""),
-    "lomiri-wallpapers-16.04": (False, "CC-BY-4.0", ""),  # Ubuntu's community photographs
-    "lomiri-wallpapers-20.04": (False, "CC-BY-SA-3.0", ""),
-    # Scratch 1.4's backdrops: photographs of rooms, streets, sports grounds and nature
-    "scratch": (True, "CC-BY-SA-3.0", "scratch/Media/Backgrounds"),
-    "tuxpaint-data": (True, "GPL-2+", "tuxpaint/templates"),  # photographs to draw over
-}
-# The pictures of those photograph packages that are digital art: scored as wallpapers.
-NOT_PHOTOGRAPHS = {
-    "umang_by_Abhishek_Mudgal",
-    "Fossa_by_Jasper_Roks",
-    "Painting-Colors_by__herobrine7gamer",
-}
-# package: (the folder under usr/share of its cut-outs, their licence as its copyright file
-# says, the sub-folder left out: letters and signs teach no colour)
-STAMPS = {
-    "tuxpaint-stamps-default": ("tuxpaint/stamps", "GPL-2", "symbols"),
-    "scratch": ("scratch/Media/Costumes", "CC-BY-SA-3.0", "Letters"),  # people, animals, things
-}
-# OpenCV's sample data (Debian's ``opencv-doc``; its copyright file gives the samples
-# Apache-2.0 AND BSD-3-Clause): real photographs, never trained on (kind ``photographs``), and
-# a live-action video to score on (``LIVE_ACTION``). Lena, the drawings, the renders, the
-# charts and the gray ones are not listed.
-OPENCV = ("opencv-doc", "Apache-2.0 AND BSD-3-Clause", "doc/opencv-doc/examples/data")
-OPENCV_PHOTOS = (
-    *("aero1.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "board.jpg", "building.jpg"),
-    *("butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg", "graf1.png"),
-    *("home.jpg", "leuvenA.jpg", "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg"),
-    *("rubberwhale1.png", "smarties.png", "squirrel_cls.jpg"),
-)
-LIVE_ACTION = ("vtest.avi", "videos/live_action.avi")  # people walking by, a fixed camera
 STAMP_MIN_SIDE = 96  # smaller stamps blur when laid over a picture at a useful size
 RASTERS = gcompris.RASTERS  # one list of picture formats for the wallpapers and GCompris
 SIZE_IN_NAME = re.compile(r"_?\d{3,5}x\d{3,5}$")
@@ -168,10 +135,14 @@ def licence_of(path: Path, licences: dict[str, str], default: str) -> str:
 
 
 def pictures(package: str, folder: Path) -> dict[str, Path]:
-    """The largest raster of each wallpaper in an unpacked package (screenshots left out)."""
+    """The largest raster of each wallpaper in an unpacked package (screenshots and second
+    names of a picture left out)."""
     best: dict[str, tuple[int, Path]] = {}
-    for path in sorted((folder / "usr/share" / PACKAGES[package][2]).rglob("*")):
+    share = folder / "usr/share"
+    for path in sorted({p for pattern in PACKAGES[package][2] for p in share.glob(pattern)}):
         if path.suffix.lower() not in RASTERS or path.stem == "screenshot" or "doc" in path.parts:
+            continue
+        if path.is_symlink():  # another name for a picture of the package, if any
             continue
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if image is None:
