@@ -69,24 +69,13 @@ def test_a_package_gives_only_the_pictures_of_its_own_folder(tmp_path: Path) -> 
     }
 
 
-def test_a_second_name_of_a_picture_and_what_the_patterns_leave_out_are_not_taken(
-    tmp_path: Path,
-) -> None:
-    photo = np.full((90, 120, 3), (200, 120, 40), np.uint8)
-    faces = tmp_path / "usr/share/pixmaps/faces"
-    (faces / "legacy").mkdir(parents=True)
-    for name in ("cat.jpg", "legacy/astronaut.jpg"):
-        cv2.imwrite(str(faces / name), photo)
-    (faces / "astronaut.jpg").symlink_to("legacy/astronaut.jpg")  # a small legacy picture
-    assert make_photos.pictures("gnome-control-center-data", tmp_path) == {
-        "gnome-control-center-data__cat": faces / "cat.jpg"
-    }
-    demo = tmp_path / "usr/share/kphotoalbum/demo"
-    (demo / "CategoryImages").mkdir(parents=True)
-    for name in ("skagen.jpg", "qt-logo.jpg", "CategoryImages/Jesper.jpg"):
-        cv2.imwrite(str(demo / name), photo)
-    assert make_photos.pictures("kphotoalbum", tmp_path) == {
-        "kphotoalbum__skagen": demo / "skagen.jpg"
+def test_a_picture_is_named_by_its_own_file_not_by_a_link_to_it(tmp_path: Path) -> None:
+    images = tmp_path / "usr/share/wallpapers/Autumn/contents/images"
+    images.mkdir(parents=True)
+    cv2.imwrite(str(images / "2560x1600.jpg"), np.full((90, 120, 3), (200, 120, 40), np.uint8))
+    (images / "1280x1024.jpg").symlink_to("2560x1600.jpg")  # Plasma's other sizes are links
+    assert make_photos.pictures("plasma-workspace-wallpapers", tmp_path) == {
+        "plasma-workspace-wallpapers__Autumn": images / "2560x1600.jpg"
     }
 
 

@@ -9,11 +9,9 @@ new package version keeps each picture on its side). Which package gives what, u
 licence: ``sources.py``.
 
 - Debian's desktop wallpapers, Scratch's backdrops (``scratch``, CC-BY-SA-3.0: photographs
-  of rooms, streets, sports grounds and nature), Tux Paint's photographs to draw over
-  (``tuxpaint-data``, GPL-2+) and the photographs of six more packages (KPhotoAlbum's demo
-  album: people, dogs, the Grand Canyon, snow; GNOME's account pictures; LXQt's skies and
-  flowers; Psychtoolbox's, Scribus's and forensics-samples' demo photographs): kind
-  ``wallpapers``, split train, calibrate or heldout (8 : 1 : 1);
+  of rooms, streets, sports grounds and nature) and Tux Paint's photographs to draw over
+  (``tuxpaint-data``, GPL-2+): kind ``wallpapers``, split train, calibrate or heldout
+  (8 : 1 : 1);
 - Ubuntu's community photographs (``lomiri-wallpapers-*``): calibrate or heldout, half each,
   never trained on: the real photographs the default model is measured on. Kind
   ``photographs``, but for the few that are digital art (``NOT_PHOTOGRAPHS``): ``wallpapers``;

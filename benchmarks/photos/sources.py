@@ -17,60 +17,6 @@ PACKAGES = {
     # Scratch 1.4's backdrops: photographs of rooms, streets, sports grounds and nature
     "scratch": (True, "CC-BY-SA-3.0", ("scratch/Media/Backgrounds/**/*",)),
     "tuxpaint-data": (True, "GPL-2+", ("tuxpaint/templates/**/*",)),  # photographs to draw over
-    # Snapshots: people at a beach, in a bar and at a pool table, dogs, a rabbit, the Grand
-    # Canyon, snow at an airport, the sea (KPhotoAlbum's demo album, the Qt logo left out)
-    "kphotoalbum": (True, "GPL-2+", ("kphotoalbum/demo/[!q]*.jpg",)),
-    # GNOME's account pictures: a cat, a hummingbird, coffee, tomatoes, a surfer (the 512 px
-    # photographs; the other names link to small pictures in legacy/)
-    "gnome-control-center-data": (
-        True,
-        "GPL-2+ and GPL-3+ and LGPL-2.1+ and LGPL-2+ and Expat and CC0-1.0",
-        ("pixmaps/faces/*.jpg",),
-    ),
-    # LXQt's photographs: storm clouds over mountains, fog over fields, flowers, butterflies
-    "lxqt-themes": (
-        True,
-        "LGPL-2.1+",
-        tuple(
-            f"lxqt/wallpapers/{name}"
-            for name in (
-                *("Butterfly-Kenneth-Wimer.jpg", "Valendas.png", "after-the-rain.jpg"),
-                *("appleflower.png", "beam.png", "butterfly.png", "cloud.png", "drop.png"),
-                *("flowers.png", "fog.jpg", "this-is-not-windows.jpg"),
-            )
-        ),
-    ),
-    # Psychtoolbox's demo pictures: rabbits, a street of houses and cars, apples
-    "psychtoolbox-3-common": (
-        True,
-        "Expat",
-        tuple(
-            f"psychtoolbox-3/{path}"
-            for path in (
-                "PsychDemos/konijntjes1024x768.jpg",
-                "PsychDemos/PsychExampleExperiments/OldNewRecognition/stims/stim[1-5].jpg",
-                "PsychHardware/EyelinkToolbox/EyelinkDemos/SR-ResearchDemo/town.jpg",
-                "PsychDemos/OpenGL4MatlabDemos/MorphDemo/TeapotTexture.jpg",
-            )
-        ),
-    ),
-    # Scribus's template photographs (public domain, as its copyright file says of Riku
-    # Leino's templates): a canyon, a city at sunset, the moon, a pizza
-    "scribus-template": (
-        True,
-        "public-domain",
-        (
-            "scribus/templates/br2/*.jpg",
-            "scribus/templates/cal2/*.jpg",
-            "scribus/templates/menu2/*.jpg",
-        ),
-    ),
-    # Phone photographs: white dogs, a city and its railway from above, a buffet
-    "forensics-samples-files": (
-        True,
-        "CC-BY-SA-4.0",
-        ("forensics-samples/original-files/pic[12]/IMG*",),
-    ),
 }
 # The pictures of those photograph packages that are digital art: scored as wallpapers.
 NOT_PHOTOGRAPHS = {
