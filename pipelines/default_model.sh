@@ -64,6 +64,9 @@ python benchmarks/calibrate_gain.py "$work/mix/calibrate" --model "$work/default
 python benchmarks/score_model.py "$work/mix/heldout" --model "$work/default.pt" \
   --previous vidcolor/weights/default.pt --hues --gate
 
-# 6. It ships: copied beside the bundled file, then renamed over it (never half written).
-cp "$work/default.pt" vidcolor/weights/default.pt.part
-mv vidcolor/weights/default.pt.part vidcolor/weights/default.pt
+# 6. It ships: copied to a new file beside the bundled one, then renamed over it (never half
+#    written, and no other file at a fixed name is overwritten on the way).
+part="$(mktemp vidcolor/weights/default.pt.XXXXXX)"
+cp "$work/default.pt" "$part"
+chmod --reference=vidcolor/weights/default.pt "$part"  # mktemp makes it 0600
+mv "$part" vidcolor/weights/default.pt
