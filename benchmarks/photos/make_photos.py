@@ -98,9 +98,11 @@ def picture_id(package: str, path: Path) -> str:
     return f"{package}__{SIZE_IN_NAME.sub('', path.stem)}"
 
 
-def unpacked(deb: Path, into: Path) -> tuple[str, Path]:
-    """(version, folder) of a .deb unpacked by dpkg-deb; unpacked once into a run's ``into``,
-    however many of its readers ask (``scratch`` gives backdrops and stamps)."""
+def unpacked(debs: Path, package: str, tmp: Path) -> tuple[str, Path]:
+    """(version, folder) of the newest ``PACKAGE_*.deb`` in ``debs``, unpacked by dpkg-deb into
+    ``tmp/PACKAGE`` once a run, however many of its readers ask (``scratch`` gives backdrops
+    and stamps)."""
+    deb, into = sorted(debs.glob(f"{package}_*.deb"))[-1], tmp / package
     version = subprocess.run(
         ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -177,8 +179,7 @@ def write_stamps(debs: Path, tmp: Path, out: Path) -> list[dict]:
     clear(part, out)
     part.mkdir(parents=True)
     for package, (_, licence, _) in STAMPS.items():
-        deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        version, folder = unpacked(deb, tmp / package)
+        version, folder = unpacked(debs, package, tmp)
         for key, path in stamps(folder, package).items():
             shutil.copyfile(path, part / f"{key}.png")
             rows.append(
@@ -227,8 +228,7 @@ def write_picture(
 def wallpapers(debs: Path, tmp: Path, out: Path, short: int) -> Iterator[dict]:
     """The manifest rows of the wallpaper packages' pictures, each written by ``write_picture``."""
     for package, (trained, licence, _) in PACKAGES.items():
-        deb = sorted(debs.glob(f"{package}_*.deb"))[-1]
-        version, folder = unpacked(deb, tmp / package)
+        version, folder = unpacked(debs, package, tmp)
         licences = file_licences(folder, package)
         for key, path in pictures(package, folder).items():
             row = write_picture(read_rgb(path), key, kind_of(package, path), trained, out, short)
@@ -290,11 +290,9 @@ def main() -> None:
             subprocess.run(["apt-get", "download", package], cwd=debs, check=True)
     with tempfile.TemporaryDirectory() as tmp:
         rows = list(wallpapers(debs, Path(tmp), args.out, args.short))
-        gc_deb = sorted(debs.glob(f"{gcompris.PACKAGE}_*.deb"))[-1]
-        version, folder = unpacked(gc_deb, Path(tmp) / gcompris.PACKAGE)
+        version, folder = unpacked(debs, gcompris.PACKAGE, Path(tmp))
         rows += gcompris_photos(version, folder, args.out, args.short)
-        cv_deb = sorted(debs.glob(f"{OPENCV[0]}_*.deb"))[-1]
-        version, folder = unpacked(cv_deb, Path(tmp) / OPENCV[0])
+        version, folder = unpacked(debs, OPENCV[0], Path(tmp))
         rows += opencv_samples(version, folder, args.out, args.short)
         rows += write_stamps(debs, Path(tmp), args.out)
     with atomic_path(args.out / "manifest.json") as part:
