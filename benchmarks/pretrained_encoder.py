@@ -36,6 +36,7 @@ from vidcolor.images import read_rgb
 from vidcolor.pictures import save_jpeg
 from vidcolor.render.colorizer import Colorizer
 from vidcolor.render.streaming import image_files
+from vidcolor.saving import torch_save
 
 CROP, BATCH, SHORT = 224, 16, 256
 # MobileNetV2's inverted residual settings (expansion, channels, repeats, stride), torchvision's
@@ -184,7 +185,7 @@ def main() -> None:
     random.seed(0)
     net = PretrainedUNet(None if args.weights == "none" else Path(args.weights))
     train(net, pictures(args.train), args.minutes)
-    torch.save(net.state_dict(), args.out)
+    torch_save(net.state_dict(), args.out)  # whole or not at all
     bundled, proto = Colorizer(None, "auto"), Colorizer(None, "auto")
     proto.G = net.eval()
     by_kind = kinds(args.heldout)
