@@ -30,6 +30,12 @@ def row(pictures: list[np.ndarray]) -> np.ndarray:
     return np.hstack([cv2.resize(p, size, interpolation=cv2.INTER_AREA) for p in pictures])
 
 
+def sheet(rows: list[np.ndarray]) -> np.ndarray:
+    """``row``s stacked, each padded with black on the right to the widest."""
+    width = max(r.shape[1] for r in rows)
+    return np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
+
+
 def spread(by_kind: dict[str, list[np.ndarray]], per_kind: int) -> list[np.ndarray]:
     """``per_kind`` pictures of each kind, evenly spaced through it."""
     shown = []
@@ -64,9 +70,7 @@ def main() -> None:
     else:
         picked = spread(by_kind, args.per_kind)
     rows = [row([gray_rgb(t), *(m.colorize_frame(t) for m in models), t]) for t in picked]
-    width = max(r.shape[1] for r in rows)
-    sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
-    save_jpeg(args.output, sheet, quality=80)
+    save_jpeg(args.output, sheet(rows), quality=80)
     print(
         f"{len(rows)} rows: gray | {'previous | ' if args.previous else ''}model | original "
         f"-> {args.output}"

@@ -19,6 +19,7 @@ Usage: python benchmarks/pretrained_encoder.py TRAIN HELDOUT --weights PTH|none
 from __future__ import annotations
 
 import argparse
+import copy
 import random
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from model_sheet import row, worst
+from model_sheet import row, sheet, worst
 from score_model import kinds, print_hues, print_table, score_kinds
 from torch import nn
 
@@ -186,7 +187,8 @@ def main() -> None:
     net = PretrainedUNet(None if args.weights == "none" else Path(args.weights))
     train(net, pictures(args.train), args.minutes)
     torch_save(net.state_dict(), args.out)  # whole or not at all
-    bundled, proto = Colorizer(None, "auto"), Colorizer(None, "auto")
+    bundled = Colorizer(None, "auto")
+    proto = copy.copy(bundled)  # the bundled model's working size and hedge, the prototype's G
     proto.G = net.eval()
     by_kind = kinds(args.heldout)
     table = score_kinds({"gray input": None, "model": proto, "previous": bundled}, by_kind)
@@ -194,9 +196,7 @@ def main() -> None:
     print_hues(table)
     picked = worst(by_kind, bundled, 8)
     rows = [row([gray_rgb(t), *(m.colorize_frame(t) for m in (bundled, proto)), t]) for t in picked]
-    width = max(r.shape[1] for r in rows)
-    sheet = np.vstack([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows])
-    save_jpeg(args.sheet, sheet, quality=80)
+    save_jpeg(args.sheet, sheet(rows), quality=80)
     print(f"{args.sheet}: the bundled model's 8 worst, gray | bundled | prototype | original")
 
 
