@@ -126,7 +126,13 @@ def test_a_good_checkpoint_resumes_and_loads_as_a_model(tiny_run: Path) -> None:
     opt = trainer.opt_G.state_dict()["state"]
     assert torch.equal(opt[0]["exp_avg"], saved["opt_G"]["state"][0]["exp_avg"])
     g, info = load_model(tiny_run / "last.pt")
-    assert info["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
+    assert info["model"] == {
+        "base_width": 8,
+        "depth": 4,
+        "disc": "patch",
+        "dropout": 0.5,
+        "encoder": "unet",
+    }
     assert g(torch.zeros(1, 1, 40, 56)).shape == (1, 2, 40, 56)
 
 

@@ -123,10 +123,10 @@ def test_mode_dependent_defaults_are_none_until_resolved() -> None:
     assert asked.lr is None and asked.model == ModelConfig()
     assert ModelConfig().base_width is None  # the library cannot tell a typed 64 from none
     scratch = asked.resolved()
-    assert scratch.lr == DEFAULT_LR and scratch.model == ModelConfig(64, 8, "patch", 0.5)
+    assert scratch.lr == DEFAULT_LR and scratch.model == ModelConfig(64, 8, "patch", 0.5, "unet")
     tuned = asked.resolved(ModelConfig(32, 6, "global", 0.0), lr=5e-5)
-    assert tuned.lr == 5e-5 and tuned.model == ModelConfig(32, 6, "global", 0.0)
+    assert tuned.lr == 5e-5 and tuned.model == ModelConfig(32, 6, "global", 0.0, "unet")
     mine = TrainConfig(lr=1e-3, model=ModelConfig(disc="patch")).resolved(
         ModelConfig(32, 6, "global", 0.5), lr=5e-5
     )
-    assert mine.lr == 1e-3 and mine.model == ModelConfig(32, 6, "patch", 0.5)
+    assert mine.lr == 1e-3 and mine.model == ModelConfig(32, 6, "patch", 0.5, "unet")

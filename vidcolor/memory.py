@@ -19,19 +19,27 @@ GB = 1 << 30
 # down: the generator's activations for one frame at base width 32 (they grow with the
 # width) ...
 MODEL_BYTES = 200
+MOBILENET_BYTES = 800  # the same for --encoder mobilenet_v2's (its 6x expansions), at any width
 # ... and a frame's own buffers besides (gray, L, ab, RGB, Cb/Cr), with the stabiliser's flow
 # and carried colour when colour is carried along the motion.
 FRAME_BYTES = 100
 TEMPORAL_BYTES = 300
 
 
-def render_bytes(width: int, height: int, batch: int, base_width: int, temporal: bool) -> int:
+def model_bytes(model: dict) -> int:
+    """Bytes per working-size pixel for the generator a stored model config describes."""
+    if model.get("encoder") == "mobilenet_v2":
+        return MOBILENET_BYTES
+    return MODEL_BYTES * int(model["base_width"]) // 32
+
+
+def render_bytes(width: int, height: int, batch: int, per_pixel: int, temporal: bool) -> int:
     """What colorizing at a ``width`` x ``height`` working size in batches of ``batch`` takes
-    beyond the process's own, at least: an estimate on the low side, so that no render that
-    would fit is refused."""
+    beyond the process's own, at least (``per_pixel``: model_bytes): an estimate on the low
+    side, so that no render that would fit is refused."""
     pixels = width * height
     per_frame = FRAME_BYTES + (TEMPORAL_BYTES if temporal else 0)
-    return pixels * (batch * MODEL_BYTES * base_width // 32 + per_frame)
+    return pixels * (batch * per_pixel + per_frame)
 
 
 def _meminfo_available() -> int | None:

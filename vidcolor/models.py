@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidcolor.mobilenet import ENCODER_LR, MobileNetUNet
 from vidcolor.options import ModelConfig
 
 
@@ -135,15 +136,36 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_generator(cfg: ModelConfig, init: bool = True) -> UNetGenerator:
+def build_generator(cfg: ModelConfig, init: bool = True) -> UNetGenerator | MobileNetUNet:
     """The U-Net ``cfg`` describes; ``init=False`` skips init_weights (shape checks on the
     ``meta`` device, where initialising sets nothing and its first call costs a second); a
     None in ``cfg`` is its default (ModelConfig.resolved)."""
     cfg = cfg.resolved()
-    g = UNetGenerator(cfg.base_width, cfg.depth, cfg.dropout)
+    if cfg.encoder == "mobilenet_v2":
+        if cfg.depth != MobileNetUNet.depth:
+            raise ValueError(
+                f"encoder mobilenet_v2 has depth {MobileNetUNet.depth}, not {cfg.depth}"
+            )
+        g: UNetGenerator | MobileNetUNet = MobileNetUNet(cfg.base_width)
+    else:
+        g = UNetGenerator(cfg.base_width, cfg.depth, cfg.dropout)
     if init:
         init_weights(g)
     return g
+
+
+def generator_groups(g: nn.Module, lr: float) -> list[dict]:
+    """The generator's parameters as the optimizer's groups: one at ``lr``, or for MobileNetV2's
+    a pretrained encoder at ENCODER_LR of it (it already knows pictures; the decoder learns
+    from nothing)."""
+    if not isinstance(g, MobileNetUNet):
+        return [{"params": list(g.parameters()), "lr": lr}]
+    encoder = {id(p) for p in g.encoder_parameters()}
+    decoder = [p for p in g.parameters() if id(p) not in encoder]
+    return [
+        {"params": g.encoder_parameters(), "lr": lr * ENCODER_LR},
+        {"params": decoder, "lr": lr},
+    ]
 
 
 def build_discriminator(cfg: ModelConfig, init: bool = True) -> nn.Module:

@@ -26,6 +26,7 @@ def check_finite(options: Any) -> None:
 DEVICES = "auto, cpu, cuda or cuda:N."
 SECONDS = {"lo": 0, "hi": 1e7}  # about 115 days of video
 DEFAULT_LR = 2e-4  # pix2pix's; fine-tuning's is finetune.FINE_TUNE_LR
+MOBILENET_DEPTH = 5  # MobileNetV2's stages reach stride 32: its one depth
 MIN_SIZE = 32  # PatchGAN's five convolutions need 24; the global D's last BatchNorm, 2x2 maps
 
 
@@ -104,6 +105,13 @@ class ModelConfig:
         choices=("patch", "global"),
     )
     dropout: float = 0.5  # in the three innermost decoder blocks, as pix2pix
+    encoder: str | None = opt(
+        None,
+        "The generator's encoder: pix2pix's (unet) or MobileNetV2's stages (mobilenet_v2: "
+        "depth 5, decoder widths 4w to w; start it from ImageNet with --encoder-weights) "
+        "(default unet; with --init, its model's).",
+        choices=("unet", "mobilenet_v2"),
+    )  # a stored model without one (made before it existed) is a unet
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -113,12 +121,17 @@ class ModelConfig:
         also brings its dropout), else the default (64, 8, patch): a network is always built
         from a resolved one."""
         if base is None:
-            base = ModelConfig(64, 8, "patch", self.dropout)
+            base = ModelConfig(64, 8, "patch", self.dropout, "unet")
+        encoder = self.encoder or base.encoder or "unet"
+        depth = base.depth if self.depth is None else self.depth
+        if encoder == "mobilenet_v2" and self.depth is None:
+            depth = MOBILENET_DEPTH
         return ModelConfig(
             base_width=base.base_width if self.base_width is None else self.base_width,
-            depth=base.depth if self.depth is None else self.depth,
+            depth=depth,
             disc=base.disc if self.disc is None else self.disc,
             dropout=base.dropout,
+            encoder=encoder,
         )
 
     def to_dict(self) -> dict:
@@ -191,6 +204,14 @@ class TrainConfig:
         show_default=False,
     )  # its path, or "default"
     init_sha256: str = ""  # ... and its file's hash, so the run says exactly what it tuned
+    encoder_weights: str = opt(
+        "",
+        "Start --encoder mobilenet_v2's encoder from torchvision's ImageNet MobileNetV2 weights "
+        "(mobilenet_v2-b0353104.pth; pipelines/imagenet_weights.py fetches it), not from random "
+        "ones; for a new model (not with --init).",
+        metavar="PTH",
+        show_default=False,
+    )
     d_warmup: int = 0  # first adversarial steps where D learns and G's loss is L1 alone
 
     def __post_init__(self) -> None:

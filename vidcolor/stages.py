@@ -99,8 +99,9 @@ def train(
     model (finetune.py), which settles what the config leaves None. The final validation
     scores. A process group it sets up, it also takes down (not left to the process's exit)."""
     from vidcolor.interrupt import ForcedStop
-    from vidcolor.runtime import setup_distributed
+    from vidcolor.runtime import RunError, setup_distributed
     from vidcolor.train.finetune import starting_point
+    from vidcolor.train.imagenet import imagenet_start
     from vidcolor.train.runfolder import resume_run, start_run
 
     stage = stage or TrainStage()
@@ -109,10 +110,15 @@ def train(
             return train(run, stage, report, resume=resume, epochs=epochs, dist=dist)
     report = report if report and dist.main else Reporter()  # rank 0 speaks for the run
     config, start = stage.config, None
+    if config.init and config.encoder_weights and not resume:
+        raise RunError("--encoder-weights starts a new model; --init brings its model's weights")
     if config.init and not resume:
         config, *start, said = starting_point(config)
         for line in said:
             report.say(f"note: {line}")
+    if not resume:
+        config = config.resolved()
+        start = imagenet_start(config) or start
     with report.progress("decode DATA", None) as bar:  # once; reused while the files hold
 
         def decoded(done: int, total: int) -> None:

@@ -26,7 +26,7 @@ from vidcolor.color import (
     yuv_to_rgb,
 )
 from vidcolor.errors import UserError
-from vidcolor.memory import GB, available_bytes, render_bytes
+from vidcolor.memory import GB, available_bytes, model_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.render.matching import features
 from vidcolor.runtime import amp_dtype, pick_device
@@ -88,10 +88,10 @@ class Colorizer:
         if free is None:
             return batch
         ws, hs = scaled_size(width, height, self.size)
-        wide = int(self.info["model"]["base_width"])
-        while batch > 1 and render_bytes(ws, hs, batch, wide, temporal) > free:
+        per_pixel = model_bytes(self.info["model"])
+        while batch > 1 and render_bytes(ws, hs, batch, per_pixel, temporal) > free:
             batch //= 2
-        if (need := render_bytes(ws, hs, 1, wide, temporal)) > free:
+        if (need := render_bytes(ws, hs, 1, per_pixel, temporal)) > free:
             raise RenderError(
                 f"{src}: colorizing at {ws}x{hs} (working size {self.size}) needs about "
                 f"{need / GB:.1f} GB of memory, and {free / GB:.1f} GB is free; use a smaller "

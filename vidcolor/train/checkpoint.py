@@ -23,8 +23,8 @@ from vidcolor import __version__
 from vidcolor.color import Hedge
 from vidcolor.errors import UserError
 from vidcolor.files import not_regular
-from vidcolor.models import build_discriminator, build_generator
-from vidcolor.options import ModelConfig, TrainConfig
+from vidcolor.models import build_discriminator, build_generator, generator_groups
+from vidcolor.options import MOBILENET_DEPTH, ModelConfig, TrainConfig
 from vidcolor.saving import first_line, torch_save
 from vidcolor.schema import (
     Bad,
@@ -165,6 +165,8 @@ def _resolved_model(model: ModelConfig, where: str) -> ModelConfig:
     for key in ("base_width", "depth", "disc"):
         if getattr(model, key) is None:
             raise Bad(f"{where}.{key} is None; a stored model names its own")
+    if model.encoder == "mobilenet_v2" and model.depth != MOBILENET_DEPTH:
+        raise Bad(f"{where}.depth is {model.depth}; encoder mobilenet_v2's is {MOBILENET_DEPTH}")
     return model
 
 
@@ -183,15 +185,15 @@ def _score(v: Any, where: str) -> float:
     return float(v)
 
 
-def _one_lr(v: Any, where: str) -> list[float]:
-    if not (isinstance(v, list) and len(v) == 1):  # one parameter group per optimizer
-        raise Bad(f"{where} is {shown(v)}; it must be a list of one learning rate")
-    return [checked_value(v[0], float, f"{where}[0]")]
+def _group_lrs(v: Any, where: str) -> list[float]:
+    if not (isinstance(v, list) and len(v) in (1, 2)):  # models.generator_groups: 1 or 2
+        raise Bad(f"{where} is {shown(v)}; it must be a list of one or two learning rates")
+    return [checked_value(x, float, f"{where}[{i}]") for i, x in enumerate(v)]
 
 
 def _no_lambda_state(v: Any, where: str) -> list[None]:
-    if not (isinstance(v, list) and len(v) == 1 and v[0] is None):  # a plain function's state
-        raise Bad(f"{where} is {shown(v)}; it must be [None]")
+    if not (isinstance(v, list) and len(v) in (1, 2) and set(v) == {None}):  # plain functions'
+        raise Bad(f"{where} is {shown(v)}; it must be [None] or [None, None]")
     return v
 
 
@@ -211,7 +213,7 @@ def _scaler(v: Any, where: str) -> dict:
 
 _SCHEDULER: dict[str, Check] = {
     "last_epoch": is_a(int),
-    "base_lrs": _one_lr,
+    "base_lrs": _group_lrs,
     "lr_lambdas": _no_lambda_state,
 }
 
@@ -268,6 +270,9 @@ def _check_checkpoint(state: dict) -> TrainConfig:
     for key, model in (("G", G), ("D", D)):
         _fits(state[key], model, key)
         _fits_optimizer(state[f"opt_{key}"]["state"], model, f"opt_{key}.state")
+    for key, n in (("sched_G", len(generator_groups(G, 0.0))), ("sched_D", 1)):
+        if len(lrs := state[key]["base_lrs"]) != n:  # one per parameter group
+            raise Bad(f"{key}.base_lrs is {shown(lrs)}; its optimizer has {n} group(s)")
     if "G_train" in state:  # an --ema run's training weights, beside their average (G)
         _fits(_weights(state["G_train"], "G_train"), G, "G_train")
     return cfg

@@ -40,13 +40,13 @@ def starting_point(cfg: TrainConfig) -> tuple[TrainConfig, dict, dict | None, li
     """``cfg`` (with ``init`` set) resolved for fine-tuning: MODEL's architecture where ``cfg``
     leaves it None, the fine-tuning lr unless one was set, and the file's hash; then the
     generator's and (None: a new one) the discriminator's weights, and a line for each choice
-    made. A base width or depth set to differ from MODEL's is refused."""
+    made. A base width, depth or encoder set to differ from MODEL's is refused."""
     path = model_file(cfg.init)
     if not path.is_file():
         raise RunError(f"--init {cfg.init}: no such file")
     model, g, d = load_start(path)
-    for key in ("base_width", "depth"):
-        mine, theirs = getattr(cfg.model, key), getattr(model, key)
+    for key in ("base_width", "depth", "encoder"):
+        mine, theirs = getattr(cfg.model, key), getattr(model.resolved(), key)
         if mine is not None and mine != theirs:
             flag = key.replace("_", "-")
             raise RunError(

@@ -23,7 +23,7 @@ from vidcolor.data.augment import shaded, windowed
 from vidcolor.data.crops import Crops, cache_short, fixed_crops, on_device
 from vidcolor.data.dataset import TrainingData, open_training_data
 from vidcolor.interrupt import ForcedStop, StopBetweenSteps
-from vidcolor.models import build_discriminator, build_generator
+from vidcolor.models import build_discriminator, build_generator, generator_groups
 from vidcolor.options import MIN_SIZE, TrainConfig
 from vidcolor.runtime import Dist, RunError, amp_dtype
 from vidcolor.threads import threaded
@@ -117,7 +117,7 @@ class Trainer(RunState):
                 self.D = nn.SyncBatchNorm.convert_sync_batchnorm(self.D)
         self.average = WeightAverage(self.G, cfg.ema) if cfg.ema else None
         betas = (cfg.beta1, 0.999)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_G = torch.optim.Adam(generator_groups(self.G, cfg.lr), betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         total = cfg.pretrain_epochs + cfg.epochs
         decay = cfg.epochs // 2 if cfg.decay_epochs is None else min(cfg.decay_epochs, cfg.epochs)
@@ -325,7 +325,9 @@ class Trainer(RunState):
                                 )
                             if self.step % cfg.log_every == 0:
                                 means = {k: float(np.mean(v)) for k, v in acc.items()}
-                                lr = self.sched_G.get_last_lr()[0]
+                                lr = self.sched_G.get_last_lr()[
+                                    -1
+                                ]  # the run's --lr: the last group
                                 self._log(
                                     {
                                         "step": self.step,
