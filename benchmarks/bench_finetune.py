@@ -22,9 +22,10 @@ sys.path.insert(0, str(ROOT / "pipelines"))
 from sample_clip import END, START
 
 from vidcolor import stages
+from vidcolor.bundled import default_model
 from vidcolor.options import ExtractOptions, ExtractStage, ModelConfig, TrainConfig, TrainStage
 from vidcolor.schema import checked_value
-from vidcolor.train.checkpoint import default_model, load_model
+from vidcolor.train.checkpoint import load_model
 
 # The sample shot alone: the bundled model trains on the clip's last shot, right after it.
 SAMPLE_SHOT = END - START

@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 from conftest import write_photos
 
 from cli import main, plan_pipeline
+from vidcolor.bundled import bundled_model, default_model
 from vidcolor.options import ModelConfig, TrainConfig
-from vidcolor.render.streaming import default_model
 from vidcolor.runtime import Dist
 from vidcolor.train.checkpoint import load_checkpoint
 from vidcolor.train.finetune import D_WARMUP, FINE_TUNE_LR, starting_point
@@ -100,6 +100,13 @@ def test_init_default_is_the_bundled_model(photos: Path) -> None:
     assert g.keys() == bundle["generator"].keys()
 
 
+def test_init_names_the_imagenet_model(photos: Path) -> None:
+    cfg, g, _, said = starting_point(tiny(photos, init="imagenet"))
+    assert cfg.init == "imagenet" and cfg.model.encoder == "mobilenet_v2"
+    assert cfg.model.depth == 5 and "stages.0.0.0.weight" in g
+    assert str(bundled_model("imagenet")) in said[0]
+
+
 def test_conflicting_architecture_is_refused_in_one_line(
     photos: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -131,3 +138,12 @@ def test_a_recipe_names_its_init_model_relative_to_itself(tmp_path: Path, tiny_m
         plan_pipeline(recipe, ())
     # a recipe that starts from a model is run from scratch with --set train.init= (empty)
     assert plan_pipeline(recipe, ("train.init=",)).stages["train"].config.init == ""
+
+
+def test_a_recipe_names_a_bundled_model(tmp_path: Path) -> None:
+    (tmp_path / "ep.mp4").write_bytes(b"")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('inputs = ["ep.mp4"]\nwork = "work"\n[extract]\n[train]\ninit = "imagenet"\n')
+    assert plan_pipeline(recipe, ()).stages["train"].config.init == "imagenet"
+    recipe.write_text('inputs = ["ep.mp4"]\nwork = "work"\n[render]\nmodel = "imagenet"\n')
+    assert plan_pipeline(recipe, ()).model == bundled_model("imagenet")

@@ -14,9 +14,10 @@ from conftest import make_video, packets, write_photos
 from skimage import data
 
 from cli import main
+from vidcolor.bundled import BUNDLED, bundled_model, model_file
 from vidcolor.color import gray_rgb, rgb_to_lab_np
 from vidcolor.metrics import psnr_np
-from vidcolor.render.streaming import Colorizer, default_model, render_image, render_video
+from vidcolor.render.streaming import Colorizer, render_image, render_video
 from vidcolor.train.checkpoint import BUNDLE_FORMAT, load_model
 from vidcolor.video import EncodeOptions, probe
 
@@ -229,25 +230,37 @@ def test_cli_render_video_with_a_training_checkpoint(tiny_model: Path, tmp_path:
     assert probe(dst).frame_count == 10 and (tmp_path / "out_preview.png").is_file()
 
 
-def test_bundled_default_model() -> None:
-    path = default_model()
-    if not path.exists():
-        pytest.skip("no bundled model in this checkout")
+@pytest.mark.parametrize("name", BUNDLED)
+def test_bundled_models(name: str) -> None:
+    path = bundled_model(name)
+    assert path == model_file(name) != model_file(Path.cwd() / name)  # a name, unless a path
     assert path.stat().st_size <= 20 * 2**20
+    assert sum(bundled_model(n).stat().st_size for n in BUNDLED) <= 40 * 2**20
+    assert f"`{path.name}`" in (path.parent / "README.md").read_text()  # its model card
     g, info = load_model(path)
     assert info["format"] == BUNDLE_FORMAT and info["size"] >= 128
     L = torch.linspace(-1, 1, 64 * 64).reshape(1, 1, 64, 64)
     assert g(L).shape == (1, 2, 64, 64)
 
 
-def test_the_bundled_model_colours_alike_at_other_working_sizes() -> None:
+def test_render_names_a_bundled_model(tmp_path: Path) -> None:
+    [photo] = write_photos(tmp_path, names=["chelsea"], size=96)
+    r = run("render", photo, tmp_path / "out.png", "--model", "imagenet")
+    assert r.exit_code == 0, r.output
+    out = cv2.cvtColor(cv2.imread(str(tmp_path / "out.png")), cv2.COLOR_BGR2RGB)
+    truth = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
+    assert out.shape == truth.shape and psnr_np(out, truth) > psnr_np(gray_rgb(truth), truth)
+
+
+@pytest.mark.parametrize("name", BUNDLED)
+def test_a_bundled_model_colours_alike_at_other_working_sizes(name: str) -> None:
     """Four photographs it never saw, at its working size (224) and at two the U-Net does not
     pad (multiples of 64): a model trained on one padding fell below the gray input there."""
     pictures = [getattr(data, n)() for n in ("astronaut", "coffee", "chelsea", "rocket")]
     gray = np.mean([psnr_np(gray_rgb(p), p) for p in pictures])
     over_gray = {}
     for size in (224, 256, 320):
-        colorizer = Colorizer(default_model(), "cpu", size)
+        colorizer = Colorizer(name, "cpu", size)
         psnrs = [psnr_np(colorizer.colorize_frame(p), p) for p in pictures]
         over_gray[size] = np.mean(psnrs) - gray
     assert min(over_gray.values()) > 0, over_gray

@@ -197,12 +197,13 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     init: str = opt(
         "",
-        "Fine-tune: start from this model (a model.pt, a training checkpoint, or 'default', the "
-        "bundled one) and its architecture. A new discriminator (a model.pt has none) first "
-        "learns alone for 200 adversarial steps while the generator trains on L1.",
+        "Fine-tune: start from this model (a model.pt, a training checkpoint, or a bundled "
+        "model's name: default or imagenet) and its architecture. A new discriminator (a "
+        "model.pt has none) first learns alone for 200 adversarial steps while the generator "
+        "trains on L1.",
         metavar="MODEL",
         show_default=False,
-    )  # its path, or "default"
+    )  # its path, or a bundled model's name
     init_sha256: str = ""  # ... and its file's hash, so the run says exactly what it tuned
     encoder_weights: str = opt(
         "",
@@ -248,8 +249,12 @@ class RenderOptions:
     """How to colorize a video, an image or a folder of images."""
 
     model: Path | None = opt(
-        None, "A model bundle or training checkpoint (default: the bundled model)."
-    )
+        None,
+        "A model bundle or training checkpoint, or a bundled model's name: default (trained on "
+        "open data only) or imagenet (its encoder pretrained on ImageNet; better colour) "
+        "(default: default).",
+        metavar="MODEL",
+    )  # a name: vidcolor/bundled.py
     device: str = opt("auto", DEVICES)
     render_size: int | None = opt(
         None, "Short side the model works at (default: its training size).", lo=32

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from vidcolor.bundled import BUNDLED, model_file
 from vidcolor.options import BuildOptions, ExtractStage, RenderOptions, TrainStage
 from vidcolor.optspec import build, checked, specs
 
@@ -84,7 +85,7 @@ def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict
     given_path = recipe.section(name).get(path_key)
     if given_path == "":  # train.init "": from scratch, as if not given
         del values[path_key]
-    elif given_path not in (None, "default"):
+    elif given_path is not None and given_path not in BUNDLED:  # else a bundled model's name
         path = recipe.base(name, path_key) / given_path
         values[path_key] = path if name == "render" else str(path)
     try:
@@ -147,10 +148,10 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     if own_render_inputs:
         render_inputs = outside_work(work, recipe.globs("render", "inputs"))
     model = stages["render"].model if "render" in present else None
-    if model is not None and not model.is_file():
+    if model is not None and not model_file(model).is_file():
         raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
     init = stages["train"].config.init if "train" in present else ""
-    if init not in ("", "default") and not Path(init).is_file():
+    if init not in ("", *BUNDLED) and not Path(init).is_file():
         raise RecipeError(f"{recipe.where('train', 'init')}: {init}: no such file")
     for stage, names in (
         ("extract", [f.stem for f in inputs]),

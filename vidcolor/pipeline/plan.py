@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vidcolor.bundled import default_model, model_file
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
-from vidcolor.train.checkpoint import default_model
-from vidcolor.train.finetune import model_file
 
 NOT_IN_KEY = {"device", "workers", "batch-size"}  # where it runs, not what it makes ...
 RESULT_BATCH = {"train"}  # ... except that a training batch size changes the result
@@ -39,7 +38,8 @@ class Plan:
         bundled one."""
         if "train" in self.stages:
             return self.layout.model
-        return self.stages["render"].model or default_model()
+        named = self.stages["render"].model
+        return default_model() if named is None else model_file(named)
 
     def train_data(self) -> Path:
         return self.layout.dataset if "dataset" in self.stages else self.layout.frames()

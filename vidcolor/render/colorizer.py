@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidcolor.bundled import default_model, model_file
 from vidcolor.color import (
     L_OF_GRAY,
     Hedge,
@@ -30,7 +31,7 @@ from vidcolor.memory import GB, available_bytes, model_bytes, render_bytes
 from vidcolor.options import RenderOptions
 from vidcolor.render.matching import features
 from vidcolor.runtime import amp_dtype, pick_device
-from vidcolor.train.checkpoint import default_model, load_model
+from vidcolor.train.checkpoint import load_model
 from vidcolor.video import scaled_size
 from vidcolor.video.reader import TV_TO_FULL
 
@@ -60,7 +61,7 @@ class Colorizer:
         render_size: int | None = None,
         batch_size: int | None = None,
     ) -> None:
-        path = Path(model) if model is not None else default_model()
+        path = model_file(model) if model is not None else default_model()
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)

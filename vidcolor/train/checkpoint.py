@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Callable
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +42,6 @@ BUNDLE_FORMAT = "vidcolor-model"  # the generator, its config, provenance: to re
 MISFIT = "weights do not fit the model it describes"
 # A bundle's hedge (color.Hedge): each field's value in bundles made before it, and its bounds.
 HEDGE_FIELDS = {"chroma_gain": (1.0, 0.05, 2.0), "chroma_shrink": (0.0, 0.0, 64.0)}
-
-
-def default_model() -> Path:
-    """The model bundled with vidcolor (its data and licences: vidcolor/weights/README.md)."""
-    return Path(str(files("vidcolor") / "weights" / "default.pt"))
 
 
 class CheckpointError(UserError):

@@ -13,19 +13,13 @@ import hashlib
 from dataclasses import replace
 from pathlib import Path
 
+from vidcolor.bundled import BUNDLED, model_file
 from vidcolor.options import TrainConfig
 from vidcolor.runtime import RunError
-from vidcolor.train.checkpoint import default_model, load_start
+from vidcolor.train.checkpoint import load_start
 
 FINE_TUNE_LR = 5e-5
 D_WARMUP = 200  # adversarial steps
-
-
-def model_file(init: str) -> Path:
-    """The file ``--init`` names: a path, or ``default`` for the bundled model."""
-    if init == "default":
-        return default_model()
-    return Path(init)
 
 
 def file_sha256(path: Path) -> str:
@@ -66,5 +60,5 @@ def starting_point(cfg: TrainConfig) -> tuple[TrainConfig, dict, dict | None, li
         if d is not None
         else f"a new discriminator: it learns alone for the first {warmup} adversarial steps"
     )
-    init = "default" if cfg.init == "default" else str(path.resolve())
+    init = cfg.init if cfg.init in BUNDLED else str(path.resolve())
     return replace(resolved, d_warmup=warmup, init=init, init_sha256=sha), g, d, said
