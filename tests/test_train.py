@@ -101,7 +101,8 @@ def test_cli_run_writes_checkpoints_samples_metrics_and_curves(tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert "left out 1 greyscale image(s): grey.png" in result.stderr
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model"] == {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5}
+    model = {"base_width": 8, "depth": 4, "disc": "patch", "dropout": 0.5, "encoder": "unet"}
+    assert cfg["model"] == model
     for name in (
         "last.pt",
         "best.pt",

@@ -29,8 +29,9 @@ def check_encoder(cfg: TrainConfig) -> None:
 
 def imagenet_start(cfg: TrainConfig) -> tuple[dict, None] | None:
     """The first weights of ``cfg``'s new run (``cfg`` resolved) when it names encoder weights:
-    the generator, its decoder initialised as the run would from its seed, and a new
-    discriminator (None); else None. A file that is not the weights: a RunError in one line."""
+    the generator, its decoder initialised from the run's seed (the same weights each time),
+    and a new discriminator (None); else None. A file that is not the weights: a RunError in
+    one line."""
     check_encoder(cfg)
     if not cfg.encoder_weights:
         return None
