@@ -1,7 +1,8 @@
 """Fine-tuning against training from scratch, with the same budget: `vidcolor train --init
-default` and a new run of the same architecture, both on frames the bundled model never saw
-(the README's sample shot, 47.7 s to 56.1 s of the shared clip), validated every few steps;
-one plot of both runs' validation L1 and PSNR. Usage:
+default` and a new run of the same architecture, and `--init imagenet` (the second bundled
+model), all on frames the bundled models never saw (the README's sample shot, 47.7 s to 56.1 s
+of the shared clip), validated every few steps; one plot of the runs' validation L1 and PSNR.
+Usage:
 
     python benchmarks/bench_finetune.py [--clip ...] [--epochs 10] [--plot docs/finetune.png]
 """
@@ -90,7 +91,8 @@ def main() -> None:
         )
 
         def run(name: str, init: str) -> dict:
-            cfg = TrainConfig(**{**base.to_dict(), "model": bundled, "init": init})
+            model = ModelConfig() if init else bundled  # a model to tune brings its own
+            cfg = TrainConfig(**{**base.to_dict(), "model": model, "init": init})
             # The same budget and settings: fine-tuning's lr and D warm-up come with --init.
             stages.train(tmp / name, TrainStage(cfg, "auto", 2))
             rows = curve(tmp / name)
@@ -100,6 +102,7 @@ def main() -> None:
             {
                 "from scratch": lambda: run("scratch", ""),
                 "--init default": lambda: run("tuned", "default"),
+                "--init imagenet": lambda: run("tuned_imagenet", "imagenet"),
             }
         )
     curves = {k: v["curve"] for k, v in r.items() if "curve" in v}
