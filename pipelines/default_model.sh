@@ -24,11 +24,7 @@ work="${1:-work/default_model}"
 vidcolor pipeline run pipelines/default_model.toml --set work="$work"
 
 # 2. The data of many kinds, each with a held-out side.
-[ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
-# (rerun when its manifest, written last, lacks OpenCV's samples, the last source to join;
-# GCompris's photographs are read out of Qt resource files: pip install PySide6-Essentials)
-grep -qs '"package": "opencv-doc"' bench-out/photos/manifest.json || python benchmarks/photos/make_photos.py
-python pipelines/default_data.py "$work/mix"
+bash pipelines/mix_data.sh "$work/mix"
 
 # 3. Fine-tuned on it with L1 alone. It starts from the first model's bundle (model.pt, no
 #    discriminator), so a new discriminator learns alone for the one adversarial epoch's first

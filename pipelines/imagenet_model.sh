@@ -17,9 +17,7 @@ weights="$work/mobilenet_v2-b0353104.pth"
 
 # 1. The encoder's first weights, and the data of many kinds (as pipelines/default_model.sh).
 python pipelines/imagenet_weights.py "$weights"
-[ -f bench-out/footage/manifest.json ] || python benchmarks/footage/make_footage.py
-grep -qs '"package": "opencv-doc"' bench-out/photos/manifest.json || python benchmarks/photos/make_photos.py
-python pipelines/default_data.py "$work/mix"
+bash pipelines/mix_data.sh "$work/mix"
 
 # 2. Trained (a second run resumes). --lr 5e-4: the decoder's; the encoder learns at a fifth.
 #    Validation every 50 steps picks best.pt, whatever the machine's speed.
