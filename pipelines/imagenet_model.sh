@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the ImageNet-encoder model from nothing (vidcolor/weights/imagenet.pt, for
 # `vidcolor render --model imagenet`): a U-Net on MobileNetV2's stages (train --encoder
-# mobilenet_v2, width 32: 2.67M parameters, 5.4 MB in fp16), its encoder started from
+# mobilenet_v2, width 32: 2.67M parameters, 5.5 MB in fp16), its encoder started from
 # torchvision's ImageNet weights, trained on the default model's data of many kinds
 # (pipelines/default_data.py) in one stage: 4 epochs of L1, then one adversarial epoch; a
 # running mean of the generator's weights (--ema) and half the crops darkened (--shade) as for
