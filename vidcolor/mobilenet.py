@@ -74,7 +74,7 @@ def _decoder_block(cin: int, cout: int) -> nn.Sequential:
 class MobileNetUNet(nn.Module):
     """L (N,1,H,W) in [-1, 1] -> ab (N,2,H,W) in [-1, 1], any H and W (padded to a multiple of
     32 inside). Decoder widths 4w, 2w, 3w/2, w, w from the innermost out (``base_width`` w);
-    2.67M parameters at w = 32."""
+    2.67M parameters at w = 32. No dropout (ModelConfig.dropout is the pix2pix U-Net's)."""
 
     depth = MOBILENET_DEPTH  # inputs are padded to a multiple of 2**depth, as the U-Net's
 
@@ -138,8 +138,8 @@ def load_imagenet(g: MobileNetUNet, path: Path) -> None:
         )
     ours = g.state_dict()
     for key, theirs in mine.items():
-        if tuple(state[theirs].shape) != tuple(ours[key].shape):
-            raise ValueError(
-                f"{path}: '{theirs}' is {tuple(state[theirs].shape)}, not MobileNetV2's"
-            )
-    g.load_state_dict({**ours, **{k: state[t].float() for k, t in mine.items()}})
+        t = state[theirs]
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(ours[key].shape):
+            said = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{path}: '{theirs}' is {said}, not MobileNetV2's")
+    g.load_state_dict({**ours, **{k: state[t].to(ours[k].dtype) for k, t in mine.items()}})
