@@ -22,6 +22,9 @@ def default_model() -> Path:
     return bundled_model("default")
 
 
-def model_file(value: str | Path) -> Path:
-    """The file a ``--model`` or ``--init`` value names: a bundled model, or a path."""
+def model_file(value: str | Path | None) -> Path:
+    """The file a ``--model`` or ``--init`` value names: a bundled model, or a path; None: the
+    default model."""
+    if value is None:
+        return default_model()
     return bundled_model(str(value)) if str(value) in BUNDLED else Path(value)

@@ -151,7 +151,7 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     if model is not None and not model_file(model).is_file():
         raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
     init = stages["train"].config.init if "train" in present else ""
-    if init not in ("", *BUNDLED) and not Path(init).is_file():
+    if init and not model_file(init).is_file():
         raise RecipeError(f"{recipe.where('train', 'init')}: {init}: no such file")
     for stage, names in (
         ("extract", [f.stem for f in inputs]),

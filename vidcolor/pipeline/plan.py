@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidcolor.bundled import default_model, model_file
+from vidcolor.bundled import model_file
 from vidcolor.pipeline.layout import WorkLayout
 from vidcolor.pipeline.ledger import Ledger, file_state, stage_key
 
@@ -38,8 +38,7 @@ class Plan:
         bundled one."""
         if "train" in self.stages:
             return self.layout.model
-        named = self.stages["render"].model
-        return default_model() if named is None else model_file(named)
+        return model_file(self.stages["render"].model)
 
     def train_data(self) -> Path:
         return self.layout.dataset if "dataset" in self.stages else self.layout.frames()

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidcolor.bundled import default_model, model_file
+from vidcolor.bundled import model_file
 from vidcolor.color import (
     L_OF_GRAY,
     Hedge,
@@ -61,7 +61,7 @@ class Colorizer:
         render_size: int | None = None,
         batch_size: int | None = None,
     ) -> None:
-        path = model_file(model) if model is not None else default_model()
+        path = model_file(model)
         self.G, self.info = load_model(path)
         self.model_path = path
         self.device = pick_device(device)

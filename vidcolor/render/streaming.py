@@ -20,10 +20,11 @@ import numpy as np
 import torch
 
 from vidcolor.atomic import atomic_path
+from vidcolor.bundled import default_model
 from vidcolor.color import yuv_to_rgb
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.pictures import save_png
-from vidcolor.render.colorizer import Colorizer, RenderError, default_model
+from vidcolor.render.colorizer import Colorizer, RenderError
 from vidcolor.render.keyframes import Keyed, Propagator, blend
 from vidcolor.render.matching import matched
 from vidcolor.render.temporal import CutMarks, Motion, Stabilizer, motions_ahead

@@ -325,9 +325,8 @@ class Trainer(RunState):
                                 )
                             if self.step % cfg.log_every == 0:
                                 means = {k: float(np.mean(v)) for k, v in acc.items()}
-                                lr = self.sched_G.get_last_lr()[
-                                    -1
-                                ]  # the run's --lr: the last group
+                                # the run's --lr: the last group's (the decoder's)
+                                lr = self.sched_G.get_last_lr()[-1]
                                 self._log(
                                     {
                                         "step": self.step,
