@@ -4,6 +4,7 @@ like the pix2pix U-Net; bad weights and conflicting options refused in one line.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from vidcolor.mobilenet import ENCODER_LR, MobileNetUNet, load_imagenet
 from vidcolor.models import build_generator, generator_groups
 from vidcolor.options import ModelConfig
 from vidcolor.render.colorizer import Colorizer
+from vidcolor.synthetic import cartoon
 from vidcolor.train.checkpoint import CheckpointError, load_checkpoint, load_model
 
 TINY = ["--size", "32", "--batch-size", "2", "--workers", "0", "--val-fraction", "0"]
@@ -122,6 +124,29 @@ def test_a_run_starts_from_the_weights_trains_resumes_and_renders(
     assert isinstance(g, MobileNetUNet) and info["model"]["encoder"] == "mobilenet_v2"
     frame = (torch.rand(40, 56, 3) * 255).to(torch.uint8).numpy()
     assert Colorizer(out / "model.pt", "cpu").colorize_frame(frame).shape == (40, 56, 3)
+
+
+def test_a_recipe_names_weights_beside_it_and_a_new_file_retrains(tmp_path: Path) -> None:
+    cartoon(1, length=48, size=(96, 64)).write(tmp_path / "ep.mp4")
+    torchvision_weights(tmp_path / "w.pth")
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(
+        'inputs = ["ep.mp4"]\nwork = "work"\n[extract]\nfps = 4\n[train]\nsize = 32\n'
+        'batch-size = 2\nworkers = 0\nepochs = 1\nencoder = "mobilenet_v2"\nbase-width = 8\n'
+        'encoder-weights = "w.pth"\n'
+    )
+    r = run("pipeline", "run", recipe)  # from another folder: w.pth is the recipe's neighbour
+    assert r.exit_code == 0, r.output
+    config = json.loads((tmp_path / "work" / "train" / "config.json").read_text())
+    assert config["encoder_weights"] == str(tmp_path / "w.pth")
+    assert "train    done" in run("pipeline", "status", recipe).output
+    torchvision_weights(tmp_path / "w.pth", seed=2)  # a new file at the same path
+    status = run("pipeline", "status", recipe).output
+    assert "train    stale" in status and "extract  done" in status
+    (tmp_path / "w.pth").unlink()
+    r = run("pipeline", "run", recipe)
+    assert r.exit_code == 1 and r.output.strip().endswith("w.pth: no such file"), r.output
+    assert "r.toml:12: [train] encoder-weights:" in r.output
 
 
 def test_fine_tuning_keeps_the_encoder_and_refuses_another(photos: Path, tmp_path: Path) -> None:

@@ -19,6 +19,10 @@ STAGE_OPTIONS: dict[str, type] = {
     "train": TrainStage,
     "render": RenderOptions,
 }
+# Recipe values that are files, relative to the recipe; of them, the models that may also
+# name a bundled model (default, imagenet).
+RECIPE_PATHS = {"render": ("model",), "train": ("init", "encoder-weights")}
+MODEL_KEYS = ("model", "init")
 
 
 def stage_values(name: str, recipe: Any, skip: Collection[str] = ()) -> dict[str, Any]:
@@ -81,13 +85,13 @@ def checked_stage(recipe: Any, name: str, present: list[str]) -> tuple[Any, dict
         if key in reserved:
             raise RecipeError(f"{recipe.where(name, key)}: set by the pipeline itself")
     values = stage_values(name, recipe, STAGE_EXTRA.get(name, ()))
-    path_key = {"render": "model", "train": "init"}.get(name)  # relative to the recipe
-    given_path = recipe.section(name).get(path_key)
-    if given_path == "":  # train.init "": from scratch, as if not given
-        del values[path_key]
-    elif given_path is not None and given_path not in BUNDLED:  # else a bundled model's name
-        path = recipe.base(name, path_key) / given_path
-        values[path_key] = path if name == "render" else str(path)
+    for path_key in RECIPE_PATHS.get(name, ()):  # relative to the recipe
+        given_path = recipe.section(name).get(path_key)
+        if given_path == "":  # train.init "": from scratch, as if not given
+            del values[path_key]
+        elif given_path is not None and not (path_key in MODEL_KEYS and given_path in BUNDLED):
+            path = recipe.base(name, path_key) / given_path
+            values[path_key] = path if name == "render" else str(path)
     try:
         options = stage_options(name, values)
         if name in ("train", "render"):
@@ -150,9 +154,12 @@ def plan_pipeline(path: Path, assignments: tuple[str, ...] = ()) -> Any:
     model = stages["render"].model if "render" in present else None
     if model is not None and not model_file(model).is_file():
         raise RecipeError(f"{recipe.where('render', 'model')}: {model}: no such file")
-    init = stages["train"].config.init if "train" in present else ""
-    if init and not model_file(init).is_file():
-        raise RecipeError(f"{recipe.where('train', 'init')}: {init}: no such file")
+    train = stages["train"].config if "train" in present else None
+    if train and train.init and not model_file(train.init).is_file():
+        raise RecipeError(f"{recipe.where('train', 'init')}: {train.init}: no such file")
+    if train and train.encoder_weights and not Path(train.encoder_weights).is_file():
+        where = recipe.where("train", "encoder-weights")
+        raise RecipeError(f"{where}: {train.encoder_weights}: no such file")
     for stage, names in (
         ("extract", [f.stem for f in inputs]),
         ("render", [render_name(f) for f in render_inputs]),

@@ -66,13 +66,17 @@ def stage_keys(plan: Plan, ledger: Ledger) -> dict[str, str | None]:
                 if source == "dataset"
                 else [plan.layout.frames_manifest(v) for v in plan.inputs]
             )
-            init = plan.stages["train"].config.init  # the model a fine-tune starts from
-            start = file_state(model_file(init)) if init else None
+            train = plan.stages["train"].config
+            start = file_state(model_file(train.init)) if train.init else None  # a fine-tune's
+            weights = {}  # an encoder's first weights; a key without them is as it was before
+            if train.encoder_weights:
+                weights["weights"] = file_state(Path(train.encoder_weights))
             keys["train"] = stage_key(
                 stage="train",
                 data=[file_state(m) for m in marks],
                 options=plan.key_options("train"),
                 init=start,
+                **weights,
             )
     if "render" in plan.stages:
         base = render_base_key(plan, ledger, keys.get("train"))
