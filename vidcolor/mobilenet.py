@@ -11,6 +11,7 @@ size (and L itself at full size) as its skip. Shapes as vidcolor.models's UNetGe
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -89,7 +90,7 @@ class MobileNetUNet(nn.Module):
             self.decoder.append(_decoder_block(cin + skip, cout))
             cin = cout
         self.head = nn.Conv2d(cin, 2, 1)
-        # gray as the normalised RGB that ImageNet's weights expect (not stored: constants)
+        # ImageNet's RGB normalisation, which its weights expect (not stored: constants)
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         self.register_buffer("mean", mean.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", std.view(1, 3, 1, 1), persistent=False)
@@ -97,17 +98,21 @@ class MobileNetUNet(nn.Module):
     def encoder_parameters(self) -> list[nn.Parameter]:
         return list(self.stages.parameters())
 
+    def encoder_levels(self, L: torch.Tensor) -> Iterator[torch.Tensor]:
+        """MobileNetV2's stages' outputs for L (strides 2 to 32), each computed when it is
+        asked for: the skips, and what colour matching compares (render.matching)."""
+        x = (((L + 1) / 2).expand(-1, 3, -1, -1) - self.mean) / self.std  # as ImageNet's RGB
+        for stage in self.stages:
+            x = stage(x)
+            yield x
+
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         h, w = L.shape[-2:]
         m = 2**self.depth
         ph, pw = -h % m, -w % m
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(L, (0, pw, 0, ph), mode=mode) if ph or pw else L
-        skips = [x]
-        x = (((x + 1) / 2).expand(-1, 3, -1, -1) - self.mean) / self.std
-        for stage in self.stages:
-            x = stage(x)
-            skips.append(x)
+        skips = [x, *self.encoder_levels(x)]
         y = skips.pop()
         for block in self.decoder:
             skip = skips.pop()

@@ -6,6 +6,8 @@ Shapes are NCHW. The generator takes L scaled to [-1, 1], (N,1,H,W), and returns
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,6 +63,14 @@ class UNetGenerator(nn.Module):
         self.ups = nn.ModuleList(ups)
         self.out = nn.ConvTranspose2d(widths[0] * 2, 2, 4, 2, 1)
 
+    def encoder_levels(self, L: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The encoder's outputs for L (strides 2, 4, 8, ...), each computed when it is asked
+        for: the skips, and what colour matching compares (render.matching)."""
+        x = L
+        for down in self.downs:
+            x = down(x)
+            yield x
+
     def forward(self, L: torch.Tensor) -> torch.Tensor:
         h, w = L.shape[-2:]
         m = 2**self.depth
@@ -68,11 +78,8 @@ class UNetGenerator(nn.Module):
         # Reflect where the image is large enough; replicate beyond (tiny inputs)
         mode = "reflect" if ph < h and pw < w else "replicate"
         x = F.pad(L, (0, pw, 0, ph), mode=mode) if ph or pw else L  # (N,1,H',W')
-        skips = []
-        for down in self.downs:
-            x = down(x)
-            skips.append(x)
-        skips.pop()  # the innermost output is x itself
+        skips = list(self.encoder_levels(x))
+        x = skips.pop()  # the innermost level
         for up in self.ups:
             x = torch.cat([up(x), skips.pop()], dim=1)
         ab = torch.tanh(self.out(x))  # (N,2,H',W')

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Protocol
 
 import cv2
@@ -30,7 +31,8 @@ LEVELS = 3  # encoder levels matched on
 TOP_K = 8
 TEMPERATURE = 0.02  # softmax over the top similarities: lower, nearer the single best
 LUMA_WEIGHT = 1.0  # the cell's luma mean and spread, against each unit-length encoder level
-# Best similarity at which a match counts not at all, and fully.
+# Best similarity at which a match counts not at all, and fully (for either encoder: on real
+# footage MobileNetV2's levels do best with the U-Net's pair, docs/benchmarks.md).
 SURE_FROM, SURE_AT = 0.80, 0.95
 GUIDE_RADIUS = 1  # cells: the guided filter's window (wider smooths small details' colour away)
 GUIDE_EPS = 1e-4  # its regularisation (luma in [0, 1]): larger, smoother colour
@@ -80,10 +82,10 @@ def features(G: torch.nn.Module, L: torch.Tensor) -> torch.Tensor:
     ph, pw = ch * CELL - h, cw * CELL - w
     if ph or pw:
         L = F.pad(L, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-    parts, x = [], L.float()
-    for down in list(G.downs)[:LEVELS]:
-        x = down(x)
-        parts.append(F.normalize(F.adaptive_avg_pool2d(x.float(), (ch, cw)), dim=1))
+    parts = [
+        F.normalize(F.adaptive_avg_pool2d(x.float(), (ch, cw)), dim=1)
+        for x in islice(G.encoder_levels(L.float()), LEVELS)
+    ]
     luma = (L.float() + 1) / 2  # [0, 1]
     mean = F.avg_pool2d(luma, CELL)
     spread = (F.avg_pool2d(luma * luma, CELL) - mean * mean).clamp(min=0).sqrt()
