@@ -48,18 +48,44 @@ def rgb_to_lab(rgb: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return lab.movedim(-1, dim)
 
 
-def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Lab -> sRGB in [0, 1]. Colours outside the sRGB gamut are clipped, never NaN."""
-    x = lab.movedim(dim, -1)
-    L, a, b = x.unbind(-1)
+def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
+    """Lab (channels last) -> linear RGB, unclipped: outside [0, 1] where out of gamut."""
+    L, a, b = lab.unbind(-1)
     fy = (L + 16) / 116
     f = torch.stack([fy + a / 500, fy, (fy - b / 200).clamp(min=0)], dim=-1)
-    xyz = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / _KAPPA) * _WHITE.to(x.device, x.dtype)
-    lin = _matmul(xyz, _XYZ_TO_RGB).clamp(min=0)
+    xyz = torch.where(f > 0.2068966, f**3, (f - 16 / 116) / _KAPPA)
+    return _matmul(xyz * _WHITE.to(lab.device, lab.dtype), _XYZ_TO_RGB)
+
+
+def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Lab -> sRGB in [0, 1]. Colours outside the sRGB gamut are clipped, never NaN."""
+    lin = _lab_to_linear(lab.movedim(dim, -1)).clamp(min=0)
     rgb = torch.where(
         lin > 0.0031308, 1.055 * lin.clamp(min=1e-12) ** (1 / 2.4) - 0.055, lin * 12.92
     )
     return rgb.clamp(0, 1).movedim(-1, dim)
+
+
+def ab_in_gamut(L: torch.Tensor, ab: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """ab (N,2,H,W) shortened towards gray, per pixel, just enough that it fits in sRGB at
+    that pixel's L (N,1,H,W): lightness and hue kept where clipping would change both (black
+    painted blue would come out bright blue). Bisection, to 1/2**steps of the colour, on the
+    pixels that do not fit."""
+    lab = torch.cat([L, ab], dim=1).movedim(1, -1)  # (N,H,W,3)
+    lin = _lab_to_linear(lab)
+    out = ((lin < -1e-4) | (lin > 1 + 1e-4)).any(-1)  # (N,H,W)
+    if not out.any():
+        return ab
+    L_out, ab_out = lab[out][:, :1], lab[out][:, 1:]  # (M,1), (M,2)
+    lo, hi = torch.zeros_like(L_out), torch.ones_like(L_out)
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lin = _lab_to_linear(torch.cat([L_out, ab_out * mid], dim=1))
+        fits = ((lin >= -1e-4) & (lin <= 1 + 1e-4)).all(-1, keepdim=True)
+        lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
+    fitted = lab[..., 1:].clone()
+    fitted[out] = ab_out * lo
+    return fitted.movedim(-1, 1)
 
 
 # Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.
@@ -148,6 +174,43 @@ def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tenso
     cb = 128 + scale * (b - y) / (2 * (1 - kb))
     cr = 128 + scale * (r - y) / (2 * (1 - kr))
     return torch.stack([cb, cr], dim=1)
+
+
+_REACH = np.ones((4, 4), np.uint8)  # a chroma sample's 2x2 block and the ring around it
+
+
+def luma_reach(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The darkest and the brightest luma (uint8, H x W) each 4:2:0 chroma sample reaches, on
+    the chroma grid (ceil(H/2), ceil(W/2)): its 2x2 block and the ring of pixels around it,
+    the ones a bilinear upsampler blends it into."""
+    anchor = (1, 1)  # the 4x4 window of sample j spans pixels 2j-1 .. 2j+2
+    low = cv2.erode(y, _REACH, anchor=anchor)[::2, ::2]
+    return low, cv2.dilate(y, _REACH, anchor=anchor)[::2, ::2]
+
+
+def chroma_in_gamut(
+    cbcr: torch.Tensor, low: torch.Tensor, high: torch.Tensor, matrix: str, full_range: bool
+) -> torch.Tensor:
+    """Chroma (N,2,h,w), code values, shortened towards gray just enough that every pixel it
+    reaches stays inside R'G'B' (``low``, ``high``: those pixels' darkest and brightest luma,
+    uint8 code values, (N,h,w)): hue and luma kept. Without it, colour at a luma no colour fits
+    (black, white) is clipped by the player, and black painted blue comes out bright blue."""
+    kr, kb = KRB[matrix]
+    scale = 255.0 if full_range else 224.0
+    if full_range:  # how far each reached pixel's R', G', B' may fall, and rise
+        fall, rise = low.float().div_(255), high.float().div_(-255).add_(1)
+    else:
+        fall = low.float().sub_(16).div_(219).clamp_(0, 1)
+        rise = high.float().sub_(16).div_(-219).add_(1).clamp_(0, 1)
+    c = cbcr - 128
+    cb, cr = c.unbind(1)
+    dr, db = cr * (2 * (1 - kr) / scale), cb * (2 * (1 - kb) / scale)  # R' - Y', B' - Y'
+    dg = dr * (-kr / (1 - kr - kb)) + db * (-kb / (1 - kr - kb))
+    # Nonzero chroma raises one of R', G', B' and lowers another: both limits always apply.
+    up = torch.maximum(torch.maximum(dr, dg), db).clamp_(min=1e-6)
+    down = torch.minimum(torch.minimum(dr, dg), db).neg_().clamp_(min=1e-6)
+    room = torch.minimum(rise.div_(up), fall.div_(down)).clamp_(max=1)  # the share that fits
+    return c.mul_(room.unsqueeze(1)).add_(128)
 
 
 def yuv_to_rgb(

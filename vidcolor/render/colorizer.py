@@ -20,8 +20,11 @@ from vidcolor.color import (
     L_OF_GRAY,
     Hedge,
     ab_from_model,
+    ab_in_gamut,
+    chroma_in_gamut,
     l_to_model,
     lab_to_rgb,
+    luma_reach,
     rgb_to_cbcr,
     rgb_to_lab,
     yuv_to_rgb,
@@ -179,18 +182,27 @@ class Colorizer:
         return new, adapt(new.G, keys, seconds, on_time, amp=self.amp)
 
     @torch.inference_mode()
-    def planes(self, cbcr: torch.Tensor, height: int, width: int) -> list[tuple[np.ndarray, ...]]:
-        """Working-size chroma (N,2,hs,ws) as Cb, Cr planes on the 4:2:0 grid of a ``height`` x
-        ``width`` frame: (ceil(H/2), ceil(W/2)) uint8 each."""
-        cbcr = F.interpolate(
-            cbcr,
-            size=((height + 1) // 2, (width + 1) // 2),
-            mode="bilinear",
-            align_corners=False,
-            antialias=True,
-        )
-        planes = cbcr.round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-        return [(p[0], p[1]) for p in planes]
+    def planes(
+        self, cbcr: torch.Tensor, ys: list[np.ndarray], matrix: str, full_range: bool
+    ) -> list[tuple[np.ndarray, ...]]:
+        """Working-size chroma (N,2,hs,ws) as Cb, Cr planes on the 4:2:0 grid of same-sized
+        luma planes ``ys`` (H, W): (ceil(H/2), ceil(W/2)) uint8 each, kept where that luma can
+        show them (color.chroma_in_gamut)."""
+        h, w = ys[0].shape
+        planes = []
+        for c, y in zip(cbcr, ys, strict=True):  # one frame at a time: full-size temporaries
+            c = F.interpolate(
+                c[None],
+                size=((h + 1) // 2, (w + 1) // 2),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+            low, high = (torch.from_numpy(v)[None].to(c.device) for v in luma_reach(y))
+            c = chroma_in_gamut(c, low, high, matrix, full_range)
+            u, v = c[0].round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+            planes.append((u, v))
+        return planes
 
     def chroma(
         self, ys: list[np.ndarray], full_range: bool, matrix: str
@@ -198,9 +210,8 @@ class Colorizer:
         """Cb, Cr planes (ceil(H/2), ceil(W/2)) uint8 for same-sized luma planes (H, W): the
         model's colour alone, each frame on its own (a video's own steadying and keys:
         render.streaming.VideoColour)."""
-        h, w = ys[0].shape
         prediction = self.predict([self.gray(y, full_range) for y in ys], matrix, full_range)
-        return self.planes(prediction.cbcr, h, w)
+        return self.planes(prediction.cbcr, ys, matrix, full_range)
 
     def colorize_frame(self, rgb: np.ndarray) -> np.ndarray:
         """A video frame as ``render_video`` colorizes it: its luma plane in, chroma planes out
@@ -213,7 +224,8 @@ class Colorizer:
     @torch.inference_mode()
     def colorize_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """A still image: HxWx3 uint8 (its colour, if any, is ignored) -> colorized, its Lab
-        lightness kept exactly (a video frame keeps its luma instead: ``colorize_frame``)."""
+        lightness kept exactly, its colour shortened where that lightness cannot show it (a
+        video frame keeps its luma instead: ``colorize_frame``)."""
         h, w = rgb.shape[:2]
         lab = rgb_to_lab(torch.from_numpy(rgb).float().to(self.device) / 255)  # (H,W,3)
         L = lab[..., 0][None, None]  # (1,1,H,W)
@@ -221,5 +233,6 @@ class Colorizer:
         small = F.interpolate(L, size=(hs, ws), mode="bilinear", antialias=True)
         ab, _ = self._ab(l_to_model(small))
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+        ab = ab_in_gamut(L, ab)  # what fits at each pixel's lightness: black stays black
         out = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)[0].permute(1, 2, 0)
         return (out * 255).round().byte().cpu().numpy()

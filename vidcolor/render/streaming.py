@@ -255,7 +255,8 @@ class VideoColour:
                 for i, (p, c) in enumerate(zip(batch, cbcr, strict=True))
             ]
             cbcr = torch.from_numpy(np.stack(steady)).permute(0, 3, 1, 2).to(cbcr.device)
-        planes = self.colorizer.planes(cbcr, info.height, info.width)
+        ys = [p.frame.image for p in batch]
+        planes = self.colorizer.planes(cbcr, ys, info.matrix, info.full_range)
         return [(p.frame, u, v) for p, (u, v) in zip(batch, planes, strict=True)]
 
     def _steadied(
