@@ -176,32 +176,28 @@ def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tenso
     return torch.stack([cb, cr], dim=1)
 
 
-_REACH = np.ones((4, 4), np.uint8)  # a chroma sample's 2x2 block and the ring around it
-
-
-def luma_reach(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The darkest and the brightest luma (uint8, H x W) each 4:2:0 chroma sample reaches, on
-    the chroma grid (ceil(H/2), ceil(W/2)): its 2x2 block and the ring of pixels around it,
-    the ones a bilinear upsampler blends it into."""
-    anchor = (1, 1)  # the 4x4 window of sample j spans pixels 2j-1 .. 2j+2
-    low = cv2.erode(y, _REACH, anchor=anchor)[::2, ::2]
-    return low, cv2.dilate(y, _REACH, anchor=anchor)[::2, ::2]
+def block_luma(y: np.ndarray) -> np.ndarray:
+    """Each 4:2:0 chroma sample's luma: the mean of its 2x2 block of ``y`` (uint8, H x W), on
+    the chroma grid (ceil(H/2), ceil(W/2))."""
+    h, w = y.shape
+    if h % 2 or w % 2:  # an odd edge's samples cover its last row or column alone
+        y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")
+    return cv2.resize(y, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
 
 
 def chroma_in_gamut(
-    cbcr: torch.Tensor, low: torch.Tensor, high: torch.Tensor, matrix: str, full_range: bool
+    cbcr: torch.Tensor, luma: torch.Tensor, matrix: str, full_range: bool
 ) -> torch.Tensor:
-    """Chroma (N,2,h,w), code values, shortened towards gray just enough that every pixel it
-    reaches stays inside R'G'B' (``low``, ``high``: those pixels' darkest and brightest luma,
-    uint8 code values, (N,h,w)): hue and luma kept. Without it, colour at a luma no colour fits
-    (black, white) is clipped by the player, and black painted blue comes out bright blue."""
+    """Chroma (N,2,h,w), code values, shortened towards gray, hue kept, just enough to fit
+    inside R'G'B' at its block's luma (``block_luma``: (N,h,w) uint8). Without it, colour at a
+    luma no colour fits (black, white) is clipped by the player: black painted blue comes out
+    bright blue. Real colour always fits (each pixel's does at its luma, so their average does
+    at the average luma), so this shortens only colour no pixel of the block could show."""
     kr, kb = KRB[matrix]
     scale = 255.0 if full_range else 224.0
-    if full_range:  # how far each reached pixel's R', G', B' may fall, and rise
-        fall, rise = low.float().div_(255), high.float().div_(-255).add_(1)
-    else:
-        fall = low.float().sub_(16).div_(219).clamp_(0, 1)
-        rise = high.float().sub_(16).div_(-219).add_(1).clamp_(0, 1)
+    y = luma.float()
+    fall = y.div_(255) if full_range else y.sub_(16).div_(219).clamp_(0, 1)  # R'G'B' to 0
+    rise = 1 - fall  # and to 1
     c = cbcr - 128
     cb, cr = c.unbind(1)
     dr, db = cr * (2 * (1 - kr) / scale), cb * (2 * (1 - kb) / scale)  # R' - Y', B' - Y'

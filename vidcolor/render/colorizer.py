@@ -21,10 +21,10 @@ from vidcolor.color import (
     Hedge,
     ab_from_model,
     ab_in_gamut,
+    block_luma,
     chroma_in_gamut,
     l_to_model,
     lab_to_rgb,
-    luma_reach,
     rgb_to_cbcr,
     rgb_to_lab,
     yuv_to_rgb,
@@ -198,8 +198,8 @@ class Colorizer:
                 align_corners=False,
                 antialias=True,
             )
-            low, high = (torch.from_numpy(v)[None].to(c.device) for v in luma_reach(y))
-            c = chroma_in_gamut(c, low, high, matrix, full_range)
+            luma = torch.from_numpy(block_luma(y))[None].to(c.device)
+            c = chroma_in_gamut(c, luma, matrix, full_range)
             u, v = c[0].round().clamp(0, 255).to(torch.uint8).cpu().numpy()
             planes.append((u, v))
         return planes
