@@ -1,5 +1,6 @@
 """A render keeps each pixel's luma, so the colour it adds must fit at that luma: black and
-white take no colour, and colour elsewhere is shortened, never clipped by the player."""
+white take no colour, and colour elsewhere is shortened to what its luma can show, not left for
+the player to clip."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_black_and_white_stay_neutral_and_every_pixel_keeps_its_luma(
         assert rgb[:, :16].max() <= 3, rgb[:, :16].max(axis=(0, 1))  # black: was (0, 29, 164)
         assert rgb[:, 16:32].min() >= 251, rgb[:, 16:32].min(axis=(0, 1))  # white
         off = np.abs(luma(rgb.astype(np.uint8)) - luma(gray.astype(np.uint8)))
-        assert off.max() <= 3, off.max()  # nothing clipped, anywhere, edges included
+        assert off.max() <= 3, off.max()  # nothing clipped, the bars' edges too
         for x0 in (32, 48):  # the grays keep strong blue, shortened only where it must be
             r, g, b = rgb[:, x0 + 4 : x0 + 12].reshape(-1, 3).mean(0)
             assert b - r > 60, (x0, r, g, b)
