@@ -190,7 +190,7 @@ class Colorizer:
         show them (color.chroma_in_gamut)."""
         h, w = ys[0].shape
         planes = []
-        for c, y in zip(cbcr, ys, strict=True):  # one frame at a time: full-size temporaries
+        for c, y in zip(cbcr, ys, strict=True):  # one frame's float planes at a time, not a batch's
             c = F.interpolate(
                 c[None],
                 size=((h + 1) // 2, (w + 1) // 2),
