@@ -57,35 +57,38 @@ def _lab_to_linear(lab: torch.Tensor) -> torch.Tensor:
     return _matmul(xyz * _WHITE.to(lab.device, lab.dtype), _XYZ_TO_RGB)
 
 
-def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Lab -> sRGB in [0, 1]. Colours outside the sRGB gamut are clipped, never NaN."""
-    lin = _lab_to_linear(lab.movedim(dim, -1)).clamp(min=0)
+def _encode(lin: torch.Tensor) -> torch.Tensor:
+    """Linear RGB -> sRGB in [0, 1], clipped."""
+    lin = lin.clamp(min=0)
     rgb = torch.where(
         lin > 0.0031308, 1.055 * lin.clamp(min=1e-12) ** (1 / 2.4) - 0.055, lin * 12.92
     )
-    return rgb.clamp(0, 1).movedim(-1, dim)
+    return rgb.clamp(0, 1)
 
 
-def ab_in_gamut(L: torch.Tensor, ab: torch.Tensor, steps: int = 8) -> torch.Tensor:
-    """ab (N,2,H,W) shortened towards gray, per pixel, just enough that it fits in sRGB at
-    that pixel's L (N,1,H,W): lightness and hue kept where clipping would change both (black
-    painted blue would come out bright blue). Bisection, to 1/2**steps of the colour, on the
-    pixels that do not fit."""
+def lab_to_rgb(lab: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Lab -> sRGB in [0, 1]. Colours outside the sRGB gamut are clipped, never NaN."""
+    return _encode(_lab_to_linear(lab.movedim(dim, -1))).movedim(-1, dim)
+
+
+def lab_to_rgb_fitted(L: torch.Tensor, ab: torch.Tensor, steps: int = 8) -> torch.Tensor:
+    """L (N,1,H,W) and ab (N,2,H,W) -> sRGB (N,3,H,W) in [0, 1], each pixel's ab shortened
+    towards gray just enough to fit in sRGB at its L: lightness and hue kept where clipping
+    would change both (black painted blue would come out bright blue). Bisection, to
+    1/2**steps of the colour, on the pixels that do not fit."""
     lab = torch.cat([L, ab], dim=1).movedim(1, -1)  # (N,H,W,3)
     lin = _lab_to_linear(lab)
     out = ((lin < -1e-4) | (lin > 1 + 1e-4)).any(-1)  # (N,H,W)
-    if not out.any():
-        return ab
-    L_out, ab_out = lab[out][:, :1], lab[out][:, 1:]  # (M,1), (M,2)
-    lo, hi = torch.zeros_like(L_out), torch.ones_like(L_out)
-    for _ in range(steps):
-        mid = (lo + hi) / 2
-        lin = _lab_to_linear(torch.cat([L_out, ab_out * mid], dim=1))
-        fits = ((lin >= -1e-4) & (lin <= 1 + 1e-4)).all(-1, keepdim=True)
-        lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
-    fitted = lab[..., 1:].clone()
-    fitted[out] = ab_out * lo
-    return fitted.movedim(-1, 1)
+    if out.any():
+        L_out, ab_out = lab[out][:, :1], lab[out][:, 1:]  # (M,1), (M,2)
+        lo, hi = torch.zeros_like(L_out), torch.ones_like(L_out)
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            fitted = _lab_to_linear(torch.cat([L_out, ab_out * mid], dim=1))
+            fits = ((fitted >= -1e-4) & (fitted <= 1 + 1e-4)).all(-1, keepdim=True)
+            lo, hi = torch.where(fits, mid, lo), torch.where(fits, hi, mid)
+        lin[out] = _lab_to_linear(torch.cat([L_out, ab_out * lo], dim=1))
+    return _encode(lin).movedim(-1, 1)
 
 
 # Lab L of a gray pixel, by its full-range gray level: the generator's input for that pixel.

@@ -20,11 +20,11 @@ from vidcolor.color import (
     L_OF_GRAY,
     Hedge,
     ab_from_model,
-    ab_in_gamut,
     block_luma,
     chroma_in_gamut,
     l_to_model,
     lab_to_rgb,
+    lab_to_rgb_fitted,
     rgb_to_cbcr,
     rgb_to_lab,
     yuv_to_rgb,
@@ -233,6 +233,5 @@ class Colorizer:
         small = F.interpolate(L, size=(hs, ws), mode="bilinear", antialias=True)
         ab, _ = self._ab(l_to_model(small))
         ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        ab = ab_in_gamut(L, ab)  # what fits at each pixel's lightness: black stays black
-        out = lab_to_rgb(torch.cat([L, ab], dim=1), dim=1)[0].permute(1, 2, 0)
+        out = lab_to_rgb_fitted(L, ab)[0].permute(1, 2, 0)  # black stays black
         return (out * 255).round().byte().cpu().numpy()
