@@ -179,13 +179,18 @@ def rgb_to_cbcr(rgb: torch.Tensor, matrix: str, full_range: bool) -> torch.Tenso
     return torch.stack([cb, cr], dim=1)
 
 
+def even_plane(plane: np.ndarray) -> np.ndarray:
+    """Pad an odd height/width by one copied edge row/column (4:2:0 encoders need even)."""
+    h, w = plane.shape
+    return np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge") if h % 2 or w % 2 else plane
+
+
 def block_luma(y: np.ndarray) -> np.ndarray:
     """Each 4:2:0 chroma sample's luma: the mean of its 2x2 block of ``y`` (uint8, H x W), on
-    the chroma grid (ceil(H/2), ceil(W/2))."""
+    the chroma grid (ceil(H/2), ceil(W/2)); an odd edge's samples cover its last row or column
+    alone."""
     h, w = y.shape
-    if h % 2 or w % 2:  # an odd edge's samples cover its last row or column alone
-        y = np.pad(y, ((0, h % 2), (0, w % 2)), mode="edge")
-    return cv2.resize(y, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(even_plane(y), ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
 
 
 def chroma_in_gamut(

@@ -21,7 +21,7 @@ import torch
 
 from vidcolor.atomic import atomic_path
 from vidcolor.bundled import default_model
-from vidcolor.color import yuv_to_rgb
+from vidcolor.color import even_plane, yuv_to_rgb
 from vidcolor.images import IMAGE_SUFFIXES, read_rgb
 from vidcolor.pictures import save_png
 from vidcolor.render.colorizer import Colorizer, RenderError
@@ -88,12 +88,6 @@ def _side_by_side(
     return tuple(np.concatenate([p[i] for p in panels], axis=axis) for i in range(3))
 
 
-def _even(plane: np.ndarray) -> np.ndarray:
-    """Pad an odd height/width by one copied edge row/column (4:2:0 encoders need even)."""
-    h, w = plane.shape
-    return np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge") if h % 2 or w % 2 else plane
-
-
 def render_video(
     src: Path,
     dst: Path,
@@ -147,7 +141,7 @@ def render_video(
             ):
                 for frame, u, v in colorized:
                     sheet.offer(frame, u, v)
-                    y = _even(frame.image)
+                    y = even_plane(frame.image)
                     if preview == "sbs":
                         y, u, v = _side_by_side(
                             y, u, v, frame.chroma, bool(had_colour), info.rotation
@@ -304,7 +298,7 @@ class _ContactSheet:
         """Keep a row for ``frame`` if it is one of the picks; ``u``, ``v``: its new chroma."""
         if frame.index not in self.picks:
             return
-        y = _even(frame.image)
+        y = even_plane(frame.image)
         gray = np.full_like(u, 128)
         panels = [(gray, gray), (u, v), frame.chroma]
         k = self.info.rotation // 90  # thumbnails upright, as players show the video
