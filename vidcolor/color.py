@@ -80,7 +80,7 @@ def lab_to_rgb_fitted(L: torch.Tensor, ab: torch.Tensor, steps: int = 8) -> torc
     lin = _lab_to_linear(lab)
     out = ((lin < -1e-4) | (lin > 1 + 1e-4)).any(-1)  # (N,H,W)
     if out.any():
-        L_out, ab_out = lab[out][:, :1], lab[out][:, 1:]  # (M,1), (M,2)
+        L_out, ab_out = lab[out].split([1, 2], dim=-1)  # (M,1), (M,2)
         lo, hi = torch.zeros_like(L_out), torch.ones_like(L_out)
         for _ in range(steps):
             mid = (lo + hi) / 2
