@@ -10,8 +10,12 @@ import av
 import numpy as np
 import pytest
 
+from vidcolor.video import EncodeOptions
+
 SHARED_CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "bbb_360p_60s.mp4"
 # Backgrounds of the two shots either side of the hard cut (RGB).
+# x264 crf 0: lossless, so decoded planes are what was written and luma compares exactly
+LOSSLESS = EncodeOptions(crf=0, preset="ultrafast")
 SHOT_COLOURS = [(200, 60, 40), (40, 90, 200)]
 
 

@@ -12,12 +12,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import LOSSLESS
 
 from vidcolor.color import block_luma, chroma_in_gamut, rgb_to_lab_np
 from vidcolor.render.streaming import Colorizer, render_video
-from vidcolor.video import EncodeOptions
 
-LOSSLESS = EncodeOptions(crf=0, preset="ultrafast")
 BARS = (0, 255, 128, 40)  # black, white, mid and dark gray: 16 columns each
 
 

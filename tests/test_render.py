@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner, Result
-from conftest import make_video, packets, write_photos
+from conftest import LOSSLESS, make_video, packets, write_photos
 from skimage import data
 
 from cli import main
@@ -19,11 +19,7 @@ from vidcolor.color import gray_rgb, rgb_to_lab_np
 from vidcolor.metrics import psnr_np
 from vidcolor.render.streaming import Colorizer, render_image, render_video
 from vidcolor.train.checkpoint import BUNDLE_FORMAT, load_model
-from vidcolor.video import EncodeOptions, probe
-
-LOSSLESS = EncodeOptions(
-    crf=0, preset="ultrafast"
-)  # x264 crf 0: lossless, so luma compares exactly
+from vidcolor.video import probe
 
 
 def run(*args: str | Path) -> Result:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_video
+from conftest import LOSSLESS, make_video
 
 from cli import main
 from vidcolor.data.scenes import detect_scenes
@@ -21,7 +21,7 @@ from vidcolor.render import streaming as render
 from vidcolor.render import temporal
 from vidcolor.render.temporal import CutMarks, Stabilizer, measure_motion, motions_ahead
 from vidcolor.synthetic import Episode, cartoon
-from vidcolor.video import EncodeOptions, VideoReader, probe
+from vidcolor.video import VideoReader, probe
 
 
 def backdrop(seed: int = 0) -> np.ndarray:
@@ -141,7 +141,6 @@ def test_render_temporal_keeps_every_frame(tmp_path: Path) -> None:
 
 def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
     from vidcolor.render.streaming import Colorizer, render_video
-    from vidcolor.video import EncodeOptions
 
     # The shot goes out and back, ending where it began: state left over from the first
     # render would be trusted at the start of the second, not dropped as after a cut.
@@ -151,9 +150,8 @@ def test_a_reused_colorizer_starts_each_video_afresh(tmp_path: Path) -> None:
     shot.frame, shot.length = (lambda i: frame_of(order[i])), len(order)
     video = shot.write(tmp_path / "ep.mp4")
     colorizer = Colorizer(None, "cpu")
-    lossless = EncodeOptions(crf=0, preset="ultrafast")  # decoded planes = what was written
     for name in ("a.mp4", "b.mp4"):
-        render_video(video, tmp_path / name, colorizer, lossless)
+        render_video(video, tmp_path / name, colorizer, LOSSLESS)
     first, second = tmp_path / "a.mp4", tmp_path / "b.mp4"
     with VideoReader(first, planes=True) as a, VideoReader(second, planes=True) as b:
         for fa, fb in zip(a, b, strict=True):
@@ -203,7 +201,6 @@ def test_flows_found_ahead_render_the_same_frames(
 ) -> None:
     src = tmp_path / "in.mp4"
     make_video(src, frames=40, width=96, height=64, cut_at=21)
-    lossless = EncodeOptions(crf=0, preset="ultrafast")  # decoded planes = what was written
     trusted: list[float] = []
 
     def spied(*args: np.ndarray) -> temporal.Motion:
@@ -217,7 +214,7 @@ def test_flows_found_ahead_render_the_same_frames(
         monkeypatch.setattr(render, "motions_ahead", found_by)
         dst = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.mp4"
         colorizer = render.Colorizer(tiny_model, "cpu", batch_size=3)
-        result = render.render_video(src, dst, colorizer, lossless, temporal=on)
+        result = render.render_video(src, dst, colorizer, LOSSLESS, temporal=on)
         assert result.frames == 40
         with VideoReader(dst, planes=True) as reader:
             return [
