@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Issue 14 on a GPU machine, in one go within 8 minutes (16 cores, one H200, python3 with torch
-# (CUDA), OpenCV, scikit-image, click, rich and matplotlib): the CUDA tests; bench_train, whose
-# end-to-end case is also the 120 s `vidcolor train` on the shared clip's frames; bench_render
-# at 1080p (--make-1080p); a render with that run's model and `vidcolor eval` against the
-# original. PyAV and PySceneDetect come from the wheels in .whl/ (carry it) when missing.
+# Issues 14 and 25 on a GPU machine, in one go within 9 minutes (16 cores, one H100 or H200,
+# python3 with torch (CUDA), OpenCV, scikit-image, click, rich and matplotlib): the CUDA tests;
+# bench_train, whose end-to-end case is also the 120 s `vidcolor train` on the shared clip's
+# frames; bench_render at 1080p (--make-1080p); a render with that run's model and `vidcolor
+# eval` against the original; last, the fault tests' SIGTERM cases for `train` and `render`,
+# which run on CUDA there (their --device is auto): stopped part-way, resumed or run again,
+# the output whole. PyAV and PySceneDetect come from the wheels in .whl/ (carry it) when
+# missing.
 #
 # Every step runs under a timeout inside one overall budget, and a failing step does not stop
 # the others. Each step's status, exit code, time, log tail and JSON result go into one summary:
 # $OUT/summary.json when $OUT is set (with the whole logs in $OUT/logs), else the path given,
 # else WORK/summary.json.
 #
+# The wheels, made here once (the GPU machine's python3 is 3.12 and has pytest and xdist; 36 MB):
+#   echo /.whl/ >> .git/info/exclude; python3 -m pip download --no-deps --only-binary=:all:
+#     --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
+#     --platform manylinux_2_17_x86_64 -d .whl av==18.1.0 scenedetect==0.7.2 platformdirs
+# then `run` with carry [".whl"] and the command `bash benchmarks/gpu_check.sh`.
+#
 # Usage: bash benchmarks/gpu_check.sh [SUMMARY.json]
 #   GPU_CHECK_QUICK=1    tiny settings on any device: proves the plumbing on a CPU
-#   GPU_CHECK_BUDGET=S   overall seconds (default 460; quick 600)
+#   GPU_CHECK_BUDGET=S   overall seconds (default 520; quick 660)
 #   GPU_CHECK_WORK=DIR   work folder (default: a new one under /tmp); DEV=cuda|cpu|auto
 #   PYTHON=python3       the interpreter
 set -u
@@ -20,8 +29,8 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 QUICK=${GPU_CHECK_QUICK:-0}
 PY=${PYTHON:-python3}
-if [ "$QUICK" = 1 ]; then DEV=${DEV:-auto}; BUDGET=${GPU_CHECK_BUDGET:-600}
-else DEV=${DEV:-cuda}; BUDGET=${GPU_CHECK_BUDGET:-460}; fi
+if [ "$QUICK" = 1 ]; then DEV=${DEV:-auto}; BUDGET=${GPU_CHECK_BUDGET:-660}
+else DEV=${DEV:-cuda}; BUDGET=${GPU_CHECK_BUDGET:-520}; fi
 W=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
 CLIP=${GPU_CHECK_CLIP:-$REPO/../shared/media/bbb_360p_60s.mp4}
 SUMMARY=${OUT:+$OUT/summary.json}
@@ -223,6 +232,11 @@ else
   run_step render 25 bash -c render_step
   run_step eval 50 bash -c eval_step
 fi
+
+# 7. SIGTERM during `train` and `render` (on CUDA where there is one), then resumed or run again:
+# tests/test_faults.py checks the output whole, nothing else touched, no traceback.
+run_step faults 90 "$PY" -m pytest -q -p no:cacheprovider -n 0 tests/test_faults.py \
+  -k "TERM and (train or render)"
 
 echo "gpu_check: $((SECONDS - T0)) s; summary: $SUMMARY"
 "$PY" -c "
