@@ -24,6 +24,7 @@ from common import ROOT, SHARED_CLIP, report_json
 from vidcolor.color import block_luma, chroma_in_gamut
 from vidcolor.metrics import psnr_np
 from vidcolor.video import probe
+from vidcolor.video.reader import yuv420_planes
 
 FOOTAGE = [ROOT / "bench-out" / "footage" / f"{g}_6.mp4" for g in ("supertux", "wesnoth")]
 WINDOW = np.ones((4, 4), np.uint8)
@@ -68,10 +69,7 @@ def measure(path: Path, every: int, frames: int) -> dict:
                 break
             if i % every:
                 continue
-            y, u, v = (
-                np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width].copy()
-                for p in frame.planes
-            )
+            y, u, v = yuv420_planes(frame, info.matrix, info.full_range)
             truth = frame.to_ndarray(format="rgb24")
             cbcr = torch.from_numpy(np.stack([u, v])).float()[None]
             for rule, limit in RULES.items():
